@@ -1,0 +1,1 @@
+"""Policy, Engine and the request and decision types: where rules meet facts."""

@@ -1,0 +1,184 @@
+"""The values a proxy hands to the engine and gets back: requests, subjects, decisions."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "CommandRequest",
+    "Decision",
+    "Effect",
+    "EvalError",
+    "HttpRequest",
+    "Reason",
+    "Request",
+    "Resource",
+    "SqlRequest",
+    "Subject",
+]
+
+
+class Effect(enum.Enum):
+    """What happens to a request, weakest first; the strongest non-empty one wins."""
+
+    ALLOW = "allow"
+    MASK = "mask"
+    APPROVE = "approve"
+    DENY = "deny"
+    TERMINATE = "terminate"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_RANK = {e: i for i, e in enumerate(Effect)}
+
+
+def _frozenset(value: Any) -> frozenset[str]:
+    return frozenset(str(v) for v in (value or ()))
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return dict(value or {})
+
+
+@attrs.frozen
+class Subject:
+    """Who sends the request: an id, groups, and the proxy's verified claims."""
+
+    id: str
+    groups: frozenset[str] = attrs.field(factory=frozenset, converter=_frozenset)
+    claims: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, eq=False)
+
+
+@attrs.frozen
+class Resource:
+    """Where the request goes. `schema` (table → column → type or {type, tags}) feeds
+    column resolution; it is not part of the input document."""
+
+    name: str = ""
+    kind: str = ""
+    dialect: str | None = None
+    env: str = ""
+    tags: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, eq=False)
+    schema: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen
+class SqlRequest:
+    """A SQL text as the agent sent it (one or several statements)."""
+
+    text: str
+    dialect: str | None = None
+
+    kind = "sql"
+
+
+@attrs.frozen
+class CommandRequest:
+    """A shell command line, as text (`argv` is derived by `subguard.command`)."""
+
+    text: str
+
+    kind = "command"
+
+
+@attrs.frozen
+class HttpRequest:
+    """An HTTP request (Kubernetes API calls included)."""
+
+    method: str
+    path: str
+    host: str = ""
+    query: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, eq=False)
+
+    kind = "http"
+
+
+Request = SqlRequest | CommandRequest | HttpRequest
+
+
+@attrs.frozen
+class Reason:
+    """One rule that contributed to a decision, and what it said."""
+
+    effect: Effect
+    package: str
+    rule: str
+    message: str
+    location: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "effect": self.effect.value,
+            "rule": self.rule,
+            "package": self.package,
+            "message": self.message,
+            "location": self.location,
+        }
+
+
+@attrs.frozen
+class EvalError:
+    """A runtime error inside a rule; the decision it touched fails closed."""
+
+    code: str
+    message: str
+    package: str = ""
+    rule: str = ""
+    location: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "package": self.package,
+            "rule": self.rule,
+            "location": self.location,
+        }
+
+
+@attrs.frozen
+class Decision:
+    """The engine's answer for one request. `check` always returns one, never raises.
+
+    `masks` is a tuple of column names, or a mapping column → strategy when a rule said
+    how. `input` is the document the rules saw (request text redacted).
+    """
+
+    effect: Effect
+    reasons: tuple[Reason, ...] = ()
+    masks: tuple[str, ...] | Mapping[str, str] = ()
+    errors: tuple[EvalError, ...] = ()
+    id: uuid.UUID = attrs.field(factory=uuid.uuid4)
+    approval_id: uuid.UUID | None = None
+    input: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    policy_hash: str = ""
+    elapsed_ns: int = 0
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect in (Effect.ALLOW, Effect.MASK)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `subguard eval` JSON shape; other tools depend on it."""
+        masks: Any = dict(self.masks) if isinstance(self.masks, Mapping) else list(self.masks)
+        out: dict[str, Any] = {
+            "id": str(self.id),
+            "effect": self.effect.value,
+            "reasons": [r.as_dict() for r in self.reasons],
+            "masks": masks,
+            "errors": [e.as_dict() for e in self.errors],
+        }
+        if self.approval_id is not None:
+            out["approval_id"] = str(self.approval_id)
+        return out
