@@ -99,9 +99,10 @@ class TestConversions:
         assert type(value["a"][1]) is dict
 
     def test_to_json(self) -> None:
-        assert to_json(
-            {"s": frozenset({"b", "a"}), "t": (1, frozenset({2, 1}))}
-        ) == {"s": ["a", "b"], "t": [1, [1, 2]]}
+        assert to_json({"s": frozenset({"b", "a"}), "t": (1, frozenset({2, 1}))}) == {
+            "s": ["a", "b"],
+            "t": [1, [1, 2]],
+        }
 
     def test_marshal_is_compact_and_sorted(self) -> None:
         assert marshal({"b": 1, "a": (True, None)}) == '{"a":[true,null],"b":1}'
@@ -174,7 +175,21 @@ class TestEquality:
 
 class TestOrder:
     def test_order_across_types(self) -> None:
-        ordered = [None, False, True, -1, 0.5, 2, "", "a", (), (1,), {}, {"a": 1}, frozenset()]
+        ordered: list[Any] = [
+            None,
+            False,
+            True,
+            -1,
+            0.5,
+            2,
+            "",
+            "a",
+            (),
+            (1,),
+            {},
+            {"a": 1},
+            frozenset(),
+        ]
         shuffled = list(reversed(ordered))
         assert sorted(shuffled, key=sort_key) == ordered
         for a, b in itertools.pairwise(ordered):

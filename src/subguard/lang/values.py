@@ -113,9 +113,7 @@ def to_json(value: Any) -> Any:
     are not strings become their JSON text (JSON objects only have string keys).
     """
     if isinstance(value, dict):
-        return {
-            (k if type(k) is str else marshal(k)): to_json(v) for k, v in value.items()
-        }
+        return {(k if type(k) is str else marshal(k)): to_json(v) for k, v in value.items()}
     if isinstance(value, (tuple, list)):
         return [to_json(v) for v in value]
     if isinstance(value, (frozenset, set)):

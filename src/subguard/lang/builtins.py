@@ -1,0 +1,797 @@
+"""The builtin functions policies may call, with Rego's names, argument orders and semantics.
+
+Compiled rules call `BUILTINS[name].fn(*args)` on values of the value model
+(`subguard.lang.values`). A builtin either returns a value or raises `BuiltinError`;
+every other exception a builtin's implementation could raise is converted at the
+registry boundary, so the engine only ever has one failure to record (and fail closed
+on). `BuiltinUndefined` marks the cases where OPA yields *undefined* rather than an
+error (`max([])`), so the compiler may treat them as an unsatisfied expression.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import ipaddress
+import json
+import math
+import re
+import time
+import types
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from subguard.lang.values import from_json, marshal, sort_key, type_name
+
+__all__ = ["BUILTINS", "Builtin", "BuiltinError", "BuiltinUndefined", "lookup"]
+
+
+class BuiltinError(Exception):
+    """A builtin was called with bad arguments or could not compute its result."""
+
+
+class BuiltinUndefined(BuiltinError):
+    """The builtin has no result for these arguments; OPA calls this *undefined*."""
+
+
+@attrs.frozen
+class Builtin:
+    """One builtin function: its policy name, arity, implementation and result type."""
+
+    name: str
+    arity: int
+    fn: Callable[..., Any] = attrs.field(repr=False)
+    result: str
+
+
+_REGISTRY: dict[str, Builtin] = {}
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _builtin(name: str, arity: int, result: str) -> Callable[[_F], _F]:
+    def register(fn: _F) -> _F:
+        _REGISTRY[name] = Builtin(name, arity, _guarded(name, fn), result)
+        return fn
+
+    return register
+
+
+def _guarded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    # One boundary where stray Python exceptions become BuiltinError, so that the
+    # engine can record "`regex.match`: …" instead of crashing on a re.error.
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except BuiltinError:
+            raise
+        except (TypeError, ValueError, ArithmeticError, re.error, KeyError, IndexError) as exc:
+            raise BuiltinError(f"`{name}`: {exc}") from exc
+
+    return call
+
+
+def lookup(name: str) -> Builtin | None:
+    """The builtin called `name` in policy text, or None if there is none."""
+    return _REGISTRY.get(name)
+
+
+# --- argument checks --------------------------------------------------------------------
+
+
+def _bad(name: str, pos: int, expected: str, value: Any) -> BuiltinError:
+    try:
+        got = type_name(value)
+    except TypeError:
+        got = "an unknown value"
+    return BuiltinError(f"`{name}`: operand {pos} must be {expected}, got {got}")
+
+
+def _str(name: str, pos: int, value: Any) -> str:
+    if type(value) is not str:
+        raise _bad(name, pos, "string", value)
+    return value
+
+
+def _num(name: str, pos: int, value: Any) -> int | float:
+    if type(value) is not int and type(value) is not float:
+        raise _bad(name, pos, "number", value)
+    return value
+
+
+def _int(name: str, pos: int, value: Any) -> int:
+    number = _num(name, pos, value)
+    if type(number) is float:
+        if not number.is_integer():
+            raise BuiltinError(f"`{name}`: operand {pos} must be an integer, got `{number}`")
+        return int(number)
+    return number  # type: ignore[return-value]
+
+
+def _collection(name: str, pos: int, value: Any) -> tuple[Any, ...] | frozenset[Any]:
+    if isinstance(value, (tuple, frozenset)):
+        return value
+    raise _bad(name, pos, "array or set", value)
+
+
+def _strings(name: str, pos: int, value: Any) -> tuple[str, ...]:
+    """An array or set of strings, or a single string, as a tuple (sets in sorted order)."""
+    if type(value) is str:
+        return (value,)
+    items = _collection(name, pos, value)
+    if isinstance(items, frozenset):
+        items = tuple(sorted(items, key=sort_key))
+    for item in items:
+        if type(item) is not str:
+            raise _bad(name, pos, "a collection of strings", value)
+    return items
+
+
+def _object(name: str, pos: int, value: Any) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise _bad(name, pos, "object", value)
+    return value
+
+
+# --- aggregates ---------------------------------------------------------------------------
+
+
+@_builtin("count", 1, "number")
+def _count(collection: Any) -> int:
+    if isinstance(collection, (str, tuple, frozenset, dict)):
+        return len(collection)
+    raise _bad("count", 1, "string, array, set or object", collection)
+
+
+def _numbers(name: str, collection: Any) -> list[int | float]:
+    items = _collection(name, 1, collection)
+    for item in items:
+        if type(item) is not int and type(item) is not float:
+            raise _bad(name, 1, "a collection of numbers", collection)
+    return list(items)
+
+
+@_builtin("sum", 1, "number")
+def _sum(collection: Any) -> int | float:
+    return sum(_numbers("sum", collection))
+
+
+@_builtin("product", 1, "number")
+def _product(collection: Any) -> int | float:
+    return math.prod(_numbers("product", collection))
+
+
+@_builtin("max", 1, "any")
+def _max(collection: Any) -> Any:
+    items = _collection("max", 1, collection)
+    if not items:
+        raise BuiltinUndefined("`max`: the collection is empty")
+    return max(items, key=sort_key)
+
+
+@_builtin("min", 1, "any")
+def _min(collection: Any) -> Any:
+    items = _collection("min", 1, collection)
+    if not items:
+        raise BuiltinUndefined("`min`: the collection is empty")
+    return min(items, key=sort_key)
+
+
+@_builtin("sort", 1, "array<any>")
+def _sort(collection: Any) -> tuple[Any, ...]:
+    return tuple(sorted(_collection("sort", 1, collection), key=sort_key))
+
+
+# --- numbers ------------------------------------------------------------------------------
+
+
+@_builtin("abs", 1, "number")
+def _abs(x: Any) -> int | float:
+    return abs(_num("abs", 1, x))
+
+
+@_builtin("round", 1, "number")
+def _round(x: Any) -> int:
+    # Go's math.Round: halves round away from zero (Python's round() goes to even)
+    n = _num("round", 1, x)
+    return int(math.copysign(math.floor(abs(n) + 0.5), n))
+
+
+@_builtin("ceil", 1, "number")
+def _ceil(x: Any) -> int:
+    return math.ceil(_num("ceil", 1, x))
+
+
+@_builtin("floor", 1, "number")
+def _floor(x: Any) -> int:
+    return math.floor(_num("floor", 1, x))
+
+
+@_builtin("numbers.range", 2, "array<number>")
+def _range(a: Any, b: Any) -> tuple[int, ...]:
+    start, stop = _int("numbers.range", 1, a), _int("numbers.range", 2, b)
+    step = 1 if stop >= start else -1
+    return tuple(range(start, stop + step, step))
+
+
+_NUMBER_TEXT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+
+
+@_builtin("to_number", 1, "number")
+def _to_number(x: Any) -> int | float:
+    if x is None:
+        return 0
+    if type(x) is bool:
+        return int(x)
+    if type(x) is int or type(x) is float:
+        return x
+    if type(x) is str:
+        if not _NUMBER_TEXT.fullmatch(x):
+            raise BuiltinError(f"`to_number`: `{x}` is not a number")
+        try:
+            return int(x)
+        except ValueError:
+            number = float(x)
+            if math.isinf(number):
+                raise BuiltinError(f"`to_number`: `{x}` is out of range") from None
+            return number
+    raise _bad("to_number", 1, "null, boolean, number or string", x)
+
+
+_INT_FORMATS = {2: "b", 8: "o", 10: "d", 16: "x"}
+
+
+@_builtin("format_int", 2, "string")
+def _format_int(number: Any, base: Any) -> str:
+    n = _num("format_int", 1, number)
+    b = _int("format_int", 2, base)
+    if b not in _INT_FORMATS:
+        raise BuiltinError(f"`format_int`: base must be one of 2, 8, 10, 16, got `{b}`")
+    # OPA truncates toward zero before formatting
+    return format(int(n), _INT_FORMATS[b])
+
+
+# --- strings ------------------------------------------------------------------------------
+
+
+@_builtin("lower", 1, "string")
+def _lower(x: Any) -> str:
+    return _str("lower", 1, x).lower()
+
+
+@_builtin("upper", 1, "string")
+def _upper(x: Any) -> str:
+    return _str("upper", 1, x).upper()
+
+
+@_builtin("trim", 2, "string")
+def _trim(x: Any, cutset: Any) -> str:
+    return _str("trim", 1, x).strip(_str("trim", 2, cutset))
+
+
+@_builtin("trim_left", 2, "string")
+def _trim_left(x: Any, cutset: Any) -> str:
+    return _str("trim_left", 1, x).lstrip(_str("trim_left", 2, cutset))
+
+
+@_builtin("trim_right", 2, "string")
+def _trim_right(x: Any, cutset: Any) -> str:
+    return _str("trim_right", 1, x).rstrip(_str("trim_right", 2, cutset))
+
+
+@_builtin("trim_prefix", 2, "string")
+def _trim_prefix(x: Any, prefix: Any) -> str:
+    return _str("trim_prefix", 1, x).removeprefix(_str("trim_prefix", 2, prefix))
+
+
+@_builtin("trim_suffix", 2, "string")
+def _trim_suffix(x: Any, suffix: Any) -> str:
+    return _str("trim_suffix", 1, x).removesuffix(_str("trim_suffix", 2, suffix))
+
+
+@_builtin("trim_space", 1, "string")
+def _trim_space(x: Any) -> str:
+    return _str("trim_space", 1, x).strip()
+
+
+@_builtin("replace", 3, "string")
+def _replace(x: Any, old: Any, new: Any) -> str:
+    return _str("replace", 1, x).replace(_str("replace", 2, old), _str("replace", 3, new))
+
+
+@_builtin("split", 2, "array<string>")
+def _split(x: Any, delimiter: Any) -> tuple[str, ...]:
+    text, sep = _str("split", 1, x), _str("split", 2, delimiter)
+    if not sep:
+        # Go's strings.Split with an empty separator splits into characters
+        return tuple(text)
+    return tuple(text.split(sep))
+
+
+@_builtin("concat", 2, "string")
+def _concat(delimiter: Any, collection: Any) -> str:
+    sep = _str("concat", 1, delimiter)
+    if type(collection) is str:
+        raise _bad("concat", 2, "array or set of strings", collection)
+    return sep.join(_strings("concat", 2, collection))
+
+
+@_builtin("startswith", 2, "boolean")
+def _startswith(search: Any, base: Any) -> bool:
+    return _str("startswith", 1, search).startswith(_str("startswith", 2, base))
+
+
+@_builtin("endswith", 2, "boolean")
+def _endswith(search: Any, base: Any) -> bool:
+    return _str("endswith", 1, search).endswith(_str("endswith", 2, base))
+
+
+@_builtin("contains", 2, "boolean")
+def _contains(haystack: Any, needle: Any) -> bool:
+    return _str("contains", 2, needle) in _str("contains", 1, haystack)
+
+
+@_builtin("indexof", 2, "number")
+def _indexof(haystack: Any, needle: Any) -> int:
+    return _str("indexof", 1, haystack).find(_str("indexof", 2, needle))
+
+
+@_builtin("substring", 3, "string")
+def _substring(value: Any, offset: Any, length: Any) -> str:
+    text = _str("substring", 1, value)
+    start = _int("substring", 2, offset)
+    size = _int("substring", 3, length)
+    if start < 0:
+        raise BuiltinError(f"`substring`: offset must not be negative, got `{start}`")
+    if size < 0:
+        return text[start:]
+    return text[start : start + size]
+
+
+@_builtin("strings.reverse", 1, "string")
+def _strings_reverse(x: Any) -> str:
+    return _str("strings.reverse", 1, x)[::-1]
+
+
+@_builtin("strings.any_prefix_match", 2, "boolean")
+def _any_prefix_match(search: Any, base: Any) -> bool:
+    searches = _strings("strings.any_prefix_match", 1, search)
+    prefixes = tuple(_strings("strings.any_prefix_match", 2, base))
+    return any(s.startswith(prefixes) for s in searches)
+
+
+@_builtin("strings.any_suffix_match", 2, "boolean")
+def _any_suffix_match(search: Any, base: Any) -> bool:
+    searches = _strings("strings.any_suffix_match", 1, search)
+    suffixes = tuple(_strings("strings.any_suffix_match", 2, base))
+    return any(s.endswith(suffixes) for s in searches)
+
+
+# sprintf follows Go's fmt, which OPA uses: flags, width, precision and one verb.
+_VERB = re.compile(r"%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])")
+
+
+def _plain(value: Any) -> str:
+    """How `%v` and `%s` print a value: strings bare, numbers as Rego writes them,
+    composites as JSON."""
+    if type(value) is str:
+        return value
+    if type(value) is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if type(value) is float and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    if type(value) is int or type(value) is float:
+        return repr(value)
+    return marshal(value)
+
+
+def _pad(text: str, flags: str, width: str | None) -> str:
+    if not width:
+        return text
+    if "-" in flags:
+        return text.ljust(int(width))
+    return text.rjust(int(width), "0" if "0" in flags and text[:1].isdigit() else " ")
+
+
+def _wrong(verb: str, value: Any) -> str:
+    # Go prints a marker instead of failing; a deny message stays readable either way
+    return f"%!{verb}({type_name(value)}={_plain(value)})"
+
+
+def _format_one(verb: str, flags: str, width: str | None, precision: str | None, value: Any) -> str:
+    if verb in "vs":
+        text = _plain(value)
+        if precision is not None:
+            text = text[: int(precision)]
+        return _pad(text, flags, width)
+    if verb == "q":
+        return (
+            _wrong(verb, value)
+            if type(value) is not str
+            else _pad(json.dumps(value, ensure_ascii=False), flags, width)
+        )
+    if verb == "t":
+        return _wrong(verb, value) if type(value) is not bool else _pad(_plain(value), flags, width)
+    if verb in "xX" and type(value) is str:
+        text = value.encode().hex()
+        return _pad(text.upper() if verb == "X" else text, flags, width)
+    if type(value) is not int and type(value) is not float:
+        return _wrong(verb, value)
+    sign = "+" if "+" in flags else " " if " " in flags else ""
+    align = "<" if "-" in flags else ""
+    zero = "0" if "0" in flags and not align else ""
+    if verb in "dxXob":
+        if type(value) is float and not value.is_integer():
+            return _wrong(verb, value)
+        return format(int(value), f"{align}{sign}{zero}{width or ''}{verb}")
+    if verb in "feEgG":
+        if verb in "gG" and precision is None:
+            return _pad(
+                _plain(float(value)) if verb == "g" else _plain(float(value)).upper(), flags, width
+            )
+        digits = f".{precision}" if precision is not None else ""
+        return format(float(value), f"{align}{sign}{zero}{width or ''}{digits}{verb}")
+    return _wrong(verb, value)
+
+
+@_builtin("sprintf", 2, "string")
+def _sprintf(format_: Any, values: Any) -> str:
+    template = _str("sprintf", 1, format_)
+    if not isinstance(values, tuple):
+        raise _bad("sprintf", 2, "array", values)
+    args = iter(values)
+    used = 0
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal used
+        flags, width, precision, verb = match.groups()
+        if verb == "%":
+            return "%"
+        try:
+            value = next(args)
+        except StopIteration:
+            return f"%!{verb}(MISSING)"
+        used += 1
+        return _format_one(verb, flags, width, precision, value)
+
+    text = _VERB.sub(substitute, template)
+    if used < len(values):
+        # Go reports arguments the format did not consume rather than dropping them
+        extra = ", ".join(f"{type_name(v)}={_plain(v)}" for v in values[used:])
+        text += f"%!(EXTRA {extra})"
+    return text
+
+
+# --- regular expressions and globs --------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@_builtin("regex.match", 2, "boolean")
+def _regex_match(pattern: Any, value: Any) -> bool:
+    # OPA's regex.match is unanchored, like Go's MatchString
+    compiled = _regex(_str("regex.match", 1, pattern))
+    return compiled.search(_str("regex.match", 2, value)) is not None
+
+
+@_builtin("regex.is_valid", 1, "boolean")
+def _regex_is_valid(pattern: Any) -> bool:
+    if type(pattern) is not str:
+        return False
+    try:
+        _regex(pattern)
+    except re.error:
+        return False
+    return True
+
+
+@_builtin("regex.split", 2, "array<string>")
+def _regex_split(pattern: Any, value: Any) -> tuple[str, ...]:
+    compiled = _regex(_str("regex.split", 1, pattern))
+    return tuple(compiled.split(_str("regex.split", 2, value)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _glob(pattern: str, delimiters: tuple[str, ...]) -> re.Pattern[str]:
+    """Translate a gobwas/glob pattern (what OPA uses) into an anchored Python regex.
+
+    `*` matches any run of non-delimiter characters, `**` any run at all, `?` one
+    non-delimiter character; `[abc]`, `[!a-z]`, `{a,b}` and `\\` escapes as in gobwas.
+    """
+    not_delim = f"[^{re.escape(''.join(delimiters))}]" if delimiters else "."
+    out: list[str] = []
+    depth = 0  # inside {…} alternatives
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 >= n:
+                raise ValueError(f"unexpected end of glob `{pattern}`")
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if c == "*":
+            if pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+            else:
+                out.append(f"{not_delim}*")
+                i += 1
+            continue
+        if c == "?":
+            out.append(not_delim)
+        elif c == "[":
+            end = pattern.find("]", i + 1)
+            if end < 0:
+                raise ValueError(f"unclosed `[` in glob `{pattern}`")
+            body = pattern[i + 1 : end]
+            negate = body.startswith("!")
+            if negate:
+                body = body[1:]
+            parts = []
+            j = 0
+            while j < len(body):
+                if j + 2 < len(body) and body[j + 1] == "-":
+                    parts.append(f"{re.escape(body[j])}-{re.escape(body[j + 2])}")
+                    j += 3
+                else:
+                    parts.append(re.escape(body[j]))
+                    j += 1
+            out.append(f"[{'^' if negate else ''}{''.join(parts)}]")
+            i = end
+        elif c == "{":
+            depth += 1
+            out.append("(?:")
+        elif c == "}" and depth:
+            depth -= 1
+            out.append(")")
+        elif c == "," and depth:
+            out.append("|")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    if depth:
+        raise ValueError(f"unclosed `{{` in glob `{pattern}`")
+    return re.compile("".join(out), re.DOTALL)
+
+
+@_builtin("glob.match", 3, "boolean")
+def _glob_match(pattern: Any, delimiters: Any, match: Any) -> bool:
+    glob = _str("glob.match", 1, pattern)
+    if delimiters is None:
+        delims: tuple[str, ...] = ()
+    else:
+        if not isinstance(delimiters, tuple):
+            raise _bad("glob.match", 2, "array of strings or null", delimiters)
+        delims = _strings("glob.match", 2, delimiters) or (".",)
+    return _glob(glob, delims).fullmatch(_str("glob.match", 3, match)) is not None
+
+
+@_builtin("glob.quote_meta", 1, "string")
+def _glob_quote_meta(pattern: Any) -> str:
+    return re.sub(r"([*?\[\]{}\\])", r"\\\1", _str("glob.quote_meta", 1, pattern))
+
+
+# --- networks -----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1024)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text, strict=False)
+
+
+@_builtin("net.cidr_contains", 2, "boolean")
+def _cidr_contains(cidr: Any, cidr_or_ip: Any) -> bool:
+    outer = _network(_str("net.cidr_contains", 1, cidr))
+    inner = _network(_str("net.cidr_contains", 2, cidr_or_ip))
+    if outer.version != inner.version:
+        return False
+    return inner.subnet_of(outer)  # type: ignore[arg-type]
+
+
+@_builtin("net.cidr_is_valid", 1, "boolean")
+def _cidr_is_valid(cidr: Any) -> bool:
+    if type(cidr) is not str or "/" not in cidr:
+        return False
+    try:
+        _network(cidr)
+    except ValueError:
+        return False
+    return True
+
+
+@_builtin("net.cidr_intersects", 2, "boolean")
+def _cidr_intersects(a: Any, b: Any) -> bool:
+    first = _network(_str("net.cidr_intersects", 1, a))
+    second = _network(_str("net.cidr_intersects", 2, b))
+    return first.overlaps(second)
+
+
+# --- objects, arrays, sets ----------------------------------------------------------------
+
+
+_MISSING = object()
+
+
+def _step(container: Any, key: Any) -> Any:
+    if isinstance(container, dict):
+        return container.get(key, _MISSING)
+    if isinstance(container, tuple) and type(key) in (int, float):
+        if type(key) is float and not key.is_integer():
+            return _MISSING
+        index = int(key)
+        return container[index] if 0 <= index < len(container) else _MISSING
+    if isinstance(container, frozenset):
+        return key if key in container else _MISSING
+    return _MISSING
+
+
+@_builtin("object.get", 3, "any")
+def _object_get(obj: Any, key: Any, default: Any) -> Any:
+    current = _object("object.get", 1, obj)
+    # as in OPA, an array key is a path into nested objects (and arrays)
+    path = key if isinstance(key, tuple) else (key,)
+    found: Any = current
+    for step in path:
+        found = _step(found, step)
+        if found is _MISSING:
+            return default
+    return found
+
+
+@_builtin("object.keys", 1, "set<any>")
+def _object_keys(obj: Any) -> frozenset[Any]:
+    return frozenset(_object("object.keys", 1, obj))
+
+
+@_builtin("object.remove", 2, "object<any>")
+def _object_remove(obj: Any, keys: Any) -> dict[Any, Any]:
+    source = _object("object.remove", 1, obj)
+    if isinstance(keys, dict):
+        drop: set[Any] | dict[Any, Any] = keys
+    elif isinstance(keys, (tuple, frozenset)):
+        drop = set(keys)
+    else:
+        raise _bad("object.remove", 2, "array, set or object", keys)
+    return {k: v for k, v in source.items() if k not in drop}
+
+
+@_builtin("object.union", 2, "object<any>")
+def _object_union(a: Any, b: Any) -> dict[Any, Any]:
+    return _merge(_object("object.union", 1, a), _object("object.union", 2, b))
+
+
+def _merge(a: dict[Any, Any], b: dict[Any, Any]) -> dict[Any, Any]:
+    # OPA merges nested objects recursively; on any other conflict the right side wins
+    merged = dict(a)
+    for k, v in b.items():
+        if k in merged and isinstance(merged[k], dict) and isinstance(v, dict):
+            merged[k] = _merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+@_builtin("array.concat", 2, "array<any>")
+def _array_concat(a: Any, b: Any) -> tuple[Any, ...]:
+    if not isinstance(a, tuple):
+        raise _bad("array.concat", 1, "array", a)
+    if not isinstance(b, tuple):
+        raise _bad("array.concat", 2, "array", b)
+    return a + b
+
+
+@_builtin("array.slice", 3, "array<any>")
+def _array_slice(arr: Any, start: Any, stop: Any) -> tuple[Any, ...]:
+    if not isinstance(arr, tuple):
+        raise _bad("array.slice", 1, "array", arr)
+    first = max(_int("array.slice", 2, start), 0)
+    last = min(_int("array.slice", 3, stop), len(arr))
+    return arr[first:last] if first < last else ()
+
+
+@_builtin("array.reverse", 1, "array<any>")
+def _array_reverse(arr: Any) -> tuple[Any, ...]:
+    if not isinstance(arr, tuple):
+        raise _bad("array.reverse", 1, "array", arr)
+    return arr[::-1]
+
+
+def _sets(name: str, value: Any) -> list[frozenset[Any]]:
+    if not isinstance(value, frozenset):
+        raise _bad(name, 1, "set of sets", value)
+    for item in value:
+        if not isinstance(item, frozenset):
+            raise _bad(name, 1, "set of sets", value)
+    return list(value)
+
+
+@_builtin("union", 1, "set<any>")
+def _union(sets: Any) -> frozenset[Any]:
+    return frozenset().union(*_sets("union", sets))
+
+
+@_builtin("intersection", 1, "set<any>")
+def _intersection(sets: Any) -> frozenset[Any]:
+    members = _sets("intersection", sets)
+    if not members:
+        return frozenset()
+    return members[0].intersection(*members[1:])
+
+
+# --- types --------------------------------------------------------------------------------
+
+
+def _is(name: str, test: Callable[[Any], bool]) -> None:
+    _REGISTRY[name] = Builtin(name, 1, test, "boolean")
+
+
+_is("is_string", lambda x: type(x) is str)
+_is("is_number", lambda x: type(x) is int or type(x) is float)
+_is("is_boolean", lambda x: type(x) is bool)
+_is("is_null", lambda x: x is None)
+_is("is_array", lambda x: isinstance(x, tuple))
+_is("is_set", lambda x: isinstance(x, frozenset))
+_is("is_object", lambda x: isinstance(x, dict))
+
+
+@_builtin("type_name", 1, "string")
+def _type_name(x: Any) -> str:
+    return type_name(x)
+
+
+# --- encodings and time ---------------------------------------------------------------
+
+
+@_builtin("json.marshal", 1, "string")
+def _json_marshal(x: Any) -> str:
+    return marshal(x)
+
+
+@_builtin("json.unmarshal", 1, "any")
+def _json_unmarshal(x: Any) -> Any:
+    try:
+        return from_json(json.loads(_str("json.unmarshal", 1, x)))
+    except json.JSONDecodeError as exc:
+        raise BuiltinError(f"`json.unmarshal`: invalid JSON: {exc.msg}") from None
+
+
+@_builtin("json.is_valid", 1, "boolean")
+def _json_is_valid(x: Any) -> bool:
+    if type(x) is not str:
+        return False
+    try:
+        json.loads(x)
+    except ValueError:
+        return False
+    return True
+
+
+@_builtin("base64.encode", 1, "string")
+def _base64_encode(x: Any) -> str:
+    return base64.b64encode(_str("base64.encode", 1, x).encode()).decode("ascii")
+
+
+@_builtin("base64.decode", 1, "string")
+def _base64_decode(x: Any) -> str:
+    try:
+        return base64.b64decode(_str("base64.decode", 1, x), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise BuiltinError(f"`base64.decode`: {exc}") from None
+
+
+@_builtin("time.now_ns", 0, "number")
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+#: Every builtin, by the dotted name policies call it with.
+BUILTINS: Mapping[str, Builtin] = types.MappingProxyType(_REGISTRY)
