@@ -1,0 +1,279 @@
+"""Stores chosen by URL, mapped onto eventsourcing's persistence settings.
+
+`memory://[name]` (eventsourcing.popo; one per name, per process), `sqlite:///path`
+(eventsourcing.sqlite, WAL, synchronous=FULL), `postgresql://user@host:port/db?schema=s`
+(eventsourcing.postgres). A store records its schema version as the first event of a
+fixed aggregate, so a newer store is refused instead of misread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InfrastructureFactory,
+    IntegrityError,
+    Notification,
+    PersistenceError,
+    StoredEvent,
+)
+from eventsourcing.utils import Environment
+
+from subguard.errors import ConfigError, LogError
+from subguard.log._events import (
+    SCHEMA_VERSION,
+    Topic,
+    decode_state,
+    encode_event,
+    format_time,
+    store_aggregate_id,
+)
+
+__all__ = ["Store", "StoreConflict", "open_store"]
+
+_MEMORY_STORES: dict[str, Store] = {}
+_MEMORY_LOCK = threading.Lock()
+
+
+class StoreConflict(LogError):
+    """Another writer appended to the same aggregate first (optimistic concurrency)."""
+
+
+class Store:
+    """One event store: eventsourcing's application recorder plus what subguard needs."""
+
+    def __init__(
+        self, kind: str, display_url: str, factory: InfrastructureFactory[Any], recorder: Any
+    ) -> None:
+        self.kind = kind
+        self.url = display_url
+        self.factory = factory
+        self.recorder: ApplicationRecorder = recorder
+        self._closed = False
+
+    # -- writing -------------------------------------------------------------------------
+    def insert(self, events: Sequence[StoredEvent]) -> Sequence[int] | None:
+        """Write events in one transaction; raise `StoreConflict` or `LogError`."""
+        try:
+            return self.recorder.insert_events(events)
+        except IntegrityError as e:
+            raise StoreConflict(f"conflicting append: {e}") from e
+        except (PersistenceError, sqlite3.Error, OSError) as e:
+            raise LogError(f"cannot write to the decision log at {self.url}: {_one_line(e)}") from e
+
+    # -- reading -------------------------------------------------------------------------
+    def select_events(
+        self, aggregate_id: uuid.UUID, gt: int | None = None
+    ) -> Sequence[StoredEvent]:
+        with self._reading():
+            return self.recorder.select_events(aggregate_id, gt=gt)
+
+    def select_notifications(
+        self, after: int, limit: int = 500, topics: Sequence[str] = ()
+    ) -> Sequence[Notification]:
+        """Notifications with a position greater than `after`, in notification order."""
+        with self._reading():
+            return self.recorder.select_notifications(
+                start=after, limit=limit, topics=list(topics), inclusive_of_start=False
+            )
+
+    def max_position(self) -> int:
+        with self._reading():
+            return self.recorder.max_notification_id() or 0
+
+    def iter_notifications(
+        self, after: int = 0, topics: Sequence[str] = (), batch: int = 1000
+    ) -> Iterator[Notification]:
+        while True:
+            page = self.select_notifications(after, batch, topics)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].id
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except (PersistenceError, sqlite3.Error, OSError) as e:
+            raise LogError(f"cannot read the decision log at {self.url}: {_one_line(e)}") from e
+
+    @contextmanager
+    def listen(self) -> Iterator[Any]:
+        """A PostgreSQL connection listening on the store's channel (None elsewhere)."""
+        if self.kind != "postgresql":
+            yield None
+            return
+        from psycopg.sql import SQL, Identifier
+
+        recorder: Any = self.recorder
+        with recorder.datastore.get_connection() as conn:
+            conn.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
+            yield conn
+
+    def close(self) -> None:
+        if self._closed or self.kind == "memory":
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):  # closing must never mask the real error
+            self.factory.close()
+
+    # -- schema --------------------------------------------------------------------------
+    def check_schema(self, *, create: bool) -> None:
+        events = self.select_events(store_aggregate_id())
+        versions = [int(decode_state(e.state).get("schema", 0)) for e in events]
+        if versions:
+            newest = max(versions)
+            if newest > SCHEMA_VERSION:
+                raise LogError(
+                    f"the decision log at {self.url} has schema version {newest}, newer than "
+                    f"this subguard understands ({SCHEMA_VERSION}): upgrade subguard"
+                )
+            return
+        if not create and self.kind == "postgresql":
+            return
+        stored, _ = encode_event(
+            store_aggregate_id(),
+            1,
+            Topic.STORE_CREATED,
+            {"schema": SCHEMA_VERSION, "at": format_time(_now_ns())},
+            "",
+        )
+        with contextlib.suppress(StoreConflict):  # another process declared it first
+            self.insert([stored])
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.time_ns()
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def open_store(url: str, *, create: bool | None = None, lock_timeout: float = 5.0) -> Store:
+    """Open the store named by `url`; `create` makes tables (default: yes except PostgreSQL)."""
+    if not url:
+        raise ConfigError("no store URL given")
+    scheme = url.split(":", 1)[0].lower()
+    try:
+        if scheme == "memory":
+            return _open_memory(url)
+        if scheme == "sqlite":
+            store = _open_sqlite(
+                url, create=True if create is None else create, lock_timeout=lock_timeout
+            )
+        elif scheme in ("postgresql", "postgres"):
+            store = _open_postgres(url, create=bool(create), lock_timeout=lock_timeout)
+        else:
+            raise ConfigError(
+                f"unknown store URL scheme `{scheme}`: use sqlite:///path, postgresql://… or memory://"
+            )
+    except (LogError, ConfigError):
+        raise
+    except (PersistenceError, sqlite3.Error, OSError, ImportError) as e:
+        raise LogError(f"cannot open the decision log at {redact_url(url)}: {_one_line(e)}") from e
+    try:
+        store.check_schema(
+            create=True if create is None and store.kind != "postgresql" else bool(create)
+        )
+    except LogError as e:
+        store.close()
+        if store.kind == "postgresql" and "does not exist" in str(e):
+            raise LogError(
+                f"the decision log at {store.url} is not initialised: run `subguard init --store URL`"
+            ) from e
+        if "locked" in str(e):
+            raise LogError(f"the decision log at {store.url} is locked by another process") from e
+        raise
+    return store
+
+
+def _open_memory(url: str) -> Store:
+    name = url.split("://", 1)[1] if "://" in url else ""
+    with _MEMORY_LOCK:
+        if name and name in _MEMORY_STORES:
+            return _MEMORY_STORES[name]
+        factory: Any = InfrastructureFactory.construct(
+            Environment("", {"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        )
+        store = Store("memory", url, factory, factory.application_recorder())
+        store.check_schema(create=True)
+        if name:
+            _MEMORY_STORES[name] = store
+        return store
+
+
+def _open_sqlite(url: str, *, create: bool, lock_timeout: float) -> Store:
+    parts = urlsplit(url)
+    path = unquote(url.split("://", 1)[1].split("?", 1)[0]) if "://" in url else ""
+    if not path or path == "/":
+        raise ConfigError(f"store URL `{url}` names no file: use sqlite:///path/to/subguard.db")
+    params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    timeout = params.get("lock_timeout", str(int(lock_timeout)))
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise LogError(
+            f"cannot open the decision log at {url}: directory {directory} does not exist"
+        )
+    if not create and not os.path.exists(path):
+        raise LogError(f"cannot open the decision log at {url}: no such file")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": path,
+        "SQLITE_LOCK_TIMEOUT": timeout,
+        "CREATE_TABLE": "y" if create else "n",
+    }
+    factory: Any = InfrastructureFactory.construct(Environment("", env))
+    recorder = factory.application_recorder()
+    return Store("sqlite", url, factory, recorder)
+
+
+def _open_postgres(url: str, *, create: bool, lock_timeout: float) -> Store:
+    parts = urlsplit(url)
+    params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    schema = params.get("schema", "public")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_LOCK_TIMEOUT": params.get("lock_timeout", str(int(lock_timeout))),
+        "POSTGRES_CONNECT_TIMEOUT": params.get("connect_timeout", "5"),
+        "POSTGRES_POOL_SIZE": params.get("pool_size", "8"),
+        "POSTGRES_MAX_OVERFLOW": params.get("max_overflow", "8"),
+        "CREATE_TABLE": "n",
+    }
+    factory: Any = InfrastructureFactory.construct(Environment("", env))
+    if create:
+        from psycopg.sql import SQL, Identifier
+
+        with factory.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema)))
+    recorder = factory.application_recorder()
+    if create:
+        recorder.create_table()
+    return Store("postgresql", redact_url(url), factory, recorder)
