@@ -61,6 +61,25 @@ PROGRAMS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
         ("bash", "-c", "sh -c 'bash -c \"rm x\"'"),
         ("bash", "sh", "bash", "rm"),
     ),
+    (
+        "ssh -p 22 -i key prod 'sudo rm -rf /'",
+        "ssh",
+        ("ssh", "-p", "22", "-i", "key", "prod", "sudo rm -rf /"),
+        ("ssh", "sudo", "rm"),
+    ),
+    ("ssh prod", "ssh", ("ssh", "prod"), ("ssh",)),
+    (
+        "kubectl exec -it web -n prod -- rm -rf /data",
+        "kubectl",
+        ("kubectl", "exec", "-it", "web", "-n", "prod", "--", "rm", "-rf", "/data"),
+        ("kubectl", "rm"),
+    ),
+    (
+        "kubectl exec web -- sh -c 'psql -c \"DROP TABLE t\"'",
+        "kubectl",
+        ("kubectl", "exec", "web", "--", "sh", "-c", 'psql -c "DROP TABLE t"'),
+        ("kubectl", "sh", "psql"),
+    ),
     ("", "", (), ()),
     ("   ", "", (), ()),
     ("# only a comment", "", (), ()),
@@ -106,6 +125,7 @@ SQL: list[tuple[str, tuple[str, ...]]] = [
     ("sudo -u postgres psql -c 'DROP ROLE x'", ("DROP ROLE x",)),
     ("echo psql -c 'DROP TABLE t'", ()),
     ("cat x.sql | psql app", ()),
+    ("ssh db 'psql -c \"DROP TABLE t\"'", ("DROP TABLE t",)),
 ]
 
 
@@ -195,3 +215,15 @@ def test_every_command_of_a_list_is_in_the_pipeline(commands: list[str]) -> None
     facts = parse_command(" ; ".join(commands))
     assert len(facts.pipeline) == len(commands)
     assert facts.argv == parse_command(commands[0]).argv
+
+
+def test_public_surface() -> None:
+    import subguard.command
+
+    assert sorted(subguard.command.__all__) == [
+        "CommandFacts",
+        "Invocation",
+        "http_facts",
+        "kubernetes_facts",
+        "parse_command",
+    ]

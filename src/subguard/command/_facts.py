@@ -3,6 +3,7 @@
 Every program the line would start counts: each stage of a pipeline or list, commands
 in `$(…)` and backticks, the program behind a wrapper (`sudo`, `env`, `timeout`, …) as
 well as the wrapper itself, and the script of a nested shell (`bash -c '…'`, `eval`).
+It also follows commands sent elsewhere to run: `ssh host CMD` and `kubectl exec POD -- CMD`.
 A rule written over `pipeline` therefore sees `rm` however it is dressed up.
 """
 
@@ -156,6 +157,29 @@ def _invocation(words: list[str], depth: int, out: list[Invocation], errors: lis
             _collect(script, depth + 1, out, errors)
     elif program == "eval":
         _collect(" ".join(words[1:]), depth + 1, out, errors)
+    elif program in ("kubectl", "oc") and "exec" in words and "--" in words:
+        # `kubectl exec POD -- cmd …` runs cmd (as argv, not through a shell) in the pod
+        _invocation(words[words.index("--") + 1 :], depth + 1, out, errors)
+    elif program == "ssh":
+        remote = _ssh_command(words)
+        if remote:
+            _collect(remote, depth + 1, out, errors)
+
+
+# ssh options that take a value; the first operand is the host, the rest the command.
+_SSH_WITH_VALUE = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
+
+
+def _ssh_command(words: list[str]) -> str:
+    i = 1
+    while i < len(words) and words[i].startswith("-") and words[i] != "--":
+        flags = words[i][1:]
+        takes = next((j for j, f in enumerate(flags) if f in _SSH_WITH_VALUE), None)
+        i += 2 if takes is not None and takes == len(flags) - 1 else 1
+    if i < len(words) and words[i] == "--":
+        i += 1
+    # ssh joins the remaining words with spaces and the remote shell parses them again
+    return " ".join(words[i + 1 :])
 
 
 _RESERVED = frozenset(("!", "{", "}", "if", "then", "else", "elif", "fi", "do", "done", "while",

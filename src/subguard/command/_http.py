@@ -56,7 +56,7 @@ def kubernetes_facts(
     Discovery paths (`/api`, `/apis/apps/v1`) are not resource requests and give None.
     """
     parts = [unquote(p) for p in path.split("/") if p]
-    if parts[:2] == ["api", "v1"] or (parts[:1] == ["api"] and len(parts) >= 2):
+    if parts[:1] == ["api"] and len(parts) >= 2:  # the core group: /api/{version}/…
         parts = parts[2:]
     elif parts[:1] == ["apis"] and len(parts) >= 3:
         parts = parts[3:]
