@@ -404,6 +404,7 @@ class DecisionLog:
                             "session": name,
                             "decision": str(decision.id),
                             "subject": ctx.subject.id,
+                            "groups": sorted(ctx.subject.groups),
                             "resource": ctx.resource.name,
                             "kind": ctx.request_kind,
                             "text": ctx.redacted_text,

@@ -1,0 +1,637 @@
+"""The responders' commands over the decision log: verify, approve, revoke, kill, read.
+
+`register(group)` adds them to the `subguard` click group. Every command takes
+`--store URL` (default: the SUBGUARD_STORE environment variable). Errors are one line
+on stderr and exit status 2; `verify` exits 1 when the log was tampered with.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+import sys
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from subguard.errors import SubguardError
+from subguard.log import (
+    DecisionLog,
+    LogRecord,
+    Topic,
+    follow,
+    ocsf_event,
+    open_log,
+    open_store,
+    parse_duration,
+    read_records,
+    since_ns,
+    verify_store,
+)
+from subguard.log._events import format_time, session_aggregate_id
+
+__all__ = ["register"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EFFECT_STYLE = {
+    "terminate": "bold red",
+    "deny": "red",
+    "approve": "yellow",
+    "allow": "green",
+    "mask": "cyan",
+}
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _guarded(fn: F) -> F:
+    """One clear line and exit 2 for every expected failure, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (SubguardError, ValueError) as e:
+            _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _store_url(url: str | None) -> str:
+    if not url:
+        _fail("no store given: pass --store URL or set SUBGUARD_STORE")
+    assert url is not None
+    return url
+
+
+store_option = click.option(
+    "--store",
+    "store_url",
+    envvar="SUBGUARD_STORE",
+    default=None,
+    metavar="URL",
+    help="decision log: sqlite:///path, postgresql://…, memory:// (default: $SUBGUARD_STORE)",
+)
+
+
+def _admin_log(url: str | None) -> DecisionLog:
+    return open_log(_store_url(url), follow=False)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _uuid(text: str, what: str = "approval") -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise ValueError(f"`{text}` is not an {what} id") from None
+
+
+def _jsonl(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+
+
+# ----------------------------------------------------------------------------------------
+# records, filters, formatting
+
+
+class _Linker:
+    """Carries decision, session and subject from an approval request to its outcome."""
+
+    def __init__(self) -> None:
+        self.approvals: dict[uuid.UUID, tuple[str | None, str | None, str | None]] = {}
+
+    def fill(self, record: LogRecord) -> dict[str, Any]:
+        out = record.as_dict()
+        if record.topic == Topic.APPROVAL_REQUESTED:
+            self.approvals[record.aggregate_id] = (
+                record.decision_id,
+                record.session,
+                record.subject,
+            )
+            out["approval"] = str(record.aggregate_id)
+        elif record.topic in Topic.APPROVAL:
+            decision, session, subject = self.approvals.get(record.aggregate_id, (None, None, None))
+            out["decision_id"] = out.get("decision_id") or decision
+            out.setdefault("session", session)
+            out.setdefault("subject", subject)
+            out["approval"] = str(record.aggregate_id)
+        elif record.topic == Topic.SESSION_STARTED and isinstance(out.get("subject"), dict):
+            out["groups"] = out["subject"].get("groups", [])
+            out["subject"] = out["subject"].get("id")
+        return out
+
+
+def _matches(
+    line: dict[str, Any], session: str | None, subject: str | None, since: int, record: LogRecord
+) -> bool:
+    if session is not None and line.get("session") != session:
+        return False
+    if subject is not None and line.get("subject") != subject:
+        return False
+    return not (since and record.time_ns < since)
+
+
+def _text_line(line: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    event = line["event"]
+    at = str(line.get("at", ""))[:23]
+    decision = line.get("decision_id") or "-"
+    head = f"[dim]{at}[/] {decision} "
+    if event == "DecisionRecorded":
+        effect = str(line.get("effect", ""))
+        style = EFFECT_STYLE.get(effect, "")
+        reasons = "; ".join(
+            r.get("message", "") for r in line.get("reasons") or [] if r.get("message")
+        )
+        text = (
+            f"{head}[{style}]{effect:<9}[/] session={line.get('session')} subject={line.get('subject')} "
+            f"{escape(str(line.get('text', '')))}"
+        )
+        if reasons:
+            text += f" [dim]({escape(reasons)})[/]"
+        if line.get("approval"):
+            text += f" approval={line['approval']}"
+        return text
+    details = {
+        k: v
+        for k, v in line.items()
+        if k not in ("position", "event", "aggregate", "version", "decision_id", "at", "claims")
+        and v not in (None, "", [], {})
+    }
+    parts = " ".join(f"{k}={v}" for k, v in details.items() if not isinstance(v, (dict, list)))
+    return f"{head}[bold]{event}[/] {escape(parts)}"
+
+
+# ----------------------------------------------------------------------------------------
+# commands
+
+
+def register(group: click.Group) -> None:
+    """Add the decision-log commands to `group`."""
+    for command in (
+        init,
+        verify,
+        approve,
+        reject,
+        revoke,
+        restore,
+        kill,
+        log_command,
+        sessions,
+        replay,
+        export,
+        backtest,
+    ):
+        group.add_command(command)
+
+
+@click.command()
+@store_option
+@_guarded
+def init(store_url: str | None) -> None:
+    """Create the decision log's tables (once per PostgreSQL database and schema)."""
+    store = open_store(_store_url(store_url), create=True)
+    try:
+        click.echo(f"initialised {store.url}")
+    finally:
+        store.close()
+
+
+@click.command()
+@store_option
+@_guarded
+def verify(store_url: str | None) -> None:
+    """Recompute every hash, chain link and checkpoint; exit 1 on the first bad event."""
+    store = open_store(_store_url(store_url), create=False)
+    try:
+        report = verify_store(store)
+    finally:
+        store.close()
+    if report.problem is not None:
+        click.echo(f"tampered: {report.problem}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"ok: {report.events} events in {report.aggregates} aggregates, "
+        f"{report.checkpoints} checkpoints, all hashes and chains intact"
+    )
+
+
+@click.command()
+@click.argument("approval_id")
+@click.option("--by", required=True, help="who grants it (not the requesting subject)")
+@click.option(
+    "--window",
+    default=None,
+    help="grant the statement's shape for this long (e.g. 15m); default: once",
+)
+@store_option
+@_guarded
+def approve(approval_id: str, by: str, window: str | None, store_url: str | None) -> None:
+    """Grant a held request, once or for a window."""
+    seconds = parse_duration(window) if window else None
+    with _admin_log(store_url) as log:
+        outcome = log.approve(_uuid(approval_id), by=by, window=seconds)
+    until = format_time(outcome.until_ns)
+    click.echo(f"granted {approval_id} ({outcome.mode}, until {until}) by {by}")
+
+
+@click.command()
+@click.argument("approval_id")
+@click.option("--by", required=True, help="who refuses it")
+@click.option("--reason", default="", help="why")
+@store_option
+@_guarded
+def reject(approval_id: str, by: str, reason: str, store_url: str | None) -> None:
+    """Refuse a held request."""
+    with _admin_log(store_url) as log:
+        log.reject(_uuid(approval_id), by=by, reason=reason)
+    click.echo(f"refused {approval_id} by {by}")
+
+
+@click.command()
+@click.argument("subject")
+@click.option("--reason", required=True, help="why (shown in every terminate decision)")
+@click.option("--by", default="", help="who revokes")
+@store_option
+@_guarded
+def revoke(subject: str, reason: str, by: str, store_url: str | None) -> None:
+    """Revoke a subject everywhere: its later checks yield terminate."""
+    with _admin_log(store_url) as log:
+        log.revoke(subject, reason=reason, by=by)
+    click.echo(f"revoked {subject}")
+
+
+@click.command()
+@click.argument("subject")
+@click.option("--reason", default="", help="why")
+@click.option("--by", default="", help="who restores")
+@store_option
+@_guarded
+def restore(subject: str, reason: str, by: str, store_url: str | None) -> None:
+    """Lift a revocation."""
+    with _admin_log(store_url) as log:
+        log.restore(subject, reason=reason, by=by)
+    click.echo(f"restored {subject}")
+
+
+@click.command()
+@click.argument("session")
+@click.option("--reason", default="killed by a responder", help="why")
+@click.option("--by", default="", help="who kills it")
+@store_option
+@_guarded
+def kill(session: str, reason: str, by: str, store_url: str | None) -> None:
+    """Terminate a session: its later checks yield terminate."""
+    with _admin_log(store_url) as log:
+        log.kill(session, reason=reason, by=by)
+    click.echo(f"killed session {session}")
+
+
+@click.command("log")
+@store_option
+@click.option("--session", default=None, help="only this session")
+@click.option("--subject", default=None, help="only this subject")
+@click.option("--since", default=None, help="RFC 3339 time or a duration back (15m, 2h, 1d)")
+@click.option("--follow", "follow_", is_flag=True, help="keep printing new events")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text")
+@_guarded
+def log_command(
+    store_url: str | None,
+    session: str | None,
+    subject: str | None,
+    since: str | None,
+    follow_: bool,
+    fmt: str,
+) -> None:
+    """Print the log in notification order; every line carries its decision id."""
+    store = open_store(_store_url(store_url), create=False)
+    console = _console()
+    linker = _Linker()
+    threshold = since_ns(since)
+    records: Iterator[LogRecord] = follow(store) if follow_ else read_records(store)
+    try:
+        for record in records:
+            if record.topic in (Topic.CHECKPOINT, Topic.STORE_CREATED):
+                continue
+            line = linker.fill(record)
+            if not _matches(line, session, subject, threshold, record):
+                continue
+            if fmt == "jsonl":
+                _jsonl(line)
+                if follow_:
+                    sys.stdout.flush()
+            else:
+                console.print(_text_line(line))
+    finally:
+        store.close()
+
+
+def _fold_sessions(records: Iterator[LogRecord]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        name = r.session
+        if name is None:
+            continue
+        s = out.setdefault(
+            name,
+            {
+                "session": name,
+                "subject": None,
+                "started": None,
+                "last": None,
+                "requests": 0,
+                "denied": 0,
+                "effects": Counter(),
+                "terminated": None,
+            },
+        )
+        s["last"] = r.state.get("at")
+        if r.topic == Topic.SESSION_STARTED:
+            s["subject"] = r.subject
+            s["started"] = r.state.get("at")
+            s["resource"] = (r.state.get("resource") or {}).get("name")
+        elif r.topic == Topic.DECISION_RECORDED:
+            s["requests"] += 1
+            s["effects"][r.state.get("effect")] += 1
+            if r.state.get("effect") in ("deny", "terminate"):
+                s["denied"] += 1
+        elif r.topic == Topic.SESSION_TERMINATED:
+            s["terminated"] = r.state.get("reason")
+    return out
+
+
+@click.command()
+@store_option
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text")
+@_guarded
+def sessions(store_url: str | None, fmt: str) -> None:
+    """List sessions: subject, start, requests, denials, and whether they ended."""
+    store = open_store(_store_url(store_url), create=False)
+    try:
+        folded = _fold_sessions(read_records(store, topics=Topic.SESSION))
+    finally:
+        store.close()
+    if fmt == "jsonl":
+        for s in folded.values():
+            _jsonl({**s, "effects": dict(s["effects"])})
+        return
+    from rich.table import Table
+
+    table = Table(
+        "session", "subject", "resource", "started", "last", "requests", "denied", "state"
+    )
+    for s in folded.values():
+        state = (
+            f"[red]terminated: {s['terminated']}[/]"
+            if s["terminated"] is not None
+            else "[green]open[/]"
+        )
+        table.add_row(
+            s["session"],
+            str(s["subject"]),
+            str(s.get("resource") or ""),
+            str(s["started"] or "")[:19],
+            str(s["last"] or "")[:19],
+            str(s["requests"]),
+            str(s["denied"]),
+            state,
+        )
+    _console().print(table)
+
+
+@click.command()
+@click.argument("session")
+@store_option
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text")
+@_guarded
+def replay(session: str, store_url: str | None, fmt: str) -> None:
+    """A session's timeline: start, every decision with its reasons, approvals, the end."""
+    store = open_store(_store_url(store_url), create=False)
+    try:
+        events = store.select_events(session_aggregate_id(session))
+        if not events:
+            raise ValueError(f"no session `{session}` in the decision log")
+        linker = _Linker()
+        lines = []
+        for record in read_records(store, topics=Topic.APPROVAL):
+            line = linker.fill(record)
+            if line.get("session") == session:
+                lines.append(line)
+        for e in events:
+            record = LogRecord(
+                0, session_aggregate_id(session), e.originator_version, e.topic, _state(e.state)
+            )
+            lines.append(linker.fill(record))
+    finally:
+        store.close()
+    lines.sort(key=lambda line: (str(line.get("at", "")), line["event"] != "DecisionRecorded"))
+    if fmt == "jsonl":
+        for line in lines:
+            line.pop("position", None)
+            _jsonl(line)
+        return
+    console = _console()
+    from rich.markup import escape
+
+    for line in lines:
+        at = str(line.get("at", ""))[:23]
+        event = line["event"]
+        if event == "SessionStarted":
+            console.print(
+                f"[dim]{at}[/] [bold]session {session} started[/] subject={line.get('subject')} groups={line.get('groups')}"
+            )
+        elif event == "DecisionRecorded":
+            effect = str(line.get("effect"))
+            console.print(
+                f"[dim]{at}[/] {line.get('decision_id')} [{EFFECT_STYLE.get(effect, '')}]{effect:<9}[/] {escape(str(line.get('text')))}"
+            )
+            for reason in line.get("reasons") or []:
+                console.print(
+                    f"    [dim]{reason.get('effect')} {reason.get('package')}.{reason.get('rule')} {reason.get('location')}:[/] {escape(str(reason.get('message')))}"
+                )
+            facts = line.get("facts") or {}
+            if facts.get("tables_read") or facts.get("tables_written"):
+                console.print(
+                    f"    [dim]read {facts.get('tables_read')} wrote {facts.get('tables_written')}[/]"
+                )
+        elif event == "SessionTerminated":
+            console.print(
+                f"[dim]{at}[/] [bold red]session terminated[/] by {line.get('by') or '-'}: {escape(str(line.get('reason')))}"
+            )
+        else:
+            who = line.get("by") or ""
+            console.print(
+                f"[dim]{at}[/] {line.get('decision_id')} [yellow]{event}[/] {line.get('approval')} {who} {escape(str(line.get('reason') or line.get('mode') or ''))}"
+            )
+
+
+def _state(state: bytes) -> dict[str, Any]:
+    from subguard.log._events import decode_state, split_hash
+
+    split = split_hash(state)
+    return decode_state(split[0] if split else state)
+
+
+@click.command()
+@store_option
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "ocsf"]), default="jsonl")
+@click.option("--since", default=None, help="RFC 3339 time or a duration back (15m, 2h, 1d)")
+@_guarded
+def export(store_url: str | None, fmt: str, since: str | None) -> None:
+    """Export the log as JSON lines (every event) or OCSF API Activity (decisions)."""
+    store = open_store(_store_url(store_url), create=False)
+    threshold = since_ns(since)
+    linker = _Linker()
+    try:
+        for record in read_records(store):
+            if record.topic in (Topic.CHECKPOINT, Topic.STORE_CREATED):
+                continue
+            line = linker.fill(record)
+            if threshold and record.time_ns < threshold:
+                continue
+            if fmt == "ocsf":
+                if record.topic == Topic.DECISION_RECORDED:
+                    _jsonl(ocsf_event(record))
+            else:
+                _jsonl(line)
+    finally:
+        store.close()
+
+
+@click.command()
+@click.option(
+    "--rules",
+    "rules",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True),
+    help="candidate policy files or directories",
+)
+@click.option(
+    "--data", default=None, type=click.Path(exists=True), help="data document for the candidate"
+)
+@store_option
+@click.option("--since", default=None, help="RFC 3339 time or a duration back (15m, 2h, 1d)")
+@click.option("--examples", default=3, show_default=True, help="examples shown per change")
+@click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text")
+@_guarded
+def backtest(
+    rules: tuple[str, ...],
+    data: str | None,
+    store_url: str | None,
+    since: str | None,
+    examples: int,
+    fmt: str,
+) -> None:
+    """Re-decide every recorded request with a candidate policy; show what would change."""
+    try:
+        import subguard.engine as engine_api
+        from subguard.engine.types import CommandRequest, Resource, SqlRequest, Subject
+
+        load_policy = engine_api.load_policy  # type: ignore[attr-defined]
+        engine_cls = engine_api.Engine  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        raise ValueError(
+            "backtest needs the policy engine, which this installation lacks"
+        ) from None
+    policy_data = orjson.loads(pathlib.Path(data).read_bytes()) if data else None
+    policy = load_policy(list(rules), data=policy_data)
+    engine = engine_cls(policy)
+    store = open_store(_store_url(store_url), create=False)
+    threshold = since_ns(since)
+    starts: dict[str, dict[str, Any]] = {}
+    changes: Counter[tuple[str, str]] = Counter()
+    shown: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    total = 0
+    try:
+        for record in read_records(store, topics=[Topic.SESSION_STARTED, Topic.DECISION_RECORDED]):
+            s = record.state
+            if record.topic == Topic.SESSION_STARTED:
+                starts[str(s.get("session"))] = s
+                continue
+            if threshold and record.time_ns < threshold:
+                continue
+            start = starts.get(str(s.get("session")), {})
+            res = start.get("resource") or {}
+            subject = Subject(
+                str(s.get("subject")),
+                groups=s.get("groups") or (start.get("subject") or {}).get("groups") or (),
+                claims=(start.get("subject") or {}).get("claims") or {},
+            )
+            resource = Resource(
+                name=str(res.get("name", s.get("resource") or "")),
+                kind=str(res.get("kind", "")),
+                dialect=res.get("dialect"),
+                env=str(res.get("env", "")),
+                tags=res.get("tags") or {},
+            )
+            kind = s.get("kind")
+            request: Any
+            if kind == "sql":
+                request = SqlRequest(str(s.get("text", "")), dialect=resource.dialect)
+            elif kind == "command":
+                request = CommandRequest(str(s.get("text", "")))
+            else:
+                continue
+            total += 1
+            new = engine.check(request, subject=subject, resource=resource, session=None)
+            old_effect, new_effect = str(s.get("effect")), new.effect.value
+            if old_effect == new_effect:
+                continue
+            key = (old_effect, new_effect)
+            changes[key] += 1
+            bucket = shown.setdefault(key, [])
+            if len(bucket) < examples:
+                bucket.append(
+                    {
+                        "decision_id": s.get("decision"),
+                        "text": s.get("text"),
+                        "reasons": [r.message for r in new.reasons],
+                    }
+                )
+    finally:
+        store.close()
+    changed = sum(changes.values())
+    if fmt == "jsonl":
+        _jsonl(
+            {
+                "decisions": total,
+                "changed": changed,
+                "changes": [
+                    {"from": a, "to": b, "count": n, "examples": shown[(a, b)]}
+                    for (a, b), n in changes.most_common()
+                ],
+            }
+        )
+        return
+    console = _console()
+    from rich.markup import escape
+
+    console.print(
+        f"{total} recorded decisions re-decided with {', '.join(rules)}: [bold]{changed} would change[/]"
+    )
+    for (a, b), n in changes.most_common():
+        console.print(
+            f"  [{EFFECT_STYLE.get(a, '')}]{a}[/] → [{EFFECT_STYLE.get(b, '')}]{b}[/]: {n}"
+        )
+        for example in shown[(a, b)]:
+            reasons = "; ".join(example["reasons"])
+            console.print(
+                f"      {example['decision_id']} {escape(str(example['text']))} [dim]{escape(reasons)}[/]"
+            )
