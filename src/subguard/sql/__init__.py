@@ -1,1 +1,29 @@
-"""subguard.sql"""
+"""SQL analysis for subguard: text in, the `input.sql` facts that policy rules decide on.
+
+`analyze` never raises: text that is not a statement, does not parse, or names an
+unknown dialect yields `parse_error` and an `unparseable` statement so rules fail closed.
+"""
+
+from subguard.sql._analyze import CACHE, analyze, fingerprint, redact
+from subguard.sql._cache import LRUCache
+from subguard.sql._dialects import DIALECT_ALIASES
+from subguard.sql._facts import Column, Grant, OutputColumn, SqlFacts, Statement, Table
+from subguard.sql._kinds import KINDS
+from subguard.sql._schema import Schema
+
+__all__ = [
+    "CACHE",
+    "DIALECT_ALIASES",
+    "KINDS",
+    "Column",
+    "Grant",
+    "LRUCache",
+    "OutputColumn",
+    "Schema",
+    "SqlFacts",
+    "Statement",
+    "Table",
+    "analyze",
+    "fingerprint",
+    "redact",
+]

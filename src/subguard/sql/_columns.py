@@ -1,0 +1,357 @@
+"""Column provenance on sqlglot scopes: which source columns each query reads and outputs.
+
+A source is `(table, column, resolved)`: `table` is a bare normalized table name or None.
+Scopes come from `sqlglot.optimizer.scope.traverse_scope`, which yields children before
+parents, so a derived table's or CTE's outputs are known before the query reading them.
+This deliberately avoids `qualify` and `lineage`: they rewrite and re-walk the tree and
+cost several parses, while one pass over the scopes is a fraction of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope, traverse_scope
+
+from subguard.sql._dialects import normalize_identifier
+from subguard.sql._schema import Schema
+
+Src = tuple[str | None, str, bool]
+Outputs = list[tuple[str, frozenset[Src]]]
+
+# A frame source: ("table", bare name or None) or ("scope", Scope) or ("outputs", Outputs).
+FrameSource = tuple[str, Any]
+
+
+class Frame:
+    """Name resolution context of one query level (a scope, or a DML statement's own clauses)."""
+
+    __slots__ = ("aliases", "parent", "selected", "sources")
+
+    def __init__(self, parent: Frame | None) -> None:
+        self.sources: dict[str, FrameSource] = {}
+        self.selected: list[str] = []
+        self.aliases: dict[str, exp.Expr] = {}
+        self.parent = parent
+
+
+def table_parts(dialect: str, table: exp.Table) -> tuple[str | None, str | None, str | None]:
+    """(name, schema, catalog) of a table node, normalized; name None for table functions."""
+    this = table.this
+    if not isinstance(this, exp.Identifier):
+        return None, None, None
+    db = table.args.get("db")
+    catalog = table.args.get("catalog")
+    return (
+        normalize_identifier(dialect, this),
+        normalize_identifier(dialect, db) if isinstance(db, exp.Expr) else None,
+        normalize_identifier(dialect, catalog) if isinstance(catalog, exp.Expr) else None,
+    )
+
+
+class Resolver:
+    """Resolves the columns of one statement tree against an optional schema."""
+
+    def __init__(self, dialect: str, schema: Schema | None, dml_ctes: dict[str, str | None]):
+        self.dialect = dialect
+        self.schema = schema
+        # Data-modifying CTEs (`WITH x AS (DELETE FROM users RETURNING *)`) are no scopes to
+        # sqlglot: a reference to `x` looks like a table. Map it to the DML's target instead.
+        self.dml_ctes = dml_ctes
+        self.outputs: dict[int, Outputs] = {}
+        self.frames: dict[int, Frame] = {}
+        self.resolved: dict[int, frozenset[Src]] = {}
+        self.reads: list[Src] = []
+        self.tables: list[exp.Table] = []
+        self.scopes: list[Scope] = []
+
+    # -- names ------------------------------------------------------------------------
+    def norm(self, node: Any) -> str:
+        return normalize_identifier(self.dialect, node)
+
+    def bare_table(self, table: exp.Table) -> str | None:
+        name, schema_name, _ = table_parts(self.dialect, table)
+        if name is not None and schema_name is None and name in self.dml_ctes:
+            return self.dml_ctes[name]
+        return name
+
+    # -- frames -----------------------------------------------------------------------
+    def frame(self, scope: Scope) -> Frame:
+        frame = self.frames.get(id(scope))
+        if frame is not None:
+            return frame
+        parent = self.frame(scope.parent) if scope.parent is not None else None
+        frame = Frame(parent)
+        for name, source in scope.sources.items():
+            key = self.norm(name)
+            if isinstance(source, exp.Table):
+                frame.sources[key] = ("table", self.bare_table(source))
+            elif isinstance(source, Scope):
+                frame.sources[key] = ("scope", source)
+        frame.selected = [self.norm(n) for n in scope.selected_sources]
+        expression = scope.expression
+        if isinstance(expression, exp.Select):
+            for sel in expression.selects:
+                if isinstance(sel, exp.Alias):
+                    frame.aliases.setdefault(self.norm(sel.args["alias"]), sel.this)
+        self.frames[id(scope)] = frame
+        return frame
+
+    # -- lookups ----------------------------------------------------------------------
+    def source_outputs(self, source: FrameSource) -> Outputs | None:
+        kind, value = source
+        if kind == "scope":
+            return self.outputs.get(id(value))
+        if kind == "outputs":
+            return list(value)
+        return None
+
+    def has_column(self, source: FrameSource, name: str) -> bool | None:
+        kind, value = source
+        if kind == "table":
+            cols = self.schema.columns(value) if (self.schema and value) else None
+            return None if cols is None else name in cols
+        outs = self.source_outputs(source)
+        if outs is None:
+            return None
+        if any(n == name for n, _ in outs):
+            return True
+        return None if any(n == "*" for n, _ in outs) else False
+
+    def from_source(self, source: FrameSource, name: str) -> frozenset[Src]:
+        kind, value = source
+        if kind == "table":
+            return frozenset({(value, name, value is not None)})
+        outs = self.source_outputs(source)
+        if outs is None:
+            return frozenset({(None, name, False)})
+        found: set[Src] = set()
+        for out_name, srcs in outs:
+            if out_name == name:
+                found |= srcs
+        if found:
+            return frozenset(found)
+        star_tables = {t for n, srcs in outs if n == "*" for t, _, _ in srcs}
+        if len(star_tables) == 1 and None not in star_tables:
+            return frozenset({(next(iter(star_tables)), name, True)})
+        return frozenset({(None, name, False)})
+
+    def resolve_in(self, frame: Frame, column: exp.Column, name: str) -> frozenset[Src] | None:
+        qualifier = column.args.get("table")
+        if qualifier is not None:
+            source = frame.sources.get(self.norm(qualifier))
+            return None if source is None else self.from_source(source, name)
+        selected = [frame.sources[k] for k in frame.selected if k in frame.sources]
+        if len(selected) == 1:
+            if self.has_column(selected[0], name) is not False:
+                return self.from_source(selected[0], name)
+            return None
+        verdicts = [(s, self.has_column(s, name)) for s in selected]
+        definite = [s for s, v in verdicts if v]
+        if len(definite) == 1:
+            return self.from_source(definite[0], name)
+        unknown = [s for s, v in verdicts if v is None]
+        if not definite and len(unknown) == 1:
+            return self.from_source(unknown[0], name)
+        if definite or unknown:
+            return frozenset({(None, name, False)})
+        return None
+
+    def resolve(self, frame: Frame, column: exp.Column) -> frozenset[Src]:
+        name = self.norm(column.this)
+        found = self.resolve_in(frame, column, name)
+        if found is not None:
+            return found
+        if column.args.get("table") is None:
+            alias_expr = frame.aliases.get(name)
+            if alias_expr is not None and column not in set(alias_expr.find_all(exp.Column)):
+                return self.expression_sources(frame, alias_expr)
+        outer = frame.parent
+        while outer is not None:
+            found = self.resolve_in(outer, column, name)
+            if found is not None:
+                return found
+            outer = outer.parent
+        return frozenset({(None, name, False)})
+
+    def expression_sources(self, frame: Frame, expression: exp.Expr) -> frozenset[Src]:
+        found: set[Src] = set()
+        for col in expression.find_all(exp.Column):
+            if isinstance(col.this, exp.Star):
+                continue
+            got = self.resolved.get(id(col))
+            if got is None:
+                got = self.resolve(frame, col)
+                self.resolved[id(col)] = got
+            found |= got
+        return frozenset(found)
+
+    # -- stars ------------------------------------------------------------------------
+    def expand(self, source: FrameSource) -> Outputs:
+        kind, value = source
+        if kind == "table":
+            cols = self.schema.columns(value) if (self.schema and value) else None
+            if cols is None:
+                return [("*", frozenset({(value, "*", False)}))]
+            return [(c, frozenset({(value, c, True)})) for c in cols]
+        outs = self.source_outputs(source)
+        return outs if outs is not None else [("*", frozenset({(None, "*", False)}))]
+
+    def projection_outputs(self, frame: Frame, selects: Iterable[exp.Expr]) -> Outputs:
+        outs: Outputs = []
+        for i, sel in enumerate(selects):
+            if isinstance(sel, exp.Star):
+                for key in frame.selected:
+                    if key in frame.sources:
+                        outs.extend(self.expand(frame.sources[key]))
+                continue
+            if isinstance(sel, exp.Column) and isinstance(sel.this, exp.Star):
+                qualifier = sel.args.get("table")
+                source = frame.sources.get(self.norm(qualifier)) if qualifier else None
+                if source is None:
+                    outs.append(("*", frozenset({(None, "*", False)})))
+                else:
+                    outs.extend(self.expand(source))
+                continue
+            if isinstance(sel, exp.Alias):
+                name = self.norm(sel.args["alias"])
+            elif isinstance(sel, exp.Column):
+                name = self.norm(sel.this)
+            else:
+                name = f"_col_{i}"
+            outs.append((name, self.expression_sources(frame, sel)))
+        return outs
+
+    # -- scopes -----------------------------------------------------------------------
+    def run_query(self, root: exp.Expr) -> Outputs:
+        """Resolve every scope under `root`; return the outputs of the root query."""
+        result: Outputs = []
+        for scope in traverse_scope(root):
+            self.scopes.append(scope)
+            for source in scope.sources.values():
+                if isinstance(source, exp.Table):
+                    self.tables.append(source)
+            expression = scope.expression
+            if isinstance(expression, exp.SetOperation) and scope.set_operation_scopes:
+                outs = self.merge_branches(
+                    [self.outputs.get(id(s), []) for s in scope.set_operation_scopes]
+                )
+            elif isinstance(expression, (exp.Select, exp.Subquery)):
+                frame = self.frame(scope)
+                for col in scope.columns:
+                    if isinstance(col.this, exp.Star) or id(col) in self.resolved:
+                        continue
+                    self.resolved[id(col)] = self.resolve(frame, col)
+                outs = self.projection_outputs(frame, expression.selects)
+            else:
+                continue
+            self.outputs[id(scope)] = outs
+            if scope.is_root:
+                result = outs
+        self.reads.extend(src for srcs in self.resolved.values() for src in srcs)
+        for _, srcs in result:
+            self.reads.extend(srcs)
+        return result
+
+    @staticmethod
+    def merge_branches(branches: list[Outputs]) -> Outputs:
+        # Positional merge, as UNION does; with an unexpanded star the positions are unknown,
+        # so keep every branch's entries rather than guess an alignment.
+        if (
+            any(n == "*" for branch in branches for n, _ in branch)
+            or len({len(b) for b in branches}) > 1
+        ):
+            return [entry for branch in branches for entry in branch]
+        merged: Outputs = []
+        for entries in zip(*branches):
+            merged.append((entries[0][0], frozenset().union(*(s for _, s in entries))))
+        return merged
+
+    # -- DML --------------------------------------------------------------------------
+    def run_dml(self, node: exp.Expr, targets: list[exp.Table]) -> Outputs:
+        """Resolve the columns of a DML statement's own clauses (WHERE, SET, RETURNING, ON)."""
+        frame = Frame(None)
+        for table in targets:
+            bare = self.bare_table(table)
+            key = self.norm(table.args["alias"].this) if table.args.get("alias") else bare
+            if key is not None:
+                frame.sources[key] = ("table", bare)
+                frame.selected.append(key)
+        for scope in traverse_scope(node):
+            self.scopes.append(scope)
+            expression = scope.expression
+            for source in scope.sources.values():
+                if isinstance(source, exp.Table):
+                    self.tables.append(source)
+            if isinstance(expression, exp.Table) or (
+                isinstance(expression, exp.Query) and _in_relation_position(expression, node)
+            ):
+                alias = expression.alias_or_name
+                key = self.norm(alias) if alias else None
+                if key is None:
+                    continue
+                if isinstance(expression, exp.Table):
+                    frame.sources[key] = ("table", self.bare_table(expression))
+                else:
+                    frame.sources[key] = ("scope", scope)
+                frame.selected.append(key)
+        # Queries nested in the DML see its tables as an outer frame (correlation).
+        for scope in self.scopes:
+            if scope.parent is not None and scope.parent.expression is node:
+                self.frames[id(scope.parent)] = frame
+        result: Outputs = []
+        for scope in self.scopes:
+            expression = scope.expression
+            if isinstance(expression, exp.SetOperation) and scope.set_operation_scopes:
+                self.outputs[id(scope)] = self.merge_branches(
+                    [self.outputs.get(id(s), []) for s in scope.set_operation_scopes]
+                )
+            elif isinstance(expression, (exp.Select, exp.Subquery)):
+                sframe = self.frame(scope)
+                for col in scope.columns:
+                    if isinstance(col.this, exp.Star) or id(col) in self.resolved:
+                        continue
+                    self.resolved[id(col)] = self.resolve(sframe, col)
+                self.outputs[id(scope)] = self.projection_outputs(sframe, expression.selects)
+        written = _set_targets(node)
+        for col in _own_columns(node):
+            if id(col) in written or isinstance(col.this, exp.Star):
+                continue
+            if id(col) not in self.resolved:
+                self.resolved[id(col)] = self.resolve(frame, col)
+        returning = node.args.get("returning")
+        if isinstance(returning, exp.Returning):
+            result = self.projection_outputs(frame, returning.expressions)
+        self.reads.extend(src for srcs in self.resolved.values() for src in srcs)
+        for _, srcs in result:
+            self.reads.extend(srcs)
+        return result
+
+
+def _in_relation_position(query: exp.Expr, node: exp.Expr) -> bool:
+    parent = query.parent
+    while isinstance(parent, (exp.Subquery, exp.Alias, exp.TableAlias)):
+        parent = parent.parent
+    return isinstance(parent, (exp.From, exp.Join)) or (parent is node and query.arg_key == "using")
+
+
+def _own_columns(node: exp.Expr) -> Iterable[exp.Column]:
+    """Columns of a DML statement outside its nested queries (those belong to their scopes)."""
+    for child in node.walk(prune=lambda n: isinstance(n, exp.Query) and n is not node):
+        if isinstance(child, exp.Column):
+            yield child
+
+
+def _set_targets(node: exp.Expr) -> set[int]:
+    """Ids of `SET col = …` left-hand columns: written, not read."""
+    ids: set[int] = set()
+    for eq in node.find_all(exp.EQ):
+        parent = eq.parent
+        if isinstance(eq.this, exp.Column) and (
+            isinstance(parent, exp.Update)
+            or (isinstance(parent, exp.Set) if hasattr(exp, "Set") else False)
+        ):
+            ids.add(id(eq.this))
+    return ids

@@ -1,0 +1,473 @@
+"""Facts of one parsed statement, built by small steps listed in order in `STEPS`.
+
+Each step reads the node and fills part of a `Draft`; nested statements (data-modifying
+CTEs, INSERT … SELECT, PREPARE bodies, literal dynamic SQL, function bodies) become
+child statements whose reads and writes also count for their parent, so a rule that
+looks only at top-level statements still sees what they hide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from sqlglot import exp
+from sqlglot.optimizer.simplify import simplify
+
+from subguard.sql._columns import Resolver, Src, table_parts
+from subguard.sql._dialects import normalize_identifier
+from subguard.sql._facts import Column, Grant, OutputColumn, Statement, Table, merge_columns
+from subguard.sql._kinds import node_kind
+from subguard.sql._schema import Schema
+
+#: How deep dynamic SQL may nest (EXECUTE of an EXECUTE of …) before we stop following it.
+MAX_DEPTH: Final = 4
+
+#: Object types whose names are tables (a function or schema name is not).
+TABLE_OBJECTS: Final = frozenset(
+    {"table", "view", "materialized view", "index", "dictionary", "stream", "dynamic table"}
+)
+
+_DML: Final = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
+
+
+class Context:
+    """What every step needs: dialect, schema, and a way to analyse nested SQL text."""
+
+    __slots__ = ("analyse_text", "depth", "dialect", "schema")
+
+    def __init__(
+        self,
+        dialect: str,
+        schema: Schema | None,
+        analyse_text: Callable[[str, str, Context], list[Statement]],
+        depth: int = 0,
+    ) -> None:
+        self.dialect = dialect
+        self.schema = schema
+        self.analyse_text = analyse_text
+        self.depth = depth
+
+    def deeper(self) -> Context:
+        return Context(self.dialect, self.schema, self.analyse_text, self.depth + 1)
+
+    def nested_text(self, text: str, path: str) -> list[Statement]:
+        if self.depth >= MAX_DEPTH or not text.strip():
+            return []
+        return self.analyse_text(text, path, self.deeper())
+
+
+class Draft:
+    """The facts of one statement while the steps fill them in."""
+
+    def __init__(self, node: Any, tokens: Sequence[Any], path: str, nested: bool) -> None:
+        self.node = node
+        self.tokens = tokens
+        self.path = path
+        self.nested = nested
+        self.kind = node_kind(node) or "other"
+        self.object_type: str | None = None
+        self.target: str | None = None
+        self.read: set[str] = set()
+        self.written: set[str] = set()
+        self.tables: dict[str, Table] = {}
+        self.columns: list[Column] = []
+        self.outputs: tuple[OutputColumn, ...] = ()
+        self.has_where = False
+        self.has_limit = False
+        self.functions: set[str] = set()
+        self.copy_program = False
+        self.into_outfile = False
+        self.grants: list[Grant] = []
+        self.children: list[Statement] = []
+        self.table_nodes: list[exp.Table] = []
+        self.cte_names: set[str] = set()
+        self.dml_ctes: dict[str, str | None] = {}
+        self.not_tables: set[int] = set()
+        self.accounted: set[int] = set()
+
+    # helpers used by several steps
+    def add_table(self, ctx: Context, node: exp.Table, *, written: bool) -> str | None:
+        self.accounted.add(id(node))
+        name, schema, catalog = table_parts(ctx.dialect, node)
+        if name is None:
+            return None
+        if schema is None and name in self.cte_names:
+            return None
+        qualified = ".".join(p for p in (catalog, schema, name) if p)
+        self.tables.setdefault(qualified, Table(name, schema, catalog, qualified))
+        (self.written if written else self.read).add(name)
+        return name
+
+    def adopt(self, children: list[Statement]) -> None:
+        self.children.extend(children)
+
+    def finish(self) -> list[Statement]:
+        read, written = set(self.read), set(self.written)
+        tables = dict(self.tables)
+        columns = list(self.columns)
+        functions = set(self.functions)
+        for child in self.children:
+            read |= child.tables_read
+            written |= child.tables_written
+            for t in child.tables:
+                tables.setdefault(t.qualified, t)
+            columns.extend(child.columns_read)
+            functions |= child.functions
+        stmt = Statement(
+            kind=self.kind,
+            path=self.path,
+            object_type=self.object_type,
+            target=self.target,
+            tables_read=frozenset(read),
+            tables_written=frozenset(written),
+            tables=tuple(tables.values()),
+            columns_read=merge_columns(columns),
+            output_columns=self.outputs,
+            has_where=self.has_where,
+            has_limit=self.has_limit,
+            functions=frozenset(functions),
+            copy_program=self.copy_program or any(c.copy_program for c in self.children),
+            into_outfile=self.into_outfile or any(c.into_outfile for c in self.children),
+            grants=tuple(self.grants),
+            nested=self.nested,
+        )
+        return [stmt, *self.children]
+
+
+# --------------------------------------------------------------------------------------
+# steps
+
+
+def walk_tree(d: Draft, ctx: Context) -> None:
+    """One pass over the tree: functions called, table nodes, CTE names, writing CTEs."""
+    node = d.node
+    for child in node.walk():
+        if isinstance(child, exp.Func):
+            if isinstance(child, exp.Anonymous):
+                d.functions.add(str(child.name).lower())
+            else:
+                d.functions.add(child.sql_name().lower())
+        elif isinstance(child, exp.Table):
+            d.table_nodes.append(child)
+        elif isinstance(child, exp.CTE):
+            alias = child.alias
+            if alias:
+                name = normalize_identifier(ctx.dialect, child.args["alias"].this)
+                d.cte_names.add(name)
+                body = child.this
+                if isinstance(body, _DML):
+                    target = _dml_target(body)
+                    d.dml_ctes[name] = (
+                        table_parts(ctx.dialect, target)[0] if target is not None else None
+                    )
+                    d.adopt(describe(body, (), f"{d.path}.cte[{name}]", ctx, nested=True))
+        elif isinstance(child, exp.UserDefinedFunction) and isinstance(child.this, exp.Table):
+            # A user-defined function's name is parsed as a table node; it is not one.
+            d.not_tables.add(id(child.this))
+            d.functions.add(str(child.this.name).lower())
+
+
+def targets(d: Draft, ctx: Context) -> None:
+    """What the statement writes, creates, alters or drops, its object type and target."""
+    node = d.node
+    if isinstance(node, exp.Select):
+        into = node.args.get("into")
+        if isinstance(into, exp.Into) and isinstance(into.this, exp.Table):
+            # SELECT … INTO new_table creates and fills a table: it is CREATE TABLE AS.
+            d.kind, d.object_type = "create", "table"
+            d.target = d.add_table(ctx, into.this, written=True)
+        return
+    if isinstance(node, _DML):
+        target = _dml_target(node)
+        if target is not None:
+            d.target = d.add_table(ctx, target, written=True)
+        for extra in node.args.get("tables") or ():
+            if isinstance(extra, exp.Table):
+                d.add_table(ctx, extra, written=True)
+        return
+    if isinstance(node, (exp.Create, exp.Drop, exp.Alter)):
+        kind = str(node.args.get("kind") or "").lower() or None
+        if kind == "view" and isinstance(node, exp.Create) and _has_property(node, "Materialized"):
+            kind = "materialized view"
+        d.object_type = kind
+        objects: list[Any] = []
+        if isinstance(node, exp.Drop):
+            objects = list(node.args.get("tables") or ()) or [node.this]
+        else:
+            objects = [node.this]
+        table_like = kind in TABLE_OBJECTS or kind is None
+        for obj in objects:
+            if isinstance(obj, exp.Schema):
+                obj = obj.this
+            if isinstance(obj, exp.Index):
+                d.target = normalize_identifier(ctx.dialect, obj.this) if obj.this else None
+                table = obj.args.get("table")
+                if isinstance(table, exp.Table):
+                    d.add_table(ctx, table, written=True)
+                continue
+            if isinstance(obj, exp.UserDefinedFunction):
+                obj = obj.this
+            if not isinstance(obj, exp.Table):
+                continue
+            if table_like:
+                name = d.add_table(ctx, obj, written=True)
+            else:
+                d.not_tables.add(id(obj))
+                name, db, _ = table_parts(ctx.dialect, obj)
+                name = name or db
+            if d.target is None:
+                d.target = name
+        if isinstance(node, exp.Alter):
+            for action in node.args.get("actions") or ():
+                if isinstance(action, exp.AlterRename) and isinstance(action.this, exp.Table):
+                    d.add_table(ctx, action.this, written=True)
+        return
+    if isinstance(node, exp.TruncateTable):
+        d.object_type = "table"
+        for table in node.expressions:
+            if isinstance(table, exp.Table):
+                name = d.add_table(ctx, table, written=True)
+                d.target = d.target or name
+        return
+    if isinstance(node, exp.Copy):
+        this = node.this
+        if isinstance(this, exp.Table):
+            d.target = d.add_table(ctx, this, written=bool(node.args.get("kind")))
+        files = node.args.get("files") or ()
+        # sqlglot 30 reads `TO PROGRAM 'cmd'` as a file named PROGRAM and hides the command
+        # in a parameter; an unquoted PROGRAM identifier in the file slot is that shape.
+        d.copy_program = any(
+            isinstance(f, exp.Identifier) and not f.quoted and f.name.upper() == "PROGRAM"
+            for f in files
+        )
+        return
+    if isinstance(node, (exp.Use, exp.Pragma, exp.Set)):
+        for table in d.table_nodes:
+            d.not_tables.add(id(table))
+        return
+
+
+def nested_queries(d: Draft, ctx: Context) -> None:
+    """Queries a statement runs as part of itself: INSERT … SELECT, CTAS, COPY (query)."""
+    node = d.node
+    query: Any = None
+    if isinstance(node, (exp.Insert, exp.Create)):
+        query = node.expression
+    elif isinstance(node, exp.Copy):
+        query = node.this
+    if isinstance(query, exp.Subquery) and not isinstance(node, exp.Insert):
+        query = query.this
+    if not isinstance(query, exp.Query):
+        return
+    children = describe(query, (), f"{d.path}.query", ctx, nested=True)
+    if isinstance(node, exp.Create) and d.object_type != "table":
+        # A view's query is stored, not run: it counts as what the view reads, not as a
+        # statement executed now.
+        head = children[0]
+        d.read |= head.tables_read
+        d.columns.extend(head.columns_read)
+        for table in head.tables:
+            d.tables.setdefault(table.qualified, table)
+        d.adopt(children[1:])
+    else:
+        d.adopt(children)
+    for node_table in query.find_all(exp.Table):
+        d.accounted.add(id(node_table))
+
+
+def columns(d: Draft, ctx: Context) -> None:
+    """Source columns read and output-column provenance, on sqlglot's scopes."""
+    node = d.node
+    resolver = Resolver(ctx.dialect, ctx.schema, d.dml_ctes)
+    if isinstance(node, exp.Query):
+        outputs = resolver.run_query(node)
+    elif isinstance(node, (exp.Update, exp.Delete, exp.Merge)) or (
+        isinstance(node, exp.Insert) and node.args.get("returning")
+    ):
+        target = _dml_target(node)
+        extra = [t for t in node.args.get("tables") or () if isinstance(t, exp.Table)]
+        outputs = resolver.run_dml(node, ([target] if target is not None else []) + extra)
+    else:
+        return
+    for table in resolver.tables:
+        if id(table) in d.accounted:
+            continue
+        name, schema, _ = table_parts(ctx.dialect, table)
+        if name is not None and schema is None and name in d.dml_ctes:
+            d.accounted.add(id(table))
+            continue
+        d.add_table(ctx, table, written=False)
+    in_output = {src for _, srcs in outputs for src in srcs}
+    d.columns.extend(_column(ctx, src, src in in_output) for src in set(resolver.reads))
+    d.outputs = tuple(
+        OutputColumn(name, tuple(_column(ctx, s, True) for s in sorted(srcs, key=_src_key)))
+        for name, srcs in outputs
+    )
+
+
+def where_and_limit(d: Draft, ctx: Context) -> None:
+    """`has_where`: a WHERE that survives simplification and bounds rows; `has_limit`."""
+    node = d.node
+    where = node.args.get("where")
+    if isinstance(where, exp.Where):
+        d.has_where = _bounds_rows(where.this)
+    d.has_limit = bool(node.args.get("limit") or node.args.get("fetch"))
+
+
+def grants(d: Draft, ctx: Context) -> None:
+    """GRANT / REVOKE: privileges, object type, objects and principals."""
+    node = d.node
+    if not isinstance(node, (exp.Grant, exp.Revoke)):
+        return
+    action = "grant" if isinstance(node, exp.Grant) else "revoke"
+    privileges = frozenset(
+        str(p.this.name if isinstance(p, exp.GrantPrivilege) else p.name).lower()
+        for p in node.args.get("privileges") or ()
+    )
+    kind = str(node.args.get("kind") or "").lower() or None
+    objects: set[str] = set()
+    securable = node.args.get("securable")
+    if isinstance(securable, exp.Table):
+        if kind in (None, "table", "view"):
+            name = d.add_table(ctx, securable, written=False)
+            d.read.discard(name or "")
+        else:
+            d.not_tables.add(id(securable))
+            name = table_parts(ctx.dialect, securable)[0]
+        if name:
+            objects.add(name)
+    principals = frozenset(
+        normalize_identifier(ctx.dialect, p.this if isinstance(p, exp.GrantPrincipal) else p)
+        for p in node.args.get("principals") or ()
+    )
+    d.object_type = kind or ("table" if objects else None)
+    d.target = next(iter(objects)) if len(objects) == 1 else None
+    d.grants.append(Grant(action, privileges, d.object_type, frozenset(objects), principals))
+
+
+def executes(d: Draft, ctx: Context) -> None:
+    """T-SQL `EXEC('…')`: the string is run as SQL, so analyse it as a nested statement."""
+    node = d.node
+    if not isinstance(node, exp.Execute):
+        return
+    for i, text in enumerate(_strings_of(node)):
+        d.adopt(ctx.nested_text(text, f"{d.path}.execute" if i == 0 else f"{d.path}.execute[{i}]"))
+    for table in d.table_nodes:
+        d.not_tables.add(id(table))
+
+
+def function_body(d: Draft, ctx: Context) -> None:
+    """CREATE FUNCTION/PROCEDURE bodies in SQL or PL/pgSQL run later as statements."""
+    node = d.node
+    if not isinstance(node, exp.Create) or d.object_type not in ("function", "procedure"):
+        return
+    body = node.expression
+    text: str | None = None
+    if isinstance(body, (exp.Heredoc, exp.Literal)) and (
+        isinstance(body, exp.Heredoc) or body.is_string
+    ):
+        text = str(body.this)
+    if text is None:
+        return
+    language = ""
+    for prop in node.find_all(exp.LanguageProperty):
+        language = str(prop.name).lower()
+    path = f"{d.path}.function_body"
+    if language in ("plpgsql", "plsql"):
+        d.adopt(procedural_body(text, path, ctx))
+        return
+    children = ctx.nested_text(text, path)
+    if not children and language in ("sql", ""):
+        children = [Statement(kind="unparseable", path=path, nested=True)]
+    d.adopt(children)
+
+
+def unaccounted_tables(d: Draft, ctx: Context) -> None:
+    """Any table node no step placed is still reported as read, never silently dropped."""
+    for table in d.table_nodes:
+        if id(table) in d.accounted or id(table) in d.not_tables:
+            continue
+        d.add_table(ctx, table, written=False)
+
+
+#: The steps for a parsed statement, in order.
+STEPS: Final = (walk_tree, targets, nested_queries, columns, where_and_limit, grants, executes,
+                function_body, unaccounted_tables)  # fmt: skip
+
+
+def describe(
+    node: Any, tokens: Sequence[Any], path: str, ctx: Context, *, nested: bool
+) -> list[Statement]:
+    """The statement for `node` followed by every statement nested in it, flattened."""
+    if isinstance(node, exp.Command):
+        from subguard.sql._commands import describe_command
+
+        return describe_command(node, tokens, path, ctx, nested=nested)
+    d = Draft(node, tokens, path, nested)
+    for step in STEPS:
+        step(d, ctx)
+    return d.finish()
+
+
+def procedural_body(text: str, path: str, ctx: Context) -> list[Statement]:
+    from subguard.sql._commands import procedural_body as run
+
+    return run(text, path, ctx)
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+
+
+def _dml_target(node: Any) -> exp.Table | None:
+    this = node.this
+    if isinstance(this, exp.Schema):
+        this = this.this
+    return this if isinstance(this, exp.Table) else None
+
+
+def _has_property(node: exp.Expr, name: str) -> bool:
+    props = node.args.get("properties")
+    cls = getattr(exp, f"{name}Property", None)
+    return bool(props and cls and any(isinstance(p, cls) for p in props.expressions))
+
+
+def _bounds_rows(condition: exp.Expr) -> bool:
+    """True when the condition can restrict rows: not TRUE after simplification, and every
+    OR branch mentions a column (`id = 1 OR 2 > 1` and `WHERE 1` in MySQL bound nothing)."""
+    try:
+        simplified = simplify(condition.copy())
+    except Exception:
+        simplified = condition
+    if isinstance(simplified, exp.Boolean):
+        return not simplified.this
+    branches = list(simplified.flatten()) if isinstance(simplified, exp.Or) else [simplified]
+    return all(b.find(exp.Column) is not None for b in branches)
+
+
+def _column(ctx: Context, src: Src, in_output: bool) -> Column:
+    table, name, resolved = src
+    tags: frozenset[str] = frozenset()
+    if ctx.schema is not None and table is not None:
+        cols = ctx.schema.columns(table)
+        if cols is not None:
+            tags = cols.get(name, frozenset())
+            if name == "*":
+                # An unexpanded star reads every column: it carries every tag of the table.
+                tags = frozenset().union(*cols.values()) if cols else frozenset()
+    return Column(table, name, tags, in_output, resolved)
+
+
+def _src_key(src: Src) -> tuple[str, str, bool]:
+    return (src[0] or "", src[1], src[2])
+
+
+def _strings_of(node: exp.Expr) -> list[str]:
+    texts: list[str] = []
+    for child in node.walk():
+        if (isinstance(child, exp.Literal) and child.is_string) or (
+            isinstance(child, exp.Identifier) and child.quoted
+        ):
+            texts.append(str(child.this))
+    return texts

@@ -1,0 +1,73 @@
+"""Turning text into statement nodes: tokenize once, split at semicolons, parse each piece.
+
+Each piece is parsed on its own so one bad statement cannot hide the good ones around it
+(`DROP TABLE x; SELEC …` still shows the DROP), and every failure becomes a positioned,
+literal-free message instead of an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from sqlglot.errors import ParseError
+
+from subguard.sql._dialects import dialect_object
+from subguard.sql._kinds import node_kind
+
+
+@attrs.frozen
+class Piece:
+    """One statement's tokens and either its parsed node or a reason it is unparseable."""
+
+    tokens: Sequence[Any]
+    node: Any = None
+    error: str | None = None
+
+
+def token_kind(tok: Any) -> str:
+    """A token's kind for messages: its type name, never its text (which may be a secret)."""
+    return str(tok.token_type.name).lower()
+
+
+def _error_at(tokens: Sequence[Any], line: int, col: int) -> str:
+    near = None
+    for tok in tokens:
+        if (tok.line, tok.col) >= (line, col):
+            near = tok
+            break
+    if near is None and tokens:
+        near = tokens[-1]
+    what = f"unexpected {token_kind(near)} token" if near is not None else "unexpected end"
+    return f"line {line}, col {col}: {what}"
+
+
+def parse_piece(tokens: Sequence[Any], text: str, dialect: str) -> Piece:
+    """Parse one statement's tokens; never raises."""
+    first = tokens[0]
+    try:
+        nodes = dialect_object(dialect).parser().parse(list(tokens), text)
+    except ParseError as exc:
+        errs = exc.errors or [{}]
+        line = int(errs[0].get("line") or first.line)
+        col = int(errs[0].get("col") or first.col)
+        return Piece(tokens, None, _error_at(tokens, line, col))
+    except Exception as exc:  # sqlglot raises plain errors on some malformed input
+        return Piece(
+            tokens,
+            None,
+            f"line {first.line}, col {first.col}: cannot parse statement ({type(exc).__name__})",
+        )
+    real = [n for n in nodes if n is not None]
+    if len(real) != 1:
+        return Piece(tokens, None, f"line {first.line}, col {first.col}: expected one statement")
+    node = real[0]
+    if node_kind(node) is None and type(node).__name__ != "Command":
+        kind = type(node).__name__.lower()
+        return Piece(
+            tokens,
+            None,
+            f"line {first.line}, col {first.col}: not a statement (reads as {kind} expression)",
+        )
+    return Piece(tokens, node, None)

@@ -1,0 +1,227 @@
+"""Token-level work: splitting text into statements, redaction, fingerprints and hashes.
+
+Everything here runs on the dialect's own tokenizer, so what counts as a string, a
+comment or a statement boundary is exactly what the parser (and the database) sees.
+Working on tokens rather than regenerating SQL from the tree is also what keeps
+redaction cheap and lets it cover statements sqlglot only parses as a `Command`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import re
+from collections.abc import Sequence
+from typing import Any, Final
+
+from sqlglot.tokenizer_core import TokenType
+
+from subguard.sql._dialects import dialect_object, normalize_name
+
+#: Token types whose text is a literal value: redacted to `PLACEHOLDER`.
+LITERAL_TYPES: Final = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NUMBER,
+        TokenType.BIT_STRING,
+        TokenType.HEX_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.NATIONAL_STRING,
+        TokenType.NATIONAL_RAW_STRING,
+        TokenType.RAW_STRING,
+        TokenType.HEREDOC_STRING,
+        TokenType.UNICODE_STRING,
+    }
+)
+
+PLACEHOLDER: Final = "?"
+
+_NO_SPACE_BEFORE: Final = frozenset(
+    {TokenType.COMMA, TokenType.R_PAREN, TokenType.DOT, TokenType.SEMICOLON, TokenType.R_BRACKET}
+)
+_NO_SPACE_AFTER: Final = frozenset({TokenType.L_PAREN, TokenType.DOT, TokenType.L_BRACKET})
+_NAME_TYPES: Final = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+
+# MySQL runs the body of `/*! ... */` (optionally `/*!50001 ... */`) as code, so a guard
+# that treated it as a comment would miss `SELECT 1 /*! ; DROP TABLE users */`.
+_MYSQL_EXECUTABLE_COMMENT: Final = re.compile(r"/\*M?!\d{0,6}(.*?)\*/", re.DOTALL)
+
+
+def unhide_executable_comments(text: str, dialect: str) -> str:
+    """For MySQL, inline the bodies of executable comments so they are analysed as code."""
+    if dialect == "mysql" and "/*!" in text:
+        return _MYSQL_EXECUTABLE_COMMENT.sub(lambda m: " " + m.group(1) + " ", text)
+    return text
+
+
+def tokenize(text: str, dialect: str) -> list[Any]:
+    """The dialect tokenizer's tokens for `text` (raises sqlglot's `TokenError`)."""
+    return list(dialect_object(dialect).tokenize(text))
+
+
+@functools.cache
+def _flat_tokenizer_class(dialect: str) -> Any:
+    base = dialect_object(dialect).tokenizer_class
+    return type(f"Flat{base.__name__}", (base,), {"COMMANDS": set()})
+
+
+def command_tokens(dialect: str) -> frozenset[Any]:
+    """Token types after which the tokenizer swallows the statement as one string."""
+    return frozenset(dialect_object(dialect).tokenizer_class.COMMANDS)
+
+
+def tokenize_flat(text: str, dialect: str) -> list[Any]:
+    """Tokens with command bodies tokenized too.
+
+    The ordinary tokenizer turns everything after PREPARE, EXECUTE, SHOW, … into a single
+    string token (the parser then builds an `exp.Command`). Left so, every PREPARE would
+    redact to `PREPARE ?` and share one fingerprint, and a command's own structure would
+    be invisible; this tokenizer reads those bodies as ordinary tokens.
+    """
+    return list(_flat_tokenizer_class(dialect)(dialect_object(dialect)).tokenize(text))
+
+
+def split_statements(tokens: Sequence[Any]) -> list[list[Any]]:
+    """Token lists of each statement, split where the parser splits: at semicolons."""
+    chunks: list[list[Any]] = []
+    current: list[Any] = []
+    for tok in tokens:
+        if tok.token_type == TokenType.SEMICOLON:
+            if current:
+                chunks.append(current)
+            current = []
+        else:
+            current.append(tok)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _quote(dialect: str, text: str) -> str:
+    d = dialect_object(dialect)
+    start, end = d.IDENTIFIER_START, d.IDENTIFIER_END
+    return f"{start}{text.replace(end, end + end)}{end}"
+
+
+def _normal_text(tok: Any, dialect: str) -> str:
+    """A token's text with keyword case and unquoted-name case normalized."""
+    ttype = tok.token_type
+    if ttype == TokenType.VAR:
+        return normalize_name(dialect, tok.text, False)
+    if ttype == TokenType.IDENTIFIER:
+        return _quote(dialect, normalize_name(dialect, tok.text, True))
+    return str(tok.text).upper()
+
+
+def _render(parts: list[tuple[Any, str]]) -> str:
+    out: list[str] = []
+    prev_type: Any = None
+    for ttype, text in parts:
+        if out and not (
+            ttype in _NO_SPACE_BEFORE
+            or prev_type in _NO_SPACE_AFTER
+            or (ttype == TokenType.L_PAREN and prev_type in _NAME_TYPES)
+        ):
+            out.append(" ")
+        out.append(text)
+        prev_type = ttype
+    return "".join(out)
+
+
+def normalized_parts(
+    chunks: Sequence[Sequence[Any]], dialect: str, *, redact: bool, depth: int = 0
+) -> list[tuple[Any, str]]:
+    """(type, text) pairs of the statements, literals replaced by `?` when `redact`."""
+    parts: list[tuple[Any, str]] = []
+    commands = command_tokens(dialect)
+    for i, chunk in enumerate(chunks):
+        if i:
+            parts.append((TokenType.SEMICOLON, ";"))
+        if (
+            len(chunk) == 2
+            and chunk[0].token_type in commands
+            and chunk[1].token_type == TokenType.STRING
+        ):
+            # If the body does not tokenize it stays one literal: redacted whole, never shown.
+            with contextlib.suppress(Exception):
+                chunk = [chunk[0], *tokenize_flat(chunk[1].text, dialect)]
+        for j, tok in enumerate(chunk):
+            ttype = tok.token_type
+            if ttype in LITERAL_TYPES:
+                body = (
+                    _code_literal(chunk, j, dialect, redact, depth)
+                    if ttype != TokenType.NUMBER
+                    else None
+                )
+                if body is not None:
+                    parts.append((ttype, body))
+                elif redact:
+                    parts.append((ttype, PLACEHOLDER))
+                else:
+                    # The type name keeps 'a' and a distinct 1 apart in the exact hash.
+                    parts.append((ttype, f"{ttype.name}:{tok.text}"))
+            else:
+                parts.append((ttype, _normal_text(tok, dialect)))
+    return parts
+
+
+#: Words after which a string is SQL the database will run (dynamic SQL, routine bodies).
+_CODE_CONTEXT: Final = frozenset({"EXECUTE", "EXEC", "IMMEDIATE", "DO", "AS", "FROM", "("})
+_CODE_STATEMENTS: Final = frozenset({"DO", "EXECUTE", "EXEC", "PREPARE", "CREATE"})
+
+
+def _code_literal(
+    chunk: Sequence[Any], j: int, dialect: str, redact: bool, depth: int
+) -> str | None:
+    """The normalized text of a string the statement runs as SQL, else None.
+
+    Without this every `EXECUTE '…'`, `DO $$…$$` and function body would redact to `?`
+    and share one fingerprint, so approving one shape would approve them all. Only
+    strings in a running position are opened, so an ordinary value such as
+    `note = 'select the best'` is never shown.
+    """
+    if depth >= 3 or j == 0:
+        return None
+    if depth == 0 and str(chunk[0].text).upper() not in _CODE_STATEMENTS:
+        return None
+    prev = str(chunk[j - 1].text).upper()
+    if prev not in _CODE_CONTEXT:
+        return None
+    if prev == "FROM" and str(chunk[0].text).upper() != "PREPARE":
+        return None
+    if prev == "(" and (j < 2 or str(chunk[j - 2].text).upper() not in ("EXEC", "EXECUTE")):
+        return None
+    try:
+        inner = split_statements(tokenize_flat(str(chunk[j].text), dialect))
+    except Exception:
+        return None
+    parts = normalized_parts(inner, dialect, redact=redact, depth=depth + 1)
+    return "$$ " + _render(parts) + " $$"
+
+
+def redacted_text(chunks: Sequence[Sequence[Any]], dialect: str) -> str:
+    """The statements as normalized text with every literal replaced by `?`."""
+    return _render(normalized_parts(chunks, dialect, redact=True))
+
+
+def digest(kind: str, dialect: str, parts: Sequence[tuple[Any, str]]) -> str:
+    """A stable hex hash of typed token texts (unambiguous: each part is length-prefixed)."""
+    h = hashlib.blake2b(digest_size=16, person=kind.encode()[:16])
+    h.update(dialect.encode() + b"\0")
+    for ttype, text in parts:
+        data = text.encode("utf-8", "surrogatepass")
+        h.update(f"{ttype.name}:{len(data)}:".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def untokenizable_digest(kind: str, dialect: str, text: str) -> str:
+    """Hash for text the tokenizer rejects: of the raw text, so two such texts never share one."""
+    h = hashlib.blake2b(digest_size=16, person=kind.encode()[:16])
+    h.update(b"untokenizable\0" + dialect.encode() + b"\0")
+    h.update(text.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+UNTOKENIZABLE_REDACTED: Final = "<untokenizable statement>"
