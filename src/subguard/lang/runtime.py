@@ -1,0 +1,246 @@
+"""What compiled policy code calls at evaluation time: undefinedness, context, helpers.
+
+Generated code works on plain Python values (see `values`). A reference that does not
+resolve raises one of `UNDEFINED_ERRORS`, which the literal around it catches: in Rego an
+undefined expression makes its literal fail, it is not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from subguard.lang.builtins import BuiltinUndefined
+from subguard.lang.values import FrozenDict, equal, freeze, sort_key
+
+__all__ = ["UNDEFINED_ERRORS", "ConflictError", "Ctx", "EvalFault", "Undefined"]
+
+
+class Undefined(Exception):
+    """A rule or function has no value for this input."""
+
+
+class EvalFault(Exception):
+    """A runtime error inside a rule (conflict, a failing builtin, bad operand types)."""
+
+    code = "eval_error"
+
+
+class ConflictError(EvalFault):
+    code = "conflict"
+
+
+#: Exceptions that mean "this expression is undefined" rather than "this is an error".
+UNDEFINED_ERRORS = (Undefined, KeyError, IndexError, TypeError, BuiltinUndefined)
+
+_MISSING = object()
+
+
+class Ctx:
+    """One evaluation: the documents and the memo of rule values computed so far."""
+
+    __slots__ = ("data", "input", "memo")
+
+    def __init__(self, input: Any, data: Any, memo: dict[int, Any] | None = None) -> None:
+        self.input = input
+        self.data = data
+        self.memo: dict[int, Any] = {} if memo is None else memo
+
+
+def with_(ctx: Ctx, overrides: Iterable[tuple[str, tuple[Any, ...], int | None, Any]]) -> Ctx:
+    """A new context in which `with` replaced parts of `input`/`data` or rule values."""
+    inp, data, memo = ctx.input, ctx.data, {}
+    for root, path, rule_index, value in overrides:
+        if rule_index is not None:
+            memo[rule_index] = value
+        elif root == "input":
+            inp = _replace(inp, path, value)
+        else:
+            data = _replace(data, path, value)
+    return Ctx(inp, data, memo)
+
+
+def _replace(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
+    if not path:
+        return value
+    base = dict(doc) if isinstance(doc, Mapping) else {}
+    base[path[0]] = _replace(base.get(path[0]), path[1:], value)
+    return base
+
+
+def get(container: Any, key: Any) -> Any:
+    """`container[key]` with Rego's rules: sets index by membership; booleans never
+    index arrays; a miss raises KeyError (undefined)."""
+    if type(container) is dict or type(container) is FrozenDict:
+        return container[key]
+    if type(container) is tuple:
+        if type(key) is int and key >= 0:
+            return container[key]
+        if type(key) is float and key.is_integer() and key >= 0:
+            return container[int(key)]
+        raise KeyError(key)
+    if type(container) is frozenset:
+        if key in container:
+            return key
+        raise KeyError(key)
+    if isinstance(container, Mapping):
+        return container[key]
+    raise KeyError(key)
+
+
+def values_of(collection: Any) -> Iterable[Any]:
+    """What `some x in c` iterates: array and set elements, object values."""
+    t = type(collection)
+    if t is tuple or t is frozenset:
+        return collection  # type: ignore[no-any-return]
+    if isinstance(collection, Mapping):
+        return collection.values()
+    if isinstance(collection, list | set):
+        return collection
+    raise TypeError("not a collection")
+
+
+def items_of(collection: Any) -> Iterable[tuple[Any, Any]]:
+    """What `some k, v in c` and `c[k]` iterate: index or key, and value."""
+    t = type(collection)
+    if t is tuple:
+        return enumerate(collection)
+    if t is frozenset:
+        return ((v, v) for v in collection)
+    if isinstance(collection, Mapping):
+        return collection.items()
+    raise TypeError("not a collection")
+
+
+def member(element: Any, collection: Any) -> bool:
+    """`x in c`: membership in an array or set, or among an object's values."""
+    if type(collection) is frozenset:
+        try:
+            if element in collection:
+                return type(element) is not bool or any(
+                    type(v) is bool and v == element for v in collection
+                )
+            return False
+        except TypeError:
+            return freeze(element) in collection
+    return any(equal(element, v) for v in values_of(collection))
+
+
+def eq(a: Any, b: Any) -> bool:
+    return equal(a, b)
+
+
+def ne(a: Any, b: Any) -> bool:
+    return not equal(a, b)
+
+
+def _number(x: Any) -> bool:
+    return (type(x) is int or type(x) is float) and type(x) is not bool
+
+
+def _operands(op: str, a: Any, b: Any) -> None:
+    if not (_number(a) and _number(b)):
+        raise EvalFault(f"`{op}` needs numbers")
+
+
+def add(a: Any, b: Any) -> Any:
+    _operands("+", a, b)
+    return a + b
+
+
+def sub(a: Any, b: Any) -> Any:
+    if type(a) is frozenset and type(b) is frozenset:
+        return a - b
+    _operands("-", a, b)
+    return a - b
+
+
+def mul(a: Any, b: Any) -> Any:
+    _operands("*", a, b)
+    return a * b
+
+
+def div(a: Any, b: Any) -> Any:
+    _operands("/", a, b)
+    if b == 0:
+        raise EvalFault("divide by zero")
+    result = a / b
+    return int(result) if isinstance(result, float) and result.is_integer() and type(a) is int and type(b) is int else result
+
+
+def mod(a: Any, b: Any) -> Any:
+    _operands("%", a, b)
+    if b == 0:
+        raise EvalFault("modulo by zero")
+    if type(a) is not int or type(b) is not int:
+        raise EvalFault("`%` needs integers")
+    return a % b
+
+
+def neg(a: Any) -> Any:
+    if not _number(a):
+        raise EvalFault("`-` needs a number")
+    return -a
+
+
+def union(a: Any, b: Any) -> frozenset[Any]:
+    if type(a) is not frozenset or type(b) is not frozenset:
+        raise EvalFault("`|` needs sets")
+    return a | b
+
+
+def intersect(a: Any, b: Any) -> frozenset[Any]:
+    if type(a) is not frozenset or type(b) is not frozenset:
+        raise EvalFault("`&` needs sets")
+    return a & b
+
+
+def less(a: Any, b: Any) -> bool:
+    if type(a) is type(b) and type(a) in (int, float, str):
+        return bool(a < b)
+    return sort_key(a) < sort_key(b)
+
+
+def to_set(items: list[Any]) -> frozenset[Any]:
+    try:
+        return frozenset(items)
+    except TypeError:
+        return frozenset(freeze(i) for i in items)
+
+
+def single(values: list[Any], what: str) -> Any:
+    """The one value of a complete rule or function; several different ones conflict."""
+    first = values[0]
+    for other in values[1:]:
+        if not equal(first, other):
+            raise ConflictError(f"{what} produced different values")
+    return first
+
+
+def build_object(pairs: list[tuple[Any, Any]], what: str) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        key = freeze(key)
+        if key in out and not equal(out[key], value):
+            raise ConflictError(f"{what} produced different values for one key")
+        out[key] = value
+    return out
+
+
+def every(domain: Iterator[Any] | Iterable[Any], check: Any) -> bool:
+    return all(check(*item) if isinstance(item, tuple) and len(item) == 2 else check(item) for item in domain)
+
+
+def falsy(value: Any) -> bool:
+    """An expression literal fails on `false` (and on undefined, raised separately)."""
+    return value is False
+
+
+def lookup_data(data: Any, path: tuple[str, ...]) -> Any:
+    node = data
+    for step in path:
+        node = get(node, step)
+    return node
+
+
+MISSING = _MISSING
