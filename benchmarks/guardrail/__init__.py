@@ -1,0 +1,1 @@
+"""The guardrail policy benchmark: inputs, the 20-rule policy in each language, harnesses."""
