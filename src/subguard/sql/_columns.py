@@ -103,10 +103,27 @@ class Resolver:
     def source_outputs(self, source: FrameSource) -> Outputs | None:
         kind, value = source
         if kind == "scope":
-            return self.outputs.get(id(value))
+            outs = self.outputs.get(id(value))
+            if outs is None:
+                return None
+            renamed = self.alias_columns(value)
+            if renamed and not any(n == "*" for n, _ in outs):
+                # `(SELECT …) AS t (a, b)` and `WITH t (a, b) AS …` rename by position.
+                return [
+                    (renamed[i] if i < len(renamed) else n, srcs)
+                    for i, (n, srcs) in enumerate(outs)
+                ]
+            return outs
         if kind == "outputs":
             return list(value)
         return None
+
+    def alias_columns(self, scope: Scope) -> list[str]:
+        holder = scope.expression.parent
+        alias = holder.args.get("alias") if isinstance(holder, (exp.Subquery, exp.CTE)) else None
+        if not isinstance(alias, exp.TableAlias):
+            return []
+        return [self.norm(c) for c in alias.args.get("columns") or ()]
 
     def has_column(self, source: FrameSource, name: str) -> bool | None:
         kind, value = source
@@ -128,10 +145,13 @@ class Resolver:
         if outs is None:
             return frozenset({(None, name, False)})
         found: set[Src] = set()
+        matched = False
         for out_name, srcs in outs:
             if out_name == name:
                 found |= srcs
-        if found:
+                matched = True
+        if matched:
+            # A matched output may derive from no column at all (`'web' AS channel`).
             return frozenset(found)
         star_tables = {t for n, srcs in outs if n == "*" for t, _, _ in srcs}
         if len(star_tables) == 1 and None not in star_tables:
