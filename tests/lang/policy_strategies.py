@@ -20,8 +20,20 @@ from subguard.lang import ast
 
 KEYWORDS = frozenset(
     {
-        "package", "import", "as", "default", "if", "contains", "some", "in", "every",
-        "not", "with", "true", "false", "null",
+        "package",
+        "import",
+        "as",
+        "default",
+        "if",
+        "contains",
+        "some",
+        "in",
+        "every",
+        "not",
+        "with",
+        "true",
+        "false",
+        "null",
     }
 )
 REL_OPS = ("==", "!=", "<", "<=", ">", ">=")
@@ -29,7 +41,9 @@ BIN_OPS = (*REL_OPS, "|", "&", "+", "-", "*", "/", "%")
 
 # ── flavour (a): anything the grammar can express ────────────────────────────────────
 
-names = st.sampled_from(["x", "y", "z", "s", "k", "v", "input", "data", "set", "count", "a_1", "_", "xs"])
+names = st.sampled_from(
+    ["x", "y", "z", "s", "k", "v", "input", "data", "set", "count", "a_1", "_", "xs"]
+)
 field_names = st.one_of(
     st.sampled_from(["kind", "sql", "statements", "default", "contains", "if", "a_b"]),
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,6}", fullmatch=True),
@@ -46,9 +60,7 @@ numbers = st.one_of(
     st.integers(min_value=-(10**20), max_value=10**20),
     st.floats(allow_nan=False),
 )
-scalars = st.builds(
-    ast.Scalar, st.one_of(strings, numbers, st.booleans(), st.none())
-)
+scalars = st.builds(ast.Scalar, st.one_of(strings, numbers, st.booleans(), st.none()))
 
 
 def _not_folded(e: ast.Expr) -> bool:
@@ -60,7 +72,9 @@ def _not_folded(e: ast.Expr) -> bool:
     )
 
 
-def _small_tuple(elements: st.SearchStrategy[Any], min_size: int = 0) -> st.SearchStrategy[tuple[Any, ...]]:
+def _small_tuple(
+    elements: st.SearchStrategy[Any], min_size: int = 0
+) -> st.SearchStrategy[tuple[Any, ...]]:
     return st.lists(elements, min_size=min_size, max_size=3).map(tuple)
 
 
@@ -126,9 +140,7 @@ def rules(draw: st.DrawFn) -> ast.Rule:
     value = ast.Scalar(True) if boolean else draw(expressions)
     key = draw(expressions) if kind == ast.OBJECT else None
     args = draw(_small_tuple(expressions)) if kind == ast.FUNCTION else ()
-    return ast.Rule(
-        kind, name, value, body, key=key, args=args, boolean=boolean, one_line=one_line
-    )
+    return ast.Rule(kind, name, value, body, key=key, args=args, boolean=boolean, one_line=one_line)
 
 
 imports = st.builds(

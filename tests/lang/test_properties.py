@@ -11,9 +11,7 @@ from subguard.lang import ast
 from subguard.lang.fmt import format_module, format_text
 from subguard.lang.parser import parse_module
 
-SETTINGS = settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -37,7 +35,7 @@ def test_formatting_is_idempotent_on_its_own_output(module: ast.Module) -> None:
 _NOISE = st.one_of(
     st.sampled_from(
         [
-            *"{}[]()|&;:=,.\"`#\n\\-+*/%<>! \t\r",
+            *'{}[]()|&;:=,."`#\n\\-+*/%<>! \t\r',
             *("if", "in", "some", "every", "not", "with", "as", "contains", "default", "import"),
             *("package", ":=", "set()", "\x00", "\ufeff", "\u2028", "😀", "1e999", "9" * 5000),
         ]

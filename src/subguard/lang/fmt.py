@@ -35,11 +35,19 @@ _UNARY = 6
 _TERM = 7
 
 _BINOP_LEVEL = {
-    "==": _REL, "!=": _REL, "<": _REL, "<=": _REL, ">": _REL, ">=": _REL,
+    "==": _REL,
+    "!=": _REL,
+    "<": _REL,
+    "<=": _REL,
+    ">": _REL,
+    ">=": _REL,
     "|": _OR,
     "&": _AND,
-    "+": _ARITH, "-": _ARITH,
-    "*": _FACTOR, "/": _FACTOR, "%": _FACTOR,
+    "+": _ARITH,
+    "-": _ARITH,
+    "*": _FACTOR,
+    "/": _FACTOR,
+    "%": _FACTOR,
 }
 
 Item: TypeAlias = ast.Import | ast.Rule | ast.Literal
@@ -166,9 +174,7 @@ def _ref(ref: ast.Ref) -> str:
 
 
 def _withs(withs: Sequence[ast.With]) -> str:
-    return "".join(
-        f" with {_ref(w.target)} as {expr_text(w.value, _REL)}" for w in withs
-    )
+    return "".join(f" with {_ref(w.target)} as {expr_text(w.value, _REL)}" for w in withs)
 
 
 def _names(key: str | None, value: str) -> str:
@@ -182,9 +188,8 @@ def literal_head(literal: ast.Literal) -> str:
     if isinstance(literal, ast.NotLiteral):
         return "not " + expr_text(literal.expr) + _withs(literal.withs)
     if isinstance(literal, ast.Assign):
-        return (
-            f"{expr_text(literal.target)} {literal.op} {expr_text(literal.value)}"
-            + _withs(literal.withs)
+        return f"{expr_text(literal.target)} {literal.op} {expr_text(literal.value)}" + _withs(
+            literal.withs
         )
     if isinstance(literal, ast.SomeDecl):
         return "some " + ", ".join(literal.names)
@@ -278,7 +283,7 @@ class _Printer:
         taken = [c for c in self.pending if line is None or c[0] <= limit]
         if not taken:
             return
-        self.pending = self.pending[len(taken):]
+        self.pending = self.pending[len(taken) :]
         if blank and self.lines and self.lines[-1] != "":
             self.lines.append("")
         self.lines.extend(indent + text.rstrip() for _, text in taken)
