@@ -1,1 +1,421 @@
-"""subguard.cli"""
+"""The `subguard` command: check, format and evaluate policies; respond through the log.
+
+Bad input is reported as one clear line per problem, never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+
+from subguard.engine import (
+    CommandRequest,
+    Decision,
+    Effect,
+    Engine,
+    HttpRequest,
+    Policy,
+    Resource,
+    SqlRequest,
+    Subject,
+    find_policy_files,
+    load_policy,
+)
+from subguard.errors import PolicyError, PolicyErrors, SubguardError
+from subguard.lang.fmt import format_text
+from subguard.lang.parser import read_source
+
+__all__ = ["main"]
+
+_EFFECT_COLOURS = {
+    Effect.ALLOW: "green",
+    Effect.MASK: "cyan",
+    Effect.APPROVE: "yellow",
+    Effect.DENY: "red",
+    Effect.TERMINATE: "red",
+}
+
+#: Fields a batch line may carry, and those of its subject and resource.
+_REQUEST_FIELDS = frozenset({"sql", "command", "http", "subject", "resource", "session", "dialect", "input"})
+_SUBJECT_FIELDS = frozenset({"id", "groups", "claims"})
+_RESOURCE_FIELDS = frozenset({"name", "kind", "dialect", "env", "tags", "schema"})
+_HTTP_FIELDS = frozenset({"method", "path", "host", "query"})
+
+
+class _LineError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _print_policy_errors(exc: PolicyError, *, err: bool = True) -> None:
+    errors = exc.errors if isinstance(exc, PolicyErrors) else [exc]
+    for error in errors:
+        location = click.style(f"{error.path}:{error.line}:{error.col}:", bold=True)
+        code = click.style(error.code, fg="red")
+        hint = f" ({error.hint})" if error.hint else ""
+        click.echo(f"{location} {code}: {error.message}{hint}", err=err)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="subguard")
+def main() -> None:
+    """Decide, record and contain what automated agents send to production."""
+
+
+# ── check ────────────────────────────────────────────────────────────────────────────
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+def check(paths: tuple[str, ...]) -> None:
+    """Parse, type-check and compile the policies in PATHS; print every error."""
+    try:
+        policy = load_policy(list(paths))
+    except PolicyError as exc:
+        _print_policy_errors(exc, err=False)
+        count = len(exc.errors) if isinstance(exc, PolicyErrors) else 1
+        click.echo(click.style(f"{count} error{'s' * (count != 1)}", fg="red"), err=True)
+        sys.exit(1)
+    n = len(policy.files)
+    click.echo(click.style(f"ok: {n} file{'s' * (n != 1)}, {len(policy.packages)} package{'s' * (len(policy.packages) != 1)}", fg="green"), err=True)
+
+
+# ── fmt ──────────────────────────────────────────────────────────────────────────────
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--check", "check_only", is_flag=True, help="Exit 1 if a file is not formatted; change nothing.")
+@click.option("--diff", is_flag=True, help="Print a unified diff instead of rewriting.")
+def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
+    """Rewrite policies in canonical form (idempotent)."""
+    try:
+        files = find_policy_files(list(paths))
+    except PolicyError as exc:
+        _print_policy_errors(exc)
+        sys.exit(2)
+    unformatted = 0
+    failed = 0
+    for file in files:
+        try:
+            text = read_source(file)
+            formatted = format_text(text, str(file))
+        except PolicyError as exc:
+            _print_policy_errors(exc)
+            failed += 1
+            continue
+        if formatted == text:
+            continue
+        unformatted += 1
+        if diff:
+            click.echo(
+                "".join(
+                    difflib.unified_diff(
+                        text.splitlines(keepends=True),
+                        formatted.splitlines(keepends=True),
+                        fromfile=str(file),
+                        tofile=str(file),
+                    )
+                ),
+                nl=False,
+            )
+        elif check_only:
+            click.echo(f"{file}: not formatted", err=True)
+        else:
+            file.write_text(formatted, encoding="utf-8")
+            click.echo(f"formatted {file}", err=True)
+    if failed:
+        sys.exit(2)
+    if unformatted and (check_only or diff):
+        sys.exit(1)
+
+
+# ── eval ─────────────────────────────────────────────────────────────────────────────
+
+
+def _merge(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    for key, value in more.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _load_data(files: tuple[str, ...]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name in files:
+        try:
+            value = json.loads(Path(name).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise click.UsageError(f"cannot read data file `{name}`: {exc.strerror or exc}") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise click.UsageError(f"data file `{name}` is not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise click.UsageError(f"data file `{name}` must hold a JSON object")
+        _merge(data, value)
+    return data
+
+
+def _check_fields(value: Any, allowed: frozenset[str], what: str) -> None:
+    if not isinstance(value, dict):
+        raise _LineError("type_error", f"`{what}` must be an object")
+    unknown = sorted(set(value) - allowed)
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], sorted(allowed), n=1)
+        extra = f" (did you mean `{hint[0]}`?)" if hint else ""
+        raise _LineError("unknown_field", f"`{unknown[0]}` is not a field of {what}{extra}")
+
+
+def _request_from_line(line: Mapping[str, Any]) -> tuple[Any, Subject, Resource, str | None]:
+    _check_fields(line, _REQUEST_FIELDS, "a request")
+    kinds = [k for k in ("sql", "command", "http") if k in line]
+    if len(kinds) != 1:
+        raise _LineError("bad_request", "a request has exactly one of `sql`, `command`, `http` or `input`")
+    subject_doc = line.get("subject", {})
+    if isinstance(subject_doc, str):
+        subject_doc = {"id": subject_doc}
+    _check_fields(subject_doc, _SUBJECT_FIELDS, "a subject")
+    resource_doc = line.get("resource", {})
+    _check_fields(resource_doc, _RESOURCE_FIELDS, "a resource")
+    groups = subject_doc.get("groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise _LineError("type_error", "`subject.groups` must be a list of strings")
+    schema = resource_doc.get("schema")
+    if schema is not None and not isinstance(schema, dict):
+        raise _LineError("type_error", "`resource.schema` must map table → column → type")
+    subject = Subject(str(subject_doc.get("id", "")), groups, subject_doc.get("claims") or {})
+    resource = Resource(
+        name=str(resource_doc.get("name", "")),
+        kind=str(resource_doc.get("kind", "")),
+        dialect=resource_doc.get("dialect"),
+        env=str(resource_doc.get("env", "")),
+        tags=resource_doc.get("tags") or {},
+        schema=schema,
+    )
+    session = line.get("session")
+    if session is not None and not isinstance(session, str):
+        raise _LineError("type_error", "`session` must be a string")
+    request: Any
+    if "sql" in line:
+        if not isinstance(line["sql"], str):
+            raise _LineError("type_error", "`sql` must be a string")
+        request = SqlRequest(line["sql"], line.get("dialect"))
+    elif "command" in line:
+        if not isinstance(line["command"], str):
+            raise _LineError("type_error", "`command` must be a string")
+        request = CommandRequest(line["command"])
+    else:
+        http = line["http"]
+        _check_fields(http, _HTTP_FIELDS, "an http request")
+        request = HttpRequest(str(http.get("method", "GET")), str(http.get("path", "/")), str(http.get("host", "")), http.get("query") or {})
+    return request, subject, resource, session
+
+
+def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON or a _LineError) for each non-blank line."""
+    try:
+        handle = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="strict")  # noqa: SIM115
+    except OSError as exc:
+        raise click.UsageError(f"cannot read batch file `{path}`: {exc.strerror or exc}") from None
+    with handle:
+        number = 0
+        while True:
+            number += 1
+            try:
+                raw = handle.readline()
+            except UnicodeDecodeError:
+                yield number, _LineError("encoding_error", "line is not valid UTF-8")
+                break
+            if not raw:
+                break
+            if not raw.strip():
+                continue
+            try:
+                yield number, json.loads(raw)
+            except ValueError as exc:
+                yield number, _LineError("parse_error", f"not valid JSON: {exc.msg} at column {exc.colno}")
+
+
+def _emit(decision: Decision, fmt: str, first: bool) -> None:
+    record = decision.as_dict()
+    if fmt == "jsonl":
+        click.echo(json.dumps(record, separators=(",", ":"), sort_keys=False))
+    elif fmt == "json":
+        click.echo(json.dumps(record, indent=2))
+    else:
+        effect = click.style(decision.effect.value.upper(), fg=_EFFECT_COLOURS[decision.effect], bold=True)
+        if not first:
+            click.echo()
+        click.echo(f"{effect}  {record['id']}")
+        for reason in decision.reasons:
+            where = f"  ({reason.location})" if reason.location else ""
+            click.echo(f"  {reason.package}.{reason.rule}: {reason.message}{where}")
+        if decision.masks:
+            masks = decision.masks if not isinstance(decision.masks, Mapping) else [f"{k}={v}" for k, v in decision.masks.items()]
+            click.echo(f"  masks: {', '.join(masks)}")
+        for error in decision.errors:
+            click.echo(click.style(f"  error: {error.code}: {error.message}", fg="red"))
+        if decision.approval_id is not None:
+            click.echo(f"  approval: {decision.approval_id}")
+
+
+def _emit_line_error(number: int, error: _LineError, fmt: str) -> None:
+    click.echo(f"batch line {number}: {error.code}: {error.message}", err=True)
+    if fmt in ("json", "jsonl"):
+        record = {"line": number, "error": {"code": error.code, "message": error.message}}
+        click.echo(json.dumps(record, separators=(",", ":")))
+
+
+def _open_store(url: str | None) -> Any:
+    if not url:
+        return None
+    from subguard.log import open_log
+
+    try:
+        return open_log(url)
+    except SubguardError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@main.command("eval")
+@click.option("--rules", "rules", multiple=True, required=True, type=click.Path(), help="Policy file or directory (repeatable).")
+@click.option("--data", "data_files", multiple=True, type=click.Path(), help="JSON merged at the root of `data` (repeatable).")
+@click.option("--sql", help="One SQL request.")
+@click.option("--command", "command_text", help="One shell command request.")
+@click.option("--subject", "subject_id", default="", help="The subject's id.")
+@click.option("--group", "groups", multiple=True, help="A group of the subject (repeatable).")
+@click.option("--resource", "resource_name", default="", help="The resource's name.")
+@click.option("--kind", "resource_kind", default="", help="The resource's kind: postgres, mysql, sqlite, shell, http, …")
+@click.option("--dialect", default=None, help="SQL dialect (default: from the kind, else generic).")
+@click.option("--session", default=None, help="The session id.")
+@click.option("--input", "input_file", type=click.Path(), help="A raw input document (JSON), used as is.")
+@click.option("--batch", "batch_file", type=click.Path(allow_dash=True), help="JSON lines of requests or {\"input\": …}.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True)
+@click.option("--store", "store_url", default=None, help="Record each decision in this decision log (URL).")
+def eval_command(
+    rules: tuple[str, ...],
+    data_files: tuple[str, ...],
+    sql: str | None,
+    command_text: str | None,
+    subject_id: str,
+    groups: tuple[str, ...],
+    resource_name: str,
+    resource_kind: str,
+    dialect: str | None,
+    session: str | None,
+    input_file: str | None,
+    batch_file: str | None,
+    fmt: str,
+    store_url: str | None,
+) -> None:
+    """Decide requests under a policy and print each decision."""
+    sources = [x for x in (sql, command_text, input_file, batch_file) if x is not None]
+    if len(sources) != 1:
+        raise click.UsageError("give exactly one of --sql, --command, --input or --batch")
+    data = _load_data(data_files)
+    try:
+        policy: Policy = load_policy(list(rules), data=data)
+    except PolicyError as exc:
+        _print_policy_errors(exc)
+        sys.exit(2)
+    log = _open_store(store_url)
+    engine = Engine(policy, log=log)
+    try:
+        bad_lines = _run_eval(engine, fmt, sql, command_text, subject_id, groups, resource_name, resource_kind, dialect, session, input_file, batch_file)
+    finally:
+        close = getattr(log, "close", None)
+        if close is not None:
+            close()
+    if bad_lines:
+        sys.exit(2)
+
+
+def _run_eval(
+    engine: Engine,
+    fmt: str,
+    sql: str | None,
+    command_text: str | None,
+    subject_id: str,
+    groups: tuple[str, ...],
+    resource_name: str,
+    resource_kind: str,
+    dialect: str | None,
+    session: str | None,
+    input_file: str | None,
+    batch_file: str | None,
+) -> int:
+    if input_file is not None:
+        try:
+            document = json.loads(Path(input_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise click.UsageError(f"cannot read input document `{input_file}`: {exc}") from None
+        if not isinstance(document, dict):
+            raise click.UsageError("the input document must be a JSON object")
+        _emit(engine.evaluate(document), fmt, True)
+        return 0
+    if batch_file is None:
+        subject = Subject(subject_id, groups)
+        resource = Resource(name=resource_name, kind=resource_kind, dialect=dialect)
+        request: Any = SqlRequest(sql, dialect) if sql is not None else CommandRequest(command_text or "")
+        _emit(engine.check(request, subject=subject, resource=resource, session=session), fmt, True)
+        return 0
+    bad = 0
+    first = True
+    chunk: list[tuple[int, Any]] = []
+
+    def flush() -> None:
+        nonlocal first
+        requests = [item for _, item in chunk if not isinstance(item, _LineError | dict)]
+        decided = iter(engine.check_many(requests)) if requests else iter(())
+        for number, item in chunk:
+            if isinstance(item, _LineError):
+                _emit_line_error(number, item, fmt)
+            elif isinstance(item, dict):
+                _emit(engine.evaluate(item), fmt, first)
+                first = False
+            else:
+                _emit(next(decided), fmt, first)
+                first = False
+        chunk.clear()
+
+    for number, parsed in _batch_lines(batch_file):
+        if isinstance(parsed, _LineError):
+            bad += 1
+            chunk.append((number, parsed))
+            continue
+        try:
+            if not isinstance(parsed, dict):
+                raise _LineError("type_error", "each line must be a JSON object")
+            if "input" in parsed:
+                if set(parsed) != {"input"} or not isinstance(parsed["input"], dict):
+                    raise _LineError("bad_request", "an `input` line holds only an input document object")
+                chunk.append((number, parsed["input"]))
+            else:
+                chunk.append((number, _request_from_line(parsed)))
+        except _LineError as exc:
+            bad += 1
+            chunk.append((number, exc))
+        if len(chunk) >= 512:
+            flush()
+    flush()
+    return bad
+
+
+def _register_extensions() -> None:
+    """Commands that live beside the packages they drive."""
+    try:
+        from subguard.cli.log_commands import register as register_log
+    except ImportError:  # pragma: no cover - the log commands ship with the package
+        return
+    register_log(main)
+
+
+_register_extensions()
