@@ -48,8 +48,8 @@ __all__ = [
     "Reason",
     "Resource",
     "SqlRequest",
-    "Subject",
     "SubguardError",
+    "Subject",
     "__version__",
     "load_policy",
 ]

@@ -240,7 +240,7 @@ def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:
                 continue
             try:
                 yield number, json.loads(raw)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 yield number, _LineError("parse_error", f"not valid JSON: {exc.msg} at column {exc.colno}")
 
 

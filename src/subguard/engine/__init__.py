@@ -1,7 +1,13 @@
 """Policy, Engine and the request and decision types: where rules meet facts."""
 
 from subguard.engine.engine import Engine, build_input, combine
-from subguard.engine.policy import INPUT_SCHEMA, Policy, find_policy_files, load_policy, policy_from_sources
+from subguard.engine.policy import (
+    INPUT_SCHEMA,
+    Policy,
+    find_policy_files,
+    load_policy,
+    policy_from_sources,
+)
 from subguard.engine.recorder import CheckContext, Preflight, Recorder
 from subguard.engine.types import (
     CommandRequest,

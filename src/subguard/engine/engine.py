@@ -18,7 +18,6 @@ from subguard.engine.types import (
     Decision,
     Effect,
     EvalError,
-    HttpRequest,
     Reason,
     Request,
     Resource,
@@ -211,9 +210,7 @@ def combine(outputs: Outputs) -> tuple[Effect, tuple[Reason, ...], Any, tuple[Ev
     )
     if reasons[Effect.TERMINATE]:
         effect = Effect.TERMINATE
-    elif reasons[Effect.DENY]:
-        effect = Effect.DENY
-    elif errors:
+    elif reasons[Effect.DENY] or errors:
         effect = Effect.DENY
     elif reasons[Effect.APPROVE]:
         effect = Effect.APPROVE
@@ -408,7 +405,9 @@ class Engine:
         `timeout` seconds pass; returns the log's outcome."""
         if self.log is None or decision.approval_id is None:
             raise ValueError("this decision has no approval to wait for")
-        wait = getattr(self.log, "wait_for_approval")
+        wait: Any = getattr(self.log, "wait_for_approval", None)
+        if wait is None:
+            raise ValueError("this decision log cannot wait for approvals")
         return wait(decision.approval_id, timeout)
 
 

@@ -21,6 +21,7 @@ from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang import ast, runtime
 from subguard.lang.builtins import BUILTINS, BuiltinError
 from subguard.lang.types import ANY, BOOLEAN, NULL, NUMBER, STRING, Schema, Type, parse_type
+from subguard.lang.values import freeze
 
 __all__ = ["DECISION_RULES", "MAX_ERRORS", "STAGES", "CompiledPolicy", "Fired", "Outputs", "compile_policy"]
 
@@ -57,7 +58,8 @@ class RuleGroup:
 
     @property
     def loc(self) -> ast.Location:
-        return (self.definitions or [self.default])[0].loc  # type: ignore[list-item, union-attr]
+        first = self.definitions[0] if self.definitions else self.default
+        return first.loc if first is not None else ast.NOWHERE
 
 
 @attrs.frozen
@@ -313,7 +315,7 @@ class _BodyCompiler:
             self.assign(lit, cx)
             return
         assert isinstance(lit, ast.ExprLiteral)
-        code, type_ = self.expr(lit.expr, cx)
+        code, _type = self.expr(lit.expr, cx)
         fn.emit("try:")
         if _is_boolean_expr(lit.expr):
             fn.emit(f"    if not ({code}): {fn.fail}")
@@ -351,9 +353,14 @@ class _BodyCompiler:
     def assign(self, lit: ast.Assign, cx: str) -> None:
         fn = self.fn
         target, value = lit.target, lit.value
-        if lit.op == "=" and not (isinstance(target, ast.Var) and not self.bound(target.name)):
-            if isinstance(value, ast.Var) and not self.bound(value.name) and value.name not in self.names_in_scope():
-                target, value = value, target
+        if (
+            lit.op == "="
+            and not (isinstance(target, ast.Var) and not self.bound(target.name))
+            and isinstance(value, ast.Var)
+            and not self.bound(value.name)
+            and value.name not in self.names_in_scope()
+        ):
+            target, value = value, target
         if isinstance(target, ast.Var) and (lit.op == ":=" or not self.bound(target.name)) and not self._is_global(target.name):
             code, type_ = self.expr(value, cx)
             tmp = self.tmp()
@@ -515,18 +522,21 @@ class _BodyCompiler:
             return f"_member({elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Array):
             items = [self.expr(i, cx) for i in e.items]
+            array_type = Type("array", _join([t for _c, t in items]))
             if all(isinstance(i, ast.Scalar) for i in e.items):
-                return self.const(tuple(i.value for i in e.items)), Type("array", _join([t for _, t in items]))  # type: ignore[union-attr]
-            return f"({''.join(c + ', ' for c, _ in items)})", Type("array", _join([t for _, t in items]))
+                return self.const(tuple(_constant(i) for i in e.items)), array_type
+            return f"({''.join(c + ', ' for c, _t in items)})", array_type
         if isinstance(e, ast.SetLit):
             items = [self.expr(i, cx) for i in e.items]
-            elem = _join([t for _, t in items])
+            set_type = Type("set", _join([t for _c, t in items]))
             if all(isinstance(i, ast.Scalar) for i in e.items):
-                return self.const(frozenset(i.value for i in e.items)), Type("set", elem)  # type: ignore[union-attr]
-            return f"_to_set([{', '.join(c for c, _ in items)}])", Type("set", elem)
+                return self.const(frozenset(_constant(i) for i in e.items)), set_type
+            return f"_to_set([{', '.join(c for c, _t in items)}])", set_type
         if isinstance(e, ast.Object):
-            pairs = [(self.expr(k, cx)[0], self.expr(v, cx)) for k, v in e.pairs]
-            return "{" + ", ".join(f"_freeze({k}): {v}" for k, (v, _) in pairs) + "}", Type("object", _join([t for _, (_, t) in pairs]))
+            keys = [self.expr(k, cx)[0] for k, _ in e.pairs]
+            vals = [self.expr(v, cx) for _, v in e.pairs]
+            body = ", ".join(f"_freeze({k}): {v}" for k, (v, _t) in zip(keys, vals))
+            return "{" + body + "}", Type("object", _join([t for _c, t in vals]))
         if isinstance(e, ast.ArrayCompr | ast.SetCompr | ast.ObjectCompr):
             return self.comprehension(e)
         raise AssertionError(f"unknown expression {e!r}")
@@ -569,7 +579,7 @@ class _BodyCompiler:
         op = e.op
         if op in ("==", "!="):
             self.check_comparable(op, lt, rt, e.loc)
-            if lt.kind == rt.kind == "string" or "string" in (lt.kind, rt.kind) and isinstance(e.left, ast.Scalar | ast.Ref | ast.Var) and isinstance(e.right, ast.Scalar | ast.Ref | ast.Var) and (isinstance(e.left, ast.Scalar) or isinstance(e.right, ast.Scalar)):
+            if lt.kind == rt.kind == "string" or ("string" in (lt.kind, rt.kind) and isinstance(e.left, ast.Scalar | ast.Ref | ast.Var) and isinstance(e.right, ast.Scalar | ast.Ref | ast.Var) and (isinstance(e.left, ast.Scalar) or isinstance(e.right, ast.Scalar))):
                 return f"({left} {op} {right})", BOOLEAN
             return f"{'_eq' if op == '==' else '_ne'}({left}, {right})", BOOLEAN
         if op in ("<", "<=", ">", ">="):
@@ -732,13 +742,13 @@ class _BodyCompiler:
                 continue
             if isinstance(step, ast.Scalar) and isinstance(step.value, str):
                 field_type = self.field(type_, step.value, step.loc)
-                if type_.kind in ("record", "object") or (type_.kind == "any" and False):
+                if type_.kind in ("record", "object"):
                     code = f"{code}[{step.value!r}]"
                 else:
                     code = f"_get({code}, {step.value!r})"
                 type_ = field_type
                 continue
-            key, kt = self.expr(step, cx)
+            key, _key_type = self.expr(step, cx)
             if type_.kind == "record":
                 type_ = ANY
             elif type_.is_scalar:
@@ -789,7 +799,7 @@ class _BodyCompiler:
             return
         if (lt.kind == "null" and rt.nullable) or (rt.kind == "null" and lt.nullable):
             return
-        if lt.kind == "record" and rt.kind == "object" or rt.kind == "record" and lt.kind == "object":
+        if (lt.kind == "record" and rt.kind == "object") or (rt.kind == "record" and lt.kind == "object"):
             return
         self.errors.add("type_error", f"`{op}` compares a {lt} with a {rt}: it can never hold", loc)
 
@@ -984,10 +994,10 @@ def assemble(program: _Program) -> None:
         _single=runtime.single,
         _build_object=runtime.build_object,
         _with_=runtime.with_,
-        _freeze=runtime.freeze,
+        _freeze=freeze,
     )
     code = compile("\n".join(src), "<subguard policy>", "exec")
-    exec(code, namespace)  # noqa: S102 - generated from checked AST, never from policy text
+    exec(code, namespace)
 
 
 #: The compiler's stages, in order. Each takes the program and adds to its errors.
@@ -1127,7 +1137,7 @@ def _constant(e: ast.Expr) -> Any:
     if isinstance(e, ast.SetLit):
         return runtime.to_set([_constant(i) for i in e.items])
     if isinstance(e, ast.Object):
-        return {runtime.freeze(_constant(k)): _constant(v) for k, v in e.pairs}
+        return {freeze(_constant(k)): _constant(v) for k, v in e.pairs}
     raise ValueError("not a constant")
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import lark
 from lark import Token, v_args
-from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.visitors import Transformer_NonRecursive
 
 from subguard.errors import PolicyError
 from subguard.lang import ast
@@ -155,7 +155,7 @@ def _tok_loc(path: str, tok: Token) -> ast.Location:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer_NonRecursive):
+class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
     """Builds AST nodes bottom-up, without recursion, so deep input cannot overflow."""
 
     def __init__(self) -> None:
@@ -417,7 +417,8 @@ def _parse_error(err: UnexpectedInput, path: str, text: str) -> PolicyError:
     line, col = getattr(err, "line", 0) or 0, getattr(err, "column", 0) or 0
     hint = None
     if isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        pos = err.pos_in_stream or 0
+        char = text[pos] if pos < len(text) else ""
         message = f"unexpected character `{char}`"
     elif isinstance(err, UnexpectedEOF):
         message = "unexpected end of file"
