@@ -16,6 +16,7 @@ from subguard.sql._tokens import (
     digest,
     normalized_parts,
     redacted_text,
+    render,
     split_statements,
     tokenize,
     unhide_executable_comments,
@@ -117,8 +118,9 @@ def _analyse(text: str, dialect: str, schema: Schema | None) -> SqlFacts:
             untokenizable_digest("sg-exact", dialect, text),
         )
     chunks = split_statements(tokens)
-    redacted = redacted_text(chunks, dialect)
-    shape = digest("sg-shape", dialect, normalized_parts(chunks, dialect, redact=True))
+    shape_parts = normalized_parts(chunks, dialect, redact=True)
+    redacted = render(shape_parts)
+    shape = digest("sg-shape", dialect, shape_parts)
     exact = digest("sg-exact", dialect, normalized_parts(chunks, dialect, redact=False))
     if not chunks:
         return _facts(

@@ -436,6 +436,8 @@ def _has_property(node: exp.Expr, name: str) -> bool:
 def _bounds_rows(condition: exp.Expr) -> bool:
     """True when the condition can restrict rows: not TRUE after simplification, and every
     OR branch mentions a column (`id = 1 OR 2 > 1` and `WHERE 1` in MySQL bound nothing)."""
+    if _plainly_bounded(condition):
+        return True
     try:
         simplified = simplify(condition.copy())
     except Exception:
@@ -444,6 +446,29 @@ def _bounds_rows(condition: exp.Expr) -> bool:
         return not simplified.this
     branches = list(simplified.flatten()) if isinstance(simplified, exp.Or) else [simplified]
     return all(b.find(exp.Column) is not None for b in branches)
+
+
+# LIKE is left out: `name LIKE '%'` matches every non-null row.
+_COMPARISONS: Final = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+_VALUES: Final = (exp.Literal, exp.Placeholder, exp.Parameter)
+
+
+def _plainly_bounded(condition: exp.Expr) -> bool:
+    """A fast yes for the common shape `col = value [AND …]`, sparing a simplifier run.
+
+    A conjunction with one `column <op> literal` term cannot be always true, whatever the
+    other terms are; anything else (OR, NOT, constants, column-to-column) is simplified.
+    """
+    node = condition.unnest() if isinstance(condition, exp.Paren) else condition
+    terms = list(node.flatten()) if isinstance(node, exp.And) else [node]
+    for term in terms:
+        if isinstance(term, _COMPARISONS):
+            left, right = term.this, term.expression
+            if (isinstance(left, exp.Column) and isinstance(right, _VALUES)) or (
+                isinstance(right, exp.Column) and isinstance(left, _VALUES)
+            ):
+                return True
+    return False
 
 
 def _column(ctx: Context, src: Src, in_output: bool) -> Column:

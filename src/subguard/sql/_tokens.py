@@ -114,7 +114,7 @@ def _normal_text(tok: Any, dialect: str) -> str:
     return str(tok.text).upper()
 
 
-def _render(parts: list[tuple[Any, str]]) -> str:
+def render(parts: list[tuple[Any, str]]) -> str:
     out: list[str] = []
     prev_type: Any = None
     for ttype, text in parts:
@@ -197,12 +197,12 @@ def _code_literal(
     except Exception:
         return None
     parts = normalized_parts(inner, dialect, redact=redact, depth=depth + 1)
-    return "$$ " + _render(parts) + " $$"
+    return "$$ " + render(parts) + " $$"
 
 
 def redacted_text(chunks: Sequence[Sequence[Any]], dialect: str) -> str:
     """The statements as normalized text with every literal replaced by `?`."""
-    return _render(normalized_parts(chunks, dialect, redact=True))
+    return render(normalized_parts(chunks, dialect, redact=True))
 
 
 def digest(kind: str, dialect: str, parts: Sequence[tuple[Any, str]]) -> str:
