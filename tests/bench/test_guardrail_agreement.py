@@ -39,6 +39,7 @@ def test_inputs_are_varied(docs: list[dict]) -> None:
     assert inputs.generate(N) == docs  # seeded: the same documents every time
 
 
+@pytest.mark.slow
 def test_peers_agree_with_floor(docs: list[dict]) -> None:
     pytest.importorskip("cedarpy")
     pytest.importorskip("regopy")
