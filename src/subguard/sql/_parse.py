@@ -43,31 +43,37 @@ def _error_at(tokens: Sequence[Any], line: int, col: int) -> str:
     return f"line {line}, col {col}: {what}"
 
 
+def _start(tok: Any, text: str) -> tuple[int, int]:
+    """Line and column where a token starts (sqlglot's own `col` is where it ends)."""
+    start = int(tok.start)
+    return int(tok.line), start - text.rfind("\n", 0, start)
+
+
 def parse_piece(tokens: Sequence[Any], text: str, dialect: str) -> Piece:
     """Parse one statement's tokens; never raises."""
-    first = tokens[0]
+    line, col = _start(tokens[0], text)
     try:
         nodes = dialect_object(dialect).parser().parse(list(tokens), text)
     except ParseError as exc:
         errs = exc.errors or [{}]
-        line = int(errs[0].get("line") or first.line)
-        col = int(errs[0].get("col") or first.col)
-        return Piece(tokens, None, _error_at(tokens, line, col))
+        err_line = int(errs[0].get("line") or line)
+        err_col = int(errs[0].get("col") or col)
+        return Piece(tokens, None, _error_at(tokens, err_line, err_col))
     except Exception as exc:  # sqlglot raises plain errors on some malformed input
         return Piece(
             tokens,
             None,
-            f"line {first.line}, col {first.col}: cannot parse statement ({type(exc).__name__})",
+            f"line {line}, col {col}: cannot parse statement ({type(exc).__name__})",
         )
     real = [n for n in nodes if n is not None]
     if len(real) != 1:
-        return Piece(tokens, None, f"line {first.line}, col {first.col}: expected one statement")
+        return Piece(tokens, None, f"line {line}, col {col}: expected one statement")
     node = real[0]
     if node_kind(node) is None and type(node).__name__ != "Command":
         kind = type(node).__name__.lower()
         return Piece(
             tokens,
             None,
-            f"line {first.line}, col {first.col}: not a statement (reads as {kind} expression)",
+            f"line {line}, col {col}: not a statement (reads as {kind} expression)",
         )
     return Piece(tokens, node, None)
