@@ -4,7 +4,6 @@ record it (write-ahead) — and always return a `Decision`, never raise."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -177,59 +176,67 @@ def _mask_name(value: Any) -> str:
     return _message(value)
 
 
+_NO_RULE = Reason(Effect.DENY, "subguard", "default", "no rule allowed the request", "")
+
+
+def _reasons(effect: Effect, fired: list[Any]) -> list[Reason]:
+    return [
+        Reason(effect, f.package, f.rule, _message(v), f.location)
+        for f in fired
+        for v in sorted(f.values, key=_message)
+    ]
+
+
+def _masks(fired: list[Any]) -> tuple[Any, list[Reason]]:
+    """Mask rules' values: column names (a set rule) or column → strategy (an object
+    rule or object values). Returns the masks and one reason per masked column."""
+    names: dict[str, str] = {}
+    as_object = False
+    reasons: list[Reason] = []
+    for f in fired:
+        for value in f.values:
+            if isinstance(value, tuple) and len(value) == 2:
+                as_object = True
+                names[_mask_name(value[0])] = _message(value[1])
+                reasons.append(Reason(Effect.MASK, f.package, f.rule, f"mask {_mask_name(value[0])}", f.location))
+            else:
+                name = _mask_name(value)
+                names.setdefault(name, "")
+                reasons.append(Reason(Effect.MASK, f.package, f.rule, f"mask {name}", f.location))
+    if as_object:
+        return dict(sorted(names.items())), reasons
+    return tuple(sorted(names)), reasons
+
+
 def combine(outputs: Outputs) -> tuple[Effect, tuple[Reason, ...], Any, tuple[EvalError, ...]]:
     """The decision from what the rules produced: the strongest non-empty effect wins,
     a rule error is at least `deny`, nothing decided is `deny` (fail closed)."""
-    reasons: dict[Effect, list[Reason]] = {e: [] for e in Effect}
-    masks: dict[str, str] = {}
-    mask_is_object = False
+    by_rule: dict[str, list[Any]] = {}
     for fired in outputs.fired:
-        effect = _EFFECT_OF_RULE[fired.rule]
-        if fired.rule == "mask":
-            for value in fired.values:
-                if isinstance(value, tuple) and len(value) == 2 and not isinstance(value[0], tuple):
-                    mask_is_object = True
-                    masks[_mask_name(value[0])] = _message(value[1])
-                    reasons[effect].append(Reason(effect, fired.package, fired.rule, f"mask {_mask_name(value[0])}", fired.location))
-                elif isinstance(value, Mapping) and fired.values and all(isinstance(v, Mapping) for v in fired.values) and "column" not in value:
-                    mask_is_object = True
-                    for k, v in value.items():
-                        masks[_mask_name(k)] = _message(v)
-                else:
-                    name = _mask_name(value)
-                    masks.setdefault(name, "")
-                    reasons[effect].append(Reason(effect, fired.package, fired.rule, f"mask {name}", fired.location))
-            continue
-        if fired.rule == "allow":
-            reasons[effect].append(Reason(effect, fired.package, fired.rule, "allowed", fired.location))
-            continue
-        for value in sorted(fired.values, key=_message):
-            reasons[effect].append(Reason(effect, fired.package, fired.rule, _message(value), fired.location))
-    errors = tuple(
-        EvalError(f.code, f.message, f.package, f.rule, f.location) for f in outputs.faults
-    )
-    if reasons[Effect.TERMINATE]:
-        effect = Effect.TERMINATE
-    elif reasons[Effect.DENY] or errors:
-        effect = Effect.DENY
-    elif reasons[Effect.APPROVE]:
-        effect = Effect.APPROVE
-    elif reasons[Effect.ALLOW]:
-        effect = Effect.MASK if masks else Effect.ALLOW
-    else:
-        effect = Effect.DENY
-    chosen = list(reasons[effect])
-    if effect is Effect.MASK:
-        chosen = reasons[Effect.ALLOW] + reasons[Effect.MASK]
-    if effect is Effect.DENY and not chosen:
-        if errors:
-            chosen = [Reason(Effect.DENY, e.package, e.rule, f"rule failed: {e.message}", e.location) for e in errors]
+        if fired.rule in by_rule:
+            by_rule[fired.rule].append(fired)
         else:
-            chosen = [Reason(Effect.DENY, "subguard", "default", "no rule allowed the request", "")]
-    mask_value: Any = ()
-    if effect is Effect.MASK:
-        mask_value = dict(sorted(masks.items())) if mask_is_object else tuple(sorted(masks))
-    return effect, tuple(chosen), mask_value, errors
+            by_rule[fired.rule] = [fired]
+    errors = tuple(EvalError(f.code, f.message, f.package, f.rule, f.location) for f in outputs.faults)
+    if "terminate" in by_rule:
+        return Effect.TERMINATE, tuple(_reasons(Effect.TERMINATE, by_rule["terminate"])), (), errors
+    if "deny" in by_rule:
+        return Effect.DENY, tuple(_reasons(Effect.DENY, by_rule["deny"])), (), errors
+    if errors:
+        failed = tuple(
+            Reason(Effect.DENY, e.package, e.rule, f"rule failed: {e.message}", e.location) for e in errors
+        )
+        return Effect.DENY, failed, (), errors
+    if "approve" in by_rule:
+        return Effect.APPROVE, tuple(_reasons(Effect.APPROVE, by_rule["approve"])), (), errors
+    if "allow" in by_rule:
+        allowed = [Reason(Effect.ALLOW, f.package, f.rule, "allowed", f.location) for f in by_rule["allow"]]
+        if "mask" in by_rule:
+            masks, mask_reasons = _masks(by_rule["mask"])
+            if masks:
+                return Effect.MASK, (*allowed, *mask_reasons), masks, errors
+        return Effect.ALLOW, tuple(allowed), (), errors
+    return Effect.DENY, (_NO_RULE,), (), errors
 
 
 class Engine:
@@ -415,7 +422,3 @@ def _is_frozen(document: Mapping[str, Any]) -> bool:
     """Documents the engine built itself are already in the value model."""
     subject = document.get("subject")
     return isinstance(subject, Mapping) and isinstance(subject.get("groups"), frozenset)
-
-
-def new_decision_id() -> uuid.UUID:
-    return uuid.uuid4()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import random
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +50,21 @@ def _frozenset(value: Any) -> frozenset[str]:
 
 def _mapping(value: Any) -> Mapping[str, Any]:
     return dict(value or {})
+
+
+_getrandbits = random.getrandbits
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_decision_id() -> uuid.UUID:
+    """A random (version 4) UUID, built without `uuid.UUID.__init__`'s validation: one is
+    made per decision on the hot path. Decision ids name records; they are not secrets,
+    so the non-cryptographic generator is enough."""
+    value = object.__new__(uuid.UUID)
+    object.__setattr__(value, "int", (_getrandbits(128) & _V4_CLEAR) | _V4_SET)
+    object.__setattr__(value, "is_safe", uuid.SafeUUID.unknown)
+    return value
 
 
 @attrs.frozen
@@ -159,7 +175,7 @@ class Decision:
     reasons: tuple[Reason, ...] = ()
     masks: tuple[str, ...] | Mapping[str, str] = ()
     errors: tuple[EvalError, ...] = ()
-    id: uuid.UUID = attrs.field(factory=uuid.uuid4)
+    id: uuid.UUID = attrs.field(factory=new_decision_id)
     approval_id: uuid.UUID | None = None
     input: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
     policy_hash: str = ""

@@ -795,3 +795,8 @@ def _now_ns() -> int:
 
 #: Every builtin, by the dotted name policies call it with.
 BUILTINS: Mapping[str, Builtin] = types.MappingProxyType(_REGISTRY)
+
+
+#: How `sprintf`'s `%v`/`%s` print a value; the compiler calls it directly for
+#: constant formats.
+plain_text = _plain

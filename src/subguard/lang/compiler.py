@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 
 from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang import ast, runtime
-from subguard.lang.builtins import BUILTINS, BuiltinError
+from subguard.lang.builtins import BUILTINS, BuiltinError, plain_text
 from subguard.lang.types import ANY, BOOLEAN, NULL, NUMBER, STRING, Schema, Type, parse_type
 from subguard.lang.values import freeze
 
@@ -38,6 +39,7 @@ DECISION_RULES: Final = {
 }
 
 _IGNORED_IMPORTS = ("rego.v1", "future.keywords")
+_PLAIN_VERB = re.compile(r"%[sv]")
 
 
 @attrs.define
@@ -62,9 +64,9 @@ class RuleGroup:
         return first.loc if first is not None else ast.NOWHERE
 
 
-@attrs.frozen
-class Fired:
-    """One decision-rule definition that produced values for an input."""
+class Fired(NamedTuple):
+    """One decision-rule definition that produced values for an input (a named tuple:
+    one is built per firing rule on the hot path)."""
 
     package: str
     rule: str
@@ -606,6 +608,9 @@ class _BodyCompiler:
         return f"{helper}({left}, {right})", NUMBER if lt.kind != "set" else lt
 
     def call(self, e: ast.Call, cx: str) -> tuple[str, Type]:
+        fast = self.fast_sprintf(e, cx)
+        if fast is not None:
+            return fast, STRING
         args = [self.expr(a, cx) for a in e.args]
         arg_code = ", ".join(c for c, _ in args)
         # a user function: local name, or data.<package>.<name>
@@ -650,6 +655,27 @@ class _BodyCompiler:
         except ValueError:
             rtype = ANY
         return f"{fname}({arg_code})", rtype
+
+    def fast_sprintf(self, e: ast.Call, cx: str) -> str | None:
+        """`sprintf` with a constant format of plain `%s`/`%v` and an array literal of as
+        many values compiles to string concatenation: deny messages are on the hot path."""
+        if e.name != "sprintf" or len(e.args) != 2 or "sprintf" in self.program.groups.get(self.package, {}):
+            return None
+        fmt, values = e.args
+        if not (isinstance(fmt, ast.Scalar) and isinstance(fmt.value, str) and isinstance(values, ast.Array)):
+            return None
+        pieces = _PLAIN_VERB.split(fmt.value)
+        if len(pieces) != len(values.items) + 1 or "%" in "".join(pieces):
+            return None
+        parts: list[str] = []
+        for i, piece in enumerate(pieces):
+            if piece:
+                parts.append(repr(piece))
+            if i < len(values.items):
+                code, _t = self.expr(values.items[i], cx)
+                parts.append(f"_plain({code})")
+        self.program.namespace["_plain"] = plain_text
+        return "(" + " + ".join(parts or ["''"]) + ")"
 
     def find_rule(self, path: tuple[str, ...]) -> tuple[RuleGroup | None, tuple[str, ...]]:
         """The rule that `data.<path>` names, and the steps left after it."""
@@ -1020,12 +1046,15 @@ class CompiledPolicy:
             g.qualified: ns[f"_g{g.index}"] for g in self._groups if g.kind != ast.FUNCTION
         }
         decisions: list[tuple[str, str, str, Callable[..., Any]]] = []
+        guards: list[tuple[frozenset[str] | None, frozenset[str] | None]] = []
         for g in self._groups:
             if g.name not in DECISION_RULES:
                 continue
             for rule, fname in zip(g.definitions, program.def_functions.get(g.index, [])):
                 decisions.append((g.package, g.name, rule.loc.short, ns[fname]))
+                guards.append(_guard(rule, program.imports.get(id(_module_of(program, rule)), {})))
         self._decisions = tuple(decisions)
+        self._index = _GuardIndex(guards)
         #: package → location of its `default allow := true`
         self._open_defaults = {
             g.package: g.default.loc.short
@@ -1047,7 +1076,9 @@ class CompiledPolicy:
         fired: list[Fired] = []
         faults: list[Fault] = []
         allowed_packages: set[str] = set()
-        for package, rule, location, fn in self._decisions:
+        decisions = self._decisions
+        for i in self._index.candidates(input):
+            package, rule, location, fn = decisions[i]
             out: list[Any] = []
             try:
                 fn(ctx, out)
@@ -1088,6 +1119,151 @@ class CompiledPolicy:
             except Exception:
                 result[name] = "<error>"
         return result
+
+
+# ── indexing decision rules by the statement kinds and tables they need ─────────────
+
+_STATEMENTS = ("input", "sql", "statements")
+_TABLE_SETS = {("input", "sql", "tables_read"), ("input", "sql", "tables_written")}
+
+
+def _module_of(program: _Program, rule: ast.Rule) -> ast.Module | None:
+    for module in program.modules:
+        if any(r is rule for r in module.rules):
+            return module
+    return None
+
+
+def _path_of(e: ast.Expr, imports: Mapping[str, ast.Ref]) -> tuple[str, ...] | None:
+    """`input.sql.statements` (through import aliases) as a tuple of names, else None."""
+    if isinstance(e, ast.Var):
+        e = ast.Ref(e, ())
+    if not isinstance(e, ast.Ref):
+        return None
+    if e.head.name in imports:
+        imported = imports[e.head.name]
+        e = ast.Ref(imported.head, imported.path + e.path)
+    dotted = e.dotted()
+    return tuple(dotted.split(".")) if dotted else None
+
+
+def _constants(e: ast.Expr) -> frozenset[str] | None:
+    if isinstance(e, ast.Scalar) and isinstance(e.value, str):
+        return frozenset((e.value,))
+    if isinstance(e, ast.SetLit | ast.Array) and all(
+        isinstance(i, ast.Scalar) and isinstance(i.value, str) for i in e.items
+    ):
+        return frozenset(i.value for i in e.items)  # type: ignore[union-attr]
+    return None
+
+
+def _guard(rule: ast.Rule, imports: Mapping[str, ast.Ref]) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """Necessary conditions a definition states at its top level: some statement of one
+    of these kinds exists; one of these tables is read or written. A definition whose
+    conditions the input cannot meet is never run: that is what keeps 1,000 rules that
+    each name a kind or a table close to the cost of 20."""
+    if any(getattr(lit, "withs", ()) for lit in rule.body):
+        return None, None
+    statement_vars: set[str] = set()
+    table_vars: set[str] = set()
+    kinds: frozenset[str] | None = None
+    tables: frozenset[str] | None = None
+    for lit in rule.body:
+        if isinstance(lit, ast.SomeIn) and lit.key is None:
+            path = _path_of(lit.collection, imports)
+            if path == _STATEMENTS:
+                statement_vars.add(lit.value)
+            elif path in _TABLE_SETS or (
+                path is not None and len(path) == 2 and path[0] in statement_vars
+                and path[1] in ("tables_read", "tables_written")
+            ):
+                table_vars.add(lit.value)
+            continue
+        if not isinstance(lit, ast.ExprLiteral):
+            continue
+        e = lit.expr
+        subject: ast.Expr | None = None
+        values: frozenset[str] | None = None
+        if isinstance(e, ast.BinOp) and e.op == "==":
+            for a, b in ((e.left, e.right), (e.right, e.left)):
+                if _constants(b) is not None and isinstance(b, ast.Scalar):
+                    subject, values = a, _constants(b)
+        elif isinstance(e, ast.Member):
+            if isinstance(e.collection, ast.SetLit | ast.Array):
+                subject, values = e.element, _constants(e.collection)
+            elif isinstance(e.element, ast.Scalar) and isinstance(e.element.value, str):
+                path = _path_of(e.collection, {})
+                if path is not None and len(path) == 2 and path[0] in statement_vars and path[1] in ("tables_read", "tables_written"):
+                    found = frozenset((e.element.value,))
+                    tables = found if tables is None else tables & found
+                continue
+        if subject is None or values is None:
+            continue
+        path = _path_of(subject, {})
+        if path is not None and len(path) == 2 and path[0] in statement_vars and path[1] == "kind":
+            kinds = values if kinds is None else kinds & values
+        elif path is not None and len(path) == 1 and path[0] in table_vars:
+            tables = values if tables is None else tables & values
+    return kinds, tables
+
+
+class _GuardIndex:
+    """Which decision definitions can fire for an input, found by dictionary lookups."""
+
+    def __init__(self, guards: Sequence[tuple[frozenset[str] | None, frozenset[str] | None]]) -> None:
+        self.count = len(guards)
+        always: list[int] = []
+        by_kind: dict[str, list[int]] = {}
+        by_table: dict[str, list[int]] = {}
+        by_both: dict[tuple[str, str], list[int]] = {}
+        for i, (kinds, tables) in enumerate(guards):
+            if kinds is None and tables is None:
+                always.append(i)
+            elif tables is None:
+                for k in kinds or ():
+                    by_kind.setdefault(k, []).append(i)
+            elif kinds is None:
+                for t in tables:
+                    by_table.setdefault(t, []).append(i)
+            else:
+                for k in kinds:
+                    for t in tables:
+                        by_both.setdefault((k, t), []).append(i)
+        self.always = tuple(always)
+        self.by_kind = {k: tuple(v) for k, v in by_kind.items()}
+        self.by_table = {k: tuple(v) for k, v in by_table.items()}
+        self.by_both = {k: tuple(v) for k, v in by_both.items()}
+        self.indexed = bool(by_kind or by_table or by_both)
+
+    def candidates(self, input: Any) -> Sequence[int]:
+        if not self.indexed:
+            return self.always
+        try:
+            sql = input["sql"]
+            kinds = {s["kind"] for s in sql["statements"]}
+            # the top-level sets aggregate every statement's tables, nested ones included
+            tables = sql["tables_read"] | sql["tables_written"]
+        except (KeyError, TypeError):
+            return self.always
+        chosen = list(self.always)
+        by_kind, by_table, by_both = self.by_kind, self.by_table, self.by_both
+        for k in kinds:
+            hit = by_kind.get(k)
+            if hit:
+                chosen.extend(hit)
+        if by_table or by_both:
+            for t in tables:
+                hit = by_table.get(t)
+                if hit:
+                    chosen.extend(hit)
+                if by_both:
+                    for k in kinds:
+                        hit = by_both.get((k, t))
+                        if hit:
+                            chosen.extend(hit)
+        if len(chosen) > len(self.always):
+            chosen = sorted(set(chosen))  # a definition indexed twice runs once
+        return chosen
 
 
 def compile_policy(
