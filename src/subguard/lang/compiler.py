@@ -1153,7 +1153,7 @@ def _constants(e: ast.Expr) -> frozenset[str] | None:
     if isinstance(e, ast.SetLit | ast.Array) and all(
         isinstance(i, ast.Scalar) and isinstance(i.value, str) for i in e.items
     ):
-        return frozenset(i.value for i in e.items)  # type: ignore[union-attr]
+        return frozenset(i.value for i in e.items)  # type: ignore[union-attr, misc]
     return None
 
 
