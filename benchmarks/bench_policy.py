@@ -30,6 +30,7 @@ import gc
 import os
 import platform
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -134,6 +135,22 @@ def subguard_engine(paths: Sequence[Path] | None = None) -> tuple[Decide | None,
         return harness.SubguardDecider(paths or (harness.GUARD_POLICY,)), ""
     except (ImportError, AttributeError, NotImplementedError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
+
+
+def _revision() -> str:
+    """` · commit abc1234` (and whether src/ differs from it), if this is a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
+            text=True, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent,
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return f" · commit {head}" + (" + uncommitted changes under src/" if dirty else "")
 
 
 def _version(dist: str) -> str:
@@ -245,7 +262,7 @@ def run(args: argparse.Namespace) -> str:
         f"Command: `{COMMAND}` (`--passes {args.passes}`) · Python {platform.python_version()}"
         f" · {os.cpu_count()} CPUs · {platform.system()} {platform.machine()}"
         f" · cedarpy {_version('cedarpy')} · regopy {_version('regopy')}"
-        f" · {datetime.date.today().isoformat()}",
+        f" · {datetime.date.today().isoformat()}{_revision()}",
         "",
         f"{n:,} seeded input documents (pre-extracted facts; `benchmarks/guardrail/inputs.py`),"
         f" the 20-rule guardrail policy (`benchmarks/guardrail/policy.*`). Decisions by the"
@@ -272,9 +289,10 @@ def run(args: argparse.Namespace) -> str:
             continue
         r = st[name]
         what = "effect" if name == "cedarpy" else "effect, reasons, masks"
+        agrees = "(reference)" if name == "floor" else f"{agree[name]}/{n} ({what})"
         lines.append(
             f"| {labels[name]} | {_us(r['p50'])} | {_us(r['p90'])} | {_us(r['p99'])} |"
-            f" {_us(r['mean'])} | {_ratio(r['p50'] / f50)} | {agree[name]}/{n} ({what}) |"
+            f" {_us(r['mean'])} | {_ratio(r['p50'] / f50)} | {agrees} |"
         )
 
     c50, r50 = st["cedarpy"]["p50"], st["regopy"]["p50"]
@@ -329,7 +347,9 @@ def run(args: argparse.Namespace) -> str:
             rego_scale_st["regopy-1000"],
         )
     )
-    agree_1000 = ", ".join(f"{k} {v}/{n}" for k, v in scale_agree.items())
+    agree_1000 = ", ".join(
+        f"{k} {v}/{n}" for k, v in scale_agree.items() if not k.startswith("floor")
+    ) or "pending"
     lines += [
         "",
         f"1,000-rule decisions equal to the floor's: {agree_1000}.",
