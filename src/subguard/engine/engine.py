@@ -176,6 +176,10 @@ def _mask_name(value: Any) -> str:
     return _message(value)
 
 
+class _MaskConflict(Exception):
+    pass
+
+
 _NO_RULE = Reason(Effect.DENY, "subguard", "default", "no rule allowed the request", "")
 
 
@@ -197,7 +201,10 @@ def _masks(fired: list[Any]) -> tuple[Any, list[Reason]]:
         for value in f.values:
             if isinstance(value, tuple) and len(value) == 2:
                 as_object = True
-                names[_mask_name(value[0])] = _message(value[1])
+                column, strategy = _mask_name(value[0]), _message(value[1])
+                if names.get(column, strategy) != strategy:
+                    raise _MaskConflict(f"column `{column}` has two mask strategies")
+                names[column] = strategy
                 reasons.append(Reason(Effect.MASK, f.package, f.rule, f"mask {_mask_name(value[0])}", f.location))
             else:
                 name = _mask_name(value)
@@ -232,7 +239,13 @@ def combine(outputs: Outputs) -> tuple[Effect, tuple[Reason, ...], Any, tuple[Ev
     if "allow" in by_rule:
         allowed = [Reason(Effect.ALLOW, f.package, f.rule, "allowed", f.location) for f in by_rule["allow"]]
         if "mask" in by_rule:
-            masks, mask_reasons = _masks(by_rule["mask"])
+            try:
+                masks, mask_reasons = _masks(by_rule["mask"])
+            except _MaskConflict as exc:
+                first = by_rule["mask"][0]
+                error = EvalError("conflict", str(exc), first.package, first.rule, first.location)
+                reason = Reason(Effect.DENY, first.package, first.rule, f"rule failed: {exc}", first.location)
+                return Effect.DENY, (reason,), (), (*errors, error)
             if masks:
                 return Effect.MASK, (*allowed, *mask_reasons), masks, errors
         return Effect.ALLOW, tuple(allowed), (), errors

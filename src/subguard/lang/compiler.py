@@ -22,7 +22,7 @@ from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang import ast, runtime
 from subguard.lang.builtins import BUILTINS, BuiltinError, plain_text
 from subguard.lang.types import ANY, BOOLEAN, NULL, NUMBER, STRING, Schema, Type, parse_type
-from subguard.lang.values import freeze
+from subguard.lang.values import freeze, from_json
 
 __all__ = ["DECISION_RULES", "MAX_ERRORS", "STAGES", "CompiledPolicy", "Fired", "Outputs", "compile_policy"]
 
@@ -161,6 +161,12 @@ def collect_rules(program: _Program) -> None:
             else:
                 group.definitions.append(rule)
             allowed = DECISION_RULES.get(rule.name)
+            if (
+                rule.name == "allow"
+                and rule.kind in (ast.COMPLETE, ast.DEFAULT)
+                and not (isinstance(rule.value, ast.Scalar) and isinstance(rule.value.value, bool))
+            ):
+                program.errors.add("type_error", "`allow` is a boolean rule: its value must be `true` or `false`", rule.loc)
             if allowed is not None and rule.kind not in allowed:
                 shape = {
                     "allow": "a boolean rule (`allow if …`)",
@@ -1109,7 +1115,7 @@ class CompiledPolicy:
     def evaluate_all(self, input: Any, data: Any) -> dict[str, Any]:
         """Every non-function rule's value (absent when undefined; `"<error>"` when it
         raised). For tests and tools; decisions use `decision_outputs`."""
-        ctx = runtime.Ctx(input, data)
+        ctx = runtime.Ctx(from_json(input), from_json(data))
         result: dict[str, Any] = {}
         for name, fn in self._rule_fns.items():
             try:
