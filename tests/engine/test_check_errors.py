@@ -216,7 +216,6 @@ def test_clean_policy_exit_zero(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
-@pytest.mark.xfail(strict=True, reason="`allow` with a non-boolean value is accepted and silently never allows")
 @pytest.mark.parametrize("rule", ['allow := "yes" if true', "default allow := 1"])
 def test_non_boolean_allow_is_a_type_error(tmp_path: Path, rule: str) -> None:
     _write(tmp_path, {"q.guard": f"package q\n\n{rule}\n"})
