@@ -222,20 +222,16 @@ def _request_from_line(line: Mapping[str, Any]) -> tuple[Any, Subject, Resource,
 def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:
     """(line number, parsed JSON or a _LineError) for each non-blank line."""
     try:
-        handle = sys.stdin if path == "-" else open(path, encoding="utf-8", errors="strict")  # noqa: SIM115
+        handle = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise click.UsageError(f"cannot read batch file `{path}`: {exc.strerror or exc}") from None
     with handle:
-        number = 0
-        while True:
-            number += 1
+        for number, raw_bytes in enumerate(handle, start=1):
             try:
-                raw = handle.readline()
+                raw = raw_bytes.decode("utf-8")
             except UnicodeDecodeError:
                 yield number, _LineError("encoding_error", "line is not valid UTF-8")
-                break
-            if not raw:
-                break
+                continue
             if not raw.strip():
                 continue
             try:

@@ -827,6 +827,8 @@ class _BodyCompiler:
             self.errors.add("type_error", f"a {et} is never in a {ct}", e.loc)
 
     def check_comparable(self, op: str, lt: Type, rt: Type, loc: ast.Location) -> None:
+        if op == "!=":
+            return  # values of different types are always unequal: that can hold
         if lt.kind == "any" or rt.kind == "any" or lt.kind == rt.kind:
             return
         if (lt.kind == "null" and rt.nullable) or (rt.kind == "null" and lt.nullable):
