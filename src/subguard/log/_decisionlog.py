@@ -11,6 +11,7 @@ process without a query per check.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import threading
 import time
@@ -41,6 +42,15 @@ from subguard.log._store import Store, StoreConflict, open_store
 __all__ = ["ApprovalOutcome", "DecisionLog", "open_log"]
 
 _CONFLICT_RETRIES = 8
+_APPROVE = Effect.APPROVE
+_TERMINATE = Effect.TERMINATE
+_EFFECT_VALUE = {e: e.value for e in Effect}
+
+
+@functools.lru_cache(maxsize=4096)
+def _reason_dict(reason: Reason) -> dict[str, str]:
+    # Compiled rules hand out the same reasons again and again; orjson only reads these.
+    return reason.as_dict()
 _STREAM_TOPICS = frozenset({Topic.DECISION_RECORDED, Topic.SESSION_STARTED})
 
 
@@ -79,24 +89,28 @@ class _Pending:
 
 def _facts(decision: Decision) -> dict[str, list[str]]:
     """Statement kinds, tables and columns from the input document: names only."""
-    doc = decision.input or {}
-    sql = doc.get("sql")
-    if sql is None:
+    doc = decision.input
+    sql = doc.get("sql") if doc else None
+    if sql is None and doc:
         command = doc.get("command") or {}
         sql = command.get("sql")
     if not sql:
         return {"kinds": [], "tables_read": [], "tables_written": [], "columns": []}
-    columns = []
-    for column in sql.get("columns_read") or ():
-        table = column.get("table")
-        name = str(column.get("column", ""))
-        columns.append(f"{table}.{name}" if table else name)
+    columns = {
+        f"{c.get('table')}.{c.get('column')}" if c.get("table") else str(c.get("column", ""))
+        for c in sql.get("columns_read") or ()
+    }
     return {
         "kinds": [str(s.get("kind", "")) for s in sql.get("statements") or ()],
-        "tables_read": sorted(str(t) for t in sql.get("tables_read") or ()),
-        "tables_written": sorted(str(t) for t in sql.get("tables_written") or ()),
-        "columns": sorted(set(columns)),
+        "tables_read": sorted(map(str, sql.get("tables_read") or ())),
+        "tables_written": sorted(map(str, sql.get("tables_written") or ())),
+        "columns": sorted(columns),
     }
+
+
+@functools.lru_cache(maxsize=1024)
+def _sorted(values: frozenset[str]) -> list[str]:
+    return sorted(values)
 
 
 def _masks(decision: Decision) -> Any:
@@ -404,16 +418,16 @@ class DecisionLog:
                             "session": name,
                             "decision": str(decision.id),
                             "subject": ctx.subject.id,
-                            "groups": sorted(ctx.subject.groups),
+                            "groups": _sorted(ctx.subject.groups),
                             "resource": ctx.resource.name,
                             "kind": ctx.request_kind,
                             "text": ctx.redacted_text,
                             "fingerprint": ctx.fingerprint,
                             "facts": _facts(decision),
-                            "effect": decision.effect.value,
-                            "reasons": [r.as_dict() for r in decision.reasons],
+                            "effect": _EFFECT_VALUE[decision.effect],
+                            "reasons": [_reason_dict(r) for r in decision.reasons],
                             "masks": _masks(decision),
-                            "errors": [e.as_dict() for e in decision.errors],
+                            "errors": [e.as_dict() for e in decision.errors] if decision.errors else [],
                             "approval": str(decision.approval_id) if decision.approval_id else None,
                             "policy": decision.policy_hash,
                             "time": format_time(ctx.time_ns),
@@ -423,7 +437,7 @@ class DecisionLog:
                     )
                 )
                 if (
-                    decision.effect is Effect.TERMINATE
+                    decision.effect is _TERMINATE
                     and name is not None
                     and session is not None
                     and session.terminated is None
@@ -453,7 +467,7 @@ class DecisionLog:
         now: int,
         at: str,
     ) -> Decision:
-        if decision.effect is not Effect.APPROVE:
+        if decision.effect is not _APPROVE:
             return decision
         grant = self._state.find_grant(ctx.subject.id, ctx.exact_hash, ctx.fingerprint, now, used)
         if grant is not None:

@@ -11,6 +11,7 @@ is involved: anyone holding the rows can recompute every hash (see docs/log.md).
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
 import time
 import uuid
@@ -81,6 +82,7 @@ def short_name(topic: str) -> str:
     return topic.rpartition(":")[2]
 
 
+@functools.lru_cache(maxsize=65536)
 def session_aggregate_id(session: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "session:" + session)
 
@@ -102,10 +104,17 @@ def store_aggregate_id() -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "store")
 
 
+_last_second: list[Any] = [None, ""]
+
+
 def format_time(time_ns: int) -> str:
     """RFC 3339 in UTC with nanoseconds: `2026-11-30T01:02:03.123456789Z`."""
     seconds, nanos = divmod(time_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+    cached = _last_second
+    if cached[0] != seconds:
+        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        cached[0] = seconds
+    return f"{cached[1]}.{nanos:09d}Z"
 
 
 def parse_time(text: str) -> int:
@@ -131,12 +140,19 @@ def event_hash(originator_id: str, version: int, topic: str, body: bytes) -> str
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=65536)
+def _uuid_text(value: uuid.UUID) -> str:
+    return str(value)
+
+
 def encode_event(
     originator_id: uuid.UUID, version: int, topic: str, state: Mapping[str, Any], prev: str
 ) -> tuple[StoredEvent, str]:
     """Serialise one event with its chain fields; returns the stored event and its hash."""
-    body = orjson.dumps({**state, "prev": prev})
-    h = event_hash(str(originator_id), version, topic, body)
+    state = dict(state)
+    state["prev"] = prev
+    body = orjson.dumps(state)
+    h = event_hash(_uuid_text(originator_id), version, topic, body)
     stored = body[:-1] + b',"h":"' + h.encode() + b'"}'
     return StoredEvent(originator_id, version, topic, stored), h
 
