@@ -407,11 +407,16 @@ def _run_eval(
 
 def _register_extensions() -> None:
     """Commands that live beside the packages they drive."""
-    try:
-        from subguard.cli.log_commands import register as register_log
-    except ImportError:  # pragma: no cover - the log commands ship with the package
-        return
+    from subguard.cli.log_commands import register as register_log
+
     register_log(main)
+    try:
+        from subguard.cli.test_command import register as register_test
+    except ModuleNotFoundError as exc:  # until `subguard test` lands
+        if exc.name != "subguard.cli.test_command":
+            raise
+        return
+    register_test(main)
 
 
 _register_extensions()

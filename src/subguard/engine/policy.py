@@ -13,6 +13,7 @@ import attrs
 from subguard.engine.schema import INPUT_TYPE, RECORDS
 from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang import ast
+from subguard.lang.builtins import Builtin
 from subguard.lang.compiler import CompiledPolicy, compile_policy
 from subguard.lang.parser import parse_module, read_source
 from subguard.lang.types import Schema
@@ -60,6 +61,7 @@ def load_policy(
     paths: PathLike | Sequence[PathLike],
     *,
     data: Mapping[str, Any] | None = None,
+    builtins: Mapping[str, Builtin] | None = None,
 ) -> Policy:
     """Load, check and compile the policy in `paths` (files or directories).
 
@@ -86,13 +88,14 @@ def load_policy(
             errors.append(exc)
     if errors:
         raise PolicyErrors(errors)
-    return policy_from_sources(sources, data=data)
+    return policy_from_sources(sources, data=data, builtins=builtins)
 
 
 def policy_from_sources(
     sources: Sequence[tuple[str, str]],
     *,
     data: Mapping[str, Any] | None = None,
+    builtins: Mapping[str, Builtin] | None = None,
 ) -> Policy:
     """Compile `(path, text)` pairs; the path only names the source in errors."""
     modules: list[ast.Module] = []
@@ -108,7 +111,7 @@ def policy_from_sources(
         errors.append(PolicyError("no_policy", "no `.guard` files found", path="<policy>", line=0, col=0))
     if errors:
         raise PolicyErrors(errors)
-    compiled = compile_policy(modules, schema=INPUT_SCHEMA)
+    compiled = compile_policy(modules, schema=INPUT_SCHEMA, builtins=builtins)
     digest = hashlib.sha256()
     for path, text in sorted(sources):
         digest.update(path.encode())

@@ -20,7 +20,7 @@ import attrs
 
 from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang import ast, runtime
-from subguard.lang.builtins import BUILTINS, BuiltinError, plain_text
+from subguard.lang.builtins import BUILTINS, Builtin, BuiltinError, plain_text
 from subguard.lang.types import ANY, BOOLEAN, NULL, NUMBER, STRING, Schema, Type, parse_type
 from subguard.lang.values import freeze, from_json
 
@@ -129,6 +129,8 @@ class _Program:
     constants: dict[str, Any] = attrs.Factory(dict)
     def_functions: dict[int, list[str]] = attrs.Factory(dict)  # group → def function names
     namespace: dict[str, Any] = attrs.Factory(dict)
+    #: Builtins beyond the standard library (e.g. `subguard test`'s request builders).
+    extra_builtins: Mapping[str, Builtin] = attrs.Factory(dict)
 
 
 # ── stage 1: rules ───────────────────────────────────────────────────────────────────
@@ -638,14 +640,14 @@ class _BodyCompiler:
                 )
             self.group.depends.add(group.index)
             return f"_g{group.index}(ctx{', ' if args else ''}{arg_code})".replace("(ctx", f"({cx}", 1), ANY
-        builtin = BUILTINS.get(e.name)
+        builtin = self.program.extra_builtins.get(e.name) or BUILTINS.get(e.name)
         if builtin is None:
             local_functions = [n for n, g in self.program.groups.get(self.package, {}).items() if g.kind == ast.FUNCTION]
             self.errors.add(
                 "unknown_function",
                 f"`{e.name}` is not a builtin or a function of this package",
                 e.loc,
-                _did_you_mean(e.name, list(BUILTINS) + local_functions),
+                _did_you_mean(e.name, list(BUILTINS) + list(self.program.extra_builtins) + local_functions),
             )
             return "None", ANY
         if builtin.arity != len(args):
@@ -1114,6 +1116,21 @@ class CompiledPolicy:
                 fired.append(Fired(package, "allow", location, (True,)))
         return Outputs(tuple(fired), tuple(faults))
 
+    def evaluate_rule(self, name: str, input: Any, data: Any) -> Any:
+        """The value of one rule (`package.rule`) for an input; raises `Undefined` when
+        it has none, `EvalFault`/`BuiltinError` when it fails."""
+        fn = self._rule_fns.get(name)
+        if fn is None:
+            raise KeyError(name)
+        return fn(runtime.Ctx(from_json(input), from_json(data)))
+
+    def rule_locations(self) -> dict[str, list[str]]:
+        """`package.rule` → the `file:line` of each of its definitions."""
+        return {
+            g.qualified: [r.loc.short for r in g.definitions] + ([g.default.loc.short] if g.default else [])
+            for g in self._groups
+        }
+
     def evaluate_all(self, input: Any, data: Any) -> dict[str, Any]:
         """Every non-function rule's value (absent when undefined; `"<error>"` when it
         raised). For tests and tools; decisions use `decision_outputs`."""
@@ -1278,10 +1295,14 @@ def compile_policy(
     modules: Sequence[ast.Module],
     *,
     schema: Schema | None = None,
+    builtins: Mapping[str, Builtin] | None = None,
     stages: Sequence[Callable[[_Program], None]] = STAGES,
 ) -> CompiledPolicy:
-    """Check and compile modules; raises `PolicyErrors` carrying every error found."""
-    program = _Program(list(modules), schema, _Errors())
+    """Check and compile modules; raises `PolicyErrors` carrying every error found.
+
+    `builtins` adds functions callable from policy text (by dotted name), checked for
+    arity like the standard ones."""
+    program = _Program(list(modules), schema, _Errors(), extra_builtins=dict(builtins or {}))
     for stage in stages:
         try:
             stage(program)
