@@ -16,7 +16,7 @@ import attrs
 
 from subguard.lang import ast
 from subguard.lang.builtins import BUILTINS, BuiltinError, BuiltinUndefined
-from subguard.lang.values import compare, equal, freeze
+from subguard.lang.values import compare, equal, freeze, from_json
 
 __all__ = ["ERROR", "EvalError", "Evaluator", "Undefined", "evaluate_all"]
 
@@ -37,8 +37,10 @@ class EvalError(Exception):
 def evaluate_all(
     modules: list[ast.Module], input: dict[str, Any], data: dict[str, Any]
 ) -> dict[str, object]:
-    """`"<package>.<rule>"` → value for every defined non-function rule, or `ERROR`."""
-    evaluator = Evaluator(modules, input, data)
+    """`"<package>.<rule>"` → value for every defined non-function rule, or `ERROR`.
+
+    `input` and `data` may be decoded JSON (lists) or values of the value model."""
+    evaluator = Evaluator(modules, from_json(input), from_json(data))
     results: dict[str, object] = {}
     for package, name in evaluator.rule_names():
         try:

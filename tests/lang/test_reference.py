@@ -171,3 +171,8 @@ def test_import_of_input_binds_its_last_name() -> None:
         "m := count(s) if { s := statements }"
     )
     assert evaluate_all([module], INPUT, DATA) == {"p.n": 3, "p.m": 3}
+
+
+def test_json_input_is_read_like_the_value_model() -> None:
+    module = parse_module('package p\nn := count(input.xs)\nhas if "b" in input.xs')
+    assert evaluate_all([module], {"xs": ["a", "b"]}, {}) == {"p.n": 2, "p.has": True}
