@@ -137,6 +137,7 @@ class DecisionLog:
         poll_interval: float = 0.02,
         fail_closed: bool = True,
         clock: Callable[[], int] = time.time_ns,
+        gather_wait: float = 0.0001,
     ) -> None:
         self.store = store
         self.checkpoint_every = checkpoint_every
@@ -145,6 +146,7 @@ class DecisionLog:
         self.fail_closed = fail_closed
         self.poll_interval = poll_interval
         self.clock = clock
+        self.gather_wait = gather_wait
         #: This process's stream for decisions outside any session, and its checkpoints.
         self.writer_id = uuid.uuid4()
         self.checkpoint_id = uuid.uuid4()
@@ -154,6 +156,7 @@ class DecisionLog:
         self._queue_cv = threading.Condition(threading.Lock())
         self._queue: list[_Unit] = []
         self._committing = False
+        self._last_batch = 1
         self._changed = threading.Condition(self._lock)
         self._since_checkpoint: dict[uuid.UUID, tuple[int, str]] = {}
         self._events_since_checkpoint = 0
@@ -304,7 +307,19 @@ class DecisionLog:
             while not unit.done:
                 if not self._committing:
                     self._committing = True
+                    # Callers released by the last commit are still on their way back:
+                    # give them a moment (never more than `gather_wait`) to join this
+                    # batch. A lone caller (last batch of one) never waits.
+                    want = min(self._last_batch, 64)
+                    if want > 1 and len(self._queue) < want:
+                        deadline = time.monotonic() + self.gather_wait
+                        while len(self._queue) < want:
+                            remaining = deadline - time.monotonic()
+                            if remaining <= 0:
+                                break
+                            cv.wait(remaining)
                     batch, self._queue = self._queue, []
+                    self._last_batch = len(batch)
                     break
                 cv.wait()
             else:
