@@ -187,7 +187,7 @@ def _reasons(effect: Effect, fired: list[Any]) -> list[Reason]:
     return [
         Reason(effect, f.package, f.rule, _message(v), f.location)
         for f in fired
-        for v in sorted(f.values, key=_message)
+        for v in (f.values if len(f.values) == 1 else sorted(f.values, key=_message))
     ]
 
 
@@ -289,7 +289,7 @@ class Engine:
         """Decide on a raw input document (no analysis, no log). Never raises."""
         start = time.perf_counter_ns()
         try:
-            document = input_document if _is_frozen(input_document) else from_json(dict(input_document))
+            document = input_document if _is_frozen(input_document) else self._compiled.conform(dict(input_document))
             outputs = self._compiled.decision_outputs(document, self._data)
             effect, reasons, masks, errors = combine(outputs)
         except Exception as exc:  # fail closed on anything unexpected

@@ -21,7 +21,17 @@ import attrs
 from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang import ast, runtime
 from subguard.lang.builtins import BUILTINS, Builtin, BuiltinError, plain_text
-from subguard.lang.types import ANY, BOOLEAN, NULL, NUMBER, STRING, Schema, Type, parse_type
+from subguard.lang.types import (
+    ANY,
+    BOOLEAN,
+    NULL,
+    NUMBER,
+    STRING,
+    Schema,
+    Type,
+    conform,
+    parse_type,
+)
 from subguard.lang.values import freeze, from_json
 
 __all__ = ["DECISION_RULES", "MAX_ERRORS", "STAGES", "CompiledPolicy", "Fired", "Outputs", "compile_policy"]
@@ -222,13 +232,18 @@ class _Fn:
         self.lines: list[str] = []
         self.indent = indent
         self.loops = 0
+        #: What a function returns when its body fails outside any loop (a
+        #: comprehension returns what it collected: an empty collection, not undefined).
+        self.result = ""
 
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.indent + line)
 
     @property
     def fail(self) -> str:
-        return "continue" if self.loops else "return"
+        if self.loops:
+            return "continue"
+        return f"return {self.result}" if self.result else "return"
 
 
 class _BodyCompiler:
@@ -558,7 +573,7 @@ class _BodyCompiler:
         def build(pys: list[str]) -> None:
             nonlocal result_type
             self.fn.emit(f"{out} = []")
-            inner_fn = self.fn
+            self.fn.result = out
             self.body(e.body)
             if isinstance(e, ast.ObjectCompr):
                 k, _ = self.expr(e.key, "ctx")
@@ -573,7 +588,6 @@ class _BodyCompiler:
                 self.fn.emit(f"    {out}.append({t})")
                 self.fn.emit(f"except _U: {self.fn.fail}")
                 result_type = Type("array" if isinstance(e, ast.ArrayCompr) else "set", tt)
-            self.fn.indent = inner_fn.indent - inner_fn.loops if False else self.fn.indent
             self.fn.lines.append("    " * (self.fn.indent - self.fn.loops) + f"return {out}")
 
         name = self.nested([], build)
@@ -613,7 +627,13 @@ class _BodyCompiler:
         for t, side in ((lt, e.left), (rt, e.right)):
             if t.kind not in ("number", "any") and not (op == "-" and t.kind == "set"):
                 self.errors.add("type_error", f"`{op}` needs numbers, not a {t}", side.loc)
-        return f"{helper}({left}, {right})", NUMBER if lt.kind != "set" else lt
+        if op == "-" and "set" in (lt.kind, rt.kind):
+            result = lt if lt.kind == "set" else rt
+        elif lt.kind == rt.kind == "number" or op != "-":
+            result = NUMBER
+        else:
+            result = ANY  # `-` of unknowns: numbers or sets
+        return f"{helper}({left}, {right})", result
 
     def call(self, e: ast.Call, cx: str) -> tuple[str, Type]:
         fast = self.fast_sprintf(e, cx)
@@ -1046,11 +1066,22 @@ STAGES: Final[tuple[Callable[[_Program], None], ...]] = (
 )
 
 
+def _fault(exc: Exception, package: str, rule: str, location: str) -> Fault:
+    if isinstance(exc, runtime.EvalFault):
+        return Fault(exc.code, str(exc), package, rule, location)
+    if isinstance(exc, BuiltinError):
+        return Fault("builtin_error", str(exc), package, rule, location)
+    if isinstance(exc, RecursionError):
+        return Fault("eval_error", "evaluation nested too deeply", package, rule, location)
+    return Fault("eval_error", f"{type(exc).__name__}: {exc}", package, rule, location)
+
+
 class CompiledPolicy:
     """Checked rules compiled to Python functions: decide many inputs, fast."""
 
     def __init__(self, program: _Program) -> None:
         self._groups = program.by_index
+        self._schema = program.schema
         ns = program.namespace
         self._rule_fns: dict[str, Callable[[runtime.Ctx], Any]] = {
             g.qualified: ns[f"_g{g.index}"] for g in self._groups if g.kind != ast.FUNCTION
@@ -1064,6 +1095,7 @@ class CompiledPolicy:
                 decisions.append((g.package, g.name, rule.loc.short, ns[fname]))
                 guards.append(_guard(rule, program.imports.get(id(_module_of(program, rule)), {})))
         self._decisions = tuple(decisions)
+        self._decision_fns = tuple(d[3] for d in decisions)
         self._index = _GuardIndex(guards)
         #: package → location of its `default allow := true`
         self._open_defaults = {
@@ -1087,25 +1119,20 @@ class CompiledPolicy:
         faults: list[Fault] = []
         allowed_packages: set[str] = set()
         decisions = self._decisions
+        fns = self._decision_fns
+        hits: list[tuple[int, list[Any]]] = []
         for i in self._index.candidates(input):
-            package, rule, location, fn = decisions[i]
             out: list[Any] = []
             try:
-                fn(ctx, out)
-            except runtime.EvalFault as exc:
-                faults.append(Fault(exc.code, str(exc), package, rule, location))
-                continue
-            except BuiltinError as exc:
-                faults.append(Fault("builtin_error", str(exc), package, rule, location))
-                continue
-            except RecursionError:
-                faults.append(Fault("eval_error", "evaluation nested too deeply", package, rule, location))
-                continue
+                fns[i](ctx, out)
             except Exception as exc:  # fail closed on anything a rule throws
-                faults.append(Fault("eval_error", f"{type(exc).__name__}: {exc}", package, rule, location))
+                package, rule, location, _fn = decisions[i]
+                faults.append(_fault(exc, package, rule, location))
                 continue
-            if not out:
-                continue
+            if out:
+                hits.append((i, out))
+        for i, out in hits:
+            package, rule, location, _fn = decisions[i]
             if rule == "allow":
                 if not any(v is True for v in out):
                     continue
@@ -1116,13 +1143,18 @@ class CompiledPolicy:
                 fired.append(Fired(package, "allow", location, (True,)))
         return Outputs(tuple(fired), tuple(faults))
 
+    def conform(self, input: Any) -> Any:
+        """A JSON input document in the value model, its schema-typed sets as sets."""
+        value = from_json(input)
+        return conform(value, self._schema.root, self._schema) if self._schema is not None else value
+
     def evaluate_rule(self, name: str, input: Any, data: Any) -> Any:
         """The value of one rule (`package.rule`) for an input; raises `Undefined` when
         it has none, `EvalFault`/`BuiltinError` when it fails."""
         fn = self._rule_fns.get(name)
         if fn is None:
             raise KeyError(name)
-        return fn(runtime.Ctx(from_json(input), from_json(data)))
+        return fn(runtime.Ctx(self.conform(input), from_json(data)))
 
     def rule_locations(self) -> dict[str, list[str]]:
         """`package.rule` → the `file:line` of each of its definitions."""
@@ -1134,7 +1166,7 @@ class CompiledPolicy:
     def evaluate_all(self, input: Any, data: Any) -> dict[str, Any]:
         """Every non-function rule's value (absent when undefined; `"<error>"` when it
         raised). For tests and tools; decisions use `decision_outputs`."""
-        ctx = runtime.Ctx(from_json(input), from_json(data))
+        ctx = runtime.Ctx(self.conform(input), from_json(data))
         result: dict[str, Any] = {}
         for name, fn in self._rule_fns.items():
             try:
@@ -1267,7 +1299,7 @@ class _GuardIndex:
             sql = input["sql"]
             kinds = {s["kind"] for s in sql["statements"]}
             # the top-level sets aggregate every statement's tables, nested ones included
-            tables = sql["tables_read"] | sql["tables_written"]
+            tables = (sql["tables_read"], sql["tables_written"]) if self.by_table or self.by_both else ()
         except (KeyError, TypeError):
             return self.always
         chosen = list(self.always)
@@ -1276,8 +1308,8 @@ class _GuardIndex:
             hit = by_kind.get(k)
             if hit:
                 chosen.extend(hit)
-        if by_table or by_both:
-            for t in tables:
+        for table_set in tables:
+            for t in table_set:
                 hit = by_table.get(t)
                 if hit:
                     chosen.extend(hit)

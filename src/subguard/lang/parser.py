@@ -72,11 +72,17 @@ class _PostLexer:
         # Decisions about a token can depend on the token after it (`contains(` is a
         # call, not a rule head), so each token is held until the next one arrives.
         held: Token | None = None
+        before: Token | None = None
         for tok in self._structure(stream):
             if held is not None:
-                if held.type == "CONTAINS" and tok.type == "LPAR":
+                if (
+                    held.type == "CONTAINS"
+                    and tok.type == "LPAR"
+                    and (before is None or before.type != "NAME")  # `deny contains (…)` is a head
+                ):
                     held = Token.new_borrow_pos("NAME", held.value, held)
                 yield held
+                before = held
             held = tok
         if held is not None:
             yield held

@@ -174,7 +174,9 @@ def mod(a: Any, b: Any) -> Any:
         raise EvalFault("modulo by zero")
     if type(a) is not int or type(b) is not int:
         raise EvalFault("`%` needs integers")
-    return a % b
+    # Rego (Go) truncates toward zero: the remainder takes the dividend's sign
+    remainder = abs(a) % abs(b)
+    return -remainder if a < 0 else remainder
 
 
 def neg(a: Any) -> Any:

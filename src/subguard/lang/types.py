@@ -7,10 +7,13 @@ The checker is a safety net for typos, not a proof system: anything it cannot kn
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
-__all__ = ["ANY", "BOOLEAN", "NULL", "NUMBER", "STRING", "Schema", "Type", "parse_type"]
+from subguard.lang.values import freeze
+
+__all__ = ["ANY", "BOOLEAN", "NULL", "NUMBER", "STRING", "Schema", "Type", "conform", "parse_type"]
 
 
 @attrs.frozen
@@ -88,3 +91,25 @@ class Schema:
 
     def fields(self, t: Type) -> Mapping[str, Type]:
         return self.records.get(t.record or "", {})
+
+
+def conform(value: Any, t: Type, schema: Schema) -> Any:
+    """A JSON-shaped value (arrays as tuples) with every field the schema types as a set
+    turned into a frozenset, so raw input documents behave like analysed ones."""
+    if t.kind == "set" and isinstance(value, tuple | list | frozenset | set):
+        elem = t.elem or ANY
+        items = (conform(v, elem, schema) for v in value)
+        try:
+            return frozenset(items)
+        except TypeError:
+            return frozenset(freeze(conform(v, elem, schema)) for v in value)
+    if t.kind == "array" and isinstance(value, tuple | list):
+        elem = t.elem or ANY
+        return tuple(conform(v, elem, schema) for v in value)
+    if t.kind == "record" and isinstance(value, Mapping):
+        fields = schema.fields(t)
+        return {k: conform(v, fields[k], schema) if k in fields else v for k, v in value.items()}
+    if t.kind == "object" and isinstance(value, Mapping):
+        elem = t.elem or ANY
+        return {k: conform(v, elem, schema) for k, v in value.items()}
+    return value
