@@ -51,6 +51,8 @@ _EFFECT_VALUE = {e: e.value for e in Effect}
 def _reason_dict(reason: Reason) -> dict[str, str]:
     # Compiled rules hand out the same reasons again and again; orjson only reads these.
     return reason.as_dict()
+
+
 _STREAM_TOPICS = frozenset({Topic.DECISION_RECORDED, Topic.SESSION_STARTED})
 
 
@@ -442,7 +444,9 @@ class DecisionLog:
                             "effect": _EFFECT_VALUE[decision.effect],
                             "reasons": [_reason_dict(r) for r in decision.reasons],
                             "masks": _masks(decision),
-                            "errors": [e.as_dict() for e in decision.errors] if decision.errors else [],
+                            "errors": [e.as_dict() for e in decision.errors]
+                            if decision.errors
+                            else [],
                             "approval": str(decision.approval_id) if decision.approval_id else None,
                             "policy": decision.policy_hash,
                             "time": format_time(ctx.time_ns),

@@ -266,6 +266,7 @@ def _open_postgres(url: str, *, create: bool, lock_timeout: float) -> Store:
         "POSTGRES_POOL_SIZE": params.get("pool_size", "8"),
         "POSTGRES_MAX_OVERFLOW": params.get("max_overflow", "8"),
         "CREATE_TABLE": "n",
+        "APPLICATION_RECORDER_TOPIC": "subguard.log._postgres:OneTripPostgresRecorder",
     }
     factory: Any = InfrastructureFactory.construct(Environment("", env))
     if create:
