@@ -7,7 +7,9 @@ Users never see a Lark type: every failure becomes a located `PolicyError`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -368,6 +370,21 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         return ast.Scalar(None, loc=_loc(self.path, meta))
 
 
+def _cache_file(grammar: str) -> str | bool:
+    """Where Lark keeps its analysed grammar between processes: a directory only this
+    user can write (Lark's default is a shared temporary directory, and the cache is a
+    pickle), named by the grammar's and Lark's versions. No cache if there is none."""
+    directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "subguard"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if directory.stat().st_uid != os.getuid() or directory.stat().st_mode & 0o022:
+            return False
+    except OSError:
+        return False
+    digest = hashlib.sha256(f"{lark.__version__}\0{grammar}".encode()).hexdigest()[:24]
+    return str(directory / f"grammar-{digest}.lark")
+
+
 class _Parser:
     """One Lark parser, its post-lexer and transformer, reused for every parse."""
 
@@ -375,8 +392,9 @@ class _Parser:
         self.postlex = _PostLexer()
         self.transformer = _ToAst()
         self.comments: list[tuple[int, str]] = []
+        grammar = grammar_text()
         self.lark = lark.Lark(
-            grammar_text(),
+            grammar,
             parser="lalr",
             lexer="basic",
             strict=True,
@@ -384,7 +402,7 @@ class _Parser:
             maybe_placeholders=True,
             postlex=self.postlex,
             lexer_callbacks={"COMMENT": self._comment},
-            cache=False,
+            cache=_cache_file(grammar),
         )
 
     def _comment(self, tok: Token) -> None:
