@@ -6,7 +6,7 @@ import enum
 import random
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -123,9 +123,11 @@ class HttpRequest:
 Request = SqlRequest | CommandRequest | HttpRequest
 
 
-@attrs.frozen
-class Reason:
-    """One rule that contributed to a decision, and what it said."""
+class Reason(NamedTuple):
+    """One rule that contributed to a decision, and what it said.
+
+    A named tuple rather than an attrs class: decisions build several on the hot path.
+    """
 
     effect: Effect
     package: str
@@ -143,8 +145,7 @@ class Reason:
         }
 
 
-@attrs.frozen
-class EvalError:
+class EvalError(NamedTuple):
     """A runtime error inside a rule; the decision it touched fails closed."""
 
     code: str
