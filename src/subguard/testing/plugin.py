@@ -1,7 +1,8 @@
 """The pytest plugin: a `subguard_policy` fixture that loads the policy under test.
 
 Point it at your rules with `--subguard-rules PATH` (repeatable) or the ini option
-`subguard_rules`; the default is `rules/`.
+`subguard_rules`; the default is `rules/`. Test files (`*_test.guard`) are left out:
+they are for `subguard test`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from subguard.engine import Engine, Policy, load_policy
+from subguard.testing.runner import policy_files
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -28,7 +30,7 @@ def pytest_addoption(parser: Any) -> None:
 def subguard_policy(request: Any) -> Policy:
     """The policy named by `--subguard-rules` / `subguard_rules`, loaded once."""
     paths = request.config.getoption("--subguard-rules") or request.config.getini("subguard_rules") or ["rules"]
-    return load_policy(list(paths))
+    return load_policy(policy_files(list(paths)))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,454 @@
+"""The policy test runner behind `subguard test`: discover `test_…` rules, run them with
+request-building builtins, and measure which decision rules they made fire.
+
+Tests are ordinary rules whose names start with `test_` (`todo_test_` skips one), in any
+`.guard` file — by convention `*_test.guard` beside the rules they test. Three builtins
+exist only while tests run:
+
+- `sql_request(text, context)` — the input document for a SQL text, built by the same
+  analysis the engine runs (`context`: `subject`, `resource`, `session`, `dialect`);
+- `command_request(text, context)` — the same for a shell command line;
+- `decide(document)` — the decision of the loaded policy for an input document:
+  `{"effect", "messages", "rules", "reasons", "masks", "errors"}`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from subguard.engine import (
+    CommandRequest,
+    Policy,
+    Resource,
+    SqlRequest,
+    Subject,
+    build_input,
+    combine,
+    find_policy_files,
+    load_policy,
+)
+from subguard.lang import ast
+from subguard.lang.builtins import Builtin, BuiltinError
+from subguard.lang.compiler import DECISION_RULES
+from subguard.lang.runtime import UNDEFINED_ERRORS
+from subguard.lang.values import freeze, to_json
+
+__all__ = [
+    "Coverage",
+    "DecisionTrace",
+    "TestReport",
+    "TestResult",
+    "is_test_file",
+    "policy_files",
+    "run_tests",
+    "test_builtins",
+]
+
+PathLike = str | os.PathLike[str]
+
+#: Fields a request context may carry, and those of its subject and resource.
+_CONTEXT_FIELDS = ("subject", "resource", "session", "dialect", "time_ns")
+_SUBJECT_FIELDS = ("id", "groups", "claims")
+_RESOURCE_FIELDS = ("name", "kind", "dialect", "env", "tags", "schema")
+_SESSION_FIELDS = ("id", "started_ns", "requests", "denied", "approvals_pending", "tables_touched", "terminated")
+
+#: The time every built request carries unless the context names one: tests repeat.
+TEST_TIME_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+
+
+def is_test_file(path: PathLike) -> bool:
+    """`*_test.guard` files hold tests; they are loaded only to run them."""
+    return Path(path).name.endswith("_test.guard")
+
+
+def policy_files(paths: PathLike | Sequence[PathLike], *, tests: bool = False) -> list[Path]:
+    """The `.guard` files of `paths`, without `*_test.guard` files unless `tests`."""
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    files = find_policy_files(paths)
+    named = {Path(p) for p in paths}
+    return [f for f in files if tests or f in named or not is_test_file(f)]
+
+
+# ── request-building builtins ────────────────────────────────────────────────────────
+
+
+def _fields(what: str, value: Any, allowed: Sequence[str], builtin: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise BuiltinError(f"`{builtin}`: the {what} must be an object")
+    plain: dict[str, Any] = to_json(value)
+    for key in plain:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6)
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise BuiltinError(f"`{builtin}`: `{key}` is not a field of the {what}{hint}")
+    return plain
+
+
+def _context(builtin: str, context: Any) -> tuple[Subject, Resource, dict[str, Any], str | None, int]:
+    ctx = _fields("request context", context, _CONTEXT_FIELDS, builtin)
+    subj = _fields("subject", ctx.get("subject"), _SUBJECT_FIELDS, builtin)
+    res = _fields("resource", ctx.get("resource"), _RESOURCE_FIELDS, builtin)
+    sess = _fields("session", ctx.get("session"), _SESSION_FIELDS, builtin)
+    groups = subj.get("groups") or ()
+    if isinstance(groups, str) or not all(isinstance(g, str) for g in groups):
+        raise BuiltinError(f"`{builtin}`: the subject's groups must be a set of strings")
+    subject = Subject(str(subj.get("id", "")), groups, subj.get("claims") or {})
+    resource = Resource(
+        name=str(res.get("name", "")),
+        kind=str(res.get("kind", "")),
+        dialect=res.get("dialect"),
+        env=str(res.get("env", "")),
+        tags=res.get("tags") or {},
+        schema=res.get("schema"),
+    )
+    time_ns = ctx.get("time_ns", TEST_TIME_NS)
+    if not isinstance(time_ns, int):
+        raise BuiltinError(f"`{builtin}`: `time_ns` must be an integer")
+    session: dict[str, Any] = {
+        "id": None,
+        "started_ns": time_ns,
+        "requests": 0,
+        "denied": 0,
+        "approvals_pending": 0,
+        "tables_touched": frozenset(),
+        "terminated": False,
+    }
+    for key, value in sess.items():
+        session[key] = frozenset(value) if key == "tables_touched" else value
+    dialect = ctx.get("dialect")
+    return subject, resource, session, dialect if isinstance(dialect, str) else None, time_ns
+
+
+def sql_input(text: str, context: Any = None) -> dict[str, Any]:
+    """The input document for SQL `text`, as the engine builds it (see `sql_request`)."""
+    if not isinstance(text, str):
+        raise BuiltinError("`sql_request`: the SQL text must be a string")
+    subject, resource, session, dialect, time_ns = _context("sql_request", context)
+    built = build_input(SqlRequest(text, dialect), subject, resource, session, time_ns)
+    document: dict[str, Any] = freeze(built.input)
+    return document
+
+
+def command_input(text: str, context: Any = None) -> dict[str, Any]:
+    """The input document for a shell command line (see `command_request`)."""
+    if not isinstance(text, str):
+        raise BuiltinError("`command_request`: the command must be a string")
+    subject, resource, session, _, time_ns = _context("command_request", context)
+    if not resource.kind:
+        resource = attrs.evolve(resource, kind="shell")
+    built = build_input(CommandRequest(text), subject, resource, session, time_ns)
+    document: dict[str, Any] = freeze(built.input)
+    return document
+
+
+@attrs.frozen
+class DecisionTrace:
+    """One decision a test asked for: the request it was about and what came out."""
+
+    request: str
+    effect: str
+    reasons: tuple[tuple[str, str, str], ...]  # (rule, message, location)
+    masks: Any
+    errors: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "request": self.request,
+            "effect": self.effect,
+            "reasons": [{"rule": r, "message": m, "location": loc} for r, m, loc in self.reasons],
+            "masks": self.masks,
+            "errors": list(self.errors),
+        }
+
+
+class _Recorder:
+    """What the builtins need at run time: the compiled policy (set after loading) and
+    where to note decisions and the decision rules that fired."""
+
+    def __init__(self) -> None:
+        self.policy: Policy | None = None
+        self.fired: set[str] = set()
+        self.decisions: list[DecisionTrace] = []
+
+    def decide(self, document: Any) -> dict[str, Any]:
+        if self.policy is None:
+            raise BuiltinError("`decide`: no policy is loaded")
+        if not isinstance(document, Mapping):
+            raise BuiltinError("`decide`: the argument must be an input document (an object)")
+        outputs = self.policy.compiled.decision_outputs(document, self.policy.data)
+        for fired in outputs.fired:
+            self.fired.add(fired.location)
+        effect, reasons, masks, errors = combine(outputs)
+        request = document.get("request")
+        text = request.get("text", "") if isinstance(request, Mapping) else ""
+        plain_masks = to_json(dict(masks) if isinstance(masks, Mapping) else list(masks))
+        self.decisions.append(
+            DecisionTrace(
+                str(text),
+                effect.value,
+                tuple((f"{r.package}.{r.rule}", r.message, r.location) for r in reasons),
+                plain_masks,
+                tuple(f"{e.code}: {e.message}" for e in errors),
+            )
+        )
+        result: dict[str, Any] = freeze(
+            {
+                "effect": effect.value,
+                "messages": {r.message for r in reasons},
+                "rules": {f"{r.package}.{r.rule}" for r in reasons},
+                "reasons": [r.as_dict() for r in reasons],
+                "masks": plain_masks,
+                "errors": [e.as_dict() for e in errors],
+            }
+        )
+        return result
+
+
+def test_builtins(recorder: Any = None) -> dict[str, Builtin]:
+    """The builtins tests may call. `recorder` (internal) collects decisions."""
+    rec = recorder if recorder is not None else _Recorder()
+    return {
+        "sql_request": Builtin("sql_request", 2, sql_input, "any"),
+        "command_request": Builtin("command_request", 2, command_input, "any"),
+        "decide": Builtin("decide", 1, rec.decide, "any"),
+    }
+
+
+test_builtins.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+# ── results ──────────────────────────────────────────────────────────────────────────
+
+
+@attrs.frozen
+class TestResult:
+    """One test rule's outcome: `pass`, `fail`, `skip` or `error`."""
+
+    __test__ = False
+
+    package: str
+    rule: str
+    location: str
+    status: str
+    message: str = ""
+    expected: tuple[str, ...] = ()
+    decisions: tuple[DecisionTrace, ...] = ()
+    duration_s: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.package}.{self.rule}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "package": self.package,
+            "rule": self.rule,
+            "location": self.location,
+            "status": self.status,
+            "message": self.message,
+            "expected": list(self.expected),
+            "decisions": [d.as_dict() for d in self.decisions],
+            "duration_s": round(self.duration_s, 6),
+        }
+
+
+@attrs.frozen
+class Coverage:
+    """Decision-rule definitions (outside test files) that some test made fire."""
+
+    covered: tuple[str, ...]
+    #: `file:line rule` of each definition no test made fire
+    missed: tuple[tuple[str, str], ...]
+
+    @property
+    def total(self) -> int:
+        return len(self.covered) + len(self.missed)
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if not self.total else 100.0 * len(self.covered) / self.total
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "percent": round(self.percent, 2),
+            "covered": len(self.covered),
+            "total": self.total,
+            "not_covered": [{"location": loc, "rule": rule} for loc, rule in self.missed],
+        }
+
+
+@attrs.frozen
+class TestReport:
+    """Everything one run found."""
+
+    __test__ = False
+
+    results: tuple[TestResult, ...]
+    coverage: Coverage | None = None
+    duration_s: float = 0.0
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status in ("pass", "skip") for r in self.results)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "results": [r.as_dict() for r in self.results],
+            "summary": {s: self.count(s) for s in ("pass", "fail", "skip", "error")},
+            "duration_s": round(self.duration_s, 6),
+        }
+        if self.coverage is not None:
+            out["coverage"] = self.coverage.as_dict()
+        return out
+
+
+# ── running ──────────────────────────────────────────────────────────────────────────
+
+
+def _file_of(location: str) -> str:
+    return location.rsplit(":", 1)[0]
+
+
+def _test_rules(policy: Policy) -> list[tuple[ast.Module, ast.Rule]]:
+    found: list[tuple[ast.Module, ast.Rule]] = []
+    seen: set[tuple[str, str]] = set()
+    for module in policy.modules:
+        package = ".".join(module.package)
+        for rule in module.rules:
+            if not (rule.name.startswith("test_") or rule.name.startswith("todo_test_")):
+                continue
+            if rule.kind == ast.FUNCTION or (package, rule.name) in seen:
+                continue
+            seen.add((package, rule.name))
+            found.append((module, rule))
+    return found
+
+
+def _expected_effects(rule: ast.Rule) -> tuple[str, ...]:
+    """The effects a test compares `.effect` against, for the failure report."""
+    found: list[str] = []
+
+    def is_effect(e: Any) -> bool:
+        return isinstance(e, ast.Ref) and bool(e.path) and isinstance(e.path[-1], ast.Scalar) and e.path[-1].value == "effect"
+
+    def visit(node: Any) -> None:
+        if isinstance(node, ast.BinOp) and node.op == "==":
+            for a, b in ((node.left, node.right), (node.right, node.left)):
+                if is_effect(a) and isinstance(b, ast.Scalar) and isinstance(b.value, str):
+                    found.append(b.value)
+        if isinstance(node, ast.NotLiteral):
+            return  # `not d.effect == "allow"` is no expectation of `allow`
+        if attrs.has(type(node)):
+            for field in attrs.fields(type(node)):
+                visit(getattr(node, field.name))
+        elif isinstance(node, tuple):
+            for item in node:
+                visit(item)
+
+    for literal in rule.body:
+        visit(literal)
+    if rule.value is not None:
+        visit(rule.value)
+    return tuple(dict.fromkeys(found))
+
+
+def _trace_definitions(policy: Policy, recorder: _Recorder) -> None:
+    """Note decision-rule definitions that fire when a test names a rule directly
+    (`deny with input as …`) rather than through `decide`."""
+    decisions: Iterable[tuple[str, str, str, Callable[..., Any]]] = getattr(policy.compiled, "_decisions", ())
+    for _package, _rule, location, fn in decisions:
+        namespace = getattr(fn, "__globals__", None)
+        name = getattr(fn, "__name__", "")
+        if namespace is None or namespace.get(name) is not fn:
+            continue
+
+        def traced(ctx: Any, out: list[Any], *args: Any, _fn: Any = fn, _loc: str = location) -> None:
+            before = len(out)
+            _fn(ctx, out, *args)
+            if len(out) > before:
+                recorder.fired.add(_loc)
+
+        namespace[name] = traced
+
+
+def _coverage(policy: Policy, test_files: set[str], fired: set[str]) -> Coverage:
+    covered: list[str] = []
+    missed: list[tuple[str, str]] = []
+    for name, locations in sorted(policy.compiled.rule_locations().items()):
+        if name.rsplit(".", 1)[1] not in DECISION_RULES:
+            continue
+        for location in locations:
+            if _file_of(location) in test_files:
+                continue
+            if location in fired:
+                covered.append(location)
+            else:
+                missed.append((location, name))
+    missed.sort(key=lambda m: (_file_of(m[0]), int(m[0].rsplit(":", 1)[1]) if m[0].rsplit(":", 1)[1].isdigit() else 0))
+    return Coverage(tuple(covered), tuple(missed))
+
+
+def run_tests(
+    paths: PathLike | Sequence[PathLike],
+    *,
+    run: str | None = None,
+    data: Mapping[str, Any] | None = None,
+    coverage: bool = False,
+) -> TestReport:
+    """Load the rules and tests in `paths` and run every test whose `package.rule`
+    matches `run` (a regular expression). Raises `PolicyErrors` when the policy does
+    not compile, `re.error` for a bad `run` pattern."""
+    started = time.perf_counter()
+    pattern = re.compile(run) if run else None
+    recorder = _Recorder()
+    files = policy_files(paths, tests=True)
+    policy = load_policy(files, data=data, builtins=test_builtins(recorder))
+    recorder.policy = policy
+    if coverage:
+        _trace_definitions(policy, recorder)
+    tests = _test_rules(policy)
+    test_files = {str(f) for f in files if is_test_file(f)} | {m.path for m, _ in tests}
+    results: list[TestResult] = []
+    for module, rule in tests:
+        package = ".".join(module.package)
+        name = f"{package}.{rule.name}"
+        if pattern is not None and not pattern.search(name):
+            continue
+        location = rule.loc.short
+        if rule.name.startswith("todo_"):
+            results.append(TestResult(package, rule.name, location, "skip", "marked todo"))
+            continue
+        recorder.decisions = []
+        begin = time.perf_counter()
+        status, message = "pass", ""
+        try:
+            value = policy.compiled.evaluate_rule(name, {}, policy.data)
+        except UNDEFINED_ERRORS:
+            status, message = "fail", "the test's body did not hold"
+        except Exception as exc:  # a rule error (conflict, a failing builtin) is the test's
+            status, message = "error", str(exc) or type(exc).__name__
+        else:
+            if value is False:
+                status, message = "fail", "the test's value is false"
+        elapsed = time.perf_counter() - begin
+        expected = _expected_effects(rule) if status != "pass" else ()
+        results.append(
+            TestResult(package, rule.name, location, status, message, expected, tuple(recorder.decisions), elapsed)
+        )
+    report_coverage = _coverage(policy, test_files, recorder.fired) if coverage else None
+    return TestReport(tuple(results), report_coverage, time.perf_counter() - started)
