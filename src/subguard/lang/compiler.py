@@ -1291,36 +1291,46 @@ class _GuardIndex:
         self.by_table = {k: tuple(v) for k, v in by_table.items()}
         self.by_both = {k: tuple(v) for k, v in by_both.items()}
         self.indexed = bool(by_kind or by_table or by_both)
+        #: for the common single-kind input: `always` and that kind's definitions, in order
+        self.with_kind = {k: tuple(sorted({*always, *v})) for k, v in by_kind.items()}
 
     def candidates(self, input: Any) -> Sequence[int]:
         if not self.indexed:
             return self.always
         try:
             sql = input["sql"]
-            kinds = {s["kind"] for s in sql["statements"]}
+            statements = sql["statements"]
+            if len(statements) == 1:
+                kinds: Any = (statements[0]["kind"],)
+            else:
+                kinds = {s["kind"] for s in statements}
             # the top-level sets aggregate every statement's tables, nested ones included
-            tables = (sql["tables_read"], sql["tables_written"]) if self.by_table or self.by_both else ()
-        except (KeyError, TypeError):
+            table_sets = (sql["tables_read"], sql["tables_written"]) if self.by_table or self.by_both else ()
+        except (KeyError, TypeError, IndexError):
             return self.always
-        chosen = list(self.always)
-        by_kind, by_table, by_both = self.by_kind, self.by_table, self.by_both
-        for k in kinds:
-            hit = by_kind.get(k)
-            if hit:
-                chosen.extend(hit)
-        for table_set in tables:
+        if len(kinds) == 1:
+            (kind,) = kinds
+            base = self.with_kind.get(kind, self.always)
+        else:
+            merged = set(self.always)
+            for k in kinds:
+                merged.update(self.by_kind.get(k, ()))
+            base = tuple(sorted(merged))
+        extra: list[int] = []
+        by_table, by_both = self.by_table, self.by_both
+        for table_set in table_sets:
             for t in table_set:
                 hit = by_table.get(t)
                 if hit:
-                    chosen.extend(hit)
+                    extra.extend(hit)
                 if by_both:
                     for k in kinds:
                         hit = by_both.get((k, t))
                         if hit:
-                            chosen.extend(hit)
-        if len(chosen) > len(self.always):
-            chosen = sorted(set(chosen))  # a definition indexed twice runs once
-        return chosen
+                            extra.extend(hit)
+        if not extra:
+            return base
+        return sorted(set(base).union(extra))  # a definition indexed twice runs once
 
 
 def compile_policy(
