@@ -237,7 +237,7 @@ class DecisionLog:
                             self._closed.wait(self.poll_interval)
             except Exception:
                 # The store is unreachable; checks see the staleness and catch up themselves.
-                self._closed.wait(0.5)
+                self._closed.wait(0.1)
 
     def _ensure_fresh(self, max_age: float = 1.0) -> None:
         if time.monotonic() - self._fresh_at > max_age:

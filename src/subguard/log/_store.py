@@ -263,8 +263,8 @@ def _open_postgres(url: str, *, create: bool, lock_timeout: float) -> Store:
         "POSTGRES_SCHEMA": schema,
         "POSTGRES_LOCK_TIMEOUT": params.get("lock_timeout", str(int(lock_timeout))),
         "POSTGRES_CONNECT_TIMEOUT": params.get("connect_timeout", "5"),
-        "POSTGRES_POOL_SIZE": params.get("pool_size", "8"),
-        "POSTGRES_MAX_OVERFLOW": params.get("max_overflow", "8"),
+        "POSTGRES_POOL_SIZE": params.get("pool_size", "2"),
+        "POSTGRES_MAX_OVERFLOW": params.get("max_overflow", "14"),
         "CREATE_TABLE": "n",
         "APPLICATION_RECORDER_TOPIC": "subguard.log._postgres:OneTripPostgresRecorder",
     }
