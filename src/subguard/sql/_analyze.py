@@ -14,6 +14,7 @@ from subguard.sql._schema import Schema, as_schema
 from subguard.sql._tokens import (
     UNTOKENIZABLE_REDACTED,
     digest,
+    normalized_pair,
     normalized_parts,
     redacted_text,
     render,
@@ -118,10 +119,10 @@ def _analyse(text: str, dialect: str, schema: Schema | None) -> SqlFacts:
             untokenizable_digest("sg-exact", dialect, text),
         )
     chunks = split_statements(tokens)
-    shape_parts = normalized_parts(chunks, dialect, redact=True)
+    shape_parts, exact_parts = normalized_pair(chunks, dialect)
     redacted = render(shape_parts)
     shape = digest("sg-shape", dialect, shape_parts)
-    exact = digest("sg-exact", dialect, normalized_parts(chunks, dialect, redact=False))
+    exact = digest("sg-exact", dialect, exact_parts)
     if not chunks:
         return _facts(
             dialect,

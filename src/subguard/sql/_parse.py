@@ -7,8 +7,9 @@ literal-free message instead of an exception.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 from sqlglot.errors import ParseError
@@ -49,11 +50,27 @@ def _start(tok: Any, text: str) -> tuple[int, int]:
     return int(tok.line), start - text.rfind("\n", 0, start)
 
 
+# A parser resets itself on every call but is not safe to share between threads, and
+# building one per statement is a measurable share of parsing a short one.
+_LOCAL: Final = threading.local()
+
+
+def _parser(dialect: str) -> Any:
+    try:
+        cache: dict[str, Any] = _LOCAL.parsers
+    except AttributeError:
+        cache = _LOCAL.parsers = {}
+    parser = cache.get(dialect)
+    if parser is None:
+        parser = cache[dialect] = dialect_object(dialect).parser()
+    return parser
+
+
 def parse_piece(tokens: Sequence[Any], text: str, dialect: str) -> Piece:
     """Parse one statement's tokens; never raises."""
     line, col = _start(tokens[0], text)
     try:
-        nodes = dialect_object(dialect).parser().parse(list(tokens), text)
+        nodes = _parser(dialect).parse(list(tokens), text)
     except ParseError as exc:
         errs = exc.errors or [{}]
         err_line = int(errs[0].get("line") or line)

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import hashlib
 import re
+import threading
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -55,9 +56,26 @@ def unhide_executable_comments(text: str, dialect: str) -> str:
     return text
 
 
+# Building a tokenizer costs about as much as tokenizing a short statement, and a
+# tokenizer holds per-call state, so each thread keeps one per dialect.
+_LOCAL: Final = threading.local()
+
+
+def _tokenizer(dialect: str, flat: bool) -> Any:
+    try:
+        cache: dict[tuple[str, bool], Any] = _LOCAL.tokenizers
+    except AttributeError:
+        cache = _LOCAL.tokenizers = {}
+    tokenizer = cache.get((dialect, flat))
+    if tokenizer is None:
+        cls = _flat_tokenizer_class(dialect) if flat else dialect_object(dialect).tokenizer_class
+        tokenizer = cache[(dialect, flat)] = cls(dialect_object(dialect))
+    return tokenizer
+
+
 def tokenize(text: str, dialect: str) -> list[Any]:
     """The dialect tokenizer's tokens for `text` (raises sqlglot's `TokenError`)."""
-    return list(dialect_object(dialect).tokenize(text))
+    return list(_tokenizer(dialect, False).tokenize(text))
 
 
 @functools.cache
@@ -66,6 +84,7 @@ def _flat_tokenizer_class(dialect: str) -> Any:
     return type(f"Flat{base.__name__}", (base,), {"COMMANDS": set()})
 
 
+@functools.cache
 def command_tokens(dialect: str) -> frozenset[Any]:
     """Token types after which the tokenizer swallows the statement as one string."""
     return frozenset(dialect_object(dialect).tokenizer_class.COMMANDS)
@@ -79,7 +98,7 @@ def tokenize_flat(text: str, dialect: str) -> list[Any]:
     redact to `PREPARE ?` and share one fingerprint, and a command's own structure would
     be invisible; this tokenizer reads those bodies as ordinary tokens.
     """
-    return list(_flat_tokenizer_class(dialect)(dialect_object(dialect)).tokenize(text))
+    return list(_tokenizer(dialect, True).tokenize(text))
 
 
 def split_statements(tokens: Sequence[Any]) -> list[list[Any]]:
@@ -114,6 +133,19 @@ def _normal_text(tok: Any, dialect: str) -> str:
     return str(tok.text).upper()
 
 
+#: Normalized (type, text) pairs per dialect and (type, raw text): keywords and names
+#: repeat across statements, and the pair object is shared by every part list using it.
+_NORMAL_PARTS: Final[dict[str, dict[tuple[Any, str], tuple[Any, str]]]] = {}
+_NORMAL_PARTS_LIMIT: Final = 32768
+
+
+def _normal_parts(dialect: str) -> dict[tuple[Any, str], tuple[Any, str]]:
+    cache = _NORMAL_PARTS.get(dialect)
+    if cache is None or len(cache) > _NORMAL_PARTS_LIMIT:
+        cache = _NORMAL_PARTS[dialect] = {}
+    return cache
+
+
 def render(parts: list[tuple[Any, str]]) -> str:
     out: list[str] = []
     prev_type: Any = None
@@ -133,11 +165,21 @@ def normalized_parts(
     chunks: Sequence[Sequence[Any]], dialect: str, *, redact: bool, depth: int = 0
 ) -> list[tuple[Any, str]]:
     """(type, text) pairs of the statements, literals replaced by `?` when `redact`."""
-    parts: list[tuple[Any, str]] = []
+    return normalized_pair(chunks, dialect, depth)[0 if redact else 1]
+
+
+def normalized_pair(
+    chunks: Sequence[Sequence[Any]], dialect: str, depth: int = 0
+) -> tuple[list[tuple[Any, str]], list[tuple[Any, str]]]:
+    """`normalized_parts` redacted and not, from one pass over the tokens."""
+    shape: list[tuple[Any, str]] = []
+    exact: list[tuple[Any, str]] = []
     commands = command_tokens(dialect)
+    known = _normal_parts(dialect)
     for i, chunk in enumerate(chunks):
         if i:
-            parts.append((TokenType.SEMICOLON, ";"))
+            shape.append(_SEMICOLON_PART)
+            exact.append(_SEMICOLON_PART)
         if (
             len(chunk) == 2
             and chunk[0].token_type in commands
@@ -149,21 +191,27 @@ def normalized_parts(
         for j, tok in enumerate(chunk):
             ttype = tok.token_type
             if ttype in LITERAL_TYPES:
-                body = (
-                    _code_literal(chunk, j, dialect, redact, depth)
-                    if ttype != TokenType.NUMBER
-                    else None
+                bodies = (
+                    _code_literal(chunk, j, dialect, depth) if ttype != TokenType.NUMBER else None
                 )
-                if body is not None:
-                    parts.append((ttype, body))
-                elif redact:
-                    parts.append((ttype, PLACEHOLDER))
+                if bodies is not None:
+                    shape.append((ttype, bodies[0]))
+                    exact.append((ttype, bodies[1]))
                 else:
+                    shape.append((ttype, PLACEHOLDER))
                     # The type name keeps 'a' and a distinct 1 apart in the exact hash.
-                    parts.append((ttype, f"{ttype.name}:{tok.text}"))
+                    exact.append((ttype, f"{_type_name(ttype)}:{tok.text}"))
             else:
-                parts.append((ttype, _normal_text(tok, dialect)))
-    return parts
+                key = (ttype, tok.text)
+                part = known.get(key)
+                if part is None:
+                    part = known[key] = (ttype, _normal_text(tok, dialect))
+                shape.append(part)
+                exact.append(part)
+    return shape, exact
+
+
+_SEMICOLON_PART: Final = (TokenType.SEMICOLON, ";")
 
 
 #: Words after which a string is SQL the database will run (dynamic SQL, routine bodies).
@@ -172,9 +220,9 @@ _CODE_STATEMENTS: Final = frozenset({"DO", "EXECUTE", "EXEC", "PREPARE", "CREATE
 
 
 def _code_literal(
-    chunk: Sequence[Any], j: int, dialect: str, redact: bool, depth: int
-) -> str | None:
-    """The normalized text of a string the statement runs as SQL, else None.
+    chunk: Sequence[Any], j: int, dialect: str, depth: int
+) -> tuple[str, str] | None:
+    """The normalized text, redacted and not, of a string the statement runs as SQL, else None.
 
     Without this every `EXECUTE '…'`, `DO $$…$$` and function body would redact to `?`
     and share one fingerprint, so approving one shape would approve them all. Only
@@ -196,8 +244,8 @@ def _code_literal(
         inner = split_statements(tokenize_flat(str(chunk[j].text), dialect))
     except Exception:
         return None
-    parts = normalized_parts(inner, dialect, redact=redact, depth=depth + 1)
-    return "$$ " + render(parts) + " $$"
+    shape, exact = normalized_pair(inner, dialect, depth + 1)
+    return "$$ " + render(shape) + " $$", "$$ " + render(exact) + " $$"
 
 
 def redacted_text(chunks: Sequence[Sequence[Any]], dialect: str) -> str:
@@ -209,11 +257,28 @@ def digest(kind: str, dialect: str, parts: Sequence[tuple[Any, str]]) -> str:
     """A stable hex hash of typed token texts (unambiguous: each part is length-prefixed)."""
     h = hashlib.blake2b(digest_size=16, person=kind.encode()[:16])
     h.update(dialect.encode() + b"\0")
+    names = _TYPE_NAMES
+    body = "".join([f"{names.get(tt) or _type_name(tt)}:{len(tx)}:{tx}" for tt, tx in parts])
+    if body.isascii():
+        # For ASCII, characters are bytes, so one encode gives the same stream as per-part
+        # encoding with byte lengths.
+        h.update(body.encode())
+        return h.hexdigest()
     for ttype, text in parts:
         data = text.encode("utf-8", "surrogatepass")
-        h.update(f"{ttype.name}:{len(data)}:".encode())
+        h.update(f"{_type_name(ttype)}:{len(data)}:".encode())
         h.update(data)
     return h.hexdigest()
+
+
+_TYPE_NAMES: Final[dict[Any, str]] = {}
+
+
+def _type_name(ttype: Any) -> str:
+    name = _TYPE_NAMES.get(ttype)
+    if name is None:
+        name = _TYPE_NAMES[ttype] = str(ttype.name)
+    return name
 
 
 def untokenizable_digest(kind: str, dialect: str, text: str) -> str:
