@@ -59,3 +59,4 @@ def test_removing_a_rule_fails_a_pack_test(tmp_path: Path, path: str, rule: str,
         return
     failed = [r.name for r in report.results if r.status in ("fail", "error")]
     assert failed, f"no pack test fails without {path}:{first} ({rule}):\n{removed}"
+

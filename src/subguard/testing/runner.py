@@ -73,9 +73,15 @@ def policy_files(paths: PathLike | Sequence[PathLike], *, tests: bool = False) -
     """The `.guard` files of `paths`, without `*_test.guard` files unless `tests`."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    files = find_policy_files(paths)
-    named = {Path(p) for p in paths}
-    return [f for f in files if tests or f in named or not is_test_file(f)]
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            # walked here rather than by `find_policy_files`, which may leave tests out
+            files.extend(sorted(p for p in path.rglob("*.guard") if p.is_file() and (tests or not is_test_file(p))))
+        else:
+            files.extend(find_policy_files([path]))  # a named file, or the engine's `io_error`
+    return list(dict.fromkeys(files))
 
 
 # ── request-building builtins ────────────────────────────────────────────────────────
