@@ -452,23 +452,75 @@ def _bounds_rows(condition: exp.Expr) -> bool:
 _COMPARISONS: Final = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _VALUES: Final = (exp.Literal, exp.Placeholder, exp.Parameter)
 
+#: Node types a column-free, NULL-free constant may be built of (`DATE '…' - INTERVAL '3'
+#: DAY`, `now()`, `-1.5`). Division is left out: `1/0` may fold to NULL.
+_CONSTANT_NODES: Final = frozenset(
+    getattr(exp, name)
+    for name in (
+        "Literal", "Neg", "Paren", "Add", "Sub", "Mul", "Cast", "DataType", "DataTypeParam",
+        "Interval", "Var", "CurrentDate", "CurrentTimestamp", "CurrentTime", "Placeholder",
+        "Parameter", "Identifier",
+    )
+    if hasattr(exp, name)
+)  # fmt: skip
+
 
 def _plainly_bounded(condition: exp.Expr) -> bool:
-    """A fast yes for the common shape `col = value [AND …]`, sparing a simplifier run.
+    """A fast yes for conjunctions that pin a column, sparing a simplifier run.
 
-    A conjunction with one `column <op> literal` term cannot be always true, whatever the
-    other terms are; anything else (OR, NOT, constants, column-to-column) is simplified.
+    A conjunction with one term comparing a column with a constant (`col = 1`,
+    `CAST(col AS DATE) < DATE '…' + INTERVAL '3' MONTH`, `col IN (1, 2)`, `col BETWEEN 1
+    AND 2`, `col IS NULL`, `col IN (SELECT …)`) is false for some value of the column, so
+    it can neither be always true nor simplify to something without a column, whatever
+    the other terms are. Anything else (OR, NOT, EXISTS, constants, column-to-column) is
+    simplified.
     """
     node = condition.unnest() if isinstance(condition, exp.Paren) else condition
     terms = list(node.flatten()) if isinstance(node, exp.And) else [node]
-    for term in terms:
-        if isinstance(term, _COMPARISONS):
-            left, right = term.this, term.expression
-            if (isinstance(left, exp.Column) and isinstance(right, _VALUES)) or (
-                isinstance(right, exp.Column) and isinstance(left, _VALUES)
-            ):
-                return True
+    return any(_pins_column(term) for term in terms)
+
+
+def _pins_column(term: exp.Expr) -> bool:
+    if isinstance(term, _COMPARISONS):
+        left, right = term.this, term.expression
+        if (isinstance(left, exp.Column) and isinstance(right, _VALUES)) or (
+            isinstance(right, exp.Column) and isinstance(left, _VALUES)
+        ):
+            return True
+        return (_is_column_ref(left) and _is_constant_or_subquery(right)) or (
+            _is_column_ref(right) and _is_constant_or_subquery(left)
+        )
+    if isinstance(term, exp.Between):
+        return (
+            _is_column_ref(term.this)
+            and _is_constant(term.args.get("low"))
+            and _is_constant(term.args.get("high"))
+        )
+    if isinstance(term, exp.In):
+        if not _is_column_ref(term.this) or term.args.get("unnest") or term.args.get("field"):
+            return False
+        if term.args.get("query") is not None:
+            return not term.expressions and isinstance(term.args["query"], exp.Subquery)
+        return bool(term.expressions) and all(_is_constant(e) for e in term.expressions)
+    if isinstance(term, exp.Is):
+        return _is_column_ref(term.this) and type(term.expression) is exp.Null
     return False
+
+
+def _is_column_ref(node: Any) -> bool:
+    while type(node) is exp.Cast:
+        node = node.this
+    return isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier)
+
+
+def _is_constant(node: Any) -> bool:
+    if not isinstance(node, exp.Expr):
+        return False
+    return all(type(n) in _CONSTANT_NODES for n in node.walk())
+
+
+def _is_constant_or_subquery(node: Any) -> bool:
+    return isinstance(node, exp.Subquery) or _is_constant(node)
 
 
 def _column(ctx: Context, src: Src, in_output: bool) -> Column:

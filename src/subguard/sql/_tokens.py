@@ -219,9 +219,7 @@ _CODE_CONTEXT: Final = frozenset({"EXECUTE", "EXEC", "IMMEDIATE", "DO", "AS", "F
 _CODE_STATEMENTS: Final = frozenset({"DO", "EXECUTE", "EXEC", "PREPARE", "CREATE"})
 
 
-def _code_literal(
-    chunk: Sequence[Any], j: int, dialect: str, depth: int
-) -> tuple[str, str] | None:
+def _code_literal(chunk: Sequence[Any], j: int, dialect: str, depth: int) -> tuple[str, str] | None:
     """The normalized text, redacted and not, of a string the statement runs as SQL, else None.
 
     Without this every `EXECUTE '…'`, `DO $$…$$` and function body would redact to `?`
