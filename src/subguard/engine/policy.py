@@ -44,12 +44,19 @@ class Policy:
 
 
 def find_policy_files(paths: Iterable[PathLike]) -> list[Path]:
-    """Files named directly, and every `.guard` file below directories, in stable order."""
+    """Files named directly, and every `.guard` file below directories except tests
+    (`*_test.guard`), in stable order."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*.guard") if p.is_file()))
+            # `*_test.guard` files hold `subguard test`'s tests: they use its test-only
+            # builtins and never decide requests (a test file named directly still loads)
+            found.extend(
+                sorted(
+                    p for p in path.rglob("*.guard") if p.is_file() and not p.name.endswith("_test.guard")
+                )
+            )
         elif path.exists():
             found.append(path)
         else:
