@@ -1096,6 +1096,7 @@ class CompiledPolicy:
                 guards.append(_guard(rule, program.imports.get(id(_module_of(program, rule)), {})))
         self._decisions = tuple(decisions)
         self._decision_fns = tuple(d[3] for d in decisions)
+        self._namespace = ns
         self._index = _GuardIndex(guards)
         #: package → location of its `default allow := true`
         self._open_defaults = {
@@ -1142,6 +1143,23 @@ class CompiledPolicy:
             if package not in allowed_packages:
                 fired.append(Fired(package, "allow", location, (True,)))
         return Outputs(tuple(fired), tuple(faults))
+
+    def watch_definitions(self, fired: Callable[[str], None]) -> None:
+        """Call `fired(location)` whenever a decision-rule definition produces a value,
+        however it is reached (directly, or through another rule). For coverage tools:
+        it slows evaluation, so use it on a policy loaded for testing."""
+        wrapped: list[Callable[..., Any]] = []
+        for _package, _rule, location, fn in self._decisions:
+
+            def traced(ctx: Any, out: list[Any], *args: Any, _fn: Any = fn, _loc: str = location) -> None:
+                before = len(out)
+                _fn(ctx, out, *args)
+                if len(out) > before:
+                    fired(_loc)
+
+            self._namespace[fn.__name__] = traced
+            wrapped.append(traced)
+        self._decision_fns = tuple(wrapped)
 
     def conform(self, input: Any) -> Any:
         """A JSON input document in the value model, its schema-typed sets as sets."""

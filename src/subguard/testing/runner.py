@@ -18,7 +18,7 @@ import difflib
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -375,21 +375,8 @@ def _expected_effects(rule: ast.Rule) -> tuple[str, ...]:
 
 def _trace_definitions(policy: Policy, recorder: _Recorder) -> None:
     """Note decision-rule definitions that fire when a test names a rule directly
-    (`deny with input as …`) rather than through `decide`."""
-    decisions: Iterable[tuple[str, str, str, Callable[..., Any]]] = getattr(policy.compiled, "_decisions", ())
-    for _package, _rule, location, fn in decisions:
-        namespace = getattr(fn, "__globals__", None)
-        name = getattr(fn, "__name__", "")
-        if namespace is None or namespace.get(name) is not fn:
-            continue
-
-        def traced(ctx: Any, out: list[Any], *args: Any, _fn: Any = fn, _loc: str = location) -> None:
-            before = len(out)
-            _fn(ctx, out, *args)
-            if len(out) > before:
-                recorder.fired.add(_loc)
-
-        namespace[name] = traced
+    (`deny with input as …`) as well as through `decide`."""
+    policy.compiled.watch_definitions(recorder.fired.add)
 
 
 def _coverage(policy: Policy, test_files: set[str], fired: set[str]) -> Coverage:
