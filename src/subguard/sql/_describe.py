@@ -472,10 +472,18 @@ def _plainly_bounded(condition: exp.Expr) -> bool:
     `CAST(col AS DATE) < DATE '…' + INTERVAL '3' MONTH`, `col IN (1, 2)`, `col BETWEEN 1
     AND 2`, `col IS NULL`, `col IN (SELECT …)`) is false for some value of the column, so
     it can neither be always true nor simplify to something without a column, whatever
-    the other terms are. Anything else (OR, NOT, EXISTS, constants, column-to-column) is
-    simplified.
+    the other terms are. The same holds for each branch of an OR whose every branch is
+    such a conjunction: the simplifier drops false branches and merges or absorbs
+    branches, but never turns one into TRUE or removes its column. Anything else (NOT,
+    EXISTS, constants, column-to-column) is simplified.
     """
     node = condition.unnest() if isinstance(condition, exp.Paren) else condition
+    branches = list(node.flatten()) if isinstance(node, exp.Or) else [node]
+    return all(_conjunction_pins_column(branch) for branch in branches)
+
+
+def _conjunction_pins_column(node: exp.Expr) -> bool:
+    node = node.unnest() if isinstance(node, exp.Paren) else node
     terms = list(node.flatten()) if isinstance(node, exp.And) else [node]
     return any(_pins_column(term) for term in terms)
 
