@@ -36,6 +36,16 @@ def spawn(*args: str) -> subprocess.Popen[str]:
     return proc
 
 
+def finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Everything the child wrote. Reads through the same buffered stream as `spawn`'s
+    readline: `communicate()` would read the pipe beneath it and lose buffered lines."""
+    assert proc.stdout is not None and proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    return out, err
+
+
 def recorded_ids(url: str) -> set[str]:
     store = open_store(url, create=False)
     try:
@@ -66,7 +76,7 @@ def test_kill_9_loses_no_reported_decision(backend: str, request: Any) -> None:
         proc = spawn("loop", url, f"r{round_}")
         time.sleep(rng.uniform(0.1, 0.6))
         os.kill(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
+        out, _ = finish(proc)
         lines = [line for line in out.splitlines() if len(line) == 36]
         # the last line may be cut by the kill: only whole ids count as reported
         reported.update(lines)
@@ -85,11 +95,15 @@ def test_four_processes_append_concurrently(backend: str, request: Any) -> None:
     open_log(url).close()
     procs = [spawn("decide", url, "150", f"p{k}") for k in range(4)]
     reported: set[str] = set()
+    odd: list[str] = []
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, err = finish(proc)
         assert proc.returncode == 0, err
-        reported.update(line for line in out.splitlines() if len(line) == 36)
-    assert len(reported) == 600
+        lines = out.splitlines()
+        reported.update(line for line in lines if len(line) == 36)
+        odd += [line for line in lines if len(line) != 36]
+        odd += [f"{len(lines)} lines"]
+    assert len(reported) == 600, odd
     assert reported <= recorded_ids(url)
     assert_verified(url)
     log = open_log(url, follow=False)
