@@ -59,10 +59,15 @@ def _guarded(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (SubguardError, ValueError) as e:
+        except (SubguardError, ValueError, OSError) as e:
             _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
         except KeyboardInterrupt:
             sys.exit(130)
+        except click.ClickException:
+            raise
+        except Exception as e:  # still one line: responders read this during an incident
+            first = str(e).splitlines()[0] if str(e) else ""
+            _fail(f"unexpected {type(e).__name__}: {first}")
 
     return wrapper  # type: ignore[return-value]
 
@@ -440,7 +445,8 @@ def replay(session: str, store_url: str | None, fmt: str) -> None:
             lines.append(linker.fill(record))
     finally:
         store.close()
-    lines.sort(key=lambda line: (str(line.get("at", "")), line["event"] != "DecisionRecorded"))
+    order = {"SessionStarted": 0, "DecisionRecorded": 1, "SessionTerminated": 3}
+    lines.sort(key=lambda line: (str(line.get("at", "")), order.get(line["event"], 2)))
     if fmt == "jsonl":
         for line in lines:
             line.pop("position", None)
@@ -540,19 +546,12 @@ def backtest(
     fmt: str,
 ) -> None:
     """Re-decide every recorded request with a candidate policy; show what would change."""
-    try:
-        import subguard.engine as engine_api
-        from subguard.engine.types import CommandRequest, Resource, SqlRequest, Subject
+    from subguard.engine import Engine, load_policy
+    from subguard.engine.types import CommandRequest, Resource, SqlRequest, Subject
 
-        load_policy = engine_api.load_policy  # type: ignore[attr-defined]
-        engine_cls = engine_api.Engine  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        raise ValueError(
-            "backtest needs the policy engine, which this installation lacks"
-        ) from None
     policy_data = orjson.loads(pathlib.Path(data).read_bytes()) if data else None
     policy = load_policy(list(rules), data=policy_data)
-    engine = engine_cls(policy)
+    engine = Engine(policy)
     store = open_store(_store_url(store_url), create=False)
     threshold = since_ns(since)
     starts: dict[str, dict[str, Any]] = {}
