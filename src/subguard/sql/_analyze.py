@@ -41,9 +41,8 @@ def _unparseable(path: str, tokens: Any = (), *, nested: bool = False) -> Statem
 
 
 def _analyse_pieces(
-    text: str, tokens: list[Any], ctx: Context, prefix: str, nested: bool
+    text: str, pieces: list[list[Any]], ctx: Context, prefix: str, nested: bool
 ) -> tuple[list[Statement], str | None]:
-    pieces = split_statements(tokens)
     statements: list[Statement] = []
     first_error: str | None = None
     for i, chunk in enumerate(pieces):
@@ -68,7 +67,7 @@ def _nested_text(text: str, path: str, ctx: Context) -> list[Statement]:
         tokens = tokenize(text, ctx.dialect)
     except Exception:
         return []
-    statements, error = _analyse_pieces(text, tokens, ctx, path, True)
+    statements, error = _analyse_pieces(text, split_statements(tokens), ctx, path, True)
     if error is not None and all(s.kind == "unparseable" for s in statements):
         return []
     return statements
@@ -134,7 +133,7 @@ def _analyse(text: str, dialect: str, schema: Schema | None) -> SqlFacts:
         )
     ctx = Context(dialect, schema, _nested_text)
     try:
-        statements, error = _analyse_pieces(source, tokens, ctx, "", False)
+        statements, error = _analyse_pieces(source, chunks, ctx, "", False)
     except Exception as exc:  # never raise: an analysis bug must fail closed, not open
         statements = [_unparseable("0")]
         error = f"line 1, col 1: analysis failed ({type(exc).__name__})"

@@ -28,13 +28,22 @@ FrameSource = tuple[str, Any]
 class Frame:
     """Name resolution context of one query level (a scope, or a DML statement's own clauses)."""
 
-    __slots__ = ("aliases", "parent", "selected", "sources")
+    __slots__ = ("_selected_sources", "aliases", "parent", "selected", "sources")
 
     def __init__(self, parent: Frame | None) -> None:
         self.sources: dict[str, FrameSource] = {}
         self.selected: list[str] = []
         self.aliases: dict[str, exp.Expr] = {}
         self.parent = parent
+        self._selected_sources: list[FrameSource] | None = None
+
+    def selected_sources(self) -> list[FrameSource]:
+        """The sources unqualified names resolve against (fixed once resolution starts)."""
+        found = self._selected_sources
+        if found is None:
+            sources = self.sources
+            found = self._selected_sources = [sources[k] for k in self.selected if k in sources]
+        return found
 
 
 def table_parts(dialect: str, table: exp.Table) -> tuple[str | None, str | None, str | None]:
@@ -163,7 +172,7 @@ class Resolver:
         if qualifier is not None:
             source = frame.sources.get(self.norm(qualifier))
             return None if source is None else self.from_source(source, name)
-        selected = [frame.sources[k] for k in frame.selected if k in frame.sources]
+        selected = frame.selected_sources()
         if len(selected) == 1:
             if self.has_column(selected[0], name) is not False:
                 return self.from_source(selected[0], name)

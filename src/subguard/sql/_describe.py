@@ -141,31 +141,64 @@ class Draft:
 
 def walk_tree(d: Draft, ctx: Context) -> None:
     """One pass over the tree: functions called, table nodes, CTE names, writing CTEs."""
-    node = d.node
-    for child in node.walk():
-        if isinstance(child, exp.Func):
-            if isinstance(child, exp.Anonymous):
-                d.functions.add(str(child.name).lower())
-            else:
-                d.functions.add(child.sql_name().lower())
-        elif isinstance(child, exp.Table):
+    kinds = _WALK_KINDS
+    functions = d.functions
+    for child in d.node.walk():
+        cls = type(child)
+        kind = kinds.get(cls, _UNSEEN)
+        if kind is _UNSEEN:
+            kind = _walk_kind(cls)
+        if kind is None:
+            continue
+        if kind is _ANONYMOUS:
+            functions.add(str(child.name).lower())
+        elif kind is _TABLE:
             d.table_nodes.append(child)
-        elif isinstance(child, exp.CTE):
-            alias = child.alias
-            if alias:
-                name = normalize_identifier(ctx.dialect, child.args["alias"].this)
-                d.cte_names.add(name)
-                body = child.this
-                if isinstance(body, _DML):
-                    target = _dml_target(body)
-                    d.dml_ctes[name] = (
-                        table_parts(ctx.dialect, target)[0] if target is not None else None
-                    )
-                    d.adopt(describe(body, (), f"{d.path}.cte[{name}]", ctx, nested=True))
-        elif isinstance(child, exp.UserDefinedFunction) and isinstance(child.this, exp.Table):
-            # A user-defined function's name is parsed as a table node; it is not one.
-            d.not_tables.add(id(child.this))
-            d.functions.add(str(child.this.name).lower())
+        elif kind is _CTE:
+            _walk_cte(d, ctx, child)
+        elif kind is _UDF:
+            if isinstance(child.this, exp.Table):
+                # A user-defined function's name is parsed as a table node; it is not one.
+                d.not_tables.add(id(child.this))
+                functions.add(str(child.this.name).lower())
+        else:
+            functions.add(kind)
+
+
+def _walk_cte(d: Draft, ctx: Context, child: exp.CTE) -> None:
+    if not child.alias:
+        return
+    name = normalize_identifier(ctx.dialect, child.args["alias"].this)
+    d.cte_names.add(name)
+    body = child.this
+    if isinstance(body, _DML):
+        target = _dml_target(body)
+        d.dml_ctes[name] = table_parts(ctx.dialect, target)[0] if target is not None else None
+        d.adopt(describe(body, (), f"{d.path}.cte[{name}]", ctx, nested=True))
+
+
+# What `walk_tree` does with a node, by its type: a function's lowercased name, one of
+# these markers, or None (nothing). Kept per type so each node costs one lookup.
+_UNSEEN: Final = object()
+_ANONYMOUS: Final = object()
+_TABLE: Final = object()
+_CTE: Final = object()
+_UDF: Final = object()
+_WALK_KINDS: Final[dict[type, Any]] = {}
+
+
+def _walk_kind(cls: type) -> Any:
+    kind: Any = None
+    if issubclass(cls, exp.Func):
+        kind = _ANONYMOUS if issubclass(cls, exp.Anonymous) else cls.sql_name().lower()
+    elif issubclass(cls, exp.Table):
+        kind = _TABLE
+    elif issubclass(cls, exp.CTE):
+        kind = _CTE
+    elif issubclass(cls, exp.UserDefinedFunction):
+        kind = _UDF
+    _WALK_KINDS[cls] = kind
+    return kind
 
 
 def targets(d: Draft, ctx: Context) -> None:
@@ -299,9 +332,17 @@ def columns(d: Draft, ctx: Context) -> None:
             continue
         d.add_table(ctx, table, written=False)
     in_output = {src for _, srcs in outputs for src in srcs}
-    d.columns.extend(_column(ctx, src, src in in_output) for src in set(resolver.reads))
+    made: dict[Src, Column] = {}
+    for src in set(resolver.reads):
+        made[src] = _column(ctx, src, src in in_output)
+    d.columns.extend(made.values())
+
+    def output_source(src: Src) -> Column:
+        col = made.get(src)
+        return col if col is not None and col.in_output else _column(ctx, src, True)
+
     d.outputs = tuple(
-        OutputColumn(name, tuple(_column(ctx, s, True) for s in sorted(srcs, key=_src_key)))
+        OutputColumn(name, tuple(output_source(s) for s in sorted(srcs, key=_src_key)))
         for name, srcs in outputs
     )
 
