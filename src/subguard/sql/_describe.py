@@ -489,7 +489,6 @@ def _bounds_rows(condition: exp.Expr) -> bool:
     return all(b.find(exp.Column) is not None for b in branches)
 
 
-# LIKE is left out: `name LIKE '%'` matches every non-null row.
 _COMPARISONS: Final = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
 _VALUES: Final = (exp.Literal, exp.Placeholder, exp.Parameter)
 
@@ -511,9 +510,9 @@ def _plainly_bounded(condition: exp.Expr) -> bool:
 
     A conjunction with one term comparing a column with a constant (`col = 1`,
     `CAST(col AS DATE) < DATE '…' + INTERVAL '3' MONTH`, `col IN (1, 2)`, `col BETWEEN 1
-    AND 2`, `col IS NULL`, `col IN (SELECT …)`) is false for some value of the column, so
-    it can neither be always true nor simplify to something without a column, whatever
-    the other terms are. The same holds for each branch of an OR whose every branch is
+    AND 2`, `col IS NULL`, `col IN (SELECT …)`, `col LIKE '…'`) is false for some value of
+    the column, so it can neither be always true nor simplify to something without a
+    column, whatever the other terms are. The same holds for each branch of an OR whose every branch is
     such a conjunction: the simplifier drops false branches and merges or absorbs
     branches, but never turns one into TRUE or removes its column. Anything else (NOT,
     EXISTS, constants, column-to-column) is simplified.
@@ -553,7 +552,13 @@ def _pins_column(term: exp.Expr) -> bool:
         return bool(term.expressions) and all(_is_constant(e) for e in term.expressions)
     if isinstance(term, exp.Is):
         return _is_column_ref(term.this) and type(term.expression) is exp.Null
+    if type(term) in _LIKES:
+        # The simplifier has no rule for LIKE, so `col LIKE '%'` keeps its column.
+        return _is_column_ref(term.this) and _is_constant(term.expression)
     return False
+
+
+_LIKES: Final = (exp.Like, exp.ILike)
 
 
 def _is_column_ref(node: Any) -> bool:
