@@ -14,10 +14,9 @@ from subguard.sql._schema import Schema, as_schema
 from subguard.sql._tokens import (
     UNTOKENIZABLE_REDACTED,
     digest,
-    normalized_pair,
     normalized_parts,
+    redacted_and_hashes,
     redacted_text,
-    render,
     split_statements,
     tokenize,
     unhide_executable_comments,
@@ -118,10 +117,7 @@ def _analyse(text: str, dialect: str, schema: Schema | None) -> SqlFacts:
             untokenizable_digest("sg-exact", dialect, text),
         )
     chunks = split_statements(tokens)
-    shape_parts, exact_parts = normalized_pair(chunks, dialect)
-    redacted = render(shape_parts)
-    shape = digest("sg-shape", dialect, shape_parts)
-    exact = digest("sg-exact", dialect, exact_parts)
+    redacted, shape, exact = redacted_and_hashes(chunks, dialect)
     if not chunks:
         return _facts(
             dialect,

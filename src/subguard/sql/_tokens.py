@@ -214,6 +214,93 @@ def normalized_pair(
 _SEMICOLON_PART: Final = (TokenType.SEMICOLON, ";")
 
 
+def redacted_and_hashes(chunks: Sequence[Sequence[Any]], dialect: str) -> tuple[str, str, str]:
+    """`render`, shape `digest` and exact `digest` of the statements, in one pass.
+
+    The same values as building both part lists and rendering and hashing them, without
+    the intermediate lists: on a long query this pass is as costly as parsing it.
+    """
+    rendered: list[str] = []
+    shape: list[str] = []
+    exact: list[str] = []
+    commands = command_tokens(dialect)
+    known = _normal_pieces(dialect)
+    no_space_before, no_space_after, name_types = _NO_SPACE_BEFORE, _NO_SPACE_AFTER, _NAME_TYPES
+    l_paren, number = TokenType.L_PAREN, TokenType.NUMBER
+    prev_type: Any = None
+    for i, chunk in enumerate(chunks):
+        if i:
+            rendered.append(";")
+            shape.append(_SEMICOLON_PIECE)
+            exact.append(_SEMICOLON_PIECE)
+            prev_type = TokenType.SEMICOLON
+        if (
+            len(chunk) == 2
+            and chunk[0].token_type in commands
+            and chunk[1].token_type == TokenType.STRING
+        ):
+            with contextlib.suppress(Exception):
+                chunk = [chunk[0], *tokenize_flat(chunk[1].text, dialect)]
+        for j, tok in enumerate(chunk):
+            ttype = tok.token_type
+            if ttype in LITERAL_TYPES:
+                bodies = _code_literal(chunk, j, dialect, 0) if ttype is not number else None
+                name = _type_name(ttype)
+                if bodies is not None:
+                    text = bodies[0]
+                    shape.append(f"{name}:{len(text)}:{text}")
+                    exact.append(f"{name}:{len(bodies[1])}:{bodies[1]}")
+                else:
+                    text = PLACEHOLDER
+                    shape.append(f"{name}:1:?")
+                    value = f"{name}:{tok.text}"
+                    exact.append(f"{name}:{len(value)}:{value}")
+            else:
+                key = (ttype, tok.text)
+                entry = known.get(key)
+                if entry is None:
+                    text = _normal_text(tok, dialect)
+                    entry = known[key] = (text, f"{_type_name(ttype)}:{len(text)}:{text}")
+                text, piece = entry
+                shape.append(piece)
+                exact.append(piece)
+            if rendered and not (
+                ttype in no_space_before
+                or prev_type in no_space_after
+                or (ttype == l_paren and prev_type in name_types)
+            ):
+                rendered.append(" ")
+            rendered.append(text)
+            prev_type = ttype
+    shape_body, exact_body = "".join(shape), "".join(exact)
+    if shape_body.isascii() and exact_body.isascii():
+        return (
+            "".join(rendered),
+            _digest_ascii("sg-shape", dialect, shape_body),
+            _digest_ascii("sg-exact", dialect, exact_body),
+        )
+    # Outside ASCII the lengths in the hashed stream are byte lengths: the general path.
+    shape_parts, exact_parts = normalized_pair(chunks, dialect)
+    return (
+        "".join(rendered),
+        digest("sg-shape", dialect, shape_parts),
+        digest("sg-exact", dialect, exact_parts),
+    )
+
+
+_SEMICOLON_PIECE: Final = "SEMICOLON:1:;"
+
+#: Per dialect, (type, raw text) → (normalized text, its piece of the hashed stream).
+_NORMAL_PIECES: Final[dict[str, dict[tuple[Any, str], tuple[str, str]]]] = {}
+
+
+def _normal_pieces(dialect: str) -> dict[tuple[Any, str], tuple[str, str]]:
+    cache = _NORMAL_PIECES.get(dialect)
+    if cache is None or len(cache) > _NORMAL_PARTS_LIMIT:
+        cache = _NORMAL_PIECES[dialect] = {}
+    return cache
+
+
 #: Words after which a string is SQL the database will run (dynamic SQL, routine bodies).
 _CODE_CONTEXT: Final = frozenset({"EXECUTE", "EXEC", "IMMEDIATE", "DO", "AS", "FROM", "("})
 _CODE_STATEMENTS: Final = frozenset({"DO", "EXECUTE", "EXEC", "PREPARE", "CREATE"})
@@ -253,19 +340,25 @@ def redacted_text(chunks: Sequence[Sequence[Any]], dialect: str) -> str:
 
 def digest(kind: str, dialect: str, parts: Sequence[tuple[Any, str]]) -> str:
     """A stable hex hash of typed token texts (unambiguous: each part is length-prefixed)."""
-    h = hashlib.blake2b(digest_size=16, person=kind.encode()[:16])
-    h.update(dialect.encode() + b"\0")
     names = _TYPE_NAMES
     body = "".join([f"{names.get(tt) or _type_name(tt)}:{len(tx)}:{tx}" for tt, tx in parts])
     if body.isascii():
         # For ASCII, characters are bytes, so one encode gives the same stream as per-part
         # encoding with byte lengths.
-        h.update(body.encode())
-        return h.hexdigest()
+        return _digest_ascii(kind, dialect, body)
+    h = hashlib.blake2b(digest_size=16, person=kind.encode()[:16])
+    h.update(dialect.encode() + b"\0")
     for ttype, text in parts:
         data = text.encode("utf-8", "surrogatepass")
         h.update(f"{_type_name(ttype)}:{len(data)}:".encode())
         h.update(data)
+    return h.hexdigest()
+
+
+def _digest_ascii(kind: str, dialect: str, body: str) -> str:
+    h = hashlib.blake2b(digest_size=16, person=kind.encode()[:16])
+    h.update(dialect.encode() + b"\0")
+    h.update(body.encode())
     return h.hexdigest()
 
 
