@@ -204,14 +204,36 @@ class DecisionLog:
         return self._state.apply(agg, version, topic, decode_state(state), h, loading=loading)
 
     def catch_up(self) -> int:
-        """Read what other processes appended since the last read; returns the count."""
+        """Read what other processes appended since the last read; returns the count.
+
+        Reads positions first (no state), then the state of only the events this process
+        does not hold yet and cares about: its own writes and other processes' decisions
+        in sessions it has not loaded are skipped without being read.
+        """
         count = 0
         while True:
-            page = self.store.select_notifications(self._position, 1000)
+            page = self.store.select_positions(self._position, 1000)
+            if not page:
+                with self._lock:
+                    self._fresh_at = time.monotonic()
+                return count
             with self._lock:
-                for n in page:
-                    self._apply_stored(n.originator_id, n.originator_version, n.topic, n.state)
-                    self._position = max(self._position, n.id)
+                heads = self._state.heads
+                wanted = []
+                for position, agg, version, topic in page:
+                    head = heads.get(agg)
+                    if head is not None and version <= head[0]:
+                        continue
+                    if head is None and topic in _STREAM_TOPICS:
+                        continue
+                    wanted.append(position)
+            states = self.store.select_states(wanted) if wanted else {}
+            with self._lock:
+                for position, agg, version, topic in page:
+                    state = states.get(position)
+                    if state is not None:
+                        self._apply_stored(agg, version, topic, state)
+                self._position = max(self._position, page[-1][0])
                 count += len(page)
                 self._fresh_at = time.monotonic()
                 self._changed.notify_all()

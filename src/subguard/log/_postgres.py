@@ -67,3 +67,24 @@ class OneTripPostgresRecorder(PostgresApplicationRecorder):
                 if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
                     conn.execute("ROLLBACK")
                 raise
+
+    def select_positions(self, after: int, limit: int) -> list[tuple[int, Any, int, str]]:
+        """(position, aggregate id, version, topic) after `after`, no state."""
+        query = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic FROM {0}.{1} "
+            "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(query, (after, limit), prepare=True)
+            return [
+                (r["notification_id"], r["originator_id"], r["originator_version"], r["topic"])
+                for r in cur.fetchall()
+            ]
+
+    def select_states(self, positions: Sequence[int]) -> dict[int, bytes]:
+        query = SQL(
+            "SELECT notification_id, state FROM {0}.{1} WHERE notification_id = ANY(%s)"
+        ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name))
+        with self.datastore.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(query, (list(positions),))
+            return {r["notification_id"]: bytes(r["state"]) for r in cur.fetchall()}

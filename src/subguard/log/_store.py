@@ -86,6 +86,38 @@ class Store:
                 start=after, limit=limit, topics=list(topics), inclusive_of_start=False
             )
 
+    def select_positions(
+        self, after: int, limit: int = 1000
+    ) -> list[tuple[int, uuid.UUID, int, str]]:
+        """(position, aggregate id, version, topic) after `after`: no state, cheap."""
+        light = getattr(self.recorder, "select_positions", None)
+        with self._reading():
+            if light is None:
+                return [
+                    (n.id, _as_uuid(n.originator_id), n.originator_version, n.topic)
+                    for n in self.recorder.select_notifications(
+                        start=after, limit=limit, inclusive_of_start=False
+                    )
+                ]
+            return [(p, _as_uuid(a), v, t) for p, a, v, t in light(after, limit)]
+
+    def select_states(self, positions: Sequence[int]) -> dict[int, bytes]:
+        """The stored state of the events at these positions."""
+        if not positions:
+            return {}
+        states = getattr(self.recorder, "select_states", None)
+        with self._reading():
+            if states is not None:
+                return dict(states(positions))
+            wanted = set(positions)
+            out: dict[int, bytes] = {}
+            for n in self.recorder.select_notifications(
+                start=min(positions), limit=max(positions) - min(positions) + 1
+            ):
+                if n.id in wanted:
+                    out[n.id] = n.state
+            return out
+
     def max_position(self) -> int:
         with self._reading():
             return self.recorder.max_notification_id() or 0
@@ -150,6 +182,21 @@ class Store:
         )
         with contextlib.suppress(StoreConflict):  # another process declared it first
             self.insert([stored])
+
+
+_UUIDS: dict[Any, uuid.UUID] = {}
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    """Aggregate ids as stored (UUID, or hex text on SQLite) → UUID, cached."""
+    if isinstance(value, uuid.UUID):
+        return value
+    found = _UUIDS.get(value)
+    if found is None:
+        if len(_UUIDS) > 100_000:
+            _UUIDS.clear()
+        found = _UUIDS[value] = uuid.UUID(value)
+    return found
 
 
 def _now_ns() -> int:
@@ -243,6 +290,7 @@ def _open_sqlite(url: str, *, create: bool, lock_timeout: float) -> Store:
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": timeout,
         "CREATE_TABLE": "y" if create else "n",
+        "APPLICATION_RECORDER_TOPIC": "subguard.log._sqlite:BatchSQLiteRecorder",
     }
     factory: Any = InfrastructureFactory.construct(Environment("", env))
     recorder = factory.application_recorder()
