@@ -103,10 +103,11 @@ class Draft:
         self.children.extend(children)
 
     def finish(self) -> list[Statement]:
-        read, written = set(self.read), set(self.written)
-        tables = dict(self.tables)
-        columns = list(self.columns)
-        functions = set(self.functions)
+        # The draft is dropped after this, so its collections are extended in place.
+        read, written = self.read, self.written
+        tables = self.tables
+        columns = self.columns
+        functions = self.functions
         for child in self.children:
             read |= child.tables_read
             written |= child.tables_written
@@ -578,6 +579,22 @@ def _is_constant_or_subquery(node: Any) -> bool:
 
 
 def _column(ctx: Context, src: Src, in_output: bool) -> Column:
+    # Column facts are immutable and repeat across statements: share one per schema
+    # version, source and output flag.
+    key = (ctx.schema.version if ctx.schema is not None else "", src, in_output)
+    col = _COLUMNS.get(key)
+    if col is None:
+        if len(_COLUMNS) >= _COLUMNS_LIMIT:
+            _COLUMNS.clear()
+        col = _COLUMNS[key] = _new_column(ctx, src, in_output)
+    return col
+
+
+_COLUMNS: Final[dict[tuple[str, Src, bool], Column]] = {}
+_COLUMNS_LIMIT: Final = 4096
+
+
+def _new_column(ctx: Context, src: Src, in_output: bool) -> Column:
     table, name, resolved = src
     tags: frozenset[str] = frozenset()
     if ctx.schema is not None and table is not None:

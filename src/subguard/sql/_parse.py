@@ -68,15 +68,16 @@ def _parser(dialect: str) -> Any:
 
 def parse_piece(tokens: Sequence[Any], text: str, dialect: str) -> Piece:
     """Parse one statement's tokens; never raises."""
-    line, col = _start(tokens[0], text)
     try:
         nodes = _parser(dialect).parse(list(tokens), text)
     except ParseError as exc:
+        line, col = _start(tokens[0], text)
         errs = exc.errors or [{}]
         err_line = int(errs[0].get("line") or line)
         err_col = int(errs[0].get("col") or col)
         return Piece(tokens, None, _error_at(tokens, err_line, err_col))
     except Exception as exc:  # sqlglot raises plain errors on some malformed input
+        line, col = _start(tokens[0], text)
         return Piece(
             tokens,
             None,
@@ -84,9 +85,11 @@ def parse_piece(tokens: Sequence[Any], text: str, dialect: str) -> Piece:
         )
     real = [n for n in nodes if n is not None]
     if len(real) != 1:
+        line, col = _start(tokens[0], text)
         return Piece(tokens, None, f"line {line}, col {col}: expected one statement")
     node = real[0]
     if node_kind(node) is None and type(node).__name__ != "Command":
+        line, col = _start(tokens[0], text)
         kind = type(node).__name__.lower()
         return Piece(
             tokens,
