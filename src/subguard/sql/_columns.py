@@ -28,7 +28,7 @@ FrameSource = tuple[str, Any]
 class Frame:
     """Name resolution context of one query level (a scope, or a DML statement's own clauses)."""
 
-    __slots__ = ("_selected_sources", "aliases", "parent", "selected", "sources")
+    __slots__ = ("_selected_sources", "aliases", "parent", "selected", "sources", "unqualified")
 
     def __init__(self, parent: Frame | None) -> None:
         self.sources: dict[str, FrameSource] = {}
@@ -36,6 +36,9 @@ class Frame:
         self.aliases: dict[str, exp.Expr] = {}
         self.parent = parent
         self._selected_sources: list[FrameSource] | None = None
+        # Unqualified names resolved in this frame's own scope, once all of its sources'
+        # outputs are known (a subquery looking outward may come earlier and see less).
+        self.unqualified: dict[str, frozenset[Src] | None] = {}
 
     def selected_sources(self) -> list[FrameSource]:
         """The sources unqualified names resolve against (fixed once resolution starts)."""
@@ -190,7 +193,13 @@ class Resolver:
 
     def resolve(self, frame: Frame, column: exp.Column) -> frozenset[Src]:
         name = self.norm(column.this)
-        found = self.resolve_in(frame, column, name)
+        if column.args.get("table") is None:
+            if name in frame.unqualified:
+                found = frame.unqualified[name]
+            else:
+                found = frame.unqualified[name] = self.resolve_in(frame, column, name)
+        else:
+            found = self.resolve_in(frame, column, name)
         if found is not None:
             return found
         if column.args.get("table") is None:
