@@ -180,11 +180,22 @@ class Resolver:
             if self.has_column(selected[0], name) is not False:
                 return self.from_source(selected[0], name)
             return None
-        verdicts = [(s, self.has_column(s, name)) for s in selected]
-        definite = [s for s, v in verdicts if v]
+        definite: list[FrameSource] = []
+        unknown: list[FrameSource] = []
+        schema = self.schema
+        for source in selected:
+            kind, value = source
+            if kind == "table":  # `has_column` inlined: this loop runs per name and source
+                cols = schema.columns(value) if (schema is not None and value) else None
+                verdict = None if cols is None else name in cols
+            else:
+                verdict = self.has_column(source, name)
+            if verdict:
+                definite.append(source)
+            elif verdict is None:
+                unknown.append(source)
         if len(definite) == 1:
             return self.from_source(definite[0], name)
-        unknown = [s for s, v in verdicts if v is None]
         if not definite and len(unknown) == 1:
             return self.from_source(unknown[0], name)
         if definite or unknown:
