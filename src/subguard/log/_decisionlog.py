@@ -124,8 +124,14 @@ def _masks(decision: Decision) -> Any:
 class DecisionLog:
     """The decision log over one store. Thread-safe; one per process and store is enough.
 
-    `fail_closed` is read by the engine: when True (the default) a failed commit turns
-    the decision into `deny`.
+    Every failure to commit raises `LogError`; the engine turns it into `deny` (fail
+    closed) unless it was built with `fail_closed=False`.
+
+    Options: `checkpoint_every` (events per checkpoint), `approval_ttl` (seconds a held
+    request waits, and a once-grant stays usable), `group_commit`, `gather_wait` (the
+    longest a commit leader waits for callers it expects), `follow` (a follower thread;
+    without it, checks catch up at most once a second), `poll_interval` (SQLite and
+    memory followers), `clock` (time in ns, for tests).
     """
 
     def __init__(
@@ -137,7 +143,6 @@ class DecisionLog:
         group_commit: bool = True,
         follow: bool = True,
         poll_interval: float = 0.02,
-        fail_closed: bool = True,
         clock: Callable[[], int] = time.time_ns,
         gather_wait: float = 0.0001,
     ) -> None:
@@ -145,7 +150,6 @@ class DecisionLog:
         self.checkpoint_every = checkpoint_every
         self.approval_ttl_ns = int(approval_ttl * 1e9)
         self.group_commit = group_commit
-        self.fail_closed = fail_closed
         self.poll_interval = poll_interval
         self.clock = clock
         self.gather_wait = gather_wait
