@@ -322,10 +322,23 @@ def eval_command(
     except PolicyError as exc:
         _print_policy_errors(exc)
         sys.exit(2)
+    request: Any = None
+    if sql is not None or command_text is not None:
+        request = SqlRequest(sql, dialect) if sql is not None else CommandRequest(command_text or "")
+    document = _read_input_document(input_file) if input_file is not None else None
     log = _open_store(store_url)
     engine = Engine(policy, log=log)
+    bad_lines = 0
     try:
-        bad_lines = _run_eval(engine, fmt, sql, command_text, subject_id, groups, resource_name, resource_kind, dialect, session, input_file, batch_file)
+        if document is not None:
+            _emit(engine.evaluate(document), fmt, True)
+        elif request is not None:
+            subject = Subject(subject_id, groups)
+            resource = Resource(name=resource_name, kind=resource_kind, dialect=dialect)
+            _emit(engine.check(request, subject=subject, resource=resource, session=session), fmt, True)
+        else:
+            assert batch_file is not None
+            bad_lines = _run_batch(engine, batch_file, fmt)
     finally:
         close = getattr(log, "close", None)
         if close is not None:
@@ -334,35 +347,18 @@ def eval_command(
         sys.exit(2)
 
 
-def _run_eval(
-    engine: Engine,
-    fmt: str,
-    sql: str | None,
-    command_text: str | None,
-    subject_id: str,
-    groups: tuple[str, ...],
-    resource_name: str,
-    resource_kind: str,
-    dialect: str | None,
-    session: str | None,
-    input_file: str | None,
-    batch_file: str | None,
-) -> int:
-    if input_file is not None:
-        try:
-            document = json.loads(Path(input_file).read_text(encoding="utf-8"))
-        except (OSError, ValueError, UnicodeDecodeError) as exc:
-            raise click.UsageError(f"cannot read input document `{input_file}`: {exc}") from None
-        if not isinstance(document, dict):
-            raise click.UsageError("the input document must be a JSON object")
-        _emit(engine.evaluate(document), fmt, True)
-        return 0
-    if batch_file is None:
-        subject = Subject(subject_id, groups)
-        resource = Resource(name=resource_name, kind=resource_kind, dialect=dialect)
-        request: Any = SqlRequest(sql, dialect) if sql is not None else CommandRequest(command_text or "")
-        _emit(engine.check(request, subject=subject, resource=resource, session=session), fmt, True)
-        return 0
+def _read_input_document(path: str) -> dict[str, Any]:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise click.UsageError(f"cannot read input document `{path}`: {exc}") from None
+    if not isinstance(document, dict):
+        raise click.UsageError("the input document must be a JSON object")
+    return document
+
+
+def _run_batch(engine: Engine, batch_file: str, fmt: str) -> int:
+    """Decide every line of a JSON-lines batch in order; returns how many were malformed."""
     bad = 0
     first = True
     chunk: list[tuple[int, Any]] = []
