@@ -284,3 +284,65 @@ class TestPostgresStore(StoreContract):
     @pytest.fixture
     def url(self, pg_url: str) -> str:
         return pg_url
+
+
+def test_asyncio_tasks_share_group_commits(tmp_path: Any) -> None:
+    import asyncio
+
+    log = open_log(f"sqlite:///{tmp_path}/a.db")
+    commits = 0
+    original = log.store.insert
+
+    def counting(events: Any) -> Any:
+        nonlocal commits
+        commits += 1
+        return original(events)
+
+    log.store.insert = counting  # type: ignore[method-assign]
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *(log.arecord(make_ctx(session=f"a{i % 4}"), make_decision()) for i in range(64))
+        )
+
+    try:
+        decisions = asyncio.run(main())
+        assert len({d.id for d in decisions}) == 64
+        assert commits < 64
+        found = {r.decision_id for r in read_records(log.store, topics=[Topic.DECISION_RECORDED])}
+        assert {str(d.id) for d in decisions} <= found
+    finally:
+        log.close()
+
+
+def test_follow_from_a_saved_position(tmp_path: Any) -> None:
+    from subguard.log import follow
+
+    url = f"sqlite:///{tmp_path}/f.db"
+    log = open_log(url)
+    try:
+        first = log.record(make_ctx(), make_decision())
+        saved = max(r.position for r in read_records(log.store) if r.decision_id == str(first.id))
+        stop = threading.Event()
+        seen: list[str] = []
+
+        def consume() -> None:
+            reader = open_store(url, create=False)
+            try:
+                for record in follow(reader, after=saved, stop=stop, poll_interval=0.01):
+                    if record.decision_id:
+                        seen.append(record.decision_id)
+            finally:
+                reader.close()
+
+        thread = threading.Thread(target=consume)
+        thread.start()
+        later = [log.record(make_ctx(session="later"), make_decision()) for _ in range(3)]
+        deadline = time.monotonic() + 5
+        while len(seen) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stop.set()
+        thread.join(timeout=5)
+        assert seen == [str(d.id) for d in later]
+    finally:
+        log.close()

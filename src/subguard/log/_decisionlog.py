@@ -10,6 +10,7 @@ process without a query per check.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
@@ -327,6 +328,17 @@ class DecisionLog:
             raise unit.error
         assert unit.result is not None
         return unit.result
+
+    async def arecord(self, ctx: CheckContext, decision: Decision) -> Decision:
+        """`record` for asyncio: runs in the loop's executor, so concurrent tasks share a
+        group commit while the event loop keeps serving."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.record, ctx, decision)
+
+    async def await_approval(self, approval_id: uuid.UUID, timeout: float) -> ApprovalOutcome:
+        """`wait_for_approval` for asyncio."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.wait_for_approval, approval_id, timeout)
 
     def _group_commit(self, unit: _Unit) -> None:
         cv = self._queue_cv
