@@ -80,22 +80,24 @@ def _facts(
     fingerprint_: str,
     exact: str,
 ) -> SqlFacts:
-    read: set[str] = set()
-    written: set[str] = set()
-    functions: set[str] = set()
-    for s in statements:
-        if not s.nested:
-            read |= s.tables_read
-            written |= s.tables_written
-            functions |= s.functions
-    top_columns = [c for s in statements if not s.nested for c in s.columns_read]
+    top = [s for s in statements if not s.nested]
+    if len(top) == 1:
+        # One statement: its sets are the text's, and its columns are already merged.
+        only = top[0]
+        read, written, functions = only.tables_read, only.tables_written, only.functions
+        columns = only.columns_read
+    else:
+        read = frozenset().union(*(s.tables_read for s in top))
+        written = frozenset().union(*(s.tables_written for s in top))
+        functions = frozenset().union(*(s.functions for s in top))
+        columns = merge_columns([c for s in top for c in s.columns_read])
     return SqlFacts(
         dialect=dialect or None,
         statements=tuple(statements),
-        tables_read=frozenset(read),
-        tables_written=frozenset(written),
-        columns_read=merge_columns(top_columns),
-        functions=frozenset(functions),
+        tables_read=read,
+        tables_written=written,
+        columns_read=columns,
+        functions=functions,
         parse_error=parse_error,
         redacted=redacted,
         fingerprint=fingerprint_,

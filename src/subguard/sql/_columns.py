@@ -226,6 +226,12 @@ class Resolver:
         return frozenset({(None, name, False)})
 
     def expression_sources(self, frame: Frame, expression: exp.Expr) -> frozenset[Src]:
+        if type(expression) is exp.Column and not isinstance(expression.this, exp.Star):
+            # The common projection, a bare column: its own sources.
+            got = self.resolved.get(id(expression))
+            if got is None:
+                got = self.resolved[id(expression)] = self.resolve(frame, expression)
+            return got
         found: set[Src] = set()
         for col in expression.find_all(exp.Column):
             if isinstance(col.this, exp.Star):

@@ -128,8 +128,8 @@ class Draft:
             has_where=self.has_where,
             has_limit=self.has_limit,
             functions=frozenset(functions),
-            copy_program=self.copy_program or any(c.copy_program for c in self.children),
-            into_outfile=self.into_outfile or any(c.into_outfile for c in self.children),
+            copy_program=self.copy_program or any([c.copy_program for c in self.children]),
+            into_outfile=self.into_outfile or any([c.into_outfile for c in self.children]),
             grants=tuple(self.grants),
             nested=self.nested,
         )
@@ -343,8 +343,15 @@ def columns(d: Draft, ctx: Context) -> None:
         return col if col is not None and col.in_output else _column(ctx, src, True)
 
     d.outputs = tuple(
-        OutputColumn(name, tuple(output_source(s) for s in sorted(srcs, key=_src_key)))
-        for name, srcs in outputs
+        [
+            OutputColumn(
+                name,
+                (output_source(next(iter(srcs))),)
+                if len(srcs) == 1
+                else tuple([output_source(s) for s in sorted(srcs, key=_src_key)]),
+            )
+            for name, srcs in outputs
+        ]
     )
 
 

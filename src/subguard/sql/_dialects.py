@@ -58,6 +58,8 @@ def normalize_name(dialect: str, name: str, quoted: bool) -> str:
 
 def normalize_identifier(dialect: str, ident: Any) -> str:
     """Normalized text of a sqlglot identifier node (or plain name node)."""
+    if type(ident) is str:
+        return normalize_name(dialect, ident, False)
     if isinstance(ident, exp.Identifier):
         return normalize_name(dialect, ident.this, bool(ident.quoted))
     if isinstance(ident, exp.Expr):
