@@ -816,8 +816,13 @@ class DecisionLog:
                 if not expired and remaining > 0:
                     self._changed.wait(min(remaining, max(self.poll_interval, 0.05)))
             if expired:
-                self.expire_approvals()
-                continue
+                # Record the expiry if we can; either way the request stays refused.
+                with contextlib.suppress(LogError):
+                    self.expire_approvals()
+                outcome = self.outcome(approval_id)
+                if outcome.status == "pending":
+                    outcome = attrs.evolve(outcome, status="expired")
+                return outcome
             if self._follower is None or not self._follower.is_alive():
                 self.catch_up()
             if time.monotonic() >= deadline:
