@@ -1,8 +1,10 @@
 """SQL analysis benchmark: cold `analyze` against bare `sqlglot.parse`, warm, cache memory.
 
 Run:  python benchmarks/bench_sql.py            (both builds: sqlglotc and pure Python)
+      python benchmarks/bench_sql.py --repeat 5 (five runs of both; medians of each cell)
       python benchmarks/bench_sql.py --one      (only the build this interpreter imports)
       python benchmarks/bench_sql.py --one --pure
+      python benchmarks/bench_sql.py --floor    (what cold analysis cannot avoid, per part)
 
 sqlglotc installs mypyc-compiled extension modules next to sqlglot's `.py` files, and the
 import system prefers extensions. `--pure` installs a finder that loads every `sqlglot.*`
@@ -16,6 +18,7 @@ import importlib.machinery
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -189,21 +192,44 @@ def cache_memory(analyze: Any, cache: Any) -> dict[str, Any]:
     return out
 
 
-def report(runs: list[dict[str, Any]]) -> str:
+def _ratios(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per run, each row with its ratios: computed within a run, as the host's load varies."""
+    compiled = next((r for r in runs if r["build"] == "sqlglotc"), runs[0])
+    out = []
+    for run in runs:
+        rows = {}
+        for label, row in run["rows"].items():
+            base = compiled["rows"][label]["parse"]
+            rows[label] = {
+                **row,
+                "ratio": row["cold"] / row["parse"],
+                "ratio_c": row["cold"] / base,
+            }
+        out.append({**run, "rows": rows})
+    return out
+
+
+def report(repeats: list[list[dict[str, Any]]]) -> str:
+    """The table; with several repeats, every cell is the median over them."""
     lines = [
         "| build | workload | `sqlglot.parse` µs | cold `analyze` µs | cold / parse | "
         "cold / sqlglotc parse | warm `analyze` µs |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    compiled = next((r for r in runs if r["build"] == "sqlglotc"), runs[0])
-    for run in runs:
-        for label, row in run["rows"].items():
-            base = compiled["rows"][label]["parse"]
+    rated = [_ratios(runs) for runs in repeats]
+    for i, run in enumerate(rated[0]):
+        for label in run["rows"]:
+            cells = [r[i]["rows"][label] for r in rated]
+
+            def med(key: str, cells: list[dict[str, Any]] = cells) -> float:
+                return statistics.median(c[key] for c in cells)
+
             lines.append(
-                f"| {run['build']} | {label} | {row['parse'] * 1e6:.0f} | "
-                f"{row['cold'] * 1e6:.0f} | {row['cold'] / row['parse']:.2f}× | "
-                f"{row['cold'] / base:.2f}× | {row['warm'] * 1e6:.1f} |"
+                f"| {run['build']} | {label} | {med('parse') * 1e6:.0f} | "
+                f"{med('cold') * 1e6:.0f} | {med('ratio'):.2f}× | "
+                f"{med('ratio_c'):.2f}× | {med('warm') * 1e6:.1f} |"
             )
+    compiled = next((r for r in repeats[0] if r["build"] == "sqlglotc"), repeats[0][0])
     lines += ["", "| cache bounds | entries kept | estimated bytes | measured bytes (tracemalloc) | peak |",
               "|---|---:|---:|---:|---:|"]  # fmt: skip
     for label, m in compiled["memory"].items():
@@ -214,27 +240,107 @@ def report(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def floor() -> str:
+    """Cold analysis split into the work it cannot skip, against bare `sqlglot.parse`.
+
+    Tokenizing and parsing (with the tokenizer and parser `analyze` reuses), sqlglot's scope
+    traversal with the scope facts column resolution reads, one walk of the tree, and the
+    token pass behind `redacted`, `fingerprint` and `exact_hash`. What cold `analyze`
+    costs beyond their sum is subguard's own Python: resolution, the steps, the records.
+    """
+    sys.path.insert(0, str(ROOT / "src"))
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import traverse_scope
+
+    from subguard.sql import CACHE, analyze
+    from subguard.sql._parse import parse_piece
+    from subguard.sql._tokens import redacted_and_hashes, split_statements, tokenize
+
+    tpch_schema = json.loads((CORPUS / "schemas.json").read_text())["tpch"]
+    lines = [
+        "| workload | `sqlglot.parse` µs | tokenize + parse µs | scopes µs | tree walk µs | "
+        "token pass µs | sum µs | sum / parse | cold `analyze` µs | cold / parse |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, texts, dialect, schema, inner in [
+        ("agent workload (30 statements)", AGENT_WORKLOAD, "postgres", AGENT_SCHEMA, 10),
+        ("TPC-H (22 queries)", tpch_queries(), "", tpch_schema, 2),
+    ]:
+        for text in texts:
+            analyze(text, dialect=dialect, schema=schema)
+        chunks = {t: split_statements(tokenize(t, dialect)) for t in texts}
+        nodes = {t: [parse_piece(c, t, dialect).node for c in chunks[t]] for t in texts}
+
+        def tok_parse(text: str, dialect: str = dialect) -> None:
+            for chunk in split_statements(tokenize(text, dialect)):
+                parse_piece(chunk, text, dialect)
+
+        def scopes(text: str, nodes: dict[str, Any] = nodes) -> None:
+            for node in nodes[text]:
+                if isinstance(node, (exp.Query, exp.Update, exp.Delete, exp.Merge)):
+                    for scope in traverse_scope(node):
+                        scope.sources, scope.columns, scope.selected_sources  # noqa: B018
+
+        def walk(text: str, nodes: dict[str, Any] = nodes) -> None:
+            for node in nodes[text]:
+                if node is not None:
+                    for _ in node.walk():
+                        pass
+
+        def cold(text: str, dialect: str = dialect, schema: Any = schema) -> None:
+            CACHE.clear()
+            analyze(text, dialect=dialect, schema=schema)
+
+        t = {
+            name: _best_per_statement(fn, texts, 7, inner) * 1e6
+            for name, fn in [
+                ("parse", lambda text, d=dialect: sqlglot.parse(text, read=d or None)),
+                ("tok_parse", tok_parse),
+                ("scopes", scopes),
+                ("walk", walk),
+                ("tokens", lambda text, c=chunks, d=dialect: redacted_and_hashes(c[text], d)),
+                ("cold", cold),
+            ]
+        }
+        total = t["tok_parse"] + t["scopes"] + t["walk"] + t["tokens"]
+        lines.append(
+            f"| {label} | {t['parse']:.0f} | {t['tok_parse']:.0f} | {t['scopes']:.0f} | "
+            f"{t['walk']:.0f} | {t['tokens']:.0f} | {total:.0f} | {total / t['parse']:.2f}× | "
+            f"{t['cold']:.0f} | {t['cold'] / t['parse']:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", action="store_true", help="measure this process only")
     parser.add_argument("--pure", action="store_true", help="with --one: pure-Python sqlglot")
     parser.add_argument("--json", action="store_true", help="with --one: print JSON")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of both builds; medians")
+    parser.add_argument("--floor", action="store_true", help="split cold analysis into parts")
     args = parser.parse_args()
+    if args.floor:
+        print(floor())
+        return
     if args.one:
         result = measure(args.pure)
-        print(json.dumps(result) if args.json else report([result]))
+        print(json.dumps(result) if args.json else report([[result]]))
         return
-    runs = []
-    for flag in ([], ["--pure"]):
-        proc = subprocess.run(
-            [sys.executable, __file__, "--one", "--json", *flag],
-            check=True,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
-        )
-        runs.append(json.loads(proc.stdout))
-    print(report(runs))
+    repeats = []
+    for _ in range(max(1, args.repeat)):
+        runs = []
+        for flag in ([], ["--pure"]):
+            proc = subprocess.run(
+                [sys.executable, __file__, "--one", "--json", *flag],
+                check=True,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+            )
+            runs.append(json.loads(proc.stdout))
+        repeats.append(runs)
+    print(report(repeats))
 
 
 if __name__ == "__main__":
