@@ -165,3 +165,19 @@ def test_verify_names_tampered_row(cli: click.Group, filled: Any) -> None:
 def test_init_on_sqlite(cli: click.Group, tmp_path: Any) -> None:
     result = run(cli, "init", "--store", f"sqlite:///{tmp_path}/new.db")
     assert result.exit_code == 0 and "initialised" in result.output
+
+
+@pytest.mark.postgres
+def test_uninitialised_postgres_store(cli: click.Group) -> None:
+    import uuid
+
+    from .conftest import PG_DSN, require_postgres
+
+    require_postgres()
+    url = f"{PG_DSN}?schema=sg_missing_{uuid.uuid4().hex[:8]}"
+    result = CliRunner().invoke(cli, ["verify", "--store", url])
+    assert (
+        result.exit_code == 2
+        and "not initialised" in result.output
+        and "subguard init" in result.output
+    )
