@@ -57,7 +57,8 @@ def unhide_executable_comments(text: str, dialect: str) -> str:
 
 
 # Building a tokenizer costs about as much as tokenizing a short statement, and a
-# tokenizer holds per-call state, so each thread keeps one per dialect.
+# tokenizer holds per-call state, so each thread keeps one per dialect (emptied after
+# each use, so it does not hold on to the last statement's text).
 _LOCAL: Final = threading.local()
 
 
@@ -73,9 +74,16 @@ def _tokenizer(dialect: str, flat: bool) -> Any:
     return tokenizer
 
 
+def _run(tokenizer: Any, text: str) -> list[Any]:
+    try:
+        return list(tokenizer.tokenize(text))
+    finally:
+        tokenizer.tokenize("")  # keep no reference to the statement text between calls
+
+
 def tokenize(text: str, dialect: str) -> list[Any]:
     """The dialect tokenizer's tokens for `text` (raises sqlglot's `TokenError`)."""
-    return list(_tokenizer(dialect, False).tokenize(text))
+    return _run(_tokenizer(dialect, False), text)
 
 
 @functools.cache
@@ -98,7 +106,7 @@ def tokenize_flat(text: str, dialect: str) -> list[Any]:
     redact to `PREPARE ?` and share one fingerprint, and a command's own structure would
     be invisible; this tokenizer reads those bodies as ordinary tokens.
     """
-    return list(_tokenizer(dialect, True).tokenize(text))
+    return _run(_tokenizer(dialect, True), text)
 
 
 def split_statements(tokens: Sequence[Any]) -> list[list[Any]]:
