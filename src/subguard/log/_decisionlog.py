@@ -160,10 +160,13 @@ class DecisionLog:
         self._state = FoldedState()
         self._lock = threading.RLock()  # guards _state
         self._write_lock = threading.Lock()  # one writer at a time in this process
-        self._queue_cv = threading.Condition(threading.Lock())
+        queue_lock = threading.Lock()
+        self._queue_cv = threading.Condition(queue_lock)
         self._queue: list[_Unit] = []
         self._committing = False
         self._last_batch = 1
+        self._gathering = False
+        self._gather_cv = threading.Condition(queue_lock)  # the leader waits here for company
         self._changed = threading.Condition(self._lock)
         self._since_checkpoint: dict[uuid.UUID, tuple[int, str]] = {}
         self._events_since_checkpoint = 0
@@ -344,6 +347,8 @@ class DecisionLog:
         cv = self._queue_cv
         with cv:
             self._queue.append(unit)
+            if self._gathering:
+                self._gather_cv.notify()
             while not unit.done:
                 if not self._committing:
                     self._committing = True
@@ -353,11 +358,13 @@ class DecisionLog:
                     want = min(self._last_batch, 64)
                     if want > 1 and len(self._queue) < want:
                         deadline = time.monotonic() + self.gather_wait
+                        self._gathering = True
                         while len(self._queue) < want:
                             remaining = deadline - time.monotonic()
                             if remaining <= 0:
                                 break
-                            cv.wait(remaining)
+                            self._gather_cv.wait(remaining)
+                        self._gathering = False
                     batch, self._queue = self._queue, []
                     self._last_batch = len(batch)
                     break
