@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from subguard.sql import SqlFacts, analyze
@@ -316,3 +318,17 @@ def test_command_is_never_a_select() -> None:
 def test_dblink_exec_and_unicode_escapes_do_not_hide_the_table() -> None:
     facts = analyze('SELECT * FROM U&"\\0075sers"', dialect="postgres")
     assert facts.tables_read or facts.parse_error
+
+
+def test_sqlglot_warnings_never_carry_the_statement_to_logs() -> None:
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("sqlglot")
+    logger.addHandler(handler)
+    try:
+        analyze("VACUUM FULL secret_table_zq91 -- s3cr3t-zq91", dialect="postgres")
+        analyze("LISTEN 'zq91-secret'", dialect="postgres")
+    finally:
+        logger.removeHandler(handler)
+    assert not [r for r in seen if "zq91" in r.getMessage()]

@@ -81,3 +81,8 @@ class _DropStatementText(logging.Filter):
 _sqlglot_logger = logging.getLogger("sqlglot")
 if not any(isinstance(f, _DropStatementText) for f in _sqlglot_logger.filters):
     _sqlglot_logger.addFilter(_DropStatementText())
+# The filter drops those records anyway; a level above WARNING spares building them (sqlglot
+# formats the statement into each one, a tenth of the cost of analysing a short command).
+# A stricter level set by the application is left alone.
+if _sqlglot_logger.getEffectiveLevel() < logging.ERROR:
+    _sqlglot_logger.setLevel(logging.ERROR)
