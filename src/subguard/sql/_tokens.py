@@ -229,19 +229,18 @@ def redacted_and_hashes(chunks: Sequence[Sequence[Any]], dialect: str) -> tuple[
     the intermediate lists: on a long query this pass is as costly as parsing it.
     """
     rendered: list[str] = []
-    shape: list[str] = []
-    exact: list[str] = []
+    shape: list[str] = []  # pieces of the hashed stream; `exact` differs only at literals
+    exact_at: list[tuple[int, str]] = []
     commands = command_tokens(dialect)
     known = _normal_pieces(dialect)
-    no_space_before, no_space_after, name_types = _NO_SPACE_BEFORE, _NO_SPACE_AFTER, _NAME_TYPES
-    l_paren, number = TokenType.L_PAREN, TokenType.NUMBER
-    prev_type: Any = None
+    number = TokenType.NUMBER
+    # Spacing as in `render`: the previous token's "no space after" and "is a name".
+    prev_tight = prev_name = False
     for i, chunk in enumerate(chunks):
         if i:
             rendered.append(";")
             shape.append(_SEMICOLON_PIECE)
-            exact.append(_SEMICOLON_PIECE)
-            prev_type = TokenType.SEMICOLON
+            prev_tight = prev_name = False
         if (
             len(chunk) == 2
             and chunk[0].token_type in commands
@@ -256,31 +255,34 @@ def redacted_and_hashes(chunks: Sequence[Sequence[Any]], dialect: str) -> tuple[
                 name = _type_name(ttype)
                 if bodies is not None:
                     text = bodies[0]
+                    exact_at.append((len(shape), f"{name}:{len(bodies[1])}:{bodies[1]}"))
                     shape.append(f"{name}:{len(text)}:{text}")
-                    exact.append(f"{name}:{len(bodies[1])}:{bodies[1]}")
                 else:
                     text = PLACEHOLDER
-                    shape.append(f"{name}:1:?")
                     value = f"{name}:{tok.text}"
-                    exact.append(f"{name}:{len(value)}:{value}")
+                    exact_at.append((len(shape), f"{name}:{len(value)}:{value}"))
+                    shape.append(f"{name}:1:?")
+                if rendered and not prev_tight:
+                    rendered.append(" ")
+                prev_tight = prev_name = False
             else:
-                key = (ttype, tok.text)
-                entry = known.get(key)
+                entry = known.get((ttype, tok.text))
                 if entry is None:
-                    text = _normal_text(tok, dialect)
-                    entry = known[key] = (text, f"{_type_name(ttype)}:{len(text)}:{text}")
-                text, piece = entry
+                    entry = _normal_piece(tok, dialect)
+                    known[(ttype, tok.text)] = entry
+                text, piece, tight_before, tight_after, is_name, is_l_paren = entry
                 shape.append(piece)
-                exact.append(piece)
-            if rendered and not (
-                ttype in no_space_before
-                or prev_type in no_space_after
-                or (ttype == l_paren and prev_type in name_types)
-            ):
-                rendered.append(" ")
+                if rendered and not (tight_before or prev_tight or (is_l_paren and prev_name)):
+                    rendered.append(" ")
+                prev_tight, prev_name = tight_after, is_name
             rendered.append(text)
-            prev_type = ttype
-    shape_body, exact_body = "".join(shape), "".join(exact)
+    shape_body = "".join(shape)
+    if exact_at:
+        for index, piece in exact_at:
+            shape[index] = piece
+        exact_body = "".join(shape)
+    else:
+        exact_body = shape_body
     if shape_body.isascii() and exact_body.isascii():
         return (
             "".join(rendered),
@@ -296,13 +298,29 @@ def redacted_and_hashes(chunks: Sequence[Sequence[Any]], dialect: str) -> tuple[
     )
 
 
+def _normal_piece(tok: Any, dialect: str) -> tuple[str, str, bool, bool, bool, bool]:
+    """A token's normalized text, its piece of the hashed stream, and how `render` spaces it."""
+    ttype = tok.token_type
+    text = _normal_text(tok, dialect)
+    return (
+        text,
+        f"{_type_name(ttype)}:{len(text)}:{text}",
+        ttype in _NO_SPACE_BEFORE,
+        ttype in _NO_SPACE_AFTER,
+        ttype in _NAME_TYPES,
+        ttype == TokenType.L_PAREN,
+    )
+
+
 _SEMICOLON_PIECE: Final = "SEMICOLON:1:;"
 
-#: Per dialect, (type, raw text) → (normalized text, its piece of the hashed stream).
-_NORMAL_PIECES: Final[dict[str, dict[tuple[Any, str], tuple[str, str]]]] = {}
+#: Per dialect, (type, raw text) → `_normal_piece` of such a token.
+_NORMAL_PIECES: Final[
+    dict[str, dict[tuple[Any, str], tuple[str, str, bool, bool, bool, bool]]]
+] = {}
 
 
-def _normal_pieces(dialect: str) -> dict[tuple[Any, str], tuple[str, str]]:
+def _normal_pieces(dialect: str) -> dict[tuple[Any, str], tuple[str, str, bool, bool, bool, bool]]:
     cache = _NORMAL_PIECES.get(dialect)
     if cache is None or len(cache) > _NORMAL_PARTS_LIMIT:
         cache = _NORMAL_PIECES[dialect] = {}
