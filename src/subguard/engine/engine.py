@@ -22,6 +22,7 @@ from subguard.engine.types import (
     Resource,
     SqlRequest,
     Subject,
+    new_decision_id,
 )
 from subguard.lang.compiler import Outputs
 from subguard.lang.values import from_json, marshal
@@ -170,6 +171,8 @@ def _message(value: Any) -> str:
 
 
 def _mask_name(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, Mapping) and "column" in value:
         table = value.get("table")
         return f"{table}.{value['column']}" if table else str(value["column"])
@@ -183,9 +186,25 @@ class _MaskConflict(Exception):
 _NO_RULE = Reason(Effect.DENY, "subguard", "default", "no rule allowed the request", "")
 
 
+#: Reasons already built, by (effect, package, rule, message, location): rules say the
+#: same things again and again, and a lookup is cheaper than a new tuple. Bounded.
+_REASONS: dict[tuple[Any, ...], Reason] = {}
+_REASONS_MAX = 4096
+
+
+def _reason(effect: Effect, package: str, rule: str, message: str, location: str) -> Reason:
+    key = (effect, package, rule, message, location)
+    reason = _REASONS.get(key)
+    if reason is None:
+        reason = Reason(effect, package, rule, message, location)
+        if len(_REASONS) < _REASONS_MAX:
+            _REASONS[key] = reason
+    return reason
+
+
 def _reasons(effect: Effect, fired: list[Any]) -> list[Reason]:
     return [
-        Reason(effect, f.package, f.rule, _message(v), f.location)
+        _reason(effect, f.package, f.rule, v if type(v) is str else _message(v), f.location)
         for f in fired
         for v in (f.values if len(f.values) == 1 else sorted(f.values, key=_message))
     ]
@@ -224,7 +243,11 @@ def combine(outputs: Outputs) -> tuple[Effect, tuple[Reason, ...], Any, tuple[Ev
             by_rule[fired.rule].append(fired)
         else:
             by_rule[fired.rule] = [fired]
-    errors = tuple(EvalError(f.code, f.message, f.package, f.rule, f.location) for f in outputs.faults)
+    errors = (
+        tuple(EvalError(f.code, f.message, f.package, f.rule, f.location) for f in outputs.faults)
+        if outputs.faults
+        else ()
+    )
     if "terminate" in by_rule:
         return Effect.TERMINATE, tuple(_reasons(Effect.TERMINATE, by_rule["terminate"])), (), errors
     if "deny" in by_rule:
@@ -237,7 +260,7 @@ def combine(outputs: Outputs) -> tuple[Effect, tuple[Reason, ...], Any, tuple[Ev
     if "approve" in by_rule:
         return Effect.APPROVE, tuple(_reasons(Effect.APPROVE, by_rule["approve"])), (), errors
     if "allow" in by_rule:
-        allowed = [Reason(Effect.ALLOW, f.package, f.rule, "allowed", f.location) for f in by_rule["allow"]]
+        allowed = [_reason(Effect.ALLOW, f.package, f.rule, "allowed", f.location) for f in by_rule["allow"]]
         if "mask" in by_rule:
             try:
                 masks, mask_reasons = _masks(by_rule["mask"])
@@ -299,6 +322,7 @@ class Engine:
             reasons,
             masks,
             errors,
+            id=new_decision_id(),
             input=document,
             policy_hash=self.policy.hash,
             elapsed_ns=time.perf_counter_ns() - start,
@@ -434,4 +458,5 @@ class Engine:
 def _is_frozen(document: Mapping[str, Any]) -> bool:
     """Documents the engine built itself are already in the value model."""
     subject = document.get("subject")
-    return isinstance(subject, Mapping) and isinstance(subject.get("groups"), frozenset)
+    # `type(...) is dict` first: an ABC isinstance check costs more than the rest
+    return (type(subject) is dict or isinstance(subject, Mapping)) and type(subject.get("groups")) is frozenset

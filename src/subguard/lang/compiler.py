@@ -1135,7 +1135,7 @@ class CompiledPolicy:
         for i, out in hits:
             package, rule, location, _fn = decisions[i]
             if rule == "allow":
-                if not any(v is True for v in out):
+                if out[0] is not True and not any(v is True for v in out):
                     continue
                 allowed_packages.add(package)
             fired.append(Fired(package, rule, location, tuple(out)))
