@@ -3,13 +3,15 @@
 eventsourcing's own recorder pipelines a handful of statements and syncs twice; on this
 path (one small batch per group commit) the round trips cost more than the commit. This
 subclass sends BEGIN, the table lock, NOTIFY, one multi-row INSERT and COMMIT as one
-simple-protocol query, with values rendered as typed literals by psycopg. It keeps the
-EXCLUSIVE table lock, so notification ids stay in commit order and a tailing reader never
-skips a row. Chosen through eventsourcing's APPLICATION_RECORDER_TOPIC setting.
+simple-protocol query; values are rendered as literals directly (the id from a UUID,
+the version from an int, the state as bytea hex), a fraction of the cost of psycopg's
+per-value adaptation on large batches. It keeps the EXCLUSIVE table lock, so
+notification ids stay in commit order and a tailing reader never skips a row. Chosen through eventsourcing's APPLICATION_RECORDER_TOPIC setting.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,40 +23,67 @@ from psycopg.sql import SQL, Identifier, Literal
 __all__ = ["OneTripPostgresRecorder"]
 
 
+def _row_literal(e: StoredEvent) -> str:
+    """One `(id,version,topic,state)` tuple as SQL text (standard-conforming strings).
+
+    The id is rendered from a `UUID` (hex and dashes only), the version from an `int`,
+    the state as a bytea hex literal; the topic is quoted with its quotes doubled.
+    """
+    originator = e.originator_id
+    if not isinstance(originator, uuid.UUID):
+        originator = uuid.UUID(str(originator))
+    topic = e.topic.replace("'", "''")
+    return f"('{originator}',{int(e.originator_version)},'{topic}','\\x{e.state.hex()}')"
+
+
 class OneTripPostgresRecorder(PostgresApplicationRecorder):
+    _parts: tuple[str, str] | None = None
+
+    def _statement_parts(self, conn: Any) -> tuple[str, str]:
+        """The fixed text around the VALUES list, rendered once per recorder."""
+        parts = self._parts
+        if parts is None:
+            head = SQL(
+                "BEGIN; SET LOCAL lock_timeout = '{timeout}s'; "
+                "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; NOTIFY {channel}; "
+                "INSERT INTO {schema}.{table} "
+                "(originator_id, originator_version, topic, state) VALUES "
+            ).format(
+                timeout=SQL(str(int(self.datastore.lock_timeout))),
+                schema=Identifier(self.datastore.schema),
+                table=Identifier(self.events_table_name),
+                channel=Identifier(self.channel_name),
+            )
+            parts = (head.as_string(conn), " RETURNING notification_id; COMMIT")
+            self._parts = parts
+        return parts
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         if not stored_events or kwargs:
             return super().insert_events(stored_events, **kwargs)  # type: ignore[no-any-return]
-        schema = Identifier(self.datastore.schema)
-        table = Identifier(self.events_table_name)
-        rows = SQL(",").join(
-            SQL("({},{},{},{})").format(
-                Literal(e.originator_id),
-                Literal(e.originator_version),
-                Literal(e.topic),
-                Literal(e.state),
-            )
-            for e in stored_events
-        )
-        query = SQL(
-            "BEGIN; SET LOCAL lock_timeout = '{timeout}s'; "
-            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; NOTIFY {channel}; "
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "VALUES {rows} RETURNING notification_id; COMMIT"
-        ).format(
-            timeout=SQL(str(int(self.datastore.lock_timeout))),
-            schema=schema,
-            table=table,
-            channel=Identifier(self.channel_name),
-            rows=rows,
-        )
         with self.datastore.get_connection() as conn:
             try:
-                text = query.as_string(conn)
+                head, tail = self._statement_parts(conn)
+                if conn.info.parameter_status("standard_conforming_strings") == "on":
+                    values = ",".join(map(_row_literal, stored_events))
+                else:  # pragma: no cover - every supported server defaults to on
+                    values = (
+                        SQL(",")
+                        .join(
+                            SQL("({},{},{},{})").format(
+                                Literal(e.originator_id),
+                                Literal(e.originator_version),
+                                Literal(e.topic),
+                                Literal(e.state),
+                            )
+                            for e in stored_events
+                        )
+                        .as_string(conn)
+                    )
                 with conn.cursor() as cur:
-                    cur.execute(text.encode(), prepare=False)
+                    cur.execute((head + values + tail).encode(), prepare=False)
                     ids: list[int] = []
                     while True:
                         if cur.pgresult is not None and cur.description is not None:
