@@ -357,14 +357,52 @@ def _read_input_document(path: str) -> dict[str, Any]:
     return document
 
 
+class _Progress:
+    """A live count of decided lines on stderr, when a person watches stderr while the
+    decisions themselves go to a file or a pipe; silent otherwise."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        if sys.stderr.isatty() and not sys.stdout.isatty():
+            from rich.console import Console
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                SpinnerColumn(),
+                TextColumn("deciding: {task.completed:,} lines"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.task = self.bar.add_task("batch", total=None)
+            self.bar.start()
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=n)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 def _run_batch(engine: Engine, batch_file: str, fmt: str) -> int:
     """Decide every line of a JSON-lines batch in order; returns how many were malformed."""
+    progress = _Progress()
+    try:
+        return _decide_batch(engine, batch_file, fmt, progress)
+    finally:
+        progress.stop()
+
+
+def _decide_batch(engine: Engine, batch_file: str, fmt: str, progress: _Progress) -> int:
     bad = 0
     first = True
     chunk: list[tuple[int, Any]] = []
 
     def flush() -> None:
         nonlocal first
+        progress.advance(len(chunk))
         requests = [item for _, item in chunk if not isinstance(item, _LineError | dict)]
         decided = iter(engine.check_many(requests)) if requests else iter(())
         for number, item in chunk:
