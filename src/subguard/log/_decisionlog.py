@@ -90,25 +90,47 @@ class _Pending:
     state: dict[str, Any]
 
 
+_NO_FACTS: dict[str, list[str]] = {
+    "kinds": [],
+    "tables_read": [],
+    "tables_written": [],
+    "columns": [],
+}
+#: id(input.sql document) → (that document, its facts). The analyser hands out one
+#: read-only document per analysed statement, so a repeated statement costs one lookup;
+#: holding the document keeps its id from being reused while it is cached.
+_FACTS_BY_DOC: dict[int, tuple[Any, dict[str, list[str]]]] = {}
+
+
 def _facts(decision: Decision) -> dict[str, list[str]]:
-    """Statement kinds, tables and columns from the input document: names only."""
+    """Statement kinds, tables and columns from the input document: names only.
+
+    The result is shared between events of the same statement: never mutate it.
+    """
     doc = decision.input
     sql = doc.get("sql") if doc else None
     if sql is None and doc:
         command = doc.get("command") or {}
         sql = command.get("sql")
     if not sql:
-        return {"kinds": [], "tables_read": [], "tables_written": [], "columns": []}
+        return _NO_FACTS
+    hit = _FACTS_BY_DOC.get(id(sql))
+    if hit is not None and hit[0] is sql:
+        return hit[1]
     columns = {
         f"{c.get('table')}.{c.get('column')}" if c.get("table") else str(c.get("column", ""))
         for c in sql.get("columns_read") or ()
     }
-    return {
+    facts = {
         "kinds": [str(s.get("kind", "")) for s in sql.get("statements") or ()],
         "tables_read": sorted(map(str, sql.get("tables_read") or ())),
         "tables_written": sorted(map(str, sql.get("tables_written") or ())),
         "columns": sorted(columns),
     }
+    if len(_FACTS_BY_DOC) >= 4096:
+        _FACTS_BY_DOC.clear()
+    _FACTS_BY_DOC[id(sql)] = (sql, facts)
+    return facts
 
 
 @functools.lru_cache(maxsize=1024)

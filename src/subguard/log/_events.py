@@ -15,7 +15,6 @@ import functools
 import hashlib
 import time
 import uuid
-from collections.abc import Mapping
 from datetime import UTC
 from typing import Any, Final
 
@@ -145,15 +144,23 @@ def _uuid_text(value: uuid.UUID) -> str:
     return str(value)
 
 
+_sha256 = hashlib.sha256
+_dumps = orjson.dumps
+
+
 def encode_event(
-    originator_id: uuid.UUID, version: int, topic: str, state: Mapping[str, Any], prev: str
+    originator_id: uuid.UUID, version: int, topic: str, state: dict[str, Any], prev: str
 ) -> tuple[StoredEvent, str]:
-    """Serialise one event with its chain fields; returns the stored event and its hash."""
-    state = dict(state)
+    """Serialise one event with its chain fields; returns the stored event and its hash.
+
+    Sets `state["prev"]`: pass a dict this call may change.
+    """
     state["prev"] = prev
-    body = orjson.dumps(state)
-    h = event_hash(_uuid_text(originator_id), version, topic, body)
-    stored = body[:-1] + b',"h":"' + h.encode() + b'"}'
+    body = _dumps(state)
+    digest = _sha256(f"{_uuid_text(originator_id)}\n{version}\n{topic}\n".encode())
+    digest.update(body)
+    h = digest.hexdigest()
+    stored = b"".join((body[:-1], b',"h":"', h.encode(), b'"}'))
     return StoredEvent(originator_id, version, topic, stored), h
 
 
