@@ -95,6 +95,46 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1e3 if values else float("nan")
 
 
+def bare_commits(tmp: str, postgres: str, n: int = 200) -> dict[str, float]:
+    """p50 seconds of one durable one-row commit, no subguard involved: the disk's floor.
+
+    A closed-loop caller waits for its own commit, so `threads / this` bounds what any
+    group commit can reach with that many threads."""
+    import sqlite3
+
+    out: dict[str, float] = {}
+    path = os.path.join(tmp, f"probe-{uuid.uuid4().hex}.db")
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE t (a BLOB)")
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        conn.execute("INSERT INTO t VALUES (?)", (b"x" * 600,))
+        times.append(time.perf_counter() - t0)
+    conn.close()
+    out["sqlite"] = sorted(times)[n // 2]
+    try:
+        import psycopg
+
+        table = "probe_" + uuid.uuid4().hex[:8]  # a logged table: temp tables skip the WAL
+        with psycopg.connect(postgres, autocommit=True) as pg:
+            pg.execute(f"CREATE TABLE {table} (a bytea)")
+            try:
+                times = []
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    pg.execute(f"INSERT INTO {table} VALUES (%s)", (b"x" * 600,))
+                    times.append(time.perf_counter() - t0)
+            finally:
+                pg.execute(f"DROP TABLE {table}")
+        out["postgres"] = sorted(times)[n // 2]
+    except Exception:
+        pass
+    return out
+
+
 def check_op(log: Any) -> Callable[[int], None]:
     def op(k: int) -> None:
         c = ctx(f"bench-{k}")
@@ -147,6 +187,7 @@ def main() -> None:
     }
     rows: list[tuple[str, ...]] = []
     mem_rate: dict[int, float] = {}
+    probes = [bare_commits(tmp, args.postgres)]
     for name, url_of in stores.items():
         for threads in (1, 8):
             for group in (True, False):
@@ -227,6 +268,7 @@ def main() -> None:
                 )
                 print(" | ".join(rows[-1]), file=sys.stderr)
     eval_rows = bench_eval_batch(tmp, args.eval_lines, stores)
+    probes.append(bare_commits(tmp, args.postgres))
     try:
         import psycopg
 
@@ -234,6 +276,17 @@ def main() -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     except Exception:
         pass
+    for name in ("sqlite", "postgres"):
+        p50s = [p[name] for p in probes if name in p]
+        if p50s:
+            print(
+                f"bare durable one-row commit, {name}: p50 "
+                + " / ".join(f"{x * 1e3:.2f} ms" for x in p50s)
+                + " (before / after the run); 8 closed-loop threads can reach at most "
+                + " / ".join(f"{8 / x:,.0f}" for x in p50s)
+                + " decisions/s"
+            )
+    print()
     print(
         "| store | path | threads | group commit | decisions/s | p50 ms | p99 ms | memory ÷ this |"
     )
