@@ -4,7 +4,7 @@ Run:  python benchmarks/bench_sql.py            (both builds: sqlglotc and pure 
       python benchmarks/bench_sql.py --repeat 5 (five runs of both; medians of each cell)
       python benchmarks/bench_sql.py --one      (only the build this interpreter imports)
       python benchmarks/bench_sql.py --one --pure
-      python benchmarks/bench_sql.py --floor    (what cold analysis cannot avoid, per part)
+      python benchmarks/bench_sql.py --floor --repeat 5  (what cold analysis cannot avoid)
 
 sqlglotc installs mypyc-compiled extension modules next to sqlglot's `.py` files, and the
 import system prefers extensions. `--pure` installs a finder that loads every `sqlglot.*`
@@ -244,13 +244,14 @@ def report(repeats: list[list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def floor() -> str:
+def floor(repeat: int = 1) -> str:
     """Cold analysis split into the work it cannot skip, against bare `sqlglot.parse`.
 
     Tokenizing and parsing (with the tokenizer and parser `analyze` reuses), sqlglot's scope
     traversal with the scope facts column resolution reads, one walk of the tree, and the
     token pass behind `redacted`, `fingerprint` and `exact_hash`. What cold `analyze`
     costs beyond their sum is subguard's own Python: resolution, the steps, the records.
+    With `repeat` > 1 every cell is the median over the repeats.
     """
     sys.path.insert(0, str(ROOT / "src"))
     import sqlglot
@@ -296,22 +297,26 @@ def floor() -> str:
             CACHE.clear()
             analyze(text, dialect=dialect, schema=schema)
 
-        t = {
-            name: _best_per_statement(fn, texts, 7, inner) * 1e6
-            for name, fn in [
-                ("parse", lambda text, d=dialect: sqlglot.parse(text, read=d or None)),
-                ("tok_parse", tok_parse),
-                ("scopes", scopes),
-                ("walk", walk),
-                ("tokens", lambda text, c=chunks, d=dialect: redacted_and_hashes(c[text], d)),
-                ("cold", cold),
-            ]
-        }
-        total = t["tok_parse"] + t["scopes"] + t["walk"] + t["tokens"]
+        parts = [
+            ("parse", lambda text, d=dialect: sqlglot.parse(text, read=d or None)),
+            ("tok_parse", tok_parse),
+            ("scopes", scopes),
+            ("walk", walk),
+            ("tokens", lambda text, c=chunks, d=dialect: redacted_and_hashes(c[text], d)),
+            ("cold", cold),
+        ]
+        runs = []
+        for _ in range(repeat):
+            t = {name: _best_per_statement(fn, texts, 7, inner) * 1e6 for name, fn in parts}
+            t["sum"] = t["tok_parse"] + t["scopes"] + t["walk"] + t["tokens"]
+            t["sum_ratio"] = t["sum"] / t["parse"]
+            t["cold_ratio"] = t["cold"] / t["parse"]
+            runs.append(t)
+        m = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         lines.append(
-            f"| {label} | {t['parse']:.0f} | {t['tok_parse']:.0f} | {t['scopes']:.0f} | "
-            f"{t['walk']:.0f} | {t['tokens']:.0f} | {total:.0f} | {total / t['parse']:.2f}× | "
-            f"{t['cold']:.0f} | {t['cold'] / t['parse']:.2f}× |"
+            f"| {label} | {m['parse']:.0f} | {m['tok_parse']:.0f} | {m['scopes']:.0f} | "
+            f"{m['walk']:.0f} | {m['tokens']:.0f} | {m['sum']:.0f} | {m['sum_ratio']:.2f}× | "
+            f"{m['cold']:.0f} | {m['cold_ratio']:.2f}× |"
         )
     return "\n".join(lines)
 
@@ -325,7 +330,7 @@ def main() -> None:
     parser.add_argument("--floor", action="store_true", help="split cold analysis into parts")
     args = parser.parse_args()
     if args.floor:
-        print(floor())
+        print(floor(max(1, args.repeat)))
         return
     if args.one:
         result = measure(args.pure)
