@@ -87,9 +87,16 @@ class Draft:
         self.accounted: set[int] = set()
 
     # helpers used by several steps
-    def add_table(self, ctx: Context, node: exp.Table, *, written: bool) -> str | None:
+    def add_table(
+        self,
+        ctx: Context,
+        node: exp.Table,
+        *,
+        written: bool,
+        parts: tuple[str | None, str | None, str | None] | None = None,
+    ) -> str | None:
         self.accounted.add(id(node))
-        name, schema, catalog = table_parts(ctx.dialect, node)
+        name, schema, catalog = parts if parts is not None else table_parts(ctx.dialect, node)
         if name is None:
             return None
         if schema is None and name in self.cte_names:
@@ -327,11 +334,11 @@ def columns(d: Draft, ctx: Context) -> None:
     for table in resolver.tables:
         if id(table) in d.accounted:
             continue
-        name, schema, _ = table_parts(ctx.dialect, table)
-        if name is not None and schema is None and name in d.dml_ctes:
+        parts = table_parts(ctx.dialect, table)
+        if parts[0] is not None and parts[1] is None and parts[0] in d.dml_ctes:
             d.accounted.add(id(table))
             continue
-        d.add_table(ctx, table, written=False)
+        d.add_table(ctx, table, written=False, parts=parts)
     in_output = {src for _, srcs in outputs for src in srcs}
     made: dict[Src, Column] = {}
     for src in set(resolver.reads):
