@@ -78,13 +78,21 @@ class Resolver:
         self.reads: list[Src] = []
         self.tables: list[exp.Table] = []
         self.scopes: list[Scope] = []
+        self._parts: dict[int, tuple[str | None, str | None, str | None]] = {}
 
     # -- names ------------------------------------------------------------------------
     def norm(self, node: Any) -> str:
         return normalize_identifier(self.dialect, node)
 
+    def table_parts(self, table: exp.Table) -> tuple[str | None, str | None, str | None]:
+        """`table_parts`, once per node (the tree outlives the resolver, so ids are stable)."""
+        parts = self._parts.get(id(table))
+        if parts is None:
+            parts = self._parts[id(table)] = table_parts(self.dialect, table)
+        return parts
+
     def bare_table(self, table: exp.Table) -> str | None:
-        name, schema_name, _ = table_parts(self.dialect, table)
+        name, schema_name, _ = self.table_parts(table)
         if name is not None and schema_name is None and name in self.dml_ctes:
             return self.dml_ctes[name]
         return name

@@ -334,7 +334,7 @@ def columns(d: Draft, ctx: Context) -> None:
     for table in resolver.tables:
         if id(table) in d.accounted:
             continue
-        parts = table_parts(ctx.dialect, table)
+        parts = resolver.table_parts(table)
         if parts[0] is not None and parts[1] is None and parts[0] in d.dml_ctes:
             d.accounted.add(id(table))
             continue
