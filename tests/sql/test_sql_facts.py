@@ -6,7 +6,7 @@ from typing import Any
 
 import subguard.sql
 from subguard.engine.schema import RECORDS, STATEMENT_KINDS
-from subguard.sql import KINDS, Schema, analyze, fingerprint, redact
+from subguard.sql import CACHE, KINDS, Schema, analyze, fingerprint, redact
 
 SCHEMA = {
     "users": {
@@ -170,3 +170,15 @@ def test_dialect_aliases() -> None:
         assert analyze("SELECT a FROM t", dialect=name).parse_error is None
     assert analyze("SELECT 1", dialect="postgresql").dialect == "postgres"
     assert analyze("SELECT 1", dialect="mariadb").dialect == "mysql"
+
+
+def test_column_tags_follow_each_schema_even_with_a_shared_version() -> None:
+    # Column facts are shared between analyses; two schemas must never share tags.
+    text = "SELECT zq_email FROM zq_users"
+    pii = Schema("", {"zq_users": {"zq_email": frozenset({"pii"})}}, "same")
+    plain = Schema("", {"zq_users": {"zq_email": frozenset()}}, "same")
+    tagged = analyze(text, schema=pii).columns_read
+    CACHE.clear()  # the analysis cache keys by version; the column facts must not
+    untagged = analyze(text, schema=plain).columns_read
+    assert [c.tags for c in tagged] == [frozenset({"pii"})]
+    assert [c.tags for c in untagged] == [frozenset()]

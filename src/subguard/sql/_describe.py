@@ -593,9 +593,11 @@ def _is_constant_or_subquery(node: Any) -> bool:
 
 
 def _column(ctx: Context, src: Src, in_output: bool) -> Column:
-    # Column facts are immutable and repeat across statements: share one per schema
-    # version, source and output flag.
-    key = (ctx.schema.version if ctx.schema is not None else "", src, in_output)
+    # Column facts are immutable and repeat across statements: share one per schema,
+    # source and output flag. The schema object is part of the key as well as its version,
+    # so a hand-made `Schema` reusing a version string still gets its own tags.
+    schema = ctx.schema
+    key = (schema.version if schema is not None else "", id(schema), src, in_output)
     col = _COLUMNS.get(key)
     if col is None:
         if len(_COLUMNS) >= _COLUMNS_LIMIT:
@@ -604,7 +606,7 @@ def _column(ctx: Context, src: Src, in_output: bool) -> Column:
     return col
 
 
-_COLUMNS: Final[dict[tuple[str, Src, bool], Column]] = {}
+_COLUMNS: Final[dict[tuple[str, int, Src, bool], Column]] = {}
 _COLUMNS_LIMIT: Final = 4096
 
 
