@@ -346,3 +346,22 @@ def test_follow_from_a_saved_position(tmp_path: Any) -> None:
         assert seen == [str(d.id) for d in later]
     finally:
         log.close()
+
+
+def test_sqlite_connections_are_wal_and_synchronous_full(tmp_path: Any) -> None:
+    """Durability: every connection a SQLite store writes through syncs the WAL at commit."""
+    log = open_log(f"sqlite:///{tmp_path}/d.db")
+    try:
+        log.record(make_ctx(), make_decision())
+        datastore: Any = log.store.recorder.datastore  # type: ignore[attr-defined]
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            assert cursor.fetchone()[0].lower() == "wal"
+            cursor.execute("PRAGMA synchronous")
+            assert cursor.fetchone()[0] == 2  # FULL
+        writer = log.store.recorder._writer  # type: ignore[attr-defined]
+        assert writer is not None  # the connection the batch was committed on
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        log.close()

@@ -1,19 +1,100 @@
-"""The SQLite recorder subguard uses: batches inserted with one `executemany`, and a
-light read of the notification log (no state) so a follower can skip what it already
-holds. Chosen through eventsourcing's APPLICATION_RECORDER_TOPIC setting."""
+"""The SQLite recorder subguard uses: batches inserted with one `executemany` on one
+writer connection, and a light read of the notification log (no state) so a follower can
+skip what it already holds. Chosen through eventsourcing's APPLICATION_RECORDER_TOPIC
+setting."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.persistence import (
+    IntegrityError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
+from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteApplicationRecorder,
+    SQLiteCursor,
+)
 
 __all__ = ["BatchSQLiteRecorder"]
 
 
 class BatchSQLiteRecorder(SQLiteApplicationRecorder):
+    """Writes go through one connection of their own (WAL, `synchronous=FULL`), opened on
+    first use: a batch is `BEGIN`, one `executemany`, `COMMIT`, without the pool's
+    per-transaction bookkeeping. Reads use eventsourcing's pool as before."""
+
+    _writer: sqlite3.Connection | None = None
+    _writer_lock: threading.Lock | None = None
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        conn = self._writer
+        if conn is None:
+            pool = self.datastore.pool
+            conn = sqlite3.connect(
+                pool.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                timeout=pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+            try:
+                if (conn.execute("PRAGMA journal_mode=WAL").fetchone() or [""])[0] != "wal":
+                    raise OperationalError("the SQLite database could not be put in WAL mode")
+                conn.execute("PRAGMA synchronous=FULL")
+            except BaseException:
+                conn.close()
+                raise
+            self._writer = conn
+        return conn
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if kwargs or self.datastore.pool.is_sqlite_memory_mode:
+            return super().insert_events(stored_events, **kwargs)
+        rows = [
+            (
+                e.originator_id.hex if hasattr(e.originator_id, "hex") else e.originator_id,
+                e.originator_version,
+                e.topic,
+                e.state,
+            )
+            for e in stored_events
+        ]
+        lock = self._writer_lock
+        if lock is None:
+            lock = self._writer_lock = threading.Lock()
+        with lock:
+            try:
+                conn = self._writer_connection()
+                conn.execute("BEGIN")
+                try:
+                    conn.executemany(self.insert_events_statement, rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.IntegrityError as e:
+                raise IntegrityError(e) from e
+            except sqlite3.OperationalError as e:
+                raise OperationalError(e) from e
+            except sqlite3.Error as e:
+                raise PersistenceError(e) from e
+        return None
+
+    def close_writer(self) -> None:
+        conn, self._writer = self._writer, None
+        if conn is not None:
+            conn.close()
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

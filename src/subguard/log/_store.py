@@ -157,6 +157,10 @@ class Store:
             return
         self._closed = True
         with contextlib.suppress(Exception):  # closing must never mask the real error
+            close_writer = getattr(self.recorder, "close_writer", None)
+            if close_writer is not None:
+                close_writer()
+        with contextlib.suppress(Exception):
             self.factory.close()
 
     # -- schema --------------------------------------------------------------------------
@@ -293,8 +297,25 @@ def _open_sqlite(url: str, *, create: bool, lock_timeout: float) -> Store:
         "APPLICATION_RECORDER_TOPIC": "subguard.log._sqlite:BatchSQLiteRecorder",
     }
     factory: Any = InfrastructureFactory.construct(Environment("", env))
+    _durable_connections(factory.datastore.pool)
     recorder = factory.application_recorder()
     return Store("sqlite", url, factory, recorder)
+
+
+def _durable_connections(pool: Any) -> None:
+    """Make every connection the pool opens sync the WAL at each commit.
+
+    `synchronous=FULL` is SQLite's usual default in WAL mode, but a build may lower it
+    (SQLITE_DEFAULT_WAL_SYNCHRONOUS); a decision must survive power loss, so it is set.
+    """
+    create = pool._create_connection
+
+    def create_durable() -> Any:
+        conn = create()
+        conn._sqlite_conn.execute("PRAGMA synchronous=FULL")
+        return conn
+
+    pool._create_connection = create_durable
 
 
 def _open_postgres(url: str, *, create: bool, lock_timeout: float) -> Store:
