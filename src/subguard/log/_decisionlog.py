@@ -11,6 +11,7 @@ process without a query per check.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import hashlib
@@ -152,7 +153,8 @@ class DecisionLog:
 
     Options: `checkpoint_every` (events per checkpoint), `approval_ttl` (seconds a held
     request waits, and a once-grant stays usable), `group_commit`, `gather_wait` (the
-    longest a commit leader waits for callers it expects), `follow` (a follower thread;
+    shortest bound on a commit leader's wait for callers it expects; the bound grows to a
+    quarter of a recent commit, at most 1 ms; 0 turns gathering off), `follow` (a follower thread;
     without it, checks catch up at most once a second), `poll_interval` (SQLite and
     memory followers), `clock` (time in ns, for tests).
     """
@@ -186,7 +188,9 @@ class DecisionLog:
         self._queue_cv = threading.Condition(queue_lock)
         self._queue: list[_Unit] = []
         self._committing = False
-        self._last_batch = 1
+        #: sizes of the last few group commits, and a running mean of a commit's seconds
+        self._recent: collections.deque[int] = collections.deque([1], maxlen=8)
+        self._commit_time = 0.0
         self._gathering = False
         self._gather_cv = threading.Condition(queue_lock)  # the leader waits here for company
         self._changed = threading.Condition(self._lock)
@@ -375,11 +379,15 @@ class DecisionLog:
                 if not self._committing:
                     self._committing = True
                     # Callers released by the last commit are still on their way back:
-                    # give them a moment (never more than `gather_wait`) to join this
-                    # batch. A lone caller (last batch of one) never waits.
-                    want = min(self._last_batch, 64)
-                    if want > 1 and len(self._queue) < want:
-                        deadline = time.monotonic() + self.gather_wait
+                    # wait for as many as recent batches held, but never longer than a
+                    # quarter of a recent commit (at least `gather_wait`, at most 1 ms),
+                    # so waiting costs little next to the commit it fills. A lone caller
+                    # never waits, and a wait that brings nobody forgets the crowd.
+                    want = min(max(self._recent), 64)
+                    if want > 1 and self.gather_wait > 0 and len(self._queue) < want:
+                        bound = min(max(self.gather_wait, self._commit_time / 4), 0.001)
+                        deadline = time.monotonic() + bound
+                        arrived = len(self._queue)
                         self._gathering = True
                         while len(self._queue) < want:
                             remaining = deadline - time.monotonic()
@@ -387,17 +395,22 @@ class DecisionLog:
                                 break
                             self._gather_cv.wait(remaining)
                         self._gathering = False
+                        if len(self._queue) == arrived:
+                            self._recent.clear()
                     batch, self._queue = self._queue, []
-                    self._last_batch = len(batch)
+                    self._recent.append(len(batch))
                     break
                 cv.wait()
             else:
                 return
+        started = time.monotonic()
         try:
             with self._write_lock:
                 self._commit(batch)
         finally:
+            elapsed = time.monotonic() - started
             with cv:
+                self._commit_time += (elapsed - self._commit_time) / 8
                 self._committing = False
                 cv.notify_all()
 
