@@ -53,6 +53,12 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 _getrandbits = random.getrandbits
+_new_uuid = object.__new__
+# the slot descriptors of uuid.UUID, and the enum member looked up once: both are
+# costly attribute lookups on a path taken once per decision
+_set_int = uuid.UUID.int.__set__  # type: ignore[attr-defined, misc]
+_set_is_safe = uuid.UUID.is_safe.__set__  # type: ignore[attr-defined, misc]
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 _V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _V4_SET = (0x4000 << 64) | (0x8000 << 48)
 
@@ -61,9 +67,9 @@ def new_decision_id() -> uuid.UUID:
     """A random (version 4) UUID, built without `uuid.UUID.__init__`'s validation: one is
     made per decision on the hot path. Decision ids name records; they are not secrets,
     so the non-cryptographic generator is enough."""
-    value = object.__new__(uuid.UUID)
-    object.__setattr__(value, "int", (_getrandbits(128) & _V4_CLEAR) | _V4_SET)
-    object.__setattr__(value, "is_safe", uuid.SafeUUID.unknown)
+    value = _new_uuid(uuid.UUID)
+    _set_int(value, (_getrandbits(128) & _V4_CLEAR) | _V4_SET)
+    _set_is_safe(value, _UNKNOWN_SAFETY)
     return value
 
 
