@@ -139,6 +139,8 @@ class _Program:
     constants: dict[str, Any] = attrs.Factory(dict)
     def_functions: dict[int, list[str]] = attrs.Factory(dict)  # group → def function names
     namespace: dict[str, Any] = attrs.Factory(dict)
+    #: Decision-rule bodies again, indented to be inlined: def function name → lines.
+    inline_code: dict[str, list[str]] = attrs.Factory(dict)
     #: Builtins beyond the standard library (e.g. `subguard test`'s request builders).
     extra_builtins: Mapping[str, Builtin] = attrs.Factory(dict)
 
@@ -235,6 +237,8 @@ class _Fn:
         #: What a function returns when its body fails outside any loop (a
         #: comprehension returns what it collected: an empty collection, not undefined).
         self.result = ""
+        #: A body inlined into the fused decision function leaves with `break`.
+        self.depth0 = ""
 
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.indent + line)
@@ -243,6 +247,8 @@ class _Fn:
     def fail(self) -> str:
         if self.loops:
             return "continue"
+        if self.depth0:
+            return self.depth0
         return f"return {self.result}" if self.result else "return"
 
 
@@ -906,13 +912,34 @@ def check_bodies(program: _Program) -> None:
 
 
 def _compile_definition(program: _Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any) -> None:
-    bc = _BodyCompiler(program, module, group, counter)
     fname = f"_d{group.index}_{next(counter)}"
-    params = ["ctx", "out"]
+    lines = _definition_lines(program, module, group, rule, counter, inline=False)
+    params = ["ctx", "out", *(f"_a{i}" for i in range(len(rule.args)))] if rule.kind == ast.FUNCTION else ["ctx", "out"]
+    program.source.append(f"def {fname}({', '.join(params)}):")
+    program.source.extend(lines or ["    pass"])
+    program.source.append("")
+    program.def_functions.setdefault(group.index, []).append(fname)
+    if group.name in DECISION_RULES and not program.errors:
+        # the same body again, to be inlined into the fused decision function: errors
+        # were reported by the first pass, so this one's go nowhere
+        reported = program.errors
+        program.errors = _Errors()
+        try:
+            program.inline_code[fname] = _definition_lines(program, module, group, rule, counter, inline=True)
+        finally:
+            program.errors = reported
+
+
+def _definition_lines(
+    program: _Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any, *, inline: bool
+) -> list[str]:
+    bc = _BodyCompiler(program, module, group, counter)
+    if inline:
+        bc.fn = _Fn(3)
+        bc.fn.depth0 = "break"
     if rule.kind == ast.FUNCTION:
         for i, arg in enumerate(rule.args):
             pname = f"_a{i}"
-            params.append(pname)
             if isinstance(arg, ast.Var) and arg.name != "_":
                 py = bc.bind(arg.name, ANY, arg.loc)
                 bc.fn.emit(f"{py} = {pname}")
@@ -935,15 +962,12 @@ def _compile_definition(program: _Program, module: ast.Module, group: RuleGroup,
         fn.emit("try:")
         fn.emit(f"    out.append({value})")
         fn.emit(f"except _U: {fn.fail}")
-        if rule.kind in (ast.COMPLETE, ast.FUNCTION) and isinstance(rule.value, ast.Scalar) and fn.loops:
+        if rule.kind in (ast.COMPLETE, ast.FUNCTION) and isinstance(rule.value, ast.Scalar) and fn.loops and not inline:
             # one solution decides a constant-valued rule: stop searching
             fn.emit("return")
     for scope in bc.scopes:
         bc.end_scope_check(scope)
-    program.source.append(f"def {fname}({', '.join(params)}):")
-    program.source.extend(fn.lines or ["    pass"])
-    program.source.append("")
-    program.def_functions.setdefault(group.index, []).append(fname)
+    return fn.lines
 
 
 # ── stage 4: recursion ───────────────────────────────────────────────────────────────
@@ -1066,6 +1090,44 @@ STAGES: Final[tuple[Callable[[_Program], None], ...]] = (
 )
 
 
+def _first(hit: tuple[int, list[Any]]) -> int:
+    return hit[0]
+
+
+def _fuse(
+    program: _Program,
+    decisions: Sequence[tuple[str, str, str, Callable[..., Any]]],
+    always: Sequence[int],
+) -> Callable[..., None] | None:
+    """One generated function that runs every unconditional decision definition inline,
+    in order: no call, no list hand-off per definition. Each body is its own one-pass
+    loop (a failing literal `break`s out of it) inside its own `try`, so a runtime error
+    is caught per definition, as in the unfused path."""
+    lines = ["def _decide_always(ctx, hits, raised):"]
+    for i in always:
+        body = program.inline_code.get(decisions[i][3].__name__)
+        if body is None:
+            return None
+        lines += [
+            "    out = []",
+            "    try:",
+            "        for _once in _ONCE:",
+            *(body or ["            pass"]),
+            "    except Exception as exc:",
+            f"        raised.append(({i}, exc))",
+            "    else:",
+            "        if out:",
+            f"            hits.append(({i}, out))",
+        ]
+    if len(lines) == 1:
+        return None
+    namespace = program.namespace
+    namespace["_ONCE"] = (None,)
+    exec(compile("\n".join(lines), "<subguard policy: fused>", "exec"), namespace)
+    fused: Callable[..., None] = namespace["_decide_always"]
+    return fused
+
+
 def _fault(exc: Exception, package: str, rule: str, location: str) -> Fault:
     if isinstance(exc, runtime.EvalFault):
         return Fault(exc.code, str(exc), package, rule, location)
@@ -1098,6 +1160,7 @@ class CompiledPolicy:
         self._decision_fns = tuple(d[3] for d in decisions)
         self._namespace = ns
         self._index = _GuardIndex(guards)
+        self._fused = _fuse(program, self._decisions, self._index.always)
         #: package → location of its `default allow := true`
         self._open_defaults = {
             g.package: g.default.loc.short
@@ -1122,7 +1185,18 @@ class CompiledPolicy:
         decisions = self._decisions
         fns = self._decision_fns
         hits: list[tuple[int, list[Any]]] = []
-        for i in self._index.candidates(input):
+        if self._fused is not None:
+            # the unconditional definitions run inlined in one function; the indexed
+            # ones that can fire for this input are called one by one
+            raised: list[tuple[int, Exception]] = []
+            self._fused(ctx, hits, raised)
+            for i, exc in raised:
+                package, rule, location, _fn = decisions[i]
+                faults.append(_fault(exc, package, rule, location))
+            candidates: Sequence[int] = self._index.extra(input)
+        else:
+            candidates = self._index.candidates(input)
+        for i in candidates:
             out: list[Any] = []
             try:
                 fns[i](ctx, out)
@@ -1132,6 +1206,8 @@ class CompiledPolicy:
                 continue
             if out:
                 hits.append((i, out))
+        if self._fused is not None and candidates and hits:
+            hits.sort(key=_first)  # definition order, as the unfused path gives
         for i, out in hits:
             package, rule, location, _fn = decisions[i]
             if rule == "allow":
@@ -1160,6 +1236,7 @@ class CompiledPolicy:
             self._namespace[fn.__name__] = traced
             wrapped.append(traced)
         self._decision_fns = tuple(wrapped)
+        self._fused = None  # inlined bodies would not report
 
     def conform(self, input: Any) -> Any:
         """A JSON input document in the value model, its schema-typed sets as sets."""
@@ -1311,6 +1388,37 @@ class _GuardIndex:
         self.indexed = bool(by_kind or by_table or by_both)
         #: for the common single-kind input: `always` and that kind's definitions, in order
         self.with_kind = {k: tuple(sorted({*always, *v})) for k, v in by_kind.items()}
+
+    def extra(self, input: Any) -> Sequence[int]:
+        """The indexed definitions (not `always`) that can fire for this input."""
+        if not self.indexed:
+            return ()
+        try:
+            sql = input["sql"]
+            statements = sql["statements"]
+            kinds: Any = (statements[0]["kind"],) if len(statements) == 1 else {s["kind"] for s in statements}
+            table_sets = (sql["tables_read"], sql["tables_written"]) if self.by_table or self.by_both else ()
+        except (KeyError, TypeError, IndexError):
+            return ()
+        chosen: list[int] = []
+        by_kind, by_table, by_both = self.by_kind, self.by_table, self.by_both
+        for k in kinds:
+            hit = by_kind.get(k)
+            if hit:
+                chosen.extend(hit)
+        for table_set in table_sets:
+            for t in table_set:
+                hit = by_table.get(t)
+                if hit:
+                    chosen.extend(hit)
+                if by_both:
+                    for k in kinds:
+                        hit = by_both.get((k, t))
+                        if hit:
+                            chosen.extend(hit)
+        if len(chosen) > 1:
+            return sorted(set(chosen))
+        return chosen
 
     def candidates(self, input: Any) -> Sequence[int]:
         if not self.indexed:
