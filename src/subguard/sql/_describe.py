@@ -525,12 +525,13 @@ def _plainly_bounded(condition: exp.Expr) -> bool:
 
     A conjunction with one term comparing a column with a constant (`col = 1`,
     `CAST(col AS DATE) < DATE '…' + INTERVAL '3' MONTH`, `col IN (1, 2)`, `col BETWEEN 1
-    AND 2`, `col IS NULL`, `col IN (SELECT …)`, `col LIKE '…'`) is false for some value of
-    the column, so it can neither be always true nor simplify to something without a
-    column, whatever the other terms are. The same holds for each branch of an OR whose every branch is
+    AND 2`, `col IS NULL`, `col IN (SELECT …)`, `col LIKE '…'`), or two different columns
+    (`a.id = b.a_id`), or a boolean column alone, is false for some value of the column, so
+    it can neither be always true nor simplify to something without a column, whatever the
+    other terms are. The same holds for each branch of an OR whose every branch is
     such a conjunction: the simplifier drops false branches and merges or absorbs
     branches, but never turns one into TRUE or removes its column. Anything else (NOT,
-    EXISTS, constants, column-to-column) is simplified.
+    EXISTS, constants, a column compared with itself) is simplified.
     """
     node = condition.unnest() if isinstance(condition, exp.Paren) else condition
     branches = list(node.flatten()) if isinstance(node, exp.Or) else [node]
@@ -550,9 +551,15 @@ def _pins_column(term: exp.Expr) -> bool:
             isinstance(right, exp.Column) and isinstance(left, _VALUES)
         ):
             return True
+        if _is_column_ref(left) and _is_column_ref(right):
+            # Two different columns (`a.id = b.a_id`): the simplifier keeps the comparison.
+            return left != right
         return (_is_column_ref(left) and _is_constant_or_subquery(right)) or (
             _is_column_ref(right) and _is_constant_or_subquery(left)
         )
+    if type(term) is exp.Column:
+        # A boolean column (`WHERE active`) is its own condition.
+        return isinstance(term.this, exp.Identifier)
     if isinstance(term, exp.Between):
         return (
             _is_column_ref(term.this)
