@@ -553,7 +553,7 @@ def _pins_column(term: exp.Expr) -> bool:
             return True
         if _is_column_ref(left) and _is_column_ref(right):
             # Two different columns (`a.id = b.a_id`): the simplifier keeps the comparison.
-            return left != right
+            return bool(left != right)
         return (_is_column_ref(left) and _is_constant_or_subquery(right)) or (
             _is_column_ref(right) and _is_constant_or_subquery(left)
         )
