@@ -144,7 +144,7 @@ def _normal_text(tok: Any, dialect: str) -> str:
 #: Normalized (type, text) pairs per dialect and (type, raw text): keywords and names
 #: repeat across statements, and the pair object is shared by every part list using it.
 _NORMAL_PARTS: Final[dict[str, dict[tuple[Any, str], tuple[Any, str]]]] = {}
-_NORMAL_PARTS_LIMIT: Final = 32768
+_NORMAL_PARTS_LIMIT: Final = 8192
 
 
 def _normal_parts(dialect: str) -> dict[tuple[Any, str], tuple[Any, str]]:
