@@ -95,44 +95,64 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] * 1e3 if values else float("nan")
 
 
-def bare_commits(tmp: str, postgres: str, n: int = 200) -> dict[str, float]:
-    """p50 seconds of one durable one-row commit, no subguard involved: the disk's floor.
+def bare_commit(store: str, tmp: str, postgres: str, n: int = 40) -> float | None:
+    """p50 seconds of one durable one-row commit on this store, no subguard involved.
 
-    A closed-loop caller waits for its own commit, so `threads / this` bounds what any
-    group commit can reach with that many threads."""
-    import sqlite3
-
-    out: dict[str, float] = {}
-    path = os.path.join(tmp, f"probe-{uuid.uuid4().hex}.db")
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE t (a BLOB)")
+    The disk's floor at that moment: a closed-loop caller waits for its own commit, so
+    `threads / this` bounds what any group commit can reach with that many threads.
+    None for the memory store (or when PostgreSQL is unreachable)."""
     times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        conn.execute("INSERT INTO t VALUES (?)", (b"x" * 600,))
-        times.append(time.perf_counter() - t0)
-    conn.close()
-    out["sqlite"] = sorted(times)[n // 2]
-    try:
-        import psycopg
+    if store == "sqlite":
+        import sqlite3
 
-        table = "probe_" + uuid.uuid4().hex[:8]  # a logged table: temp tables skip the WAL
-        with psycopg.connect(postgres, autocommit=True) as pg:
-            pg.execute(f"CREATE TABLE {table} (a bytea)")
-            try:
-                times = []
-                for _ in range(n):
-                    t0 = time.perf_counter()
-                    pg.execute(f"INSERT INTO {table} VALUES (%s)", (b"x" * 600,))
-                    times.append(time.perf_counter() - t0)
-            finally:
-                pg.execute(f"DROP TABLE {table}")
-        out["postgres"] = sorted(times)[n // 2]
-    except Exception:
-        pass
-    return out
+        path = os.path.join(tmp, f"probe-{uuid.uuid4().hex}.db")
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE t (a BLOB)")
+        for _ in range(n):
+            t0 = time.perf_counter()
+            conn.execute("INSERT INTO t VALUES (?)", (b"x" * 600,))
+            times.append(time.perf_counter() - t0)
+        conn.close()
+    elif store == "postgres":
+        try:
+            import psycopg
+
+            table = "probe_" + uuid.uuid4().hex[:8]  # a logged table: temp tables skip the WAL
+            with psycopg.connect(postgres, autocommit=True) as pg:
+                pg.execute(f"CREATE TABLE {table} (a bytea)")
+                try:
+                    for _ in range(n):
+                        t0 = time.perf_counter()
+                        pg.execute(f"INSERT INTO {table} VALUES (%s)", (b"x" * 600,))
+                        times.append(time.perf_counter() - t0)
+                finally:
+                    pg.execute(f"DROP TABLE {table}")
+        except Exception:
+            return None
+    return sorted(times)[len(times) // 2] if times else None
+
+
+class Disk:
+    """Probes the store's bare commit around a scenario: `with disk: …`, then `str(disk)`."""
+
+    def __init__(self, store: str, tmp: str, postgres: str) -> None:
+        self.args = (store, tmp, postgres)
+        self.before: float | None = None
+        self.after: float | None = None
+
+    def __enter__(self) -> Disk:
+        self.before = bare_commit(*self.args)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.after = bare_commit(*self.args)
+
+    def __str__(self) -> str:
+        if self.before is None or self.after is None:
+            return ""
+        return f"{self.before * 1e3:.2f} / {self.after * 1e3:.2f}"
 
 
 def check_op(log: Any) -> Callable[[int], None]:
@@ -187,7 +207,6 @@ def main() -> None:
     }
     rows: list[tuple[str, ...]] = []
     mem_rate: dict[int, float] = {}
-    probes = [bare_commits(tmp, args.postgres)]
     for name, url_of in stores.items():
         for threads in (1, 8):
             for group in (True, False):
@@ -195,7 +214,8 @@ def main() -> None:
                 log = open_log(url, create=True, group_commit=group)
                 try:
                     run_threads(threads, 0.3, check_op(log))  # warm up
-                    rate, lat = run_threads(threads, args.seconds, check_op(log))
+                    with Disk(name, tmp, args.postgres) as disk:
+                        rate, lat = run_threads(threads, args.seconds, check_op(log))
                 finally:
                     log.close()
                 if name == "memory" and group:
@@ -211,6 +231,7 @@ def main() -> None:
                         f"{pct(lat, 0.5):.3f}",
                         f"{pct(lat, 0.99):.3f}",
                         f"{ratio:.2f}×" if name != "memory" else "1.00×",
+                        str(disk),
                     )
                 )
                 print(" | ".join(rows[-1]), file=sys.stderr)
@@ -220,15 +241,16 @@ def main() -> None:
         try:
             items = [(ctx(f"batch-{i % 16}"), decision()) for i in range(args.batch)]
             log.record_many(items)
-            count, t0 = 0, time.monotonic()
-            lat = []
-            while time.monotonic() - t0 < args.seconds:
-                items = [(ctx(f"batch-{i % 16}"), decision()) for i in range(args.batch)]
-                t1 = time.perf_counter()
-                log.record_many(items)
-                lat.append(time.perf_counter() - t1)
-                count += len(items)
-            rate = count / (time.monotonic() - t0)
+            with Disk(name, tmp, args.postgres) as disk:
+                count, t0 = 0, time.monotonic()
+                lat = []
+                while time.monotonic() - t0 < args.seconds:
+                    items = [(ctx(f"batch-{i % 16}"), decision()) for i in range(args.batch)]
+                    t1 = time.perf_counter()
+                    log.record_many(items)
+                    lat.append(time.perf_counter() - t1)
+                    count += len(items)
+                rate = count / (time.monotonic() - t0)
         finally:
             log.close()
         rows.append(
@@ -241,6 +263,7 @@ def main() -> None:
                 f"{pct(lat, 0.5):.1f} / batch",
                 f"{pct(lat, 0.99):.1f} / batch",
                 "",
+                str(disk),
             )
         )
         print(" | ".join(rows[-1]), file=sys.stderr)
@@ -251,7 +274,8 @@ def main() -> None:
                 engine = make_engine(log)
                 try:
                     run_threads(threads, 0.3, engine_op(engine))
-                    rate, lat = run_threads(threads, args.seconds, engine_op(engine))
+                    with Disk(name, tmp, args.postgres) as disk:
+                        rate, lat = run_threads(threads, args.seconds, engine_op(engine))
                 finally:
                     log.close()
                 rows.append(
@@ -264,11 +288,11 @@ def main() -> None:
                         f"{pct(lat, 0.5):.3f}",
                         f"{pct(lat, 0.99):.3f}",
                         "",
+                        str(disk),
                     )
                 )
                 print(" | ".join(rows[-1]), file=sys.stderr)
-    eval_rows = bench_eval_batch(tmp, args.eval_lines, stores)
-    probes.append(bare_commits(tmp, args.postgres))
+    eval_rows = bench_eval_batch(tmp, args.eval_lines, stores, args.postgres)
     try:
         import psycopg
 
@@ -276,21 +300,17 @@ def main() -> None:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     except Exception:
         pass
-    for name in ("sqlite", "postgres"):
-        p50s = [p[name] for p in probes if name in p]
-        if p50s:
-            print(
-                f"bare durable one-row commit, {name}: p50 "
-                + " / ".join(f"{x * 1e3:.2f} ms" for x in p50s)
-                + " (before / after the run); 8 closed-loop threads can reach at most "
-                + " / ".join(f"{8 / x:,.0f}" for x in p50s)
-                + " decisions/s"
-            )
+    print(
+        "bare commit: p50 ms of a durable one-row commit on the same store just before / "
+        "just after the row's run (the disk's floor then; N closed-loop threads cannot "
+        "exceed N ÷ that commit time)"
+    )
     print()
     print(
-        "| store | path | threads | group commit | decisions/s | p50 ms | p99 ms | memory ÷ this |"
+        "| store | path | threads | group commit | decisions/s | p50 ms | p99 ms | memory ÷ this "
+        "| bare commit ms |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
     if eval_rows:
@@ -299,14 +319,14 @@ def main() -> None:
             f"`subguard eval --batch` ({args.eval_lines:,} lines, in process, output to /dev/null):"
         )
         print()
-        print("| store | lines | seconds | decisions/s |")
-        print("|---|---|---|---|")
+        print("| store | lines | seconds | decisions/s | bare commit ms |")
+        print("|---|---|---|---|---|")
         for row in eval_rows:
             print("| " + " | ".join(row) + " |")
 
 
 def bench_eval_batch(
-    tmp: str, lines: int, stores: dict[str, Callable[[], str]]
+    tmp: str, lines: int, stores: dict[str, Callable[[], str]], postgres: str
 ) -> list[tuple[str, ...]]:
     """`subguard eval --batch` end to end (analysis + rules + log) with each store."""
     try:
@@ -340,14 +360,21 @@ def bench_eval_batch(
             if name not in ("none", "warm-up"):
                 argv += ["--store", stores[name]()]
             sink = io.StringIO()
-            t0 = time.perf_counter()
-            with contextlib.redirect_stdout(sink), contextlib.suppress(SystemExit):
-                cli_main.main(argv, standalone_mode=False)
-            elapsed = time.perf_counter() - t0
+            with Disk(name, tmp, postgres) as disk:
+                t0 = time.perf_counter()
+                with contextlib.redirect_stdout(sink), contextlib.suppress(SystemExit):
+                    cli_main.main(argv, standalone_mode=False)
+                elapsed = time.perf_counter() - t0
             if name == "warm-up":
                 continue
             out.append(
-                (f"{name} ({shape})", f"{lines:,}", f"{elapsed:.2f}", f"{lines / elapsed:,.0f}")
+                (
+                    f"{name} ({shape})",
+                    f"{lines:,}",
+                    f"{elapsed:.2f}",
+                    f"{lines / elapsed:,.0f}",
+                    str(disk),
+                )
             )
             print(" | ".join(out[-1]), file=sys.stderr)
     return out
