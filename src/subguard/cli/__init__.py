@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -68,6 +69,9 @@ def _print_policy_errors(exc: PolicyError, *, err: bool = True) -> None:
 @click.version_option(package_name="subguard")
 def main() -> None:
     """Decide, record and contain what automated agents send to production."""
+    if hasattr(signal, "SIGPIPE"):
+        # `subguard log | head` ends quietly, as a Unix filter does, not with an error
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 # ── check ────────────────────────────────────────────────────────────────────────────
