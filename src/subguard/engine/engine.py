@@ -22,7 +22,7 @@ from subguard.engine.types import (
     Resource,
     SqlRequest,
     Subject,
-    new_decision_id,
+    build_decision,
 )
 from subguard.lang.compiler import Outputs
 from subguard.lang.values import from_json, marshal
@@ -317,15 +317,8 @@ class Engine:
             effect, reasons, masks, errors = combine(outputs)
         except Exception as exc:  # fail closed on anything unexpected
             return self._failure("engine_error", f"evaluation failed: {type(exc).__name__}", start, input_document)
-        return Decision(
-            effect,
-            reasons,
-            masks,
-            errors,
-            id=new_decision_id(),
-            input=document,
-            policy_hash=self.policy.hash,
-            elapsed_ns=time.perf_counter_ns() - start,
+        return build_decision(
+            effect, reasons, masks, errors, document, self.policy.hash, time.perf_counter_ns() - start
         )
 
     def _failure(self, code: str, message: str, start: int, document: Mapping[str, Any]) -> Decision:
