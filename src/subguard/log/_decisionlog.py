@@ -128,7 +128,7 @@ def _facts(decision: Decision) -> dict[str, list[str]]:
         "tables_written": sorted(map(str, sql.get("tables_written") or ())),
         "columns": sorted(columns),
     }
-    if len(_FACTS_BY_DOC) >= 4096:
+    if len(_FACTS_BY_DOC) >= 1024:
         _FACTS_BY_DOC.clear()
     _FACTS_BY_DOC[id(sql)] = (sql, facts)
     return facts
