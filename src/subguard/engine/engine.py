@@ -310,7 +310,10 @@ class Engine:
     # evaluation over a ready input document
     def evaluate(self, input_document: Mapping[str, Any]) -> Decision:
         """Decide on a raw input document (no analysis, no log). Never raises."""
-        start = time.perf_counter_ns()
+        return self._evaluate(input_document, time.perf_counter_ns())
+
+    def _evaluate(self, input_document: Mapping[str, Any], start: int) -> Decision:
+        """`evaluate`, timed from `start` (so a check's time includes its analysis)."""
         try:
             document = input_document if _is_frozen(input_document) else self._compiled.conform(dict(input_document))
             outputs = self._compiled.decision_outputs(document, self._data)
@@ -412,8 +415,7 @@ class Engine:
                     policy_hash=self.policy.hash,
                     elapsed_ns=time.perf_counter_ns() - start,
                 )
-        decision = self.evaluate(document)
-        return attrs.evolve(decision, elapsed_ns=time.perf_counter_ns() - start)
+        return self._evaluate(document, start)
 
     def _decide(self, ctx: CheckContext, analysed: _Analysed, start: int) -> Decision:
         decision = self._evaluate_with_log(ctx, analysed, start)
