@@ -558,6 +558,7 @@ def backtest(
     changes: Counter[tuple[str, str]] = Counter()
     shown: dict[tuple[str, str], list[dict[str, Any]]] = {}
     total = 0
+    by_log = 0
     try:
         for record in read_records(store, topics=[Topic.SESSION_STARTED, Topic.DECISION_RECORDED]):
             s = record.state
@@ -588,6 +589,11 @@ def backtest(
                 request = CommandRequest(str(s.get("text", "")))
             else:
                 continue
+            if any(isinstance(r, dict) and r.get("package") == "subguard.log" for r in s.get("reasons") or ()):
+                # decided by the log, not the policy (a revocation, a kill, an approval
+                # grant): a candidate policy would not change it
+                by_log += 1
+                continue
             total += 1
             new = engine.check(request, subject=subject, resource=resource, session=None)
             old_effect, new_effect = str(s.get("effect")), new.effect.value
@@ -611,6 +617,7 @@ def backtest(
         _jsonl(
             {
                 "decisions": total,
+                "decided_by_log": by_log,
                 "changed": changed,
                 "changes": [
                     {"from": a, "to": b, "count": n, "examples": shown[(a, b)]}
@@ -625,6 +632,8 @@ def backtest(
     console.print(
         f"{total} recorded decisions re-decided with {', '.join(rules)}: [bold]{changed} would change[/]"
     )
+    if by_log:
+        console.print(f"  [dim]{by_log} decided by the log (revocation, kill, approval grant) left out[/]")
     for (a, b), n in changes.most_common():
         console.print(
             f"  [{EFFECT_STYLE.get(a, '')}]{a}[/] → [{EFFECT_STYLE.get(b, '')}]{b}[/]: {n}"
