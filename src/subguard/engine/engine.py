@@ -360,22 +360,41 @@ class Engine:
         items: Sequence[tuple[Request | str, Any, Any, str | None]],
     ) -> list[Decision]:
         """Decide many requests `(request, subject, resource, session)` and record them
-        in one transaction when the log supports it (what `eval --batch` uses)."""
+        in as few transactions as the log allows (what `eval --batch` uses).
+
+        Decisions equal those of `check` one by one: when a request's session already
+        has a decision waiting in the batch, the batch is committed first, so that the
+        session state the rules see (`input.session`) includes it."""
         if self.log is None or not hasattr(self.log, "record_many"):
             return [self.check(r, subject=s, resource=res, session=sess) for r, s, res, sess in items]
-        pending: list[tuple[CheckContext, Decision]] = []
+        decided: list[Decision] = []
+        pending: list[tuple[CheckContext | None, Decision]] = []
+        sessions: set[str] = set()
         for request, subject, resource, session in items:
+            if session is not None and session in sessions:
+                decided.extend(self._record_pending(pending))
+                pending, sessions = [], set()
             start = time.perf_counter_ns()
             try:
                 ctx, analysed = self._prepare(request, subject, resource, session)
             except Exception as exc:
-                decision = self._failure("analysis_error", f"request could not be analysed: {type(exc).__name__}", start, {})
-                pending.append((None, decision))  # type: ignore[arg-type]
+                failure = self._failure("analysis_error", f"request could not be analysed: {type(exc).__name__}", start, {})
+                pending.append((None, failure))
                 continue
             pending.append((ctx, self._evaluate_with_log(ctx, analysed, start)))
+            if session is not None:
+                sessions.add(session)
+        decided.extend(self._record_pending(pending))
+        return decided
+
+    def _record_pending(self, pending: list[tuple[CheckContext | None, Decision]]) -> list[Decision]:
+        """Commit the recordable decisions in one transaction; fail closed if it fails."""
+        assert self.log is not None
         recordable = [(c, d) for c, d in pending if c is not None]
+        if not recordable:
+            return [d for _c, d in pending]
         try:
-            recorded = iter(self.log.record_many(recordable))
+            recorded = iter(self.log.record_many(recordable))  # type: ignore[attr-defined]
         except Exception as exc:
             return [self._log_failed(d, exc) if c is not None else d for c, d in pending]
         return [next(recorded) if c is not None else d for c, d in pending]
