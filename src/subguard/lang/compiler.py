@@ -95,9 +95,9 @@ class Fault:
     location: str
 
 
-@attrs.frozen
-class Outputs:
-    """Everything the decision rules produced for one input."""
+class Outputs(NamedTuple):
+    """Everything the decision rules produced for one input (a named tuple: one per
+    decision)."""
 
     fired: tuple[Fired, ...]
     faults: tuple[Fault, ...]
