@@ -1150,12 +1150,13 @@ class CompiledPolicy:
         }
         decisions: list[tuple[str, str, str, Callable[..., Any]]] = []
         guards: list[tuple[frozenset[str] | None, frozenset[str] | None]] = []
+        module_of = {id(rule): module for module in program.modules for rule in module.rules}
         for g in self._groups:
             if g.name not in DECISION_RULES:
                 continue
             for rule, fname in zip(g.definitions, program.def_functions.get(g.index, [])):
                 decisions.append((g.package, g.name, rule.loc.short, ns[fname]))
-                guards.append(_guard(rule, program.imports.get(id(_module_of(program, rule)), {})))
+                guards.append(_guard(rule, program.imports.get(id(module_of.get(id(rule))), {})))
         self._decisions = tuple(decisions)
         self._decision_fns = tuple(d[3] for d in decisions)
         self._namespace = ns
@@ -1279,13 +1280,6 @@ _STATEMENTS = ("input", "sql", "statements")
 _TABLE_SETS = {("input", "sql", "tables_read"), ("input", "sql", "tables_written")}
 
 
-def _module_of(program: _Program, rule: ast.Rule) -> ast.Module | None:
-    for module in program.modules:
-        if any(r is rule for r in module.rules):
-            return module
-    return None
-
-
 def _path_of(e: ast.Expr, imports: Mapping[str, ast.Ref]) -> tuple[str, ...] | None:
     """`input.sql.statements` (through import aliases) as a tuple of names, else None."""
     if isinstance(e, ast.Var):
@@ -1386,8 +1380,6 @@ class _GuardIndex:
         self.by_table = {k: tuple(v) for k, v in by_table.items()}
         self.by_both = {k: tuple(v) for k, v in by_both.items()}
         self.indexed = bool(by_kind or by_table or by_both)
-        #: for the common single-kind input: `always` and that kind's definitions, in order
-        self.with_kind = {k: tuple(sorted({*always, *v})) for k, v in by_kind.items()}
 
     def extra(self, input: Any) -> Sequence[int]:
         """The indexed definitions (not `always`) that can fire for this input."""
@@ -1421,42 +1413,12 @@ class _GuardIndex:
         return chosen
 
     def candidates(self, input: Any) -> Sequence[int]:
-        if not self.indexed:
-            return self.always
-        try:
-            sql = input["sql"]
-            statements = sql["statements"]
-            if len(statements) == 1:
-                kinds: Any = (statements[0]["kind"],)
-            else:
-                kinds = {s["kind"] for s in statements}
-            # the top-level sets aggregate every statement's tables, nested ones included
-            table_sets = (sql["tables_read"], sql["tables_written"]) if self.by_table or self.by_both else ()
-        except (KeyError, TypeError, IndexError):
-            return self.always
-        if len(kinds) == 1:
-            (kind,) = kinds
-            base = self.with_kind.get(kind, self.always)
-        else:
-            merged = set(self.always)
-            for k in kinds:
-                merged.update(self.by_kind.get(k, ()))
-            base = tuple(sorted(merged))
-        extra: list[int] = []
-        by_table, by_both = self.by_table, self.by_both
-        for table_set in table_sets:
-            for t in table_set:
-                hit = by_table.get(t)
-                if hit:
-                    extra.extend(hit)
-                if by_both:
-                    for k in kinds:
-                        hit = by_both.get((k, t))
-                        if hit:
-                            extra.extend(hit)
+        """Every definition that can fire for this input: `always` and `extra`, in
+        definition order (the unfused path)."""
+        extra = self.extra(input)
         if not extra:
-            return base
-        return sorted(set(base).union(extra))  # a definition indexed twice runs once
+            return self.always
+        return sorted({*self.always, *extra})
 
 
 def compile_policy(
