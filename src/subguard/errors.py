@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 __all__ = [
     "AnalysisError",
     "ConfigError",
+    "Location",
     "LogError",
     "PolicyError",
     "PolicyErrors",
@@ -16,6 +19,26 @@ __all__ = [
 
 class SubguardError(Exception):
     """The root of every error subguard raises on purpose."""
+
+
+@attrs.frozen
+class Location:
+    """A span of policy text: where it starts (1-based line and column) and, when known,
+    where it ends. `line` 0 means the whole file (or no file at all)."""
+
+    path: str = "<policy>"
+    line: int = 0
+    col: int = 0
+    end_line: int = 0
+    end_col: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
+    @property
+    def short(self) -> str:
+        """`file:line`, as a decision cites a rule."""
+        return f"{self.path}:{self.line}"
 
 
 class PolicyError(SubguardError):
@@ -29,28 +52,36 @@ class PolicyError(SubguardError):
         self,
         code: str,
         message: str,
+        location: Location = Location(),
         *,
-        path: str = "<policy>",
-        line: int = 0,
-        col: int = 0,
         hint: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.path = path
-        self.line = line
-        self.col = col
+        self.location = location
         self.hint = hint
 
+    @property
+    def path(self) -> str:
+        return self.location.path
+
+    @property
+    def line(self) -> int:
+        return self.location.line
+
+    @property
+    def col(self) -> int:
+        return self.location.col
+
     def __str__(self) -> str:
-        text = f"{self.path}:{self.line}:{self.col}: {self.code}: {self.message}"
+        text = f"{self.location}: {self.code}: {self.message}"
         if self.hint:
             text += f" ({self.hint})"
         return text
 
     def __repr__(self) -> str:
-        return f"PolicyError({self.code!r}, {self.message!r}, path={self.path!r}, line={self.line}, col={self.col})"
+        return f"PolicyError({self.code!r}, {self.message!r}, {self.location!r})"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,9 +104,7 @@ class PolicyErrors(PolicyError):
         if not errors:
             raise ValueError("PolicyErrors needs at least one error")
         first = errors[0]
-        super().__init__(
-            first.code, first.message, path=first.path, line=first.line, col=first.col, hint=first.hint
-        )
+        super().__init__(first.code, first.message, first.location, hint=first.hint)
         self.errors = list(errors)
 
     def __str__(self) -> str:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from subguard.engine import load_policy
+from subguard.engine import DECISION_RULES, load_policy
 from subguard.errors import PolicyErrors
-from subguard.lang.compiler import DECISION_RULES
 from subguard.testing import policy_files, run_tests
 
 RULES = Path(__file__).resolve().parents[2] / "rules"

@@ -29,8 +29,7 @@ from subguard.engine import (
     load_policy,
 )
 from subguard.errors import PolicyError, PolicyErrors, SubguardError
-from subguard.lang.fmt import format_text
-from subguard.lang.parser import read_source
+from subguard.lang import format_text, read_source
 
 __all__ = ["main"]
 

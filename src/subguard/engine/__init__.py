@@ -1,6 +1,7 @@
 """Policy, Engine and the request and decision types: where rules meet facts."""
 
-from subguard.engine.engine import Engine, build_input, combine
+from subguard.engine.decision import DECISION_RULES, Combined, Outputs, combine
+from subguard.engine.engine import Engine, build_input
 from subguard.engine.policy import (
     INPUT_SCHEMA,
     Policy,
@@ -23,14 +24,17 @@ from subguard.engine.types import (
 )
 
 __all__ = [
+    "DECISION_RULES",
     "INPUT_SCHEMA",
     "CheckContext",
+    "Combined",
     "CommandRequest",
     "Decision",
     "Effect",
     "Engine",
     "EvalError",
     "HttpRequest",
+    "Outputs",
     "Policy",
     "Preflight",
     "Reason",

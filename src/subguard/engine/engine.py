@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from subguard.command import http_facts, parse_command
+from subguard.engine.decision import combine
 from subguard.engine.policy import Policy
 from subguard.engine.recorder import CheckContext, Preflight, Recorder
 from subguard.engine.types import (
@@ -24,19 +25,10 @@ from subguard.engine.types import (
     Subject,
     build_decision,
 )
-from subguard.lang.compiler import Outputs
-from subguard.lang.values import from_json, marshal
+from subguard.lang import from_json
 from subguard.sql import analyze, redact
 
 __all__ = ["Engine", "build_input", "combine"]
-
-_EFFECT_OF_RULE = {
-    "terminate": Effect.TERMINATE,
-    "deny": Effect.DENY,
-    "approve": Effect.APPROVE,
-    "allow": Effect.ALLOW,
-    "mask": Effect.MASK,
-}
 
 #: Resource kinds whose SQL dialect is the kind's own name.
 _SQL_KINDS = {
@@ -166,115 +158,6 @@ def _session_doc(session_id: str | None, started_ns: int) -> dict[str, Any]:
     }
 
 
-def _message(value: Any) -> str:
-    return value if isinstance(value, str) else marshal(value)
-
-
-def _mask_name(value: Any) -> str:
-    if type(value) is str:
-        return value
-    if isinstance(value, Mapping) and "column" in value:
-        table = value.get("table")
-        return f"{table}.{value['column']}" if table else str(value["column"])
-    return _message(value)
-
-
-class _MaskConflict(Exception):
-    pass
-
-
-_NO_RULE = Reason(Effect.DENY, "subguard", "default", "no rule allowed the request", "")
-
-
-#: Reasons already built, by (effect, package, rule, message, location): rules say the
-#: same things again and again, and a lookup is cheaper than a new tuple. Bounded.
-_REASONS: dict[tuple[Any, ...], Reason] = {}
-_REASONS_MAX = 4096
-
-
-def _reason(effect: Effect, package: str, rule: str, message: str, location: str) -> Reason:
-    key = (effect, package, rule, message, location)
-    reason = _REASONS.get(key)
-    if reason is None:
-        reason = Reason(effect, package, rule, message, location)
-        if len(_REASONS) < _REASONS_MAX:
-            _REASONS[key] = reason
-    return reason
-
-
-def _reasons(effect: Effect, fired: list[Any]) -> list[Reason]:
-    return [
-        _reason(effect, f.package, f.rule, v if type(v) is str else _message(v), f.location)
-        for f in fired
-        for v in (f.values if len(f.values) == 1 else sorted(f.values, key=_message))
-    ]
-
-
-def _masks(fired: list[Any]) -> tuple[Any, list[Reason]]:
-    """Mask rules' values: column names (a set rule) or column → strategy (an object
-    rule or object values). Returns the masks and one reason per masked column."""
-    names: dict[str, str] = {}
-    as_object = False
-    reasons: list[Reason] = []
-    for f in fired:
-        for value in f.values:
-            if isinstance(value, tuple) and len(value) == 2:
-                as_object = True
-                column, strategy = _mask_name(value[0]), _message(value[1])
-                if names.get(column, strategy) != strategy:
-                    raise _MaskConflict(f"column `{column}` has two mask strategies")
-                names[column] = strategy
-                reasons.append(Reason(Effect.MASK, f.package, f.rule, f"mask {_mask_name(value[0])}", f.location))
-            else:
-                name = _mask_name(value)
-                names.setdefault(name, "")
-                reasons.append(Reason(Effect.MASK, f.package, f.rule, f"mask {name}", f.location))
-    if as_object:
-        return dict(sorted(names.items())), reasons
-    return tuple(sorted(names)), reasons
-
-
-def combine(outputs: Outputs) -> tuple[Effect, tuple[Reason, ...], Any, tuple[EvalError, ...]]:
-    """The decision from what the rules produced: the strongest non-empty effect wins,
-    a rule error is at least `deny`, nothing decided is `deny` (fail closed)."""
-    by_rule: dict[str, list[Any]] = {}
-    for fired in outputs.fired:
-        if fired.rule in by_rule:
-            by_rule[fired.rule].append(fired)
-        else:
-            by_rule[fired.rule] = [fired]
-    errors = (
-        tuple(EvalError(f.code, f.message, f.package, f.rule, f.location) for f in outputs.faults)
-        if outputs.faults
-        else ()
-    )
-    if "terminate" in by_rule:
-        return Effect.TERMINATE, tuple(_reasons(Effect.TERMINATE, by_rule["terminate"])), (), errors
-    if "deny" in by_rule:
-        return Effect.DENY, tuple(_reasons(Effect.DENY, by_rule["deny"])), (), errors
-    if errors:
-        failed = tuple(
-            Reason(Effect.DENY, e.package, e.rule, f"rule failed: {e.message}", e.location) for e in errors
-        )
-        return Effect.DENY, failed, (), errors
-    if "approve" in by_rule:
-        return Effect.APPROVE, tuple(_reasons(Effect.APPROVE, by_rule["approve"])), (), errors
-    if "allow" in by_rule:
-        allowed = [_reason(Effect.ALLOW, f.package, f.rule, "allowed", f.location) for f in by_rule["allow"]]
-        if "mask" in by_rule:
-            try:
-                masks, mask_reasons = _masks(by_rule["mask"])
-            except _MaskConflict as exc:
-                first = by_rule["mask"][0]
-                error = EvalError("conflict", str(exc), first.package, first.rule, first.location)
-                reason = Reason(Effect.DENY, first.package, first.rule, f"rule failed: {exc}", first.location)
-                return Effect.DENY, (reason,), (), (*errors, error)
-            if masks:
-                return Effect.MASK, (*allowed, *mask_reasons), masks, errors
-        return Effect.ALLOW, tuple(allowed), (), errors
-    return Effect.DENY, (_NO_RULE,), (), errors
-
-
 class Engine:
     """Decides requests with one compiled policy; optionally records each decision.
 
@@ -305,6 +188,7 @@ class Engine:
         self.log = log
         self.fail_closed = fail_closed
         self._compiled = policy.compiled
+        self._outputs = policy.decisions.outputs
         self._data = policy.data
 
     # evaluation over a ready input document
@@ -316,7 +200,7 @@ class Engine:
         """`evaluate`, timed from `start` (so a check's time includes its analysis)."""
         try:
             document = input_document if _is_frozen(input_document) else self._compiled.conform(dict(input_document))
-            outputs = self._compiled.decision_outputs(document, self._data)
+            outputs = self._outputs(document, self._data)
             effect, reasons, masks, errors = combine(outputs)
         except Exception as exc:  # fail closed on anything unexpected
             return self._failure("engine_error", f"evaluation failed: {type(exc).__name__}", start, input_document)

@@ -10,14 +10,19 @@ from typing import Any
 
 import attrs
 
+from subguard.engine.decision import ENTRYPOINTS, Decisions
 from subguard.engine.schema import INPUT_TYPE, RECORDS
-from subguard.errors import PolicyError, PolicyErrors
-from subguard.lang import ast
-from subguard.lang.builtins import Builtin
-from subguard.lang.compiler import CompiledPolicy, compile_policy
-from subguard.lang.parser import parse_module, read_source
-from subguard.lang.types import Schema
-from subguard.lang.values import from_json
+from subguard.errors import Location, PolicyError, PolicyErrors
+from subguard.lang import (
+    Builtin,
+    CompiledPolicy,
+    Module,
+    Schema,
+    compile_policy,
+    from_json,
+    parse_module,
+    read_source,
+)
 
 __all__ = ["INPUT_SCHEMA", "Policy", "find_policy_files", "load_policy", "policy_from_sources"]
 
@@ -31,8 +36,10 @@ PathLike = str | os.PathLike[str]
 class Policy:
     """Compiled rules plus the `data` document they read. Load once, decide many."""
 
-    modules: tuple[ast.Module, ...] = attrs.field(repr=False)
+    modules: tuple[Module, ...] = attrs.field(repr=False)
     compiled: CompiledPolicy = attrs.field(repr=False)
+    #: The decision rules, indexed: `decisions.outputs(input, data)` runs them.
+    decisions: Decisions = attrs.field(repr=False)
     data: Mapping[str, Any] = attrs.field(repr=False)
     #: sha256 over every source's path and text: the release a decision cites.
     hash: str
@@ -60,7 +67,7 @@ def find_policy_files(paths: Iterable[PathLike]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise PolicyError("io_error", "no such file or directory", path=str(path), line=0, col=0)
+            raise PolicyError("io_error", "no such file or directory", Location(str(path), 0, 0))
     return found
 
 
@@ -105,7 +112,7 @@ def policy_from_sources(
     builtins: Mapping[str, Builtin] | None = None,
 ) -> Policy:
     """Compile `(path, text)` pairs; the path only names the source in errors."""
-    modules: list[ast.Module] = []
+    modules: list[Module] = []
     errors: list[PolicyError] = []
     for path, text in sources:
         try:
@@ -115,10 +122,10 @@ def policy_from_sources(
         except PolicyError as exc:
             errors.append(exc)
     if not sources:
-        errors.append(PolicyError("no_policy", "no `.guard` files found", path="<policy>", line=0, col=0))
+        errors.append(PolicyError("no_policy", "no `.guard` files found", Location("<policy>", 0, 0)))
     if errors:
         raise PolicyErrors(errors)
-    compiled = compile_policy(modules, schema=INPUT_SCHEMA, builtins=builtins)
+    compiled = compile_policy(modules, schema=INPUT_SCHEMA, builtins=builtins, entrypoints=ENTRYPOINTS)
     digest = hashlib.sha256()
     for path, text in sorted(sources):
         digest.update(path.encode())
@@ -128,6 +135,7 @@ def policy_from_sources(
     return Policy(
         tuple(modules),
         compiled,
+        Decisions(compiled),
         from_json(dict(data or {})),
         digest.hexdigest(),
         tuple(p for p, _ in sources),

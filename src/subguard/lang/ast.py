@@ -6,9 +6,12 @@ formatted differently compare equal.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+from typing import Literal as _Literal
 
 import attrs
+
+from subguard.errors import Location
 
 __all__ = [
     "Array",
@@ -30,6 +33,7 @@ __all__ = [
     "ObjectCompr",
     "Ref",
     "Rule",
+    "RuleKind",
     "Scalar",
     "SetCompr",
     "SetLit",
@@ -38,23 +42,6 @@ __all__ = [
     "Var",
     "With",
 ]
-
-
-@attrs.frozen
-class Location:
-    path: str
-    line: int
-    col: int
-    end_line: int = 0
-    end_col: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}"
-
-    @property
-    def short(self) -> str:
-        """`file:line`, as a decision cites a rule."""
-        return f"{self.path}:{self.line}"
 
 
 NOWHERE = Location("<policy>", 0, 0)
@@ -246,12 +233,13 @@ Literal = ExprLiteral | NotLiteral | Assign | SomeDecl | SomeIn | Every
 
 # ── rules and modules ────────────────────────────────────────────────────────────────
 
-#: Rule kinds.
-COMPLETE = "complete"
-SET = "set"
-OBJECT = "object"
-FUNCTION = "function"
-DEFAULT = "default"
+#: What a rule definition's head makes of it.
+RuleKind = _Literal["complete", "set", "object", "function", "default"]
+COMPLETE: Final = "complete"
+SET: Final = "set"
+OBJECT: Final = "object"
+FUNCTION: Final = "function"
+DEFAULT: Final = "default"
 
 
 @attrs.frozen
@@ -263,7 +251,7 @@ class Rule:
     empty for a rule without `if`. `boolean` marks `name if …`, written without a value.
     """
 
-    kind: str
+    kind: RuleKind
     name: str
     value: Expr | None
     body: tuple[Literal, ...] = ()

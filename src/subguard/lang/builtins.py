@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from subguard.lang.types import Type, parse_type
 from subguard.lang.values import from_json, marshal, sort_key, type_name
 
 __all__ = ["BUILTINS", "Builtin", "BuiltinError", "BuiltinUndefined", "lookup"]
@@ -37,14 +38,21 @@ class BuiltinUndefined(BuiltinError):
     """The builtin has no result for these arguments; OPA calls this *undefined*."""
 
 
+def _result_type(declared: Type | str) -> Type:
+    # a type written as text (`"set<string>"`) is parsed once, when the builtin is
+    # registered; the checker reads the `Type`
+    return parse_type(declared) if isinstance(declared, str) else declared
+
+
 @attrs.frozen
 class Builtin:
-    """One builtin function: its policy name, arity, implementation and result type."""
+    """One builtin function: its policy name, arity, implementation and result type
+    (declared as a `Type` or as its text, parsed once here)."""
 
     name: str
     arity: int
     fn: Callable[..., Any] = attrs.field(repr=False)
-    result: str
+    result: Type = attrs.field(converter=_result_type)
 
 
 _REGISTRY: dict[str, Builtin] = {}

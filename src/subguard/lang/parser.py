@@ -20,7 +20,7 @@ from lark import Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.visitors import Transformer_NonRecursive
 
-from subguard.errors import PolicyError
+from subguard.errors import Location, PolicyError
 from subguard.lang import ast
 
 __all__ = ["MAX_DEPTH", "MAX_SOURCE_BYTES", "grammar_text", "parse_module", "read_source"]
@@ -144,9 +144,7 @@ class _PostLexer:
                 raise PolicyError(
                     "too_deep",
                     f"brackets nest deeper than {MAX_DEPTH} levels",
-                    path=self.path,
-                    line=tok.line or 0,
-                    col=tok.column or 0,
+                    _tok_loc(self.path, tok),
                 )
             prev = tok
             yield tok
@@ -187,7 +185,7 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         return ast.Import(ref, str(alias) if alias is not None else None, loc=_loc(self.path, meta))
 
     # rules
-    def _rule(self, meta: Any, kind: str, name: Token, value: Any, body: Any, **kw: Any) -> ast.Rule:
+    def _rule(self, meta: Any, kind: ast.RuleKind, name: Token, value: Any, body: Any, **kw: Any) -> ast.Rule:
         literals, one_line = body if body is not None else ((), False)
         return ast.Rule(
             kind, str(name), value, literals, one_line=one_line, loc=_loc(self.path, meta), **kw
@@ -259,9 +257,7 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
             raise PolicyError(
                 "parse_error",
                 "`in` takes one value or a key and a value",
-                path=loc.path,
-                line=loc.line,
-                col=loc.col,
+                loc,
             )
         return (names[0], names[1]) if len(names) == 2 else (None, names[0])
 
@@ -342,7 +338,7 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         name = target.name if isinstance(target, ast.Var) else target.dotted()
         if name is None:
             raise PolicyError(
-                "parse_error", "only a function name can be called", path=loc.path, line=loc.line, col=loc.col
+                "parse_error", "only a function name can be called", loc
             )
         if name == "set" and not args:
             return ast.SetLit((), loc=loc)
@@ -458,7 +454,7 @@ def _parse_error(err: UnexpectedInput, path: str, text: str) -> PolicyError:
             hint = "expected " + " or ".join(_expected_word(e) for e in expected)
     else:
         message = "syntax error"
-    return PolicyError("parse_error", message, path=path, line=line, col=col, hint=hint)
+    return PolicyError("parse_error", message, Location(path, line, col), hint=hint)
 
 
 _PUNCT = {
@@ -482,14 +478,12 @@ def read_source(path: Path) -> str:
             raise PolicyError(
                 "file_too_large",
                 f"policy file is {size:,} bytes; the limit is {MAX_SOURCE_BYTES:,}",
-                path=shown,
-                line=1,
-                col=1,
+                Location(shown, 1, 1),
             )
         data = path.read_bytes()
     except OSError as exc:
         raise PolicyError(
-            "io_error", f"cannot read policy file: {exc.strerror or exc}", path=shown, line=0, col=0
+            "io_error", f"cannot read policy file: {exc.strerror or exc}", Location(shown, 0, 0)
         ) from None
     try:
         return data.decode("utf-8")
@@ -500,9 +494,7 @@ def read_source(path: Path) -> str:
         raise PolicyError(
             "encoding_error",
             f"policy file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
-            path=shown,
-            line=line,
-            col=col,
+            Location(shown, line, col),
         ) from None
 
 
@@ -512,15 +504,13 @@ def parse_module(text: str, path: str = "<policy>") -> ast.Module:
         raise PolicyError(
             "file_too_large",
             f"policy text is {len(text):,} characters; the limit is {MAX_SOURCE_BYTES:,}",
-            path=path,
-            line=1,
-            col=1,
+            Location(path, 1, 1),
         )
     if "\x00" in text:
         offset = text.index("\x00")
         line = text.count("\n", 0, offset) + 1
         col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        raise PolicyError("parse_error", "policy text contains a NUL character", path=path, line=line, col=col)
+        raise PolicyError("parse_error", "policy text contains a NUL character", Location(path, line, col))
     parser = _parser()
     try:
         items, comments = parser.parse(text, path)
@@ -531,9 +521,9 @@ def parse_module(text: str, path: str = "<policy>") -> ast.Module:
     except lark.exceptions.VisitError as err:
         if isinstance(err.orig_exc, PolicyError):
             raise err.orig_exc from None
-        raise PolicyError("parse_error", "malformed policy", path=path, line=1, col=1) from None
+        raise PolicyError("parse_error", "malformed policy", Location(path, 1, 1)) from None
     except RecursionError:
-        raise PolicyError("too_deep", "policy nests too deeply", path=path, line=1, col=1) from None
+        raise PolicyError("too_deep", "policy nests too deeply", Location(path, 1, 1)) from None
     _, package, package_loc = items[0]
     imports = tuple(i for i in items[1:] if isinstance(i, ast.Import))
     rules = tuple(i for i in items[1:] if isinstance(i, ast.Rule))

@@ -7,7 +7,7 @@ undefined expression makes its literal fail, it is not an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from subguard.lang.builtins import BuiltinUndefined
@@ -227,22 +227,6 @@ def build_object(pairs: list[tuple[Any, Any]], what: str) -> dict[Any, Any]:
             raise ConflictError(f"{what} produced different values for one key")
         out[key] = value
     return out
-
-
-def every(domain: Iterator[Any] | Iterable[Any], check: Any) -> bool:
-    return all(check(*item) if isinstance(item, tuple) and len(item) == 2 else check(item) for item in domain)
-
-
-def falsy(value: Any) -> bool:
-    """An expression literal fails on `false` (and on undefined, raised separately)."""
-    return value is False
-
-
-def lookup_data(data: Any, path: tuple[str, ...]) -> Any:
-    node = data
-    for step in path:
-        node = get(node, step)
-    return node
 
 
 MISSING = _MISSING

@@ -37,10 +37,6 @@ class Type:
         return self.kind
 
     @property
-    def is_collection(self) -> bool:
-        return self.kind in ("set", "array", "object", "record")
-
-    @property
     def is_scalar(self) -> bool:
         return self.kind in ("string", "number", "boolean", "null")
 

@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from subguard.engine import (
+    DECISION_RULES,
     CommandRequest,
     Policy,
     Resource,
@@ -35,11 +36,20 @@ from subguard.engine import (
     find_policy_files,
     load_policy,
 )
-from subguard.lang import ast
-from subguard.lang.builtins import Builtin, BuiltinError
-from subguard.lang.compiler import DECISION_RULES
-from subguard.lang.runtime import UNDEFINED_ERRORS
-from subguard.lang.values import freeze, to_json
+from subguard.lang import (
+    FUNCTION,
+    UNDEFINED_ERRORS,
+    BinOp,
+    Builtin,
+    BuiltinError,
+    Module,
+    NotLiteral,
+    Ref,
+    Rule,
+    Scalar,
+    freeze,
+    to_json,
+)
 
 __all__ = [
     "Coverage",
@@ -192,7 +202,7 @@ class _Recorder:
             raise BuiltinError("`decide`: no policy is loaded")
         if not isinstance(document, Mapping):
             raise BuiltinError("`decide`: the argument must be an input document (an object)")
-        outputs = self.policy.compiled.decision_outputs(document, self.policy.data)
+        outputs = self.policy.decisions.outputs(document, self.policy.data)
         for fired in outputs.fired:
             self.fired.add(fired.location)
         effect, reasons, masks, errors = combine(outputs)
@@ -330,34 +340,34 @@ def _file_of(location: str) -> str:
     return location.rsplit(":", 1)[0]
 
 
-def _test_rules(policy: Policy) -> list[tuple[ast.Module, ast.Rule]]:
-    found: list[tuple[ast.Module, ast.Rule]] = []
+def _test_rules(policy: Policy) -> list[tuple[Module, Rule]]:
+    found: list[tuple[Module, Rule]] = []
     seen: set[tuple[str, str]] = set()
     for module in policy.modules:
         package = ".".join(module.package)
         for rule in module.rules:
             if not (rule.name.startswith("test_") or rule.name.startswith("todo_test_")):
                 continue
-            if rule.kind == ast.FUNCTION or (package, rule.name) in seen:
+            if rule.kind == FUNCTION or (package, rule.name) in seen:
                 continue
             seen.add((package, rule.name))
             found.append((module, rule))
     return found
 
 
-def _expected_effects(rule: ast.Rule) -> tuple[str, ...]:
+def _expected_effects(rule: Rule) -> tuple[str, ...]:
     """The effects a test compares `.effect` against, for the failure report."""
     found: list[str] = []
 
     def is_effect(e: Any) -> bool:
-        return isinstance(e, ast.Ref) and bool(e.path) and isinstance(e.path[-1], ast.Scalar) and e.path[-1].value == "effect"
+        return isinstance(e, Ref) and bool(e.path) and isinstance(e.path[-1], Scalar) and e.path[-1].value == "effect"
 
     def visit(node: Any) -> None:
-        if isinstance(node, ast.BinOp) and node.op == "==":
+        if isinstance(node, BinOp) and node.op == "==":
             for a, b in ((node.left, node.right), (node.right, node.left)):
-                if is_effect(a) and isinstance(b, ast.Scalar) and isinstance(b.value, str):
+                if is_effect(a) and isinstance(b, Scalar) and isinstance(b.value, str):
                     found.append(b.value)
-        if isinstance(node, ast.NotLiteral):
+        if isinstance(node, NotLiteral):
             return  # `not d.effect == "allow"` is no expectation of `allow`
         if attrs.has(type(node)):
             for field in attrs.fields(type(node)):

@@ -1,0 +1,106 @@
+"""The checker: stages over the program's rules that only collect errors (OPA's
+`ast/check.go` and the rule-level passes of `compile.go`). Bodies are checked as they
+are generated (`codegen`), since each expression's static type decides its code."""
+
+from __future__ import annotations
+
+from subguard.lang import ast
+from subguard.lang.program import Program, RuleGroup
+
+__all__ = ["check_defaults", "check_recursion", "collect_rules", "resolve_imports"]
+
+_IGNORED_IMPORTS = ("rego.v1", "future.keywords")
+
+
+def collect_rules(program: Program) -> None:
+    """Group definitions by package and name; one name has one kind; an entrypoint's
+    definitions have the kinds (and values) its caller declared."""
+    for module in program.modules:
+        package = module.package_name
+        table = program.groups.setdefault(package, {})
+        for rule in module.rules:
+            program.module_of[id(rule)] = module
+            kind = ast.COMPLETE if rule.kind == ast.DEFAULT else rule.kind
+            group = table.get(rule.name)
+            if group is None:
+                group = RuleGroup(len(program.by_index), package, rule.name, kind)
+                table[rule.name] = group
+                program.by_index.append(group)
+            elif group.kind != kind:
+                program.errors.add(
+                    "conflict",
+                    f"`{rule.name}` is defined as a {group.kind} rule and as a {kind} rule",
+                    rule.loc,
+                )
+                continue
+            if rule.kind == ast.DEFAULT:
+                if group.default is not None:
+                    program.errors.add("conflict", f"`{rule.name}` has more than one default", rule.loc)
+                group.default = rule
+            else:
+                group.definitions.append(rule)
+            entrypoint = program.entrypoints.get(rule.name)
+            if entrypoint is None:
+                continue
+            if (
+                entrypoint.boolean_error is not None
+                and rule.kind in (ast.COMPLETE, ast.DEFAULT)
+                and not (isinstance(rule.value, ast.Scalar) and isinstance(rule.value.value, bool))
+            ):
+                program.errors.add("type_error", entrypoint.boolean_error, rule.loc)
+            if rule.kind not in entrypoint.kinds:
+                program.errors.add("type_error", entrypoint.kind_error, rule.loc)
+
+
+def resolve_imports(program: Program) -> None:
+    """Imports bind a name to a path under `input` or `data`."""
+    for module in program.modules:
+        table: dict[str, ast.Ref] = {}
+        for imp in module.imports:
+            dotted = imp.path.dotted()
+            if dotted in _IGNORED_IMPORTS or (dotted or "").startswith("future.keywords"):
+                continue
+            if imp.path.head.name not in ("input", "data"):
+                program.errors.add(
+                    "import_error",
+                    f"cannot import `{dotted or imp.path.head.name}`: imports start with `input` or `data`",
+                    imp.loc,
+                )
+                continue
+            if imp.name in table:
+                program.errors.add("import_error", f"`{imp.name}` is imported twice", imp.loc)
+            table[imp.name] = imp.path
+        program.imports[id(module)] = table
+
+
+def check_recursion(program: Program) -> None:
+    """Rules may not depend on themselves, directly or through others (as in Rego)."""
+    state: dict[int, int] = {}  # 1 visiting, 2 done
+    reported: set[int] = set()
+
+    def visit(index: int, stack: list[int]) -> None:
+        state[index] = 1
+        stack.append(index)
+        for dep in sorted(program.by_index[index].depends):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep):]
+                if not reported.intersection(cycle):
+                    reported.update(cycle)
+                    names = " → ".join(f"`{program.by_index[i].name}`" for i in [*cycle, dep])
+                    program.errors.add("recursion", f"rules depend on themselves: {names}", program.by_index[dep].loc)
+            elif dep not in state:
+                visit(dep, stack)
+        stack.pop()
+        state[index] = 2
+
+    for group in program.by_index:
+        if group.index not in state:
+            visit(group.index, [])
+
+
+def check_defaults(program: Program) -> None:
+    """A default value is a constant."""
+    for group in program.by_index:
+        default = group.default
+        if default is not None and not isinstance(default.value, ast.Scalar | ast.Array | ast.SetLit | ast.Object):
+            program.errors.add("type_error", "a default value must be a constant", default.loc)

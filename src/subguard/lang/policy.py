@@ -1,0 +1,256 @@
+"""The compiled policy: checked rules as Python functions, and how their entrypoint
+definitions run for one input.
+
+The language does not know what an entrypoint means (the engine decides with them).
+It runs each entrypoint definition, or — when its caller built an index over the
+definitions' `requires` and handed it over as a `Selector` — the unconditional
+definitions inlined in one generated function plus the indexed ones the selector picks
+for this input, and reports which produced values and which failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import attrs
+
+from subguard.lang import ast, runtime
+from subguard.lang.builtins import BuiltinError
+from subguard.lang.codegen import constant, render
+from subguard.lang.program import Line, Program
+from subguard.lang.requirements import Requirement, requirements
+from subguard.lang.types import conform
+from subguard.lang.values import from_json
+
+__all__ = ["CompiledPolicy", "Default", "Definition", "Fault", "Results", "Selector"]
+
+
+class Definition(NamedTuple):
+    """One definition of an entrypoint rule, in source order (its position in
+    `CompiledPolicy.definitions` is its number), with what it requires of `input`."""
+
+    package: str
+    rule: str
+    location: str
+    requires: tuple[Requirement, ...]
+
+
+class Default(NamedTuple):
+    """An entrypoint rule's `default` value."""
+
+    package: str
+    rule: str
+    location: str
+    value: Any
+
+
+@attrs.frozen
+class Fault:
+    """A runtime error inside an entrypoint definition."""
+
+    code: str
+    message: str
+    package: str
+    rule: str
+    location: str
+
+
+class Results(NamedTuple):
+    """What the entrypoint definitions did for one input: `(definition number, values)`
+    for each that produced values, in definition order, and the faults."""
+
+    hits: list[tuple[int, list[Any]]]
+    faults: list[Fault]
+
+
+class Selector(Protocol):
+    """Which entrypoint definitions can fire for an input (by definition number): an
+    index its caller built from the definitions' `requires`."""
+
+    @property
+    def always(self) -> Sequence[int]:
+        """The definitions run for every input (in order)."""
+        ...
+
+    def extra(self, input: Any) -> Sequence[int]:
+        """The other definitions that can fire for this input, in order."""
+        ...
+
+
+class CompiledPolicy:
+    """Checked rules compiled to Python functions: evaluate many inputs, fast."""
+
+    def __init__(self, program: Program) -> None:
+        self._groups = program.by_index
+        self._schema = program.schema
+        ns = program.namespace
+        self._namespace = ns
+        self._entry_bodies = program.entry_bodies
+        self._rule_fns: dict[str, Callable[[runtime.Ctx], Any]] = {
+            g.qualified: ns[f"_g{g.index}"] for g in self._groups if g.kind != ast.FUNCTION
+        }
+        definitions: list[Definition] = []
+        functions: list[Callable[..., Any]] = []
+        defaults: list[Default] = []
+        for g in self._groups:
+            if g.name not in program.entrypoints:
+                continue
+            for rule, fname in zip(g.definitions, program.def_functions.get(g.index, [])):
+                imports = program.imports.get(id(program.module_of.get(id(rule))), {})
+                definitions.append(Definition(g.package, g.name, rule.loc.short, requirements(rule, imports)))
+                functions.append(ns[fname])
+            if g.default is not None and g.default.value is not None:
+                defaults.append(Default(g.package, g.name, g.default.loc.short, constant(g.default.value)))
+        #: Every entrypoint definition, in source order.
+        self.definitions = tuple(definitions)
+        #: The entrypoint rules' default values.
+        self.defaults = tuple(defaults)
+        self._functions = tuple(functions)
+        self._all = tuple(range(len(definitions)))
+        self._selector: Selector | None = None
+        self._fused: Callable[..., None] | None = None
+        self._watched = False
+        self.packages = tuple(sorted(program.groups))
+        self.source = "\n".join(program.source)
+        self.rules = tuple(g.qualified for g in self._groups)
+
+    def select(self, selector: Selector) -> None:
+        """Run only the definitions `selector` picks for each input from now on; its
+        `always` ones inlined in one generated function."""
+        self._selector = selector
+        if not self._watched:
+            self._fused = self._fuse(selector.always)
+
+    def run(self, input: Any, data: Any) -> Results:
+        """Run the entrypoint definitions that can fire for `input`. A runtime error
+        inside a definition is a `Fault`, never an exception."""
+        ctx = runtime.Ctx(input, data)
+        hits: list[tuple[int, list[Any]]] = []
+        faults: list[Fault] = []
+        definitions = self.definitions
+        fns = self._functions
+        selector = self._selector
+        candidates: Sequence[int]
+        if self._fused is not None and selector is not None:
+            # the unconditional definitions run inlined in one function; the indexed
+            # ones that can fire for this input are called one by one
+            raised: list[tuple[int, Exception]] = []
+            self._fused(ctx, hits, raised)
+            for i, exc in raised:
+                faults.append(_fault(exc, definitions[i]))
+            candidates = selector.extra(input)
+            fused = True
+        elif selector is not None:
+            extra = selector.extra(input)
+            candidates = sorted({*selector.always, *extra}) if extra else selector.always
+            fused = False
+        else:
+            candidates = self._all
+            fused = False
+        for i in candidates:
+            out: list[Any] = []
+            try:
+                fns[i](ctx, out)
+            except Exception as exc:  # fail closed on anything a rule throws
+                faults.append(_fault(exc, definitions[i]))
+                continue
+            if out:
+                hits.append((i, out))
+        if fused and candidates and hits:
+            hits.sort(key=_first)  # definition order, as the unfused path gives
+        return Results(hits, faults)
+
+    def watch_definitions(self, fired: Callable[[str], None]) -> None:
+        """Call `fired(location)` whenever an entrypoint definition produces a value,
+        however it is reached (directly, or through another rule). For coverage tools:
+        it slows evaluation, so use it on a policy loaded for testing."""
+        wrapped: list[Callable[..., Any]] = []
+        for definition, fn in zip(self.definitions, self._functions):
+
+            def traced(ctx: Any, out: list[Any], *args: Any, _fn: Any = fn, _loc: str = definition.location) -> None:
+                before = len(out)
+                _fn(ctx, out, *args)
+                if len(out) > before:
+                    fired(_loc)
+
+            self._namespace[fn.__name__] = traced
+            wrapped.append(traced)
+        self._functions = tuple(wrapped)
+        self._fused = None  # inlined bodies would not report
+        self._watched = True
+
+    def conform(self, input: Any) -> Any:
+        """A JSON input document in the value model, its schema-typed sets as sets."""
+        value = from_json(input)
+        return conform(value, self._schema.root, self._schema) if self._schema is not None else value
+
+    def evaluate_rule(self, name: str, input: Any, data: Any) -> Any:
+        """The value of one rule (`package.rule`) for an input; raises `Undefined` when
+        it has none, `EvalFault`/`BuiltinError` when it fails."""
+        fn = self._rule_fns.get(name)
+        if fn is None:
+            raise KeyError(name)
+        return fn(runtime.Ctx(self.conform(input), from_json(data)))
+
+    def rule_locations(self) -> dict[str, list[str]]:
+        """`package.rule` → the `file:line` of each of its definitions."""
+        return {
+            g.qualified: [r.loc.short for r in g.definitions] + ([g.default.loc.short] if g.default else [])
+            for g in self._groups
+        }
+
+    def evaluate_all(self, input: Any, data: Any) -> dict[str, Any]:
+        """Every non-function rule's value (absent when undefined; `"<error>"` when it
+        raised). For tests and tools; decisions run the entrypoints (`run`)."""
+        ctx = runtime.Ctx(self.conform(input), from_json(data))
+        result: dict[str, Any] = {}
+        for name, fn in self._rule_fns.items():
+            try:
+                result[name] = fn(ctx)
+            except runtime.UNDEFINED_ERRORS:
+                continue
+            except Exception:
+                result[name] = "<error>"
+        return result
+
+    def _fuse(self, always: Sequence[int]) -> Callable[..., None] | None:
+        """One generated function that runs the given entrypoint definitions inline, in
+        order: no call, no list hand-off per definition. Each body is the one its own
+        function runs (a one-pass loop a failing literal `break`s out of), inside its
+        own `try`, so a runtime error is caught per definition, as when called."""
+        if not always:
+            return None
+        lines: list[Line] = [(0, "def _decide_always(ctx, hits, raised):")]
+        for i in always:
+            body = self._entry_bodies[self._functions[i].__name__]
+            lines += [
+                (1, "out = []"),
+                (1, "try:"),
+                (2, "for _once in _ONCE:"),
+                *((3 + indent, text) for indent, text in body or [(0, "pass")]),
+                (1, "except Exception as exc:"),
+                (2, f"raised.append(({i}, exc))"),
+                (1, "else:"),
+                (2, "if out:"),
+                (3, f"hits.append(({i}, out))"),
+            ]
+        namespace = self._namespace
+        exec(compile("\n".join(render(lines, 0)), "<subguard policy: fused>", "exec"), namespace)
+        fused: Callable[..., None] = namespace["_decide_always"]
+        return fused
+
+
+def _first(hit: tuple[int, list[Any]]) -> int:
+    return hit[0]
+
+
+def _fault(exc: Exception, definition: Definition) -> Fault:
+    package, rule, location = definition.package, definition.rule, definition.location
+    if isinstance(exc, runtime.EvalFault):
+        return Fault(exc.code, str(exc), package, rule, location)
+    if isinstance(exc, BuiltinError):
+        return Fault("builtin_error", str(exc), package, rule, location)
+    if isinstance(exc, RecursionError):
+        return Fault("eval_error", "evaluation nested too deeply", package, rule, location)
+    return Fault("eval_error", f"{type(exc).__name__}: {exc}", package, rule, location)

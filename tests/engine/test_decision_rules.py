@@ -1,0 +1,128 @@
+"""Decision semantics the engine owns: complete `allow` definitions that disagree, the
+default `allow`, and the rule index built from what definitions require of `input`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import subguard
+from subguard.engine.decision import RuleIndex, guard
+from subguard.lang import EACH
+
+
+def _engine(tmp_path: Path, text: str) -> subguard.Engine:
+    (tmp_path / "p.guard").write_text(text, encoding="utf-8")
+    return subguard.Engine(subguard.load_policy(tmp_path))
+
+
+# ── issue 9: two complete definitions of a decision rule with different values ──────
+
+
+def test_allow_true_and_allow_false_in_one_package_decide_allow_with_no_conflict(tmp_path: Path) -> None:
+    engine = _engine(tmp_path, "package p\n\nallow := true\n\nallow := false\n")
+    decision = engine.check(subguard.SqlRequest("SELECT 1"), subject="agent")
+    assert decision.effect is subguard.Effect.DENY
+    assert [(e.code, e.package, e.rule, e.location) for e in decision.errors] == [
+        ("conflict", "p", "allow", f"{tmp_path / 'p.guard'}:5")
+    ]
+
+
+def test_conditional_allow_definitions_conflict_only_when_both_hold(tmp_path: Path) -> None:
+    engine = _engine(
+        tmp_path,
+        'package p\n\nallow := true if input.subject.id == "a"\n\nallow := false if startswith(input.subject.id, "a")\n',
+    )
+    assert engine.check(subguard.SqlRequest("SELECT 1"), subject="a").errors[0].code == "conflict"
+    refused = engine.check(subguard.SqlRequest("SELECT 1"), subject="ab")
+    assert (refused.effect, refused.errors) == (subguard.Effect.DENY, ())
+
+
+def test_allow_definitions_of_other_packages_do_not_conflict(tmp_path: Path) -> None:
+    (tmp_path / "a.guard").write_text("package a\n\nallow := true\n", encoding="utf-8")
+    engine = _engine(tmp_path, "package p\n\nallow := false\n")
+    decision = engine.check(subguard.SqlRequest("SELECT 1"), subject="agent")
+    assert (decision.effect, decision.errors) == (subguard.Effect.ALLOW, ())
+
+
+def test_allow_false_overrides_its_packages_default_true(tmp_path: Path) -> None:
+    # Rego: the default applies only when no definition produced a value
+    engine = _engine(tmp_path, 'package p\n\ndefault allow := true\n\nallow := false if input.subject.id == "x"\n')
+    assert engine.check(subguard.SqlRequest("SELECT 1"), subject="x").effect is subguard.Effect.DENY
+    assert engine.check(subguard.SqlRequest("SELECT 1"), subject="y").effect is subguard.Effect.ALLOW
+
+
+@settings(max_examples=30, deadline=None)
+@given(values=st.lists(st.booleans(), min_size=1, max_size=4))
+def test_allow_is_never_the_decision_when_its_definitions_disagree(tmp_path_factory: pytest.TempPathFactory, values: list[bool]) -> None:
+    tmp_path = tmp_path_factory.mktemp("p")
+    text = "package p\n\n" + "\n".join(f"allow := {str(v).lower()}" for v in values) + "\n"
+    decision = _engine(tmp_path, text).check(subguard.SqlRequest("SELECT 1"), subject="agent")
+    if all(values):
+        assert decision.effect is subguard.Effect.ALLOW
+    else:
+        assert decision.effect is subguard.Effect.DENY
+        assert [e.code for e in decision.errors] == (["conflict"] if any(values) else [])
+
+
+# ── the index over what definitions require ─────────────────────────────────────────
+
+
+def _definitions(tmp_path: Path, text: str) -> tuple[subguard.lang.Definition, ...]:
+    (tmp_path / "p.guard").write_text(text, encoding="utf-8")
+    return subguard.load_policy(tmp_path).compiled.definitions
+
+
+def test_requirements_are_read_through_iteration_variables_and_imports(tmp_path: Path) -> None:
+    definitions = _definitions(
+        tmp_path,
+        "package p\n\nimport input.sql.statements as stmts\n\n"
+        'deny contains "d" if {\n    some s in stmts\n    s.kind in {"drop", "truncate"}\n    "users" in s.tables_read\n}\n',
+    )
+    (definition,) = definitions
+    assert [tuple(r) for r in definition.requires] == [
+        (("input", "sql", "statements", EACH, "kind"), frozenset({"drop", "truncate"})),
+        (("input", "sql", "statements", EACH, "tables_read", EACH), frozenset({"users"})),
+    ]
+    assert guard(definition) == (frozenset({"drop", "truncate"}), frozenset({"users"}))
+
+
+def test_a_definition_using_with_requires_nothing(tmp_path: Path) -> None:
+    (definition,) = _definitions(
+        tmp_path,
+        'package p\n\nk := input.sql.statements\n\ndeny contains "d" if {\n'
+        '    some s in input.sql.statements\n    s.kind == "drop"\n    k with input.sql as {}\n}\n',
+    )
+    assert definition.requires == ()
+
+
+def test_two_statements_of_different_kinds_fire_a_rule_naming_both(tmp_path: Path) -> None:
+    # each kind is required of a different statement: neither excludes the other
+    engine = _engine(
+        tmp_path,
+        'package p\n\ndefault allow := true\n\ndeny contains "both" if {\n    some s in input.sql.statements\n'
+        '    s.kind == "select"\n    some t in input.sql.statements\n    t.kind == "drop"\n}\n',
+    )
+    decision = engine.check(subguard.SqlRequest("SELECT 1; DROP TABLE users"), subject="agent")
+    assert decision.effect is subguard.Effect.DENY
+    assert [r.message for r in decision.reasons] == ["both"]
+
+
+def test_the_index_finds_exactly_the_definitions_an_input_can_fire() -> None:
+    index = RuleIndex(
+        [
+            (None, None),
+            (frozenset({"drop"}), None),
+            (None, frozenset({"users"})),
+            (frozenset({"delete"}), frozenset({"users", "orders"})),
+        ]
+    )
+    assert index.always == (0,)
+    sql = {"statements": ({"kind": "delete"},), "tables_read": frozenset(), "tables_written": frozenset({"orders"})}
+    assert list(index.extra({"sql": sql})) == [3]
+    sql = {"statements": ({"kind": "drop"}, {"kind": "select"}), "tables_read": frozenset({"users"}), "tables_written": frozenset()}
+    assert list(index.extra({"sql": sql})) == [1, 2]
+    assert list(index.extra({"sql": None})) == []
