@@ -16,8 +16,8 @@ from typing import Any, NamedTuple, Protocol
 import attrs
 
 from subguard.lang import ast, runtime
+from subguard.lang.bodies import constant, render
 from subguard.lang.builtins import BuiltinError
-from subguard.lang.codegen import constant, render
 from subguard.lang.program import Line, Program
 from subguard.lang.requirements import Requirement, requirements
 from subguard.lang.types import conform
