@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
+from subguard.caching import bounded_cache
 from subguard.engine.types import Effect, EvalError, Reason
 from subguard.lang import (
     COMPLETE,
@@ -257,20 +258,14 @@ class _MaskConflict(Exception):
 _NO_RULE = Reason(Effect.DENY, "subguard", "default", "no rule allowed the request", "")
 
 
-#: Reasons already built, by (effect, package, rule, message, location): rules say the
-#: same things again and again, and a lookup is cheaper than a new tuple. Bounded.
-_REASONS: dict[tuple[Any, ...], Reason] = {}
-_REASONS_MAX = 4096
-
-
+@bounded_cache(
+    4096,
+    justified_by="RESULTS.md, Policy evaluation, 'Per-decision latency, 20 rules', subguard row: "
+    "rules say the same things again and again; a hit costs ~130 ns, building the Reason ~280 ns",
+)
 def _reason(effect: Effect, package: str, rule: str, message: str, location: str) -> Reason:
-    key = (effect, package, rule, message, location)
-    reason = _REASONS.get(key)
-    if reason is None:
-        reason = Reason(effect, package, rule, message, location)
-        if len(_REASONS) < _REASONS_MAX:
-            _REASONS[key] = reason
-    return reason
+    """The reason (shared: the same rule says the same thing for many requests)."""
+    return Reason(effect, package, rule, message, location)
 
 
 def _reasons(effect: Effect, fired: list[Any]) -> list[Reason]:

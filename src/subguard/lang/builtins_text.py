@@ -5,12 +5,12 @@ other families."""
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import json
 import re
 from typing import Any
 
+from subguard.caching import bounded_cache
 from subguard.lang.builtins import BuiltinError, _bad, _builtin, _int, _str, _strings
 from subguard.lang.values import marshal, type_name
 
@@ -233,7 +233,11 @@ def _sprintf(format_: Any, values: Any) -> str:
 # --- regular expressions and globs --------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_cache(
+    1024,
+    justified_by="rules/ packs match agent text with constant patterns (rules/sql/*.guard, rules/shell/*.guard); "
+    "compiling one costs ~300 µs, matching it ~0.1 µs (timeit, privilege.guard's SET ROLE pattern)",
+)
 def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
@@ -262,7 +266,10 @@ def _regex_split(pattern: Any, value: Any) -> tuple[str, ...]:
     return tuple(compiled.split(_str("regex.split", 2, value)))
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_cache(
+    1024,
+    justified_by="as `_regex`: a glob is translated to a regex and compiled, per distinct pattern",
+)
 def _glob(pattern: str, delimiters: tuple[str, ...]) -> re.Pattern[str]:
     """Translate a gobwas/glob pattern (what OPA uses) into an anchored Python regex.
 
@@ -346,7 +353,10 @@ def _glob_quote_meta(pattern: Any) -> str:
 # --- networks -----------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1024)
+@bounded_cache(
+    1024,
+    justified_by="net.cidr_* builtins parse the same constant networks on every request; parsing is the cost",
+)
 def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(text, strict=False)
 

@@ -7,13 +7,17 @@ The checker is a safety net for typos, not a proof system: anything it cannot kn
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from subguard.lang.values import freeze
 
-__all__ = ["ANY", "BOOLEAN", "NULL", "NUMBER", "STRING", "Schema", "Type", "conform", "parse_type"]
+__all__ = ["ANY", "BOOLEAN", "NULL", "NUMBER", "STRING", "Schema", "Type", "TypeKind", "conform", "parse_type"]
+
+
+#: What a static type is.
+TypeKind = Literal["any", "string", "number", "boolean", "null", "set", "array", "object", "record"]
 
 
 @attrs.frozen
@@ -24,7 +28,7 @@ class Type:
     `record` names a record of the schema, whose fields are looked up there.
     """
 
-    kind: str
+    kind: TypeKind
     elem: Type | None = None
     record: str | None = None
     nullable: bool = False
@@ -46,6 +50,7 @@ STRING = Type("string")
 NUMBER = Type("number")
 BOOLEAN = Type("boolean")
 NULL = Type("null")
+_COLLECTIONS: dict[str, TypeKind] = {"set": "set", "array": "array", "object": "object"}
 _PRIMS = {"any": ANY, "string": STRING, "number": NUMBER, "boolean": BOOLEAN, "null": NULL}
 
 
@@ -61,7 +66,10 @@ def parse_type(text: str, records: Mapping[str, object] = {}) -> Type:
     if text.endswith(">") and "<" in text:
         outer, inner = text.split("<", 1)
         elem = parse_type(inner[:-1], records)
-        return Type(outer.strip(), elem, nullable=nullable)
+        collection = _COLLECTIONS.get(outer.strip())
+        if collection is None:
+            raise ValueError(f"unknown type `{outer.strip()}`")
+        return Type(collection, elem, nullable=nullable)
     if text in _PRIMS:
         base = _PRIMS[text]
         return attrs.evolve(base, nullable=nullable) if nullable else base
