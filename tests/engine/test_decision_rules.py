@@ -99,7 +99,7 @@ def test_a_definition_using_with_requires_nothing(tmp_path: Path) -> None:
     assert definition.requires == ()
 
 
-def test_two_statements_of_different_kinds_fire_a_rule_naming_both(tmp_path: Path) -> None:
+def test_a_rule_requiring_two_statements_of_different_kinds_fires_the_index_once_skipped_it(tmp_path: Path) -> None:
     # each kind is required of a different statement: neither excludes the other
     engine = _engine(
         tmp_path,
@@ -126,3 +126,68 @@ def test_the_index_finds_exactly_the_definitions_an_input_can_fire() -> None:
     sql = {"statements": ({"kind": "drop"}, {"kind": "select"}), "tables_read": frozenset({"users"}), "tables_written": frozenset()}
     assert list(index.extra({"sql": sql})) == [1, 2]
     assert list(index.extra({"sql": None})) == []
+
+
+# ── the index never hides a definition that fires ──────────────────────────────────
+
+_KINDS = ("select", "insert", "delete", "drop")
+_NAMES = ("users", "orders", "audit")
+
+_CONDITIONS = st.sampled_from(
+    [
+        'some s in input.sql.statements\n    s.kind == "{k}"',
+        'some s in input.sql.statements\n    s.kind in {{"{k}", "{k2}"}}',
+        'some s in input.sql.statements\n    s.kind == "{k}"\n    "{t}" in s.tables_read',
+        'some s in input.sql.statements\n    some t in s.tables_written\n    t == "{t}"',
+        'some t in input.sql.tables_read\n    t == "{t}"',
+        '"{t}" in input.sql.tables_written',
+        'some s in input.sql.statements\n    s.kind == "{k}"\n    some u in input.sql.statements\n    u.kind == "{k2}"',
+        'input.subject.id == "{t}"',
+        'some s in input.sql.statements\n    not s.kind == "{k}"',
+    ]
+)
+
+
+@st.composite
+def _rules(draw: st.DrawFn) -> str:
+    lines = ["package p", ""]
+    for i in range(draw(st.integers(1, 6))):
+        condition = draw(_CONDITIONS).format(
+            k=draw(st.sampled_from(_KINDS)), k2=draw(st.sampled_from(_KINDS)), t=draw(st.sampled_from(_NAMES))
+        )
+        lines += [f'deny contains "r{i}" if {{', f"    {condition}", "}", ""]
+    return "\n".join(lines)
+
+
+@st.composite
+def _inputs(draw: st.DrawFn) -> dict[str, object]:
+    tables = st.lists(st.sampled_from(_NAMES), max_size=2)
+    statements = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {"kind": st.sampled_from(_KINDS), "tables_read": tables, "tables_written": tables}
+            ),
+            max_size=3,
+        )
+    )
+    return {
+        "subject": {"id": draw(st.sampled_from(_NAMES))},
+        "sql": {
+            "statements": statements,
+            "tables_read": sorted({t for s in statements for t in s["tables_read"]}),
+            "tables_written": sorted({t for s in statements for t in s["tables_written"]}),
+        },
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=_rules(), inputs=st.lists(_inputs(), min_size=1, max_size=5))
+def test_the_index_decides_as_running_every_definition_does(text: str, inputs: list[dict[str, object]]) -> None:
+    from subguard.engine.decision import Decisions
+    from subguard.engine.policy import policy_from_sources
+
+    indexed = policy_from_sources([("p.guard", text)])
+    reference = Decisions(policy_from_sources([("p.guard", text)]).compiled, indexed=False)
+    for raw in inputs:
+        document = indexed.compiled.conform(raw)
+        assert indexed.decisions.outputs(document, {}) == reference.outputs(document, {}), text

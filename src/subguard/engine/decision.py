@@ -177,10 +177,13 @@ class Outputs(NamedTuple):
 class Decisions:
     """A compiled policy's decision rules: indexed once at load, run per input."""
 
-    def __init__(self, compiled: CompiledPolicy) -> None:
+    def __init__(self, compiled: CompiledPolicy, *, indexed: bool = True) -> None:
+        """`indexed=False` runs every definition for every input: the reference the
+        index must agree with (for tests)."""
         self.compiled = compiled
         self.index = RuleIndex.of(compiled.definitions)
-        compiled.select(self.index)
+        if indexed:
+            compiled.select(self.index)
         self._definitions = compiled.definitions
         #: package → location of its `default allow := true`
         self._open_defaults = {

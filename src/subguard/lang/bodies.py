@@ -28,6 +28,7 @@ from subguard.lang.builtins import BUILTINS
 from subguard.lang.builtins_text import plain_text
 from subguard.lang.program import Line, Program, RuleGroup, did_you_mean
 from subguard.lang.typecheck import (
+    check_argument,
     check_comparable,
     check_iterable,
     check_member,
@@ -519,6 +520,9 @@ class BodyCompiler:
                 f"`{e.name}` takes {builtin.arity} argument{'s' * (builtin.arity != 1)}, not {len(args)}",
                 e.loc,
             )
+        elif builtin.args is not None:
+            for position, (declared, (_code, actual), arg) in enumerate(zip(builtin.args, args, e.args), 1):
+                check_argument(self.errors, e.name, position, declared, actual, arg.loc)
         fname = "_b_" + e.name.replace(".", "_")
         self.program.namespace[fname] = builtin.fn
         return f"{fname}({arg_code})", builtin.result

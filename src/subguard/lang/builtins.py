@@ -18,7 +18,7 @@ import math
 import re
 import time
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -37,30 +37,43 @@ class BuiltinUndefined(BuiltinError):
     """The builtin has no result for these arguments; OPA calls this *undefined*."""
 
 
-def _result_type(declared: Type | str) -> Type:
+def _type(declared: Type | str) -> Type:
     # a type written as text (`"set<string>"`) is parsed once, when the builtin is
     # registered; the checker reads the `Type`
     return parse_type(declared) if isinstance(declared, str) else declared
 
 
+def _types(declared: Sequence[Type | str] | None) -> tuple[Type, ...] | None:
+    return None if declared is None else tuple(_type(t) for t in declared)
+
+
 @attrs.frozen
 class Builtin:
-    """One builtin function: its policy name, arity, implementation and result type
-    (declared as a `Type` or as its text, parsed once here)."""
+    """One builtin function: its policy name, arity, implementation, result type and
+    (when declared) argument types — each a `Type` or its text, parsed once here, as
+    OPA's `builtins.go` declares them. Undeclared argument types are `any`."""
 
     name: str
     arity: int
     fn: Callable[..., Any] = attrs.field(repr=False)
-    result: Type = attrs.field(converter=_result_type)
+    result: Type = attrs.field(converter=_type)
+    args: tuple[Type, ...] | None = attrs.field(default=None, converter=_types)
+
+    def __attrs_post_init__(self) -> None:
+        if self.args is not None and len(self.args) != self.arity:
+            raise ValueError(f"`{self.name}` declares {len(self.args)} argument types for {self.arity} arguments")
 
 
 _REGISTRY: dict[str, Builtin] = {}
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _builtin(name: str, arity: int, result: str) -> Callable[[_F], _F]:
+def _builtin(name: str, args: tuple[str, ...], result: str) -> Callable[[_F], _F]:
+    """Register `fn` as the builtin `name`, taking arguments of the types `args` and
+    returning a `result`."""
+
     def register(fn: _F) -> _F:
-        _REGISTRY[name] = Builtin(name, arity, _guarded(name, fn), result)
+        _REGISTRY[name] = Builtin(name, len(args), _guarded(name, fn), result, args)
         return fn
 
     return register
@@ -146,7 +159,7 @@ def _object(name: str, pos: int, value: Any) -> dict[Any, Any]:
 # --- aggregates ---------------------------------------------------------------------------
 
 
-@_builtin("count", 1, "number")
+@_builtin("count", ("any",), "number")
 def _count(collection: Any) -> int:
     if isinstance(collection, (str, tuple, frozenset, dict)):
         return len(collection)
@@ -161,17 +174,17 @@ def _numbers(name: str, collection: Any) -> list[int | float]:
     return list(items)
 
 
-@_builtin("sum", 1, "number")
+@_builtin("sum", ("any",), "number")
 def _sum(collection: Any) -> int | float:
     return sum(_numbers("sum", collection))
 
 
-@_builtin("product", 1, "number")
+@_builtin("product", ("any",), "number")
 def _product(collection: Any) -> int | float:
     return math.prod(_numbers("product", collection))
 
 
-@_builtin("max", 1, "any")
+@_builtin("max", ("any",), "any")
 def _max(collection: Any) -> Any:
     items = _collection("max", 1, collection)
     if not items:
@@ -179,7 +192,7 @@ def _max(collection: Any) -> Any:
     return max(items, key=sort_key)
 
 
-@_builtin("min", 1, "any")
+@_builtin("min", ("any",), "any")
 def _min(collection: Any) -> Any:
     items = _collection("min", 1, collection)
     if not items:
@@ -187,7 +200,7 @@ def _min(collection: Any) -> Any:
     return min(items, key=sort_key)
 
 
-@_builtin("sort", 1, "array<any>")
+@_builtin("sort", ("any",), "array<any>")
 def _sort(collection: Any) -> tuple[Any, ...]:
     return tuple(sorted(_collection("sort", 1, collection), key=sort_key))
 
@@ -195,29 +208,29 @@ def _sort(collection: Any) -> tuple[Any, ...]:
 # --- numbers ------------------------------------------------------------------------------
 
 
-@_builtin("abs", 1, "number")
+@_builtin("abs", ("number",), "number")
 def _abs(x: Any) -> int | float:
     return abs(_num("abs", 1, x))
 
 
-@_builtin("round", 1, "number")
+@_builtin("round", ("number",), "number")
 def _round(x: Any) -> int:
     # Go's math.Round: halves round away from zero (Python's round() goes to even)
     n = _num("round", 1, x)
     return int(math.copysign(math.floor(abs(n) + 0.5), n))
 
 
-@_builtin("ceil", 1, "number")
+@_builtin("ceil", ("number",), "number")
 def _ceil(x: Any) -> int:
     return math.ceil(_num("ceil", 1, x))
 
 
-@_builtin("floor", 1, "number")
+@_builtin("floor", ("number",), "number")
 def _floor(x: Any) -> int:
     return math.floor(_num("floor", 1, x))
 
 
-@_builtin("numbers.range", 2, "array<number>")
+@_builtin("numbers.range", ("number", "number"), "array<number>")
 def _range(a: Any, b: Any) -> tuple[int, ...]:
     start, stop = _int("numbers.range", 1, a), _int("numbers.range", 2, b)
     step = 1 if stop >= start else -1
@@ -227,7 +240,7 @@ def _range(a: Any, b: Any) -> tuple[int, ...]:
 _NUMBER_TEXT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
 
 
-@_builtin("to_number", 1, "number")
+@_builtin("to_number", ("any",), "number")
 def _to_number(x: Any) -> int | float:
     if x is None:
         return 0
@@ -251,7 +264,7 @@ def _to_number(x: Any) -> int | float:
 _INT_FORMATS = {2: "b", 8: "o", 10: "d", 16: "x"}
 
 
-@_builtin("format_int", 2, "string")
+@_builtin("format_int", ("number", "number"), "string")
 def _format_int(number: Any, base: Any) -> str:
     n = _num("format_int", 1, number)
     b = _int("format_int", 2, base)
@@ -280,7 +293,7 @@ def _step(container: Any, key: Any) -> Any:
     return _MISSING
 
 
-@_builtin("object.get", 3, "any")
+@_builtin("object.get", ("any", "any", "any"), "any")
 def _object_get(obj: Any, key: Any, default: Any) -> Any:
     current = _object("object.get", 1, obj)
     # as in OPA, an array key is a path into nested objects (and arrays)
@@ -293,12 +306,12 @@ def _object_get(obj: Any, key: Any, default: Any) -> Any:
     return found
 
 
-@_builtin("object.keys", 1, "set<any>")
+@_builtin("object.keys", ("any",), "set<any>")
 def _object_keys(obj: Any) -> frozenset[Any]:
     return frozenset(_object("object.keys", 1, obj))
 
 
-@_builtin("object.remove", 2, "object<any>")
+@_builtin("object.remove", ("any", "any"), "object<any>")
 def _object_remove(obj: Any, keys: Any) -> dict[Any, Any]:
     source = _object("object.remove", 1, obj)
     if isinstance(keys, dict):
@@ -310,7 +323,7 @@ def _object_remove(obj: Any, keys: Any) -> dict[Any, Any]:
     return {k: v for k, v in source.items() if k not in drop}
 
 
-@_builtin("object.union", 2, "object<any>")
+@_builtin("object.union", ("any", "any"), "object<any>")
 def _object_union(a: Any, b: Any) -> dict[Any, Any]:
     return _merge(_object("object.union", 1, a), _object("object.union", 2, b))
 
@@ -326,7 +339,7 @@ def _merge(a: dict[Any, Any], b: dict[Any, Any]) -> dict[Any, Any]:
     return merged
 
 
-@_builtin("array.concat", 2, "array<any>")
+@_builtin("array.concat", ("any", "any"), "array<any>")
 def _array_concat(a: Any, b: Any) -> tuple[Any, ...]:
     if not isinstance(a, tuple):
         raise _bad("array.concat", 1, "array", a)
@@ -335,7 +348,7 @@ def _array_concat(a: Any, b: Any) -> tuple[Any, ...]:
     return a + b
 
 
-@_builtin("array.slice", 3, "array<any>")
+@_builtin("array.slice", ("any", "number", "number"), "array<any>")
 def _array_slice(arr: Any, start: Any, stop: Any) -> tuple[Any, ...]:
     if not isinstance(arr, tuple):
         raise _bad("array.slice", 1, "array", arr)
@@ -344,7 +357,7 @@ def _array_slice(arr: Any, start: Any, stop: Any) -> tuple[Any, ...]:
     return arr[first:last] if first < last else ()
 
 
-@_builtin("array.reverse", 1, "array<any>")
+@_builtin("array.reverse", ("any",), "array<any>")
 def _array_reverse(arr: Any) -> tuple[Any, ...]:
     if not isinstance(arr, tuple):
         raise _bad("array.reverse", 1, "array", arr)
@@ -360,12 +373,12 @@ def _sets(name: str, value: Any) -> list[frozenset[Any]]:
     return list(value)
 
 
-@_builtin("union", 1, "set<any>")
+@_builtin("union", ("any",), "set<any>")
 def _union(sets: Any) -> frozenset[Any]:
     return frozenset().union(*_sets("union", sets))
 
 
-@_builtin("intersection", 1, "set<any>")
+@_builtin("intersection", ("any",), "set<any>")
 def _intersection(sets: Any) -> frozenset[Any]:
     members = _sets("intersection", sets)
     if not members:
@@ -377,7 +390,7 @@ def _intersection(sets: Any) -> frozenset[Any]:
 
 
 def _is(name: str, test: Callable[[Any], bool]) -> None:
-    _REGISTRY[name] = Builtin(name, 1, test, "boolean")
+    _REGISTRY[name] = Builtin(name, 1, test, "boolean", ("any",))
 
 
 _is("is_string", lambda x: type(x) is str)
@@ -389,7 +402,7 @@ _is("is_set", lambda x: isinstance(x, frozenset))
 _is("is_object", lambda x: isinstance(x, dict))
 
 
-@_builtin("type_name", 1, "string")
+@_builtin("type_name", ("any",), "string")
 def _type_name(x: Any) -> str:
     return type_name(x)
 
@@ -397,12 +410,12 @@ def _type_name(x: Any) -> str:
 # --- encodings and time ---------------------------------------------------------------
 
 
-@_builtin("json.marshal", 1, "string")
+@_builtin("json.marshal", ("any",), "string")
 def _json_marshal(x: Any) -> str:
     return marshal(x)
 
 
-@_builtin("json.unmarshal", 1, "any")
+@_builtin("json.unmarshal", ("string",), "any")
 def _json_unmarshal(x: Any) -> Any:
     try:
         return from_json(json.loads(_str("json.unmarshal", 1, x)))
@@ -410,7 +423,7 @@ def _json_unmarshal(x: Any) -> Any:
         raise BuiltinError(f"`json.unmarshal`: invalid JSON: {exc.msg}") from None
 
 
-@_builtin("json.is_valid", 1, "boolean")
+@_builtin("json.is_valid", ("any",), "boolean")
 def _json_is_valid(x: Any) -> bool:
     if type(x) is not str:
         return False
@@ -421,12 +434,12 @@ def _json_is_valid(x: Any) -> bool:
     return True
 
 
-@_builtin("base64.encode", 1, "string")
+@_builtin("base64.encode", ("string",), "string")
 def _base64_encode(x: Any) -> str:
     return base64.b64encode(_str("base64.encode", 1, x).encode()).decode("ascii")
 
 
-@_builtin("base64.decode", 1, "string")
+@_builtin("base64.decode", ("string",), "string")
 def _base64_decode(x: Any) -> str:
     try:
         return base64.b64decode(_str("base64.decode", 1, x), validate=True).decode()
@@ -434,7 +447,7 @@ def _base64_decode(x: Any) -> str:
         raise BuiltinError(f"`base64.decode`: {exc}") from None
 
 
-@_builtin("time.now_ns", 0, "number")
+@_builtin("time.now_ns", (), "number")
 def _now_ns() -> int:
     return time.time_ns()
 

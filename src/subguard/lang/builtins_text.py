@@ -20,52 +20,52 @@ __all__ = ["plain_text"]
 # --- strings ------------------------------------------------------------------------------
 
 
-@_builtin("lower", 1, "string")
+@_builtin("lower", ("string",), "string")
 def _lower(x: Any) -> str:
     return _str("lower", 1, x).lower()
 
 
-@_builtin("upper", 1, "string")
+@_builtin("upper", ("string",), "string")
 def _upper(x: Any) -> str:
     return _str("upper", 1, x).upper()
 
 
-@_builtin("trim", 2, "string")
+@_builtin("trim", ("string", "string"), "string")
 def _trim(x: Any, cutset: Any) -> str:
     return _str("trim", 1, x).strip(_str("trim", 2, cutset))
 
 
-@_builtin("trim_left", 2, "string")
+@_builtin("trim_left", ("string", "string"), "string")
 def _trim_left(x: Any, cutset: Any) -> str:
     return _str("trim_left", 1, x).lstrip(_str("trim_left", 2, cutset))
 
 
-@_builtin("trim_right", 2, "string")
+@_builtin("trim_right", ("string", "string"), "string")
 def _trim_right(x: Any, cutset: Any) -> str:
     return _str("trim_right", 1, x).rstrip(_str("trim_right", 2, cutset))
 
 
-@_builtin("trim_prefix", 2, "string")
+@_builtin("trim_prefix", ("string", "string"), "string")
 def _trim_prefix(x: Any, prefix: Any) -> str:
     return _str("trim_prefix", 1, x).removeprefix(_str("trim_prefix", 2, prefix))
 
 
-@_builtin("trim_suffix", 2, "string")
+@_builtin("trim_suffix", ("string", "string"), "string")
 def _trim_suffix(x: Any, suffix: Any) -> str:
     return _str("trim_suffix", 1, x).removesuffix(_str("trim_suffix", 2, suffix))
 
 
-@_builtin("trim_space", 1, "string")
+@_builtin("trim_space", ("string",), "string")
 def _trim_space(x: Any) -> str:
     return _str("trim_space", 1, x).strip()
 
 
-@_builtin("replace", 3, "string")
+@_builtin("replace", ("string", "string", "string"), "string")
 def _replace(x: Any, old: Any, new: Any) -> str:
     return _str("replace", 1, x).replace(_str("replace", 2, old), _str("replace", 3, new))
 
 
-@_builtin("split", 2, "array<string>")
+@_builtin("split", ("string", "string"), "array<string>")
 def _split(x: Any, delimiter: Any) -> tuple[str, ...]:
     text, sep = _str("split", 1, x), _str("split", 2, delimiter)
     if not sep:
@@ -74,7 +74,7 @@ def _split(x: Any, delimiter: Any) -> tuple[str, ...]:
     return tuple(text.split(sep))
 
 
-@_builtin("concat", 2, "string")
+@_builtin("concat", ("string", "any"), "string")
 def _concat(delimiter: Any, collection: Any) -> str:
     sep = _str("concat", 1, delimiter)
     if type(collection) is str:
@@ -82,27 +82,27 @@ def _concat(delimiter: Any, collection: Any) -> str:
     return sep.join(_strings("concat", 2, collection))
 
 
-@_builtin("startswith", 2, "boolean")
+@_builtin("startswith", ("string", "string"), "boolean")
 def _startswith(search: Any, base: Any) -> bool:
     return _str("startswith", 1, search).startswith(_str("startswith", 2, base))
 
 
-@_builtin("endswith", 2, "boolean")
+@_builtin("endswith", ("string", "string"), "boolean")
 def _endswith(search: Any, base: Any) -> bool:
     return _str("endswith", 1, search).endswith(_str("endswith", 2, base))
 
 
-@_builtin("contains", 2, "boolean")
+@_builtin("contains", ("string", "string"), "boolean")
 def _contains(haystack: Any, needle: Any) -> bool:
     return _str("contains", 2, needle) in _str("contains", 1, haystack)
 
 
-@_builtin("indexof", 2, "number")
+@_builtin("indexof", ("string", "string"), "number")
 def _indexof(haystack: Any, needle: Any) -> int:
     return _str("indexof", 1, haystack).find(_str("indexof", 2, needle))
 
 
-@_builtin("substring", 3, "string")
+@_builtin("substring", ("string", "number", "number"), "string")
 def _substring(value: Any, offset: Any, length: Any) -> str:
     text = _str("substring", 1, value)
     start = _int("substring", 2, offset)
@@ -114,19 +114,19 @@ def _substring(value: Any, offset: Any, length: Any) -> str:
     return text[start : start + size]
 
 
-@_builtin("strings.reverse", 1, "string")
+@_builtin("strings.reverse", ("string",), "string")
 def _strings_reverse(x: Any) -> str:
     return _str("strings.reverse", 1, x)[::-1]
 
 
-@_builtin("strings.any_prefix_match", 2, "boolean")
+@_builtin("strings.any_prefix_match", ("any", "any"), "boolean")
 def _any_prefix_match(search: Any, base: Any) -> bool:
     searches = _strings("strings.any_prefix_match", 1, search)
     prefixes = tuple(_strings("strings.any_prefix_match", 2, base))
     return any(s.startswith(prefixes) for s in searches)
 
 
-@_builtin("strings.any_suffix_match", 2, "boolean")
+@_builtin("strings.any_suffix_match", ("any", "any"), "boolean")
 def _any_suffix_match(search: Any, base: Any) -> bool:
     searches = _strings("strings.any_suffix_match", 1, search)
     suffixes = tuple(_strings("strings.any_suffix_match", 2, base))
@@ -202,7 +202,7 @@ def _format_one(verb: str, flags: str, width: str | None, precision: str | None,
     return _wrong(verb, value)
 
 
-@_builtin("sprintf", 2, "string")
+@_builtin("sprintf", ("string", "any"), "string")
 def _sprintf(format_: Any, values: Any) -> str:
     template = _str("sprintf", 1, format_)
     if not isinstance(values, tuple):
@@ -242,14 +242,14 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-@_builtin("regex.match", 2, "boolean")
+@_builtin("regex.match", ("string", "string"), "boolean")
 def _regex_match(pattern: Any, value: Any) -> bool:
     # OPA's regex.match is unanchored, like Go's MatchString
     compiled = _regex(_str("regex.match", 1, pattern))
     return compiled.search(_str("regex.match", 2, value)) is not None
 
 
-@_builtin("regex.is_valid", 1, "boolean")
+@_builtin("regex.is_valid", ("any",), "boolean")
 def _regex_is_valid(pattern: Any) -> bool:
     if type(pattern) is not str:
         return False
@@ -260,7 +260,7 @@ def _regex_is_valid(pattern: Any) -> bool:
     return True
 
 
-@_builtin("regex.split", 2, "array<string>")
+@_builtin("regex.split", ("string", "string"), "array<string>")
 def _regex_split(pattern: Any, value: Any) -> tuple[str, ...]:
     compiled = _regex(_str("regex.split", 1, pattern))
     return tuple(compiled.split(_str("regex.split", 2, value)))
@@ -333,7 +333,7 @@ def _glob(pattern: str, delimiters: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-@_builtin("glob.match", 3, "boolean")
+@_builtin("glob.match", ("string", "any", "string"), "boolean")
 def _glob_match(pattern: Any, delimiters: Any, match: Any) -> bool:
     glob = _str("glob.match", 1, pattern)
     if delimiters is None:
@@ -345,7 +345,7 @@ def _glob_match(pattern: Any, delimiters: Any, match: Any) -> bool:
     return _glob(glob, delims).fullmatch(_str("glob.match", 3, match)) is not None
 
 
-@_builtin("glob.quote_meta", 1, "string")
+@_builtin("glob.quote_meta", ("string",), "string")
 def _glob_quote_meta(pattern: Any) -> str:
     return re.sub(r"([*?\[\]{}\\])", r"\\\1", _str("glob.quote_meta", 1, pattern))
 
@@ -361,7 +361,7 @@ def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(text, strict=False)
 
 
-@_builtin("net.cidr_contains", 2, "boolean")
+@_builtin("net.cidr_contains", ("string", "string"), "boolean")
 def _cidr_contains(cidr: Any, cidr_or_ip: Any) -> bool:
     outer = _network(_str("net.cidr_contains", 1, cidr))
     inner = _network(_str("net.cidr_contains", 2, cidr_or_ip))
@@ -370,7 +370,7 @@ def _cidr_contains(cidr: Any, cidr_or_ip: Any) -> bool:
     return inner.subnet_of(outer)  # type: ignore[arg-type]
 
 
-@_builtin("net.cidr_is_valid", 1, "boolean")
+@_builtin("net.cidr_is_valid", ("any",), "boolean")
 def _cidr_is_valid(cidr: Any) -> bool:
     if type(cidr) is not str or "/" not in cidr:
         return False
@@ -381,7 +381,7 @@ def _cidr_is_valid(cidr: Any) -> bool:
     return True
 
 
-@_builtin("net.cidr_intersects", 2, "boolean")
+@_builtin("net.cidr_intersects", ("string", "string"), "boolean")
 def _cidr_intersects(a: Any, b: Any) -> bool:
     first = _network(_str("net.cidr_intersects", 1, a))
     second = _network(_str("net.cidr_intersects", 2, b))

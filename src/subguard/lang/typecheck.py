@@ -15,6 +15,7 @@ from subguard.lang.program import Errors, did_you_mean
 from subguard.lang.types import ANY, BOOLEAN, NULL, NUMBER, STRING, Schema, Type
 
 __all__ = [
+    "check_argument",
     "check_comparable",
     "check_iterable",
     "check_member",
@@ -24,6 +25,16 @@ __all__ = [
     "join",
     "scalar_type",
 ]
+
+
+def check_argument(errors: Errors, name: str, position: int, declared: Type, actual: Type, loc: ast.Location) -> None:
+    """A builtin's argument of a known type other than the one it declares (a number
+    given to `lower`) can only fail at run time: report it now."""
+    if declared.kind == "any" or actual.kind == "any" or actual.kind == declared.kind:
+        return
+    if actual.kind == "null" or (declared.kind == "object" and actual.kind == "record"):
+        return
+    errors.add("type_error", f"`{name}` argument {position} must be a {declared}, not a {actual}", loc)
 
 
 def check_iterable(errors: Errors, t: Type, loc: ast.Location) -> None:
