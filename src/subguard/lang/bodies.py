@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import Any
 
 import attrs
 
@@ -41,14 +41,10 @@ from subguard.lang.typecheck import (
 from subguard.lang.types import ANY, BOOLEAN, NUMBER, STRING, Type
 from subguard.lang.values import freeze
 
-__all__ = ["LEAVE_ONCE", "BodyCompiler", "Fn", "constant", "render"]
+__all__ = ["BodyCompiler", "Fn", "constant", "render"]
 
 _PLAIN_VERB = re.compile(r"%[sv]")
 
-#: What an entrypoint definition's body does when a literal fails outside any loop:
-#: the body runs inside a one-pass `for` (in its own function and inlined in the fused
-#: one alike), so it leaves with `break`.
-LEAVE_ONCE: Final = "break"
 
 
 @attrs.define
@@ -63,31 +59,41 @@ class _Var:
 class Fn:
     """Code being generated for one Python function: lines, indentation, loop depth."""
 
-    def __init__(self, indent: int, leave: str = "") -> None:
+    def __init__(self, indent: int, leaves: bool = False) -> None:
         self.lines: list[Line] = []
         self.indent = indent
         self.loops = 0
         #: What a function returns when its body fails outside any loop (a
         #: comprehension returns what it collected: an empty collection, not undefined).
         self.result = ""
-        #: How a body leaves when a literal fails outside any loop, if not by `return`.
-        self.leave = leave
+        #: A failure outside any loop ends the line with the statement `render` is
+        #: given (an entrypoint body: `return` in its own function, `break` inlined).
+        self.leaves = leaves
 
     def emit(self, line: str) -> None:
-        self.lines.append((self.indent, line))
+        self.lines.append((self.indent, line, False))
 
-    @property
-    def fail(self) -> str:
+    def emit_failing(self, prefix: str) -> None:
+        """`prefix` followed by what a failing literal does here: move on to the next
+        binding, or leave."""
         if self.loops:
-            return "continue"
-        if self.leave:
-            return self.leave
-        return f"return {self.result}" if self.result else "return"
+            self.lines.append((self.indent, prefix + "continue", False))
+        elif self.leaves:
+            self.lines.append((self.indent, prefix, True))
+        else:
+            self.lines.append((self.indent, prefix + (f"return {self.result}" if self.result else "return"), False))
 
 
-def render(lines: Sequence[Line], base: int) -> list[str]:
-    """Generated lines as source text, the function holding them placed at `base`."""
-    return ["    " * (base + indent) + text for indent, text in lines]
+def render(lines: Sequence[Line], base: int, leave: str = "") -> list[str]:
+    """Generated lines as source text, the function holding them placed at `base`;
+    `leave` ends the lines that leave the body."""
+    rendered = []
+    for indent, text, leaves in lines:
+        if leaves:
+            assert leave, "an entrypoint body is rendered with its leave statement"
+            text += leave
+        rendered.append("    " * (base + indent) + text)
+    return rendered
 
 
 class BodyCompiler:
@@ -159,7 +165,7 @@ class BodyCompiler:
             tmp = self.tmp("c")
             fn.emit("try:")
             fn.emit(f"    {tmp} = {coll}")
-            fn.emit(f"except _U: {fn.fail}")
+            fn.emit_failing("except _U: ")
             check_iterable(self.errors, ctype, lit.collection.loc)
             elem = elem_type(ctype)
             if lit.key is None:
@@ -187,10 +193,10 @@ class BodyCompiler:
         code, _type = self.expr(lit.expr, cx)
         fn.emit("try:")
         if is_boolean_expr(lit.expr):
-            fn.emit(f"    if not ({code}): {fn.fail}")
+            fn.emit_failing(f"    if not ({code}): ")
         else:
-            fn.emit(f"    if ({code}) is False: {fn.fail}")
-        fn.emit(f"except _U: {fn.fail}")
+            fn.emit_failing(f"    if ({code}) is False: ")
+        fn.emit_failing("except _U: ")
 
     def withs(self, withs: Sequence[ast.With]) -> str:
         parts = []
@@ -216,7 +222,7 @@ class BodyCompiler:
         cx = self.tmp("w")
         self.fn.emit("try:")
         self.fn.emit(f"    {cx} = _with_(ctx, ({', '.join(parts)},))")
-        self.fn.emit(f"except _U: {self.fn.fail}")
+        self.fn.emit_failing("except _U: ")
         return cx
 
     def assign(self, lit: ast.Assign, cx: str) -> None:
@@ -235,7 +241,7 @@ class BodyCompiler:
             tmp = self.tmp()
             fn.emit("try:")
             fn.emit(f"    {tmp} = {code}")
-            fn.emit(f"except _U: {fn.fail}")
+            fn.emit_failing("except _U: ")
             py = self.bind(target.name, type_, target.loc)
             fn.emit(f"{py} = {tmp}")
             return
@@ -244,8 +250,8 @@ class BodyCompiler:
             tmp = self.tmp()
             fn.emit("try:")
             fn.emit(f"    {tmp} = {code}")
-            fn.emit(f"    if type({tmp}) is not tuple or len({tmp}) != {len(target.items)}: {fn.fail}")
-            fn.emit(f"except _U: {fn.fail}")
+            fn.emit_failing(f"    if type({tmp}) is not tuple or len({tmp}) != {len(target.items)}: ")
+            fn.emit_failing("except _U: ")
             for i, item in enumerate(target.items):
                 assert isinstance(item, ast.Var)
                 py = self.bind(item.name, ANY, item.loc)
@@ -258,8 +264,8 @@ class BodyCompiler:
         right, rt = self.expr(value, cx)
         check_comparable(self.errors, "==", lt, rt, lit.loc)
         fn.emit("try:")
-        fn.emit(f"    if not _eq({left}, {right}): {fn.fail}")
-        fn.emit(f"except _U: {fn.fail}")
+        fn.emit_failing(f"    if not _eq({left}, {right}): ")
+        fn.emit_failing("except _U: ")
 
     def names_in_scope(self) -> set[str]:
         return {n for s in self.scopes for n, v in s.items() if not v.declared_only}
@@ -280,7 +286,7 @@ class BodyCompiler:
         inner = self.fn
         self.fn = outer
         outer.emit(f"def {name}({', '.join(pys)}):")
-        outer.lines.extend(inner.lines or [(outer.indent + 1, "pass")])
+        outer.lines.extend(inner.lines or [(outer.indent + 1, "pass", False)])
         return name
 
     def every(self, lit: ast.Every) -> None:
@@ -301,10 +307,10 @@ class BodyCompiler:
         fn.emit("try:")
         fn.emit(f"    {tmp} = {dom}")
         if lit.key:
-            fn.emit(f"    if not all({check}(_a, _b) for _a, _b in _items({tmp})): {fn.fail}")
+            fn.emit_failing(f"    if not all({check}(_a, _b) for _a, _b in _items({tmp})): ")
         else:
-            fn.emit(f"    if not all({check}(_a) for _a in _values({tmp})): {fn.fail}")
-        fn.emit(f"except _U: {fn.fail}")
+            fn.emit_failing(f"    if not all({check}(_a) for _a in _values({tmp})): ")
+        fn.emit_failing("except _U: ")
 
     def not_literal(self, lit: ast.NotLiteral) -> None:
         fn = self.fn
@@ -315,14 +321,14 @@ class BodyCompiler:
                 self.fn.emit("return True")
 
             check = self.nested([], build)
-            fn.emit(f"if {check}(): {fn.fail}")
+            fn.emit_failing(f"if {check}(): ")
             return
         code, _ = self.expr(lit.expr, cx)
         fn.emit("try:")
         if is_boolean_expr(lit.expr):
-            fn.emit(f"    if {code}: {fn.fail}")
+            fn.emit_failing(f"    if {code}: ")
         else:
-            fn.emit(f"    if ({code}) is not False: {fn.fail}")
+            fn.emit_failing(f"    if ({code}) is not False: ")
         fn.emit("except _U: pass")
 
     def iterates(self, expr: ast.Expr) -> bool:
@@ -424,15 +430,15 @@ class BodyCompiler:
                 v, vt = self.expr(e.value, "ctx")
                 self.fn.emit("try:")
                 self.fn.emit(f"    {out}.append(({k}, {v}))")
-                self.fn.emit(f"except _U: {self.fn.fail}")
+                self.fn.emit_failing("except _U: ")
                 result_type = Type("object", vt)
             else:
                 t, tt = self.expr(e.term, "ctx")
                 self.fn.emit("try:")
                 self.fn.emit(f"    {out}.append({t})")
-                self.fn.emit(f"except _U: {self.fn.fail}")
+                self.fn.emit_failing("except _U: ")
                 result_type = Type("array" if isinstance(e, ast.ArrayCompr) else "set", tt)
-            self.fn.lines.append((self.fn.indent - self.fn.loops, f"return {out}"))
+            self.fn.lines.append((self.fn.indent - self.fn.loops, f"return {out}", False))
 
         name = self.nested([], build)
         if isinstance(e, ast.ArrayCompr):
@@ -625,7 +631,7 @@ class BodyCompiler:
                 fn = self.fn
                 fn.emit("try:")
                 fn.emit(f"    {coll} = {code}")
-                fn.emit(f"except _U: {fn.fail}")
+                fn.emit_failing("except _U: ")
                 key_type = NUMBER if type_.kind == "array" else STRING if type_.kind in ("object", "record") else elem_type(type_)
                 key = self.bind(step.name, key_type, step.loc) if step.name != "_" else self.tmp("w")
                 if step.name != "_":

@@ -12,7 +12,7 @@ import itertools
 from typing import Any
 
 from subguard.lang import ast, runtime
-from subguard.lang.bodies import LEAVE_ONCE, BodyCompiler, Fn, constant, render
+from subguard.lang.bodies import BodyCompiler, Fn, constant, render
 from subguard.lang.program import Line, Program, RuleGroup
 from subguard.lang.types import ANY
 from subguard.lang.values import freeze
@@ -39,23 +39,21 @@ def _compile_definition(program: Program, module: ast.Module, group: RuleGroup, 
     fname = f"_d{group.index}_{next(counter)}"
     params = ["ctx", "out", *(f"_a{i}" for i in range(len(rule.args)))] if rule.kind == ast.FUNCTION else ["ctx", "out"]
     program.source.append(f"def {fname}({', '.join(params)}):")
-    if group.name in program.entrypoints:
-        lines = _definition_lines(program, module, group, rule, counter, leave=LEAVE_ONCE)
+    entrypoint = group.name in program.entrypoints
+    lines = _definition_lines(program, module, group, rule, counter, leaves=entrypoint)
+    if entrypoint:
+        # kept for the fused function, which inlines this same body (`policy._fuse`)
         program.entry_bodies[fname] = lines
-        program.source.append("    for _once in _ONCE:")
-        program.source.extend(render(lines, 2) or ["        pass"])
-    else:
-        lines = _definition_lines(program, module, group, rule, counter, leave="")
-        program.source.extend(render(lines, 1) or ["    pass"])
+    program.source.extend(render(lines, 1, "return") or ["    pass"])
     program.source.append("")
     program.def_functions.setdefault(group.index, []).append(fname)
 
 
 def _definition_lines(
-    program: Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any, *, leave: str
+    program: Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any, *, leaves: bool
 ) -> list[Line]:
     bc = BodyCompiler(program, module, group, counter)
-    bc.fn = Fn(0, leave)
+    bc.fn = Fn(0, leaves)
     if rule.kind == ast.FUNCTION:
         for i, arg in enumerate(rule.args):
             pname = f"_a{i}"
@@ -63,7 +61,7 @@ def _definition_lines(
                 py = bc.bind(arg.name, ANY, arg.loc)
                 bc.fn.emit(f"{py} = {pname}")
             elif isinstance(arg, ast.Scalar):
-                bc.fn.emit(f"if not _eq({pname}, {arg.value!r}): return")
+                bc.fn.emit_failing(f"if not _eq({pname}, {arg.value!r}): ")
             elif not (isinstance(arg, ast.Var) and arg.name == "_"):
                 program.errors.add("type_error", "function parameters are variables or constants", arg.loc)
     bc.body(rule.body)
@@ -74,14 +72,14 @@ def _definition_lines(
         value, _ = bc.expr(rule.value, "ctx")
         fn.emit("try:")
         fn.emit(f"    out.append(({key}, {value}))")
-        fn.emit(f"except _U: {fn.fail}")
+        fn.emit_failing("except _U: ")
     else:
         assert rule.value is not None
         value, _ = bc.expr(rule.value, "ctx")
         fn.emit("try:")
         fn.emit(f"    out.append({value})")
-        fn.emit(f"except _U: {fn.fail}")
-        if rule.kind in (ast.COMPLETE, ast.FUNCTION) and isinstance(rule.value, ast.Scalar) and fn.loops and not leave:
+        fn.emit_failing("except _U: ")
+        if rule.kind in (ast.COMPLETE, ast.FUNCTION) and isinstance(rule.value, ast.Scalar) and fn.loops and not leaves:
             # one solution decides a constant-valued rule: stop searching
             fn.emit("return")
     for scope in bc.scopes:

@@ -217,26 +217,28 @@ class CompiledPolicy:
     def _fuse(self, always: Sequence[int]) -> Callable[..., None] | None:
         """One generated function that runs the given entrypoint definitions inline, in
         order: no call, no list hand-off per definition. Each body is the one its own
-        function runs (a one-pass loop a failing literal `break`s out of), inside its
-        own `try`, so a runtime error is caught per definition, as when called."""
+        function runs, generated once, placed in a one-pass loop that a failing literal
+        `break`s out of where the function `return`s, inside its own `try`, so a runtime
+        error is caught per definition, as when called."""
         if not always:
             return None
-        lines: list[Line] = [(0, "def _decide_always(ctx, hits, raised):")]
+        lines: list[Line] = [(0, "def _decide_always(ctx, hits, raised):", False)]
         for i in always:
             body = self._entry_bodies[self._functions[i].__name__]
             lines += [
-                (1, "out = []"),
-                (1, "try:"),
-                (2, "for _once in _ONCE:"),
-                *((3 + indent, text) for indent, text in body or [(0, "pass")]),
-                (1, "except Exception as exc:"),
-                (2, f"raised.append(({i}, exc))"),
-                (1, "else:"),
-                (2, "if out:"),
-                (3, f"hits.append(({i}, out))"),
+                (1, "out = []", False),
+                (1, "try:", False),
+                (2, "for _once in _ONCE:", False),
+                *((3 + indent, text, leaves) for indent, text, leaves in body or [(0, "pass", False)]),
+                (1, "except Exception as exc:", False),
+                (2, f"raised.append(({i}, exc))", False),
+                (1, "else:", False),
+                (2, "if out:", False),
+                (3, f"hits.append(({i}, out))", False),
             ]
         namespace = self._namespace
-        exec(compile("\n".join(render(lines, 0)), "<subguard policy: fused>", "exec"), namespace)
+        # inlined, a body leaves its one-pass loop where its own function returns
+        exec(compile("\n".join(render(lines, 0, "break")), "<subguard policy: fused>", "exec"), namespace)
         fused: Callable[..., None] = namespace["_decide_always"]
         return fused
 

@@ -73,8 +73,9 @@ def did_you_mean(name: str, candidates: Sequence[str] | Any) -> str | None:
 
 
 #: One line of generated code: its indentation level (relative to where the function
-#: holding it is placed) and its text.
-Line = tuple[int, str]
+#: holding it is placed), its text, and whether it ends by leaving the body (the
+#: statement that does is chosen where the body is placed: `bodies.render`).
+Line = tuple[int, str, bool]
 
 
 @attrs.define
