@@ -159,7 +159,7 @@ class CompiledPolicy:
                 hits.append((i, out))
         if fused and candidates and hits:
             hits.sort(key=_first)  # definition order, as the unfused path gives
-        return Results(hits, faults)
+        return _new_tuple(Results, (hits, faults))  # type: ignore[no-any-return]
 
     def watch_definitions(self, fired: Callable[[str], None]) -> None:
         """Call `fired(location)` whenever an entrypoint definition produces a value,
@@ -241,6 +241,11 @@ class CompiledPolicy:
         exec(compile("\n".join(render(lines, 0, "break")), "<subguard policy: fused>", "exec"), namespace)
         fused: Callable[..., None] = namespace["_decide_always"]
         return fused
+
+
+#: One `Results` per input: `tuple.__new__` skips the named tuple's Python-level
+#: `__new__` on the hot path.
+_new_tuple: Any = tuple.__new__
 
 
 def _first(hit: tuple[int, list[Any]]) -> int:
