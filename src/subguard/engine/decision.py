@@ -210,13 +210,15 @@ class Decisions:
         definitions = self._definitions
         fired: list[Fired] = []
         decided: set[str] = set()  # packages whose `allow` produced a value
-        refused: dict[str, str] = {}  # package → location of an `allow` that produced false
+        refused: dict[str, str] | None = None  # package → location of an `allow` that produced false
         new = _new_tuple
         for i, out in hits:
             package, rule, location, _requires = definitions[i]
             if rule == "allow":
                 decided.add(package)
                 if out[0] is not True and not any(v is True for v in out):
+                    if refused is None:
+                        refused = {}
                     refused.setdefault(package, location)
                     continue
             fired.append(new(Fired, (package, rule, location, tuple(out))))
