@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from subguard.log._decisionlog import checkpoint_root
+from subguard.log._builders import checkpoint_root
 from subguard.log._events import Topic, decode_state, event_hash, short_name, split_hash
 from subguard.log._store import Store
 
