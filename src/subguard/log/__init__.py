@@ -9,8 +9,17 @@ from __future__ import annotations
 import logging
 
 from subguard.log._decisionlog import ApprovalOutcome, DecisionLog, open_log
-from subguard.log._events import SCHEMA_VERSION, Topic
+from subguard.log._events import SCHEMA_VERSION, Topic, format_time
 from subguard.log._read import LogRecord, follow, ocsf_event, parse_duration, read_records, since_ns
+from subguard.log._reports import (
+    BacktestChange,
+    BacktestReport,
+    RecordLinker,
+    SessionSummary,
+    backtest,
+    fold_sessions,
+    session_timeline,
+)
 from subguard.log._state import ApprovalState, ApprovalStatus
 from subguard.log._store import Store, open_store
 from subguard.log._verify import Problem, VerifyReport, verify_store
@@ -24,18 +33,26 @@ __all__ = [
     "ApprovalOutcome",
     "ApprovalState",
     "ApprovalStatus",
+    "BacktestChange",
+    "BacktestReport",
     "DecisionLog",
     "LogRecord",
     "Problem",
+    "RecordLinker",
+    "SessionSummary",
     "Store",
     "Topic",
     "VerifyReport",
+    "backtest",
+    "fold_sessions",
     "follow",
+    "format_time",
     "ocsf_event",
     "open_log",
     "open_store",
     "parse_duration",
     "read_records",
+    "session_timeline",
     "since_ns",
     "verify_store",
 ]
