@@ -25,7 +25,6 @@ from subguard.log import LogRecord, Topic, ocsf_event, open_log, read_records
 from .conftest import make_ctx, make_decision
 
 
-
 @cache
 def validator(version: str, profiles: tuple[str, ...]) -> Any:
     ocsf = ocsf_json_schema.OcsfJsonSchemaEmbedded(ocsf_json_schema.get_ocsf_schema(version=version))

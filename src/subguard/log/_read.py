@@ -160,7 +160,7 @@ def ocsf_event(record: LogRecord) -> dict[str, Any]:
     time_ms = record.time_ns // 1_000_000
     subject = _text(s.get("subject"))
     kind = str(s.get("kind", ""))
-    return _without_none(
+    event: dict[str, Any] = _without_none(
         {
             "class_uid": 6003,
             "class_name": "API Activity",
@@ -202,6 +202,7 @@ def ocsf_event(record: LogRecord) -> dict[str, Any]:
             },
         }
     )
+    return event
 
 
 def since_ns(text: str | None, now_ns: int | None = None) -> int:
