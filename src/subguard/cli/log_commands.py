@@ -19,10 +19,12 @@ import orjson
 
 from subguard.errors import SubguardError
 from subguard.log import (
+    Anchor,
     DecisionLog,
     LogRecord,
     RecordLinker,
     Topic,
+    VerifyReport,
     fold_sessions,
     follow,
     format_time,
@@ -170,6 +172,7 @@ def register(group: click.Group) -> None:
     for command in (
         init,
         verify,
+        anchor,
         approve,
         reject,
         revoke,
@@ -198,21 +201,65 @@ def init(store_url: str | None) -> None:
 
 @click.command()
 @store_option
+@click.option(
+    "--anchor",
+    "anchor_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="an anchor printed earlier by `subguard anchor`: the log must still hold it",
+)
+@click.option(
+    "--expect-root",
+    default=None,
+    metavar="ROOT",
+    help="a checkpoint root published elsewhere: some checkpoint must have it",
+)
 @_guarded
-def verify(store_url: str | None) -> None:
-    """Recompute every hash, chain link and checkpoint; exit 1 on the first bad event."""
-    store = open_store(_store_url(store_url), create=False)
+def verify(store_url: str | None, anchor_file: str | None, expect_root: str | None) -> None:
+    """Recompute every hash, chain link and checkpoint; exit 1 on the first bad event.
+
+    Read-only. An empty or wiped store, a missing StoreCreated or checkpoint, or a log
+    that no longer holds a published anchor are failures too.
+    """
+    anchor = Anchor.from_json(pathlib.Path(anchor_file).read_bytes()) if anchor_file else None
+    report = _verified(store_url, anchor=anchor, expect_root=expect_root)
+    unsealed = (
+        f"; {report.unsealed} aggregates have events after the last checkpoint"
+        if report.unsealed
+        else ""
+    )
+    anchored = ", the anchor is held" if anchor is not None else ""
+    rooted = ", the expected root is held" if expect_root is not None else ""
+    click.echo(
+        f"ok: {report.events} events in {report.aggregates} aggregates, "
+        f"{report.checkpoints} checkpoints, all hashes and chains intact{anchored}{rooted}{unsealed}"
+    )
+
+
+def _verified(url: str | None, **checks: Any) -> VerifyReport:
+    """Verify (read-only) or exit 1 naming the first problem."""
+    store = open_store(_store_url(url), create=False)
     try:
-        report = verify_store(store)
+        report = verify_store(store, **checks)
     finally:
         store.close()
     if report.problem is not None:
         click.echo(f"tampered: {report.problem}", err=True)
         sys.exit(1)
-    click.echo(
-        f"ok: {report.events} events in {report.aggregates} aggregates, "
-        f"{report.checkpoints} checkpoints, all hashes and chains intact"
-    )
+    return report
+
+
+@click.command()
+@store_option
+@_guarded
+def anchor(store_url: str | None) -> None:
+    """Verify the log, then print its newest checkpoint as one JSON line to publish
+    elsewhere (a SIEM, a transparency log); `verify --anchor FILE` checks it later."""
+    report = _verified(store_url)
+    if report.anchor is None:
+        _fail("the log has no checkpoint to anchor yet")
+    assert report.anchor is not None
+    click.echo(report.anchor.to_json())
 
 
 @click.command()

@@ -22,7 +22,7 @@ from subguard.log._reports import (
 )
 from subguard.log._state import ApprovalState, ApprovalStatus
 from subguard.log._store import Store, open_store
-from subguard.log._verify import Problem, VerifyReport, verify_store
+from subguard.log._verify import Anchor, Problem, VerifyReport, verify_store
 
 # A library logs, the application decides where it goes: fail-closed commits, follower
 # outages and recoveries are logged under `subguard.log` (see docs/log.md).
@@ -30,6 +30,7 @@ logging.getLogger("subguard.log").addHandler(logging.NullHandler())
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Anchor",
     "ApprovalOutcome",
     "ApprovalState",
     "ApprovalStatus",

@@ -368,12 +368,14 @@ class DecisionLog:
                 session_end = session_end or p.topic == Topic.SESSION_TERMINATED
             covered = {**self._since_checkpoint, **heads}
             count = self._events_since_checkpoint + len(rows)
-            wrote_checkpoint = checkpoint or session_end or count >= self.checkpoint_every
+            version, prev = self._state.head(self.checkpoint_id)
+            # A writer's first write carries a checkpoint too, so a log that holds
+            # anything but holds no checkpoint has had its checkpoints removed.
+            first = version == 0
+            wrote_checkpoint = checkpoint or session_end or first or count >= self.checkpoint_every
             if wrote_checkpoint:
-                version, prev = self._state.head(self.checkpoint_id)
-                state = build.checkpoint_state(
-                    covered, "session-end" if session_end else "interval", format_time(self.clock())
-                )
+                reason = "session-end" if session_end else "start" if first else "interval"
+                state = build.checkpoint_state(covered, reason, format_time(self.clock()))
                 p = PendingEvent(self.checkpoint_id, Topic.CHECKPOINT, state)
                 stored, h = encode_event(
                     self.checkpoint_id, version + 1, Topic.CHECKPOINT, state, prev

@@ -132,6 +132,21 @@ class Store:
                 return
             after = page[-1].id
 
+    def iter_rows(self, after: int = 0, batch: int = 1000) -> Iterator[Notification]:
+        """Every row after `after` as stored, for `verify`: a malformed state (NULL, TEXT)
+        is passed on as it is instead of failing the read."""
+        rows = getattr(self.recorder, "select_rows", None)
+        if rows is None:
+            yield from self.iter_notifications(after, batch=batch)
+            return
+        while True:
+            with self._reading():
+                page = rows(after, batch)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].id
+
     @contextmanager
     def _reading(self) -> Iterator[None]:
         try:
@@ -175,7 +190,9 @@ class Store:
                     f"this subguard understands ({SCHEMA_VERSION}): upgrade subguard"
                 )
             return
-        if not create and self.kind == "postgresql":
+        if not create:
+            # Readers (verify, log, export…) never write: a store without its
+            # StoreCreated event stays that way, and `verify` reports it.
             return
         stored, _ = encode_event(
             store_aggregate_id(),
