@@ -27,7 +27,9 @@ from .conftest import make_ctx, make_decision
 
 @cache
 def validator(version: str, profiles: tuple[str, ...]) -> Any:
-    ocsf = ocsf_json_schema.OcsfJsonSchemaEmbedded(ocsf_json_schema.get_ocsf_schema(version=version))
+    ocsf = ocsf_json_schema.OcsfJsonSchemaEmbedded(
+        ocsf_json_schema.get_ocsf_schema(version=version)
+    )
     schema = ocsf.get_class_schema(ocsf.lookup_class_name_from_uid(6003), profiles=list(profiles))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
