@@ -146,3 +146,27 @@ def test_revoke_reaches_another_process_within_a_second(pg_url: str) -> None:
     finally:
         watcher.kill()
         watcher.communicate()
+
+
+@pytest.mark.slow
+def test_sqlite_concurrent_writers_sharing_sessions_get_no_spurious_conflict_denies(
+    sqlite_url: str,
+) -> None:
+    """Four processes, eight threads each, all in the same two sessions: every losing
+    writer re-reads and re-decides (holding SQLite's write lock on the retry), so no
+    decision fails with StoreConflict (which the engine would turn into `deny`)."""
+    open_log(sqlite_url).close()
+    procs = [spawn("share", sqlite_url, "400", f"p{k}") for k in range(4)]
+    for proc in procs:
+        out, err = finish(proc)
+        assert proc.returncode == 0, err
+        assert out.strip().splitlines()[-1] == "failed 0", out[-500:]
+    log = open_log(sqlite_url, follow=False)
+    try:
+        from .conftest import make_ctx
+
+        states = [log.before(make_ctx(session=f"shared-{k}")).session for k in range(2)]
+        assert sum(s["requests"] for s in states) == 4 * 8 * 400
+    finally:
+        log.close()
+    assert_verified(sqlite_url)

@@ -302,27 +302,26 @@ class DecisionLog:
         re-checked, so a once-grant is never used twice). Sets each unit's result or error."""
         items = [item for unit in units for item in unit.items]
         try:
+            touched: list[PendingEvent] = []
             for attempt in range(CONFLICT_RETRIES):
-                with self._lock:
-                    for name in build.sessions_of(items):
-                        self._load_session(name)
-                    prepared = build.prepare(
-                        self._state,
-                        items,
-                        writer_id=self.writer_id,
-                        now=self.clock(),
-                        approval_ttl_ns=self.approval_ttl_ns,
-                    )
-                try:
-                    self._write(prepared.events)
-                except StoreConflict:
-                    if attempt == CONFLICT_RETRIES - 1:
-                        raise
-                    logger.debug(
-                        "decision log write conflicted; re-reading (attempt %d)", attempt + 1
-                    )
-                    self._refresh(prepared.events)
-                    continue
+                # After a conflict, re-read and re-decide holding the store's write lock
+                # (SQLite): no other process can append in between, so the retry
+                # cannot conflict again (PostgreSQL serialises writers with its table
+                # lock already; there the retry is optimistic).
+                with self.store.exclusive() if touched else contextlib.nullcontext():
+                    if touched:
+                        self._refresh(touched)
+                    prepared = self._prepare(items)
+                    try:
+                        self._write(prepared.events)
+                    except StoreConflict:
+                        if attempt == CONFLICT_RETRIES - 1:
+                            raise
+                        logger.debug(
+                            "decision log write conflicted; re-reading (attempt %d)", attempt + 1
+                        )
+                        touched = prepared.events
+                        continue
                 decisions = iter(prepared.decisions)
                 for unit in units:
                     unit.result = [next(decisions) for _ in unit.items]
@@ -341,6 +340,18 @@ class DecisionLog:
         finally:
             for unit in units:
                 unit.done = True
+
+    def _prepare(self, items: Sequence[tuple[CheckContext, Decision]]) -> build.Prepared:
+        with self._lock:
+            for name in build.sessions_of(items):
+                self._load_session(name)
+            return build.prepare(
+                self._state,
+                items,
+                writer_id=self.writer_id,
+                now=self.clock(),
+                approval_ttl_ns=self.approval_ttl_ns,
+            )
 
     def _refresh(self, pending: Iterable[PendingEvent]) -> None:
         """After a conflict: read what others appended to the aggregates we touched."""

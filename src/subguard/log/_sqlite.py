@@ -5,9 +5,10 @@ setting."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eventsourcing.persistence import (
@@ -46,8 +47,10 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
         super().__init__(*args, **kwargs)
         # Made here, not on first use: two threads' first writes must share one lock
         # (sharing the connection unguarded crashed the interpreter in the conformance run).
-        self._writer_lock = threading.Lock()
+        self._writer_lock = threading.RLock()
         self._writer: sqlite3.Connection | None = None
+        #: the thread holding the write lock through `exclusive()`, if any
+        self._exclusive: int | None = None
 
     def _writer_connection(self) -> sqlite3.Connection:
         conn = self._writer
@@ -88,7 +91,8 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
         with self._writer_lock:
             try:
                 conn = self._writer_connection()
-                conn.execute("BEGIN")
+                if self._exclusive != threading.get_ident():
+                    conn.execute("BEGIN")
                 try:
                     conn.executemany(self.insert_events_statement, rows)
                     ids = _inserted_ids(conn, len(rows))
@@ -104,6 +108,28 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
             except sqlite3.Error as e:
                 raise PersistenceError(e) from e
         return ids
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold SQLite's write lock (`BEGIN IMMEDIATE`, waiting up to the lock timeout)
+        until the next `insert_events` of this thread commits, or the block ends.
+
+        Reads made inside see every commit (no other writer can commit meanwhile), so
+        a writer that re-reads, re-decides and inserts inside cannot conflict.
+        """
+        with self._writer_lock:
+            try:
+                conn = self._writer_connection()
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise OperationalError(e) from e
+            self._exclusive = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._exclusive = None
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
 
     def close_writer(self) -> None:
         """Close the writer connection (the pool's readers close with the datastore)."""

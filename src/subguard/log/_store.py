@@ -71,6 +71,27 @@ class Store:
         except (PersistenceError, sqlite3.Error, OSError) as e:
             raise LogError(f"cannot write to the decision log at {self.url}: {_one_line(e)}") from e
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Keep other writers out until this thread's next `insert` commits (SQLite's
+        write lock); a no-op on stores whose writers are serialised otherwise."""
+        hold = getattr(self.recorder, "exclusive", None)
+        if hold is None:
+            yield
+            return
+        held = hold()
+        try:
+            held.__enter__()
+        except (PersistenceError, sqlite3.Error, OSError) as e:
+            raise LogError(f"cannot write to the decision log at {self.url}: {_one_line(e)}") from e
+        try:
+            yield
+        except BaseException as e:
+            held.__exit__(type(e), e, e.__traceback__)
+            raise
+        else:
+            held.__exit__(None, None, None)
+
     # -- reading -------------------------------------------------------------------------
     def select_events(
         self, aggregate_id: uuid.UUID, gt: int | None = None
