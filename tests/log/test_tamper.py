@@ -339,3 +339,15 @@ def test_verify_reports_a_text_state_row_with_its_position(tmp_path: Any) -> Non
     assert result.exit_code == 1 and "unexpected" not in result.output
     problem = report(url).problem
     assert problem is not None and problem.position == position and "str" in problem.message
+
+
+def test_log_and_export_name_a_malformed_row_not_unexpected_type_error(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/text.db"
+    fill(url)
+    backend = SqliteBackend(url)
+    position = backend.position_of(Topic.DECISION_RECORDED)
+    backend.execute("UPDATE stored_events SET state = NULL WHERE {pos} = ?", position)
+    for command in ("log", "export", "sessions"):
+        result = _cli_verify(url, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert "unexpected" not in result.output and f"position {position}" in result.output

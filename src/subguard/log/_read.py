@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from subguard.errors import LogError
 from subguard.log._events import (
     Topic,
     decode_state,
@@ -73,13 +74,20 @@ class LogRecord:
 
 
 def _record(n: Any) -> LogRecord:
-    split = split_hash(n.state)
-    state = decode_state(split[0] if split else n.state)
-    agg = (
-        n.originator_id
-        if isinstance(n.originator_id, uuid.UUID)
-        else uuid.UUID(str(n.originator_id))
-    )
+    """A stored row as a record; a malformed row is a `LogError` naming its position
+    (run `subguard verify` to see what is wrong with it)."""
+    try:
+        split = split_hash(n.state)
+        state = decode_state(split[0] if split else n.state)
+        agg = (
+            n.originator_id
+            if isinstance(n.originator_id, uuid.UUID)
+            else uuid.UUID(str(n.originator_id))
+        )
+    except (TypeError, ValueError, AttributeError):
+        raise LogError(
+            f"malformed event at position {n.id} in the decision log: run `subguard verify`"
+        ) from None
     return LogRecord(n.id, agg, n.originator_version, n.topic, state)
 
 
