@@ -1,7 +1,8 @@
 """A worker process for the multi-process tests: `python _child.py MODE URL ...`.
 
 Modes: `decide N TAG` records N decisions (printing each decision id once committed),
-`watch SUBJECT` prints `terminated <monotonic>` when the subject's checks start to
+`share N TAG` records N decisions in each of eight threads, all in two sessions every
+process shares, then prints `failed K` (decisions whose commit raised), `watch SUBJECT` prints `terminated <monotonic>` when the subject's checks start to
 terminate, `loop TAG` records forever in two threads (the crash test kills it).
 """
 
@@ -39,6 +40,29 @@ def main() -> None:
                 make_decision(Effect.DENY if i % 7 == 0 else Effect.ALLOW, "x"),
             )
             say(str(d.id))
+        log.close()
+    elif mode == "share":
+        n, tag = int(sys.argv[3]), sys.argv[4]
+        say("ready")
+        failed = [0]
+
+        def share(k: int) -> None:
+            for i in range(n):
+                try:
+                    log.record(
+                        make_ctx(session=f"shared-{i % 2}", subject=f"agent-{tag}"),
+                        make_decision(),
+                    )
+                except Exception:
+                    with lock:
+                        failed[0] += 1
+
+        threads = [threading.Thread(target=share, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        say(f"failed {failed[0]}")
         log.close()
     elif mode == "watch":
         subject = sys.argv[3]

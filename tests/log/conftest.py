@@ -10,13 +10,33 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from subguard.engine.recorder import CheckContext
 from subguard.engine.types import Decision, Effect, Reason, Resource, SqlRequest, Subject
+
+T = TypeVar("T")
+
+#: How long a polling test waits for something another thread or process does. The wait
+#: ends as soon as the condition holds (typically within tens of milliseconds: the
+#: follower polls every 20 ms); the bound only matters when the behaviour is broken, so
+#: it is generous enough for a loaded CI machine with two shared cores.
+EVENTUALLY = 10.0
+
+
+def eventually(probe: Callable[[], T], *, timeout: float = EVENTUALLY, interval: float = 0.01) -> T:
+    """Call `probe` until it returns something truthy or `timeout` passes; return the
+    last value (the caller asserts on it, so a failure shows what was seen)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
 
 PG_DSN = os.environ.get("SUBGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 

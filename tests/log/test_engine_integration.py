@@ -174,15 +174,16 @@ def test_revoked_subject_is_terminated(engine_log: Any, sqlite_url: str) -> None
         admin.revoke("contractor", reason="offboarded")
     finally:
         admin.close()
-    import time
+    from .conftest import eventually
 
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline:
-        d = engine.check(SqlRequest("SELECT 1"), subject="contractor", session="s8")
-        if d.effect is Effect.TERMINATE:
-            break
-        time.sleep(0.02)
-    assert d.effect is Effect.TERMINATE and "offboarded" in d.reasons[0].message
+    seen: list[Any] = []
+
+    def terminated() -> bool:
+        seen.append(engine.check(SqlRequest("SELECT 1"), subject="contractor", session="s8"))
+        return seen[-1].effect is Effect.TERMINATE
+
+    assert eventually(terminated, interval=0.02)
+    assert "offboarded" in seen[-1].reasons[0].message
 
 
 def test_cli_eval_store_ids_are_in_the_log(rules: str, sqlite_url: str, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from subguard.errors import LogError
 from subguard.log import DecisionLog, Topic, open_log, open_store, read_records, verify_store
 from subguard.log._events import encode_event, store_aggregate_id
 
-from .conftest import make_ctx, make_decision
+from .conftest import eventually, make_ctx, make_decision
 
 
 class StoreContract:
@@ -150,7 +150,8 @@ class StoreContract:
         finally:
             admin.close()
         assert outcome.granted and outcome.by == "oncall" and outcome.mode == "once"
-        assert time.monotonic() - started < 2.0
+        # woken by the grant, not by the 5 s timeout (margin for a loaded machine)
+        assert time.monotonic() - started < 4.0
 
     # -- containment ----------------------------------------------------------------------
     def test_revoke_and_restore_across_logs(self, log: DecisionLog, url: str) -> None:
@@ -159,17 +160,11 @@ class StoreContract:
         admin = self.second(url)
         try:
             admin.revoke("agent-1", reason="offboarded", by="ir")
-            deadline = time.monotonic() + 2
-            while log.before(ctx).terminate is None and time.monotonic() < deadline:
-                time.sleep(0.01)
-            message = log.before(ctx).terminate
+            message = eventually(lambda: log.before(ctx).terminate)
             assert message is not None and "revoked" in message and "offboarded" in message
             assert log.before(make_ctx(subject="agent-2")).terminate is None
             admin.restore("agent-1", by="ir")
-            deadline = time.monotonic() + 2
-            while log.before(ctx).terminate is not None and time.monotonic() < deadline:
-                time.sleep(0.01)
-            assert log.before(ctx).terminate is None
+            assert eventually(lambda: log.before(ctx).terminate is None)
         finally:
             admin.close()
 
@@ -181,10 +176,7 @@ class StoreContract:
             admin.kill("victim", reason="incident 42")
         finally:
             admin.close()
-        deadline = time.monotonic() + 2
-        while log.before(ctx).terminate is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        message = log.before(ctx).terminate
+        message = eventually(lambda: log.before(ctx).terminate)
         assert message is not None and "incident 42" in message
         assert log.before(make_ctx(session="other")).terminate is None
         # the killed session keeps taking the terminate decisions the engine records
@@ -338,9 +330,7 @@ def test_follow_from_a_saved_position(tmp_path: Any) -> None:
         thread = threading.Thread(target=consume)
         thread.start()
         later = [log.record(make_ctx(session="later"), make_decision()) for _ in range(3)]
-        deadline = time.monotonic() + 5
-        while len(seen) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(lambda: len(seen) >= 3)
         stop.set()
         thread.join(timeout=5)
         assert seen == [str(d.id) for d in later]

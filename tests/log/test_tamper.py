@@ -213,3 +213,141 @@ def test_reordered_notification_order(backend: Backend) -> None:
     backend.execute("UPDATE stored_events SET {pos} = ? WHERE {pos} = ?", last + 100, decided[1])
     problem = report(backend.url).problem
     assert problem is not None and problem.position == decided[2]
+
+
+# -- issue 9: a verifier that cannot be fooled ------------------------------------------
+
+
+def _cli_verify(url: str, *args: str) -> Any:
+    import click
+    from click.testing import CliRunner
+
+    from subguard.cli.log_commands import register
+
+    @click.group()
+    def group() -> None:
+        pass
+
+    register(group)
+    return CliRunner().invoke(group, [*args, "--store", url])
+
+
+def test_verify_on_a_wiped_store_fails_and_writes_nothing(backend: Backend) -> None:
+    backend.execute("DELETE FROM stored_events")
+    result = _cli_verify(backend.url, "verify")
+    assert result.exit_code == 1 and "wiped" in result.output
+    assert backend.rows() == []  # read-only: no new StoreCreated row
+    problem = report(backend.url).problem
+    assert problem is not None and problem.position == 0 and "wiped" in problem.message
+
+
+def test_verify_without_store_created_fails(backend: Backend) -> None:
+    backend.execute(
+        "DELETE FROM stored_events WHERE {pos} = ?", backend.position_of(Topic.STORE_CREATED)
+    )
+    problem = report(backend.url).problem
+    assert problem is not None and "StoreCreated" in problem.message
+    assert problem.position == backend.rows()[0][0]
+
+
+def test_verify_with_every_checkpoint_deleted_fails(backend: Backend) -> None:
+    backend.execute("DELETE FROM stored_events WHERE topic = ?", Topic.CHECKPOINT)
+    problem = report(backend.url).problem
+    assert problem is not None and "no checkpoint" in problem.message
+
+
+def test_verify_anchor_detects_a_deleted_tail(backend: Backend) -> None:
+    anchored = _cli_verify(backend.url, "anchor")
+    assert anchored.exit_code == 0, anchored.output
+    from subguard.log import Anchor
+
+    anchor = Anchor.from_json(anchored.output)
+    assert report(backend.url).anchor == anchor
+    # the writer goes on after the anchor was published …
+    log = open_log(backend.url)
+    try:
+        log.record(make_ctx(session="s3"), make_decision())
+    finally:
+        log.close()
+    store = open_store(backend.url, create=False)
+    try:
+        assert verify_store(store, anchor=anchor).ok
+        # … then the anchored checkpoint and everything after it are deleted: the rest
+        # of the log still chains and verifies on its own
+        backend.execute("DELETE FROM stored_events WHERE {pos} >= ?", anchor.position)
+        problem = verify_store(store, anchor=anchor).problem
+    finally:
+        store.close()
+    assert problem is not None and "anchor" in problem.message
+
+
+def test_verify_anchor_detects_a_removed_event_before_it(backend: Backend) -> None:
+    from subguard.log import Anchor
+
+    anchor = Anchor.from_json(_cli_verify(backend.url, "anchor").output)
+    # the newest decision of session s1 (its aggregate's tail, named by no later
+    # checkpoint in this log) is removed
+    decided = [
+        p for p, t, _, s in backend.rows() if t == Topic.DECISION_RECORDED and '"session":"s1"' in s
+    ]
+    backend.execute("DELETE FROM stored_events WHERE {pos} = ?", decided[-1])
+    store = open_store(backend.url, create=False)
+    try:
+        problem = verify_store(store, anchor=anchor).problem
+    finally:
+        store.close()
+    assert problem is not None
+
+
+def test_verify_expect_root_and_anchor_file(backend: Backend, tmp_path: Any) -> None:
+    from subguard.log import Anchor
+
+    anchor = Anchor.from_json(_cli_verify(backend.url, "anchor").output)
+    path = tmp_path / "anchor.json"
+    path.write_text(anchor.to_json())
+    ok = _cli_verify(backend.url, "verify", "--anchor", str(path), "--expect-root", anchor.root)
+    assert ok.exit_code == 0 and "anchor is held" in ok.output
+    wrong = _cli_verify(backend.url, "verify", "--expect-root", "0" * 64)
+    assert wrong.exit_code == 1 and "expected root" in wrong.output
+    path.write_text('{"position": "x"}')
+    bad = _cli_verify(backend.url, "verify", "--anchor", str(path))
+    assert bad.exit_code == 2 and "anchor" in bad.output
+
+
+def test_verify_reports_a_null_state_row_with_its_position(backend: Backend) -> None:
+    position = backend.position_of(Topic.DECISION_RECORDED)
+    if isinstance(backend, SqliteBackend):
+        backend.execute("UPDATE stored_events SET state = NULL WHERE {pos} = ?", position)
+    else:
+        backend.execute("ALTER TABLE stored_events ALTER COLUMN state DROP NOT NULL")
+        backend.execute("UPDATE stored_events SET state = NULL WHERE {pos} = ?", position)
+    result = _cli_verify(backend.url, "verify")
+    assert result.exit_code == 1 and "unexpected" not in result.output
+    problem = report(backend.url).problem
+    assert problem is not None and problem.position == position and "NULL" in problem.message
+
+
+def test_verify_reports_a_text_state_row_with_its_position(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/text.db"
+    fill(url)
+    backend = SqliteBackend(url)
+    position = backend.position_of(Topic.DECISION_RECORDED)
+    backend.execute(
+        "UPDATE stored_events SET state = CAST(state AS TEXT) WHERE {pos} = ?", position
+    )
+    result = _cli_verify(url, "verify")
+    assert result.exit_code == 1 and "unexpected" not in result.output
+    problem = report(url).problem
+    assert problem is not None and problem.position == position and "str" in problem.message
+
+
+def test_log_and_export_name_a_malformed_row_not_unexpected_type_error(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/text.db"
+    fill(url)
+    backend = SqliteBackend(url)
+    position = backend.position_of(Topic.DECISION_RECORDED)
+    backend.execute("UPDATE stored_events SET state = NULL WHERE {pos} = ?", position)
+    for command in ("log", "export", "sessions"):
+        result = _cli_verify(url, command)
+        assert result.exit_code == 2, (command, result.output)
+        assert "unexpected" not in result.output and f"position {position}" in result.output

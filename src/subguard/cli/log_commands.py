@@ -11,7 +11,6 @@ import functools
 import pathlib
 import sys
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -20,19 +19,27 @@ import orjson
 
 from subguard.errors import SubguardError
 from subguard.log import (
+    Anchor,
     DecisionLog,
     LogRecord,
+    RecordLinker,
     Topic,
+    VerifyReport,
+    fold_sessions,
     follow,
+    format_time,
     ocsf_event,
     open_log,
     open_store,
     parse_duration,
     read_records,
+    session_timeline,
     since_ns,
     verify_store,
 )
-from subguard.log._events import format_time, session_aggregate_id
+from subguard.log import (
+    backtest as run_backtest,
+)
 
 __all__ = ["register"]
 
@@ -114,33 +121,6 @@ def _jsonl(value: Any) -> None:
 # records, filters, formatting
 
 
-class _Linker:
-    """Carries decision, session and subject from an approval request to its outcome."""
-
-    def __init__(self) -> None:
-        self.approvals: dict[uuid.UUID, tuple[str | None, str | None, str | None]] = {}
-
-    def fill(self, record: LogRecord) -> dict[str, Any]:
-        out = record.as_dict()
-        if record.topic == Topic.APPROVAL_REQUESTED:
-            self.approvals[record.aggregate_id] = (
-                record.decision_id,
-                record.session,
-                record.subject,
-            )
-            out["approval"] = str(record.aggregate_id)
-        elif record.topic in Topic.APPROVAL:
-            decision, session, subject = self.approvals.get(record.aggregate_id, (None, None, None))
-            out["decision_id"] = out.get("decision_id") or decision
-            out.setdefault("session", session)
-            out.setdefault("subject", subject)
-            out["approval"] = str(record.aggregate_id)
-        elif record.topic == Topic.SESSION_STARTED and isinstance(out.get("subject"), dict):
-            out["groups"] = out["subject"].get("groups", [])
-            out["subject"] = out["subject"].get("id")
-        return out
-
-
 def _matches(
     line: dict[str, Any], session: str | None, subject: str | None, since: int, record: LogRecord
 ) -> bool:
@@ -192,6 +172,7 @@ def register(group: click.Group) -> None:
     for command in (
         init,
         verify,
+        anchor,
         approve,
         reject,
         revoke,
@@ -220,21 +201,65 @@ def init(store_url: str | None) -> None:
 
 @click.command()
 @store_option
+@click.option(
+    "--anchor",
+    "anchor_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="an anchor printed earlier by `subguard anchor`: the log must still hold it",
+)
+@click.option(
+    "--expect-root",
+    default=None,
+    metavar="ROOT",
+    help="a checkpoint root published elsewhere: some checkpoint must have it",
+)
 @_guarded
-def verify(store_url: str | None) -> None:
-    """Recompute every hash, chain link and checkpoint; exit 1 on the first bad event."""
-    store = open_store(_store_url(store_url), create=False)
+def verify(store_url: str | None, anchor_file: str | None, expect_root: str | None) -> None:
+    """Recompute every hash, chain link and checkpoint; exit 1 on the first bad event.
+
+    Read-only. An empty or wiped store, a missing StoreCreated or checkpoint, or a log
+    that no longer holds a published anchor are failures too.
+    """
+    anchor = Anchor.from_json(pathlib.Path(anchor_file).read_bytes()) if anchor_file else None
+    report = _verified(store_url, anchor=anchor, expect_root=expect_root)
+    unsealed = (
+        f"; {report.unsealed} aggregates have events after the last checkpoint"
+        if report.unsealed
+        else ""
+    )
+    anchored = ", the anchor is held" if anchor is not None else ""
+    rooted = ", the expected root is held" if expect_root is not None else ""
+    click.echo(
+        f"ok: {report.events} events in {report.aggregates} aggregates, "
+        f"{report.checkpoints} checkpoints, all hashes and chains intact{anchored}{rooted}{unsealed}"
+    )
+
+
+def _verified(url: str | None, **checks: Any) -> VerifyReport:
+    """Verify (read-only) or exit 1 naming the first problem."""
+    store = open_store(_store_url(url), create=False)
     try:
-        report = verify_store(store)
+        report = verify_store(store, **checks)
     finally:
         store.close()
     if report.problem is not None:
         click.echo(f"tampered: {report.problem}", err=True)
         sys.exit(1)
-    click.echo(
-        f"ok: {report.events} events in {report.aggregates} aggregates, "
-        f"{report.checkpoints} checkpoints, all hashes and chains intact"
-    )
+    return report
+
+
+@click.command()
+@store_option
+@_guarded
+def anchor(store_url: str | None) -> None:
+    """Verify the log, then print its newest checkpoint as one JSON line to publish
+    elsewhere (a SIEM, a transparency log); `verify --anchor FILE` checks it later."""
+    report = _verified(store_url)
+    if report.anchor is None:
+        _fail("the log has no checkpoint to anchor yet")
+    assert report.anchor is not None
+    click.echo(report.anchor.to_json())
 
 
 @click.command()
@@ -327,7 +352,7 @@ def log_command(
     """Print the log in notification order; every line carries its decision id."""
     store = open_store(_store_url(store_url), create=False)
     console = _console()
-    linker = _Linker()
+    linker = RecordLinker()
     threshold = since_ns(since)
     records: Iterator[LogRecord] = follow(store) if follow_ else read_records(store)
     try:
@@ -347,40 +372,6 @@ def log_command(
         store.close()
 
 
-def _fold_sessions(records: Iterator[LogRecord]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for r in records:
-        name = r.session
-        if name is None:
-            continue
-        s = out.setdefault(
-            name,
-            {
-                "session": name,
-                "subject": None,
-                "started": None,
-                "last": None,
-                "requests": 0,
-                "denied": 0,
-                "effects": Counter(),
-                "terminated": None,
-            },
-        )
-        s["last"] = r.state.get("at")
-        if r.topic == Topic.SESSION_STARTED:
-            s["subject"] = r.subject
-            s["started"] = r.state.get("at")
-            s["resource"] = (r.state.get("resource") or {}).get("name")
-        elif r.topic == Topic.DECISION_RECORDED:
-            s["requests"] += 1
-            s["effects"][r.state.get("effect")] += 1
-            if r.state.get("effect") in ("deny", "terminate"):
-                s["denied"] += 1
-        elif r.topic == Topic.SESSION_TERMINATED:
-            s["terminated"] = r.state.get("reason")
-    return out
-
-
 @click.command()
 @store_option
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text")
@@ -389,12 +380,12 @@ def sessions(store_url: str | None, fmt: str) -> None:
     """List sessions: subject, start, requests, denials, and whether they ended."""
     store = open_store(_store_url(store_url), create=False)
     try:
-        folded = _fold_sessions(read_records(store, topics=Topic.SESSION))
+        folded = fold_sessions(read_records(store, topics=Topic.SESSION))
     finally:
         store.close()
     if fmt == "jsonl":
-        for s in folded.values():
-            _jsonl({**s, "effects": dict(s["effects"])})
+        for summary in folded.values():
+            _jsonl(summary.as_dict())
         return
     from rich.table import Table
 
@@ -403,18 +394,16 @@ def sessions(store_url: str | None, fmt: str) -> None:
     )
     for s in folded.values():
         state = (
-            f"[red]terminated: {s['terminated']}[/]"
-            if s["terminated"] is not None
-            else "[green]open[/]"
+            f"[red]terminated: {s.terminated}[/]" if s.terminated is not None else "[green]open[/]"
         )
         table.add_row(
-            s["session"],
-            str(s["subject"]),
-            str(s.get("resource") or ""),
-            str(s["started"] or "")[:19],
-            str(s["last"] or "")[:19],
-            str(s["requests"]),
-            str(s["denied"]),
+            s.session,
+            str(s.subject),
+            str(s.resource or ""),
+            str(s.started or "")[:19],
+            str(s.last or "")[:19],
+            str(s.requests),
+            str(s.denied),
             state,
         )
     _console().print(table)
@@ -429,24 +418,9 @@ def replay(session: str, store_url: str | None, fmt: str) -> None:
     """A session's timeline: start, every decision with its reasons, approvals, the end."""
     store = open_store(_store_url(store_url), create=False)
     try:
-        events = store.select_events(session_aggregate_id(session))
-        if not events:
-            raise ValueError(f"no session `{session}` in the decision log")
-        linker = _Linker()
-        lines = []
-        for record in read_records(store, topics=Topic.APPROVAL):
-            line = linker.fill(record)
-            if line.get("session") == session:
-                lines.append(line)
-        for e in events:
-            record = LogRecord(
-                0, session_aggregate_id(session), e.originator_version, e.topic, _state(e.state)
-            )
-            lines.append(linker.fill(record))
+        lines = session_timeline(store, session)
     finally:
         store.close()
-    order = {"SessionStarted": 0, "DecisionRecorded": 1, "SessionTerminated": 3}
-    lines.sort(key=lambda line: (str(line.get("at", "")), order.get(line["event"], 2)))
     if fmt == "jsonl":
         for line in lines:
             line.pop("position", None)
@@ -487,13 +461,6 @@ def replay(session: str, store_url: str | None, fmt: str) -> None:
             )
 
 
-def _state(state: bytes) -> dict[str, Any]:
-    from subguard.log._events import decode_state, split_hash
-
-    split = split_hash(state)
-    return decode_state(split[0] if split else state)
-
-
 @click.command()
 @store_option
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "ocsf"]), default="jsonl")
@@ -503,7 +470,7 @@ def export(store_url: str | None, fmt: str, since: str | None) -> None:
     """Export the log as JSON lines (every event) or OCSF API Activity (decisions)."""
     store = open_store(_store_url(store_url), create=False)
     threshold = since_ns(since)
-    linker = _Linker()
+    linker = RecordLinker()
     try:
         for record in read_records(store):
             if record.topic in (Topic.CHECKPOINT, Topic.STORE_CREATED):
@@ -547,98 +514,34 @@ def backtest(
 ) -> None:
     """Re-decide every recorded request with a candidate policy; show what would change."""
     from subguard.engine import Engine, load_policy
-    from subguard.engine.types import CommandRequest, Resource, SqlRequest, Subject
 
     policy_data = orjson.loads(pathlib.Path(data).read_bytes()) if data else None
     policy = load_policy(list(rules), data=policy_data)
-    engine = Engine(policy)
     store = open_store(_store_url(store_url), create=False)
-    threshold = since_ns(since)
-    starts: dict[str, dict[str, Any]] = {}
-    changes: Counter[tuple[str, str]] = Counter()
-    shown: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    total = 0
-    by_log = 0
     try:
-        for record in read_records(store, topics=[Topic.SESSION_STARTED, Topic.DECISION_RECORDED]):
-            s = record.state
-            if record.topic == Topic.SESSION_STARTED:
-                starts[str(s.get("session"))] = s
-                continue
-            if threshold and record.time_ns < threshold:
-                continue
-            start = starts.get(str(s.get("session")), {})
-            res = start.get("resource") or {}
-            subject = Subject(
-                str(s.get("subject")),
-                groups=s.get("groups") or (start.get("subject") or {}).get("groups") or (),
-                claims=(start.get("subject") or {}).get("claims") or {},
-            )
-            resource = Resource(
-                name=str(res.get("name", s.get("resource") or "")),
-                kind=str(res.get("kind", "")),
-                dialect=res.get("dialect"),
-                env=str(res.get("env", "")),
-                tags=res.get("tags") or {},
-            )
-            kind = s.get("kind")
-            request: Any
-            if kind == "sql":
-                request = SqlRequest(str(s.get("text", "")), dialect=resource.dialect)
-            elif kind == "command":
-                request = CommandRequest(str(s.get("text", "")))
-            else:
-                continue
-            if any(isinstance(r, dict) and r.get("package") == "subguard.log" for r in s.get("reasons") or ()):
-                # decided by the log, not the policy (a revocation, a kill, an approval
-                # grant): a candidate policy would not change it
-                by_log += 1
-                continue
-            total += 1
-            new = engine.check(request, subject=subject, resource=resource, session=None)
-            old_effect, new_effect = str(s.get("effect")), new.effect.value
-            if old_effect == new_effect:
-                continue
-            key = (old_effect, new_effect)
-            changes[key] += 1
-            bucket = shown.setdefault(key, [])
-            if len(bucket) < examples:
-                bucket.append(
-                    {
-                        "decision_id": s.get("decision"),
-                        "text": s.get("text"),
-                        "reasons": [r.message for r in new.reasons],
-                    }
-                )
+        report = run_backtest(store, Engine(policy), since_ns=since_ns(since), examples=examples)
     finally:
         store.close()
-    changed = sum(changes.values())
     if fmt == "jsonl":
-        _jsonl(
-            {
-                "decisions": total,
-                "decided_by_log": by_log,
-                "changed": changed,
-                "changes": [
-                    {"from": a, "to": b, "count": n, "examples": shown[(a, b)]}
-                    for (a, b), n in changes.most_common()
-                ],
-            }
-        )
+        _jsonl(report.as_dict())
         return
     console = _console()
     from rich.markup import escape
 
     console.print(
-        f"{total} recorded decisions re-decided with {', '.join(rules)}: [bold]{changed} would change[/]"
+        f"{report.decisions} recorded decisions re-decided with {', '.join(rules)}: "
+        f"[bold]{report.changed} would change[/]"
     )
-    if by_log:
-        console.print(f"  [dim]{by_log} decided by the log (revocation, kill, approval grant) left out[/]")
-    for (a, b), n in changes.most_common():
+    if report.decided_by_log:
         console.print(
-            f"  [{EFFECT_STYLE.get(a, '')}]{a}[/] → [{EFFECT_STYLE.get(b, '')}]{b}[/]: {n}"
+            f"  [dim]{report.decided_by_log} decided by the log (revocation, kill, approval grant) left out[/]"
         )
-        for example in shown[(a, b)]:
+    for change in report.changes:
+        a, b = change.before, change.after
+        console.print(
+            f"  [{EFFECT_STYLE.get(a, '')}]{a}[/] → [{EFFECT_STYLE.get(b, '')}]{b}[/]: {change.count}"
+        )
+        for example in change.examples:
             reasons = "; ".join(example["reasons"])
             console.print(
                 f"      {example['decision_id']} {escape(str(example['text']))} [dim]{escape(reasons)}[/]"

@@ -12,7 +12,7 @@ import attrs
 from subguard.command import http_facts, parse_command
 from subguard.engine.decision import combine
 from subguard.engine.policy import Policy
-from subguard.engine.recorder import CheckContext, Preflight, Recorder
+from subguard.engine.recorder import ApprovalResult, CheckContext, Preflight, Recorder
 from subguard.engine.types import (
     CommandRequest,
     Decision,
@@ -249,7 +249,7 @@ class Engine:
         Decisions equal those of `check` one by one: when a request's session already
         has a decision waiting in the batch, the batch is committed first, so that the
         session state the rules see (`input.session`) includes it."""
-        if self.log is None or not hasattr(self.log, "record_many"):
+        if self.log is None:
             return [self.check(r, subject=s, resource=res, session=sess) for r, s, res, sess in items]
         decided: list[Decision] = []
         pending: list[tuple[CheckContext | None, Decision]] = []
@@ -278,7 +278,7 @@ class Engine:
         if not recordable:
             return [d for _c, d in pending]
         try:
-            recorded = iter(self.log.record_many(recordable))  # type: ignore[attr-defined]
+            recorded = iter(self.log.record_many(recordable))
         except Exception as exc:
             return [self._log_failed(d, exc) if c is not None else d for c, d in pending]
         return [next(recorded) if c is not None else d for c, d in pending]
@@ -342,15 +342,12 @@ class Engine:
             errors=(*decision.errors, EvalError("log_unavailable", f"decision log could not commit: {type(exc).__name__}")),
         )
 
-    def wait_for_approval(self, decision: Decision, timeout: float) -> Any:
+    def wait_for_approval(self, decision: Decision, timeout: float) -> ApprovalResult:
         """Block until a held decision's approval is granted, refused or expired, or
         `timeout` seconds pass; returns the log's outcome."""
         if self.log is None or decision.approval_id is None:
             raise ValueError("this decision has no approval to wait for")
-        wait: Any = getattr(self.log, "wait_for_approval", None)
-        if wait is None:
-            raise ValueError("this decision log cannot wait for approvals")
-        return wait(decision.approval_id, timeout)
+        return self.log.wait_for_approval(decision.approval_id, timeout)
 
 
 def _is_frozen(document: Mapping[str, Any]) -> bool:

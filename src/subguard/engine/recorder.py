@@ -3,20 +3,23 @@
 The engine calls `before` to learn the session state and whether the subject or session
 is already contained, evaluates, then calls `record`, which must commit the decision
 durably before returning (write-ahead). `record` may change the decision: an approval
-grant turns `approve` into `allow`, a held request gets its `approval_id`. Any exception
-from either call makes the engine fail closed.
+grant turns `approve` into `allow`, a held request gets its `approval_id`. `record_many`
+commits a batch the same way (what `check_many` uses); `wait_for_approval` blocks until
+a held request is settled. Any exception from `before`, `record` or `record_many` makes
+the engine fail closed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
 
 from subguard.engine.types import Decision, Request, Resource, Subject
 
-__all__ = ["CheckContext", "Preflight", "Recorder"]
+__all__ = ["ApprovalResult", "CheckContext", "Preflight", "Recorder"]
 
 
 @attrs.frozen
@@ -49,7 +52,34 @@ class Preflight:
     terminate: str | None = None
 
 
-class Recorder(Protocol):
-    def before(self, ctx: CheckContext) -> Preflight: ...
+class ApprovalResult(Protocol):
+    """What became of a held request (`subguard.log.ApprovalOutcome` implements it)."""
 
-    def record(self, ctx: CheckContext, decision: Decision) -> Decision: ...
+    @property
+    def approval_id(self) -> uuid.UUID: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def granted(self) -> bool: ...
+
+
+class Recorder(Protocol):
+    """A decision log as the engine uses it."""
+
+    def before(self, ctx: CheckContext) -> Preflight:
+        """The session state and any containment, before the policy runs."""
+        ...
+
+    def record(self, ctx: CheckContext, decision: Decision) -> Decision:
+        """Commit one decision durably; returns it as recorded."""
+        ...
+
+    def record_many(self, items: Sequence[tuple[CheckContext, Decision]]) -> Sequence[Decision]:
+        """Commit many decisions in one transaction; returns them as recorded, in order."""
+        ...
+
+    def wait_for_approval(self, approval_id: uuid.UUID, timeout: float) -> ApprovalResult:
+        """Block until the approval is settled or `timeout` seconds pass."""
+        ...

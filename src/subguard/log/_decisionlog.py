@@ -1,61 +1,56 @@
 """`DecisionLog`: the engine's recorder. Write-ahead, group-committed, hash-chained.
 
-Writers: whichever caller finds no commit in flight becomes the leader, takes everything
-queued (its own request included), writes it in one transaction and releases each caller
-only after the commit; there is no timer, so a lone caller pays one commit and no wait.
-A follower thread tails the notification log (LISTEN/NOTIFY on PostgreSQL, polling
-elsewhere) so revocations, kills, approvals and other processes' decisions reach this
-process without a query per check.
+A thin facade over four parts: the folded state (`_state`), the pure event builders
+(`_builders`: what to append, from that state), group commit (`_commit`) and the
+follower thread (`_follower`) that brings other processes' events in. This module holds
+the locks, talks to the store, and retries a write that lost an optimistic-concurrency
+race after re-reading what the winner wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import functools
-import hashlib
+import logging
+import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
 from eventsourcing.persistence import StoredEvent
 
 from subguard.engine.recorder import CheckContext, Preflight
-from subguard.engine.types import Decision, Effect, Reason
+from subguard.engine.types import Decision
 from subguard.errors import LogError
+from subguard.log import _builders as build
+from subguard.log._builders import PendingEvent
+from subguard.log._commit import GroupCommitter, Unit
 from subguard.log._events import (
     Topic,
-    approval_aggregate_id,
     decode_state,
     encode_event,
     format_time,
-    policy_aggregate_id,
     session_aggregate_id,
     split_hash,
     subject_aggregate_id,
 )
-from subguard.log._state import ApprovalState, FoldedState, SessionState
+from subguard.log._follower import Follower
+from subguard.log._state import ApprovalState, ApprovalStatus, FoldedState, SessionState
 from subguard.log._store import Store, StoreConflict, open_store
 
-__all__ = ["ApprovalOutcome", "DecisionLog", "open_log"]
+__all__ = ["ApprovalOutcome", "DecisionLog", "checkpoint_root", "open_log"]
 
-_CONFLICT_RETRIES = 8
-_APPROVE = Effect.APPROVE
-_TERMINATE = Effect.TERMINATE
-_EFFECT_VALUE = {e: e.value for e in Effect}
+logger = logging.getLogger("subguard.log")
 
-
-@functools.lru_cache(maxsize=4096)
-def _reason_dict(reason: Reason) -> dict[str, str]:
-    # Compiled rules hand out the same reasons again and again; orjson only reads these.
-    return reason.as_dict()
-
+#: Writes that lose an optimistic-concurrency race are re-read and re-decided this often.
+CONFLICT_RETRIES = 8
 
 _STREAM_TOPICS = frozenset({Topic.DECISION_RECORDED, Topic.SESSION_STARTED})
+
+checkpoint_root = build.checkpoint_root
 
 
 @attrs.frozen
@@ -63,7 +58,7 @@ class ApprovalOutcome:
     """What became of a held request: `granted`, `refused`, `expired` or still `pending`."""
 
     approval_id: uuid.UUID
-    status: str
+    status: ApprovalStatus
     by: str | None = None
     reason: str | None = None
     mode: str | None = None
@@ -71,78 +66,17 @@ class ApprovalOutcome:
 
     @property
     def granted(self) -> bool:
-        return self.status == "granted"
+        return self.status is ApprovalStatus.GRANTED
 
 
-@attrs.define
-class _Unit:
-    items: Sequence[tuple[CheckContext, Decision]]
-    result: list[Decision] | None = None
-    error: BaseException | None = None
-    done: bool = False
-
-
-@attrs.define
-class _Pending:
-    """One event being prepared: where it goes and what it says."""
-
-    aggregate_id: uuid.UUID
-    topic: str
-    state: dict[str, Any]
-
-
-_NO_FACTS: dict[str, list[str]] = {
-    "kinds": [],
-    "tables_read": [],
-    "tables_written": [],
-    "columns": [],
-}
-#: id(input.sql document) → (that document, its facts). The analyser hands out one
-#: read-only document per analysed statement, so a repeated statement costs one lookup;
-#: holding the document keeps its id from being reused while it is cached.
-_FACTS_BY_DOC: dict[int, tuple[Any, dict[str, list[str]]]] = {}
-
-
-def _facts(decision: Decision) -> dict[str, list[str]]:
-    """Statement kinds, tables and columns from the input document: names only.
-
-    The result is shared between events of the same statement: never mutate it.
-    """
-    doc = decision.input
-    sql = doc.get("sql") if doc else None
-    if sql is None and doc:
-        command = doc.get("command") or {}
-        sql = command.get("sql")
-    if not sql:
-        return _NO_FACTS
-    hit = _FACTS_BY_DOC.get(id(sql))
-    if hit is not None and hit[0] is sql:
-        return hit[1]
-    columns = {
-        f"{c.get('table')}.{c.get('column')}" if c.get("table") else str(c.get("column", ""))
-        for c in sql.get("columns_read") or ()
-    }
-    facts = {
-        "kinds": [str(s.get("kind", "")) for s in sql.get("statements") or ()],
-        "tables_read": sorted(map(str, sql.get("tables_read") or ())),
-        "tables_written": sorted(map(str, sql.get("tables_written") or ())),
-        "columns": sorted(columns),
-    }
-    if len(_FACTS_BY_DOC) >= 1024:
-        _FACTS_BY_DOC.clear()
-    _FACTS_BY_DOC[id(sql)] = (sql, facts)
-    return facts
-
-
-@functools.lru_cache(maxsize=1024)
-def _sorted(values: frozenset[str]) -> list[str]:
-    return sorted(values)
-
-
-def _masks(decision: Decision) -> Any:
-    if isinstance(decision.masks, Mapping):
-        return dict(decision.masks)
-    return list(decision.masks)
+def _seconds(name: str, value: float, *, positive: bool = False) -> float:
+    """A duration option: a finite number of seconds, not negative (nor 0 if `positive`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LogError(f"`{name}` must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        kind = "a positive" if positive else "a finite, non-negative"
+        raise LogError(f"`{name}` must be {kind} number of seconds, not {value!r}")
+    return float(value)
 
 
 class DecisionLog:
@@ -156,7 +90,8 @@ class DecisionLog:
     shortest bound on a commit leader's wait for callers it expects; the bound grows to a
     quarter of a recent commit, at most 1 ms; 0 turns gathering off), `follow` (a follower thread;
     without it, checks catch up at most once a second), `poll_interval` (SQLite and
-    memory followers), `clock` (time in ns, for tests).
+    memory followers), `clock` (time in ns, for tests). Durations must be finite and not
+    negative.
     """
 
     def __init__(
@@ -171,41 +106,49 @@ class DecisionLog:
         clock: Callable[[], int] = time.time_ns,
         gather_wait: float = 0.0001,
     ) -> None:
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int)
+            or checkpoint_every < 1
+        ):
+            raise LogError(
+                f"`checkpoint_every` must be a positive integer, not {checkpoint_every!r}"
+            )
         self.store = store
         self.checkpoint_every = checkpoint_every
-        self.approval_ttl_ns = int(approval_ttl * 1e9)
+        self.approval_ttl_ns = int(_seconds("approval_ttl", approval_ttl, positive=True) * 1e9)
         self.group_commit = group_commit
-        self.poll_interval = poll_interval
+        self.poll_interval = _seconds("poll_interval", poll_interval, positive=True)
         self.clock = clock
-        self.gather_wait = gather_wait
+        self._committer = GroupCommitter(
+            self._commit_locked, gather_wait=_seconds("gather_wait", gather_wait)
+        )
         #: This process's stream for decisions outside any session, and its checkpoints.
         self.writer_id = uuid.uuid4()
         self.checkpoint_id = uuid.uuid4()
         self._state = FoldedState()
         self._lock = threading.RLock()  # guards _state
         self._write_lock = threading.Lock()  # one writer at a time in this process
-        queue_lock = threading.Lock()
-        self._queue_cv = threading.Condition(queue_lock)
-        self._queue: list[_Unit] = []
-        self._committing = False
-        #: sizes of the last few group commits, and a running mean of a commit's seconds
-        self._recent: collections.deque[int] = collections.deque([1], maxlen=8)
-        self._commit_time = 0.0
-        self._gathering = False
-        self._gather_cv = threading.Condition(queue_lock)  # the leader waits here for company
         self._changed = threading.Condition(self._lock)
         self._since_checkpoint: dict[uuid.UUID, tuple[int, str]] = {}
         self._events_since_checkpoint = 0
         self._position = 0
         self._fresh_at = 0.0
-        self._closed = threading.Event()
+        self._closed = False
         self._load()
-        self._follower: threading.Thread | None = None
+        self._follower: Follower | None = None
         if follow:
-            self._follower = threading.Thread(
-                target=self._follow_loop, name="subguard-log-follower", daemon=True
+            self._follower = Follower(
+                store,
+                catch_up=self.catch_up,
+                sweep=self.expire_approvals,
+                poll_interval=self.poll_interval,
             )
             self._follower.start()
+
+    @property
+    def gather_wait(self) -> float:
+        return self._committer.gather_wait
 
     # ------------------------------------------------------------------------------------
     # loading and following
@@ -274,27 +217,6 @@ class DecisionLog:
             if len(page) < 1000:
                 return count
 
-    def _follow_loop(self) -> None:
-        next_sweep = 0.0
-        while not self._closed.is_set():
-            try:
-                with self.store.listen() as conn:
-                    while not self._closed.is_set():
-                        self.catch_up()
-                        if time.monotonic() >= next_sweep:
-                            next_sweep = time.monotonic() + 1.0
-                            self.expire_approvals()
-                        if conn is not None:
-                            for _ in conn.notifies(
-                                timeout=max(self.poll_interval, 0.1), stop_after=1
-                            ):
-                                pass
-                        else:
-                            self._closed.wait(self.poll_interval)
-            except Exception:
-                # The store is unreachable; checks see the staleness and catch up themselves.
-                self._closed.wait(0.1)
-
     def _ensure_fresh(self, max_age: float = 1.0) -> None:
         if time.monotonic() - self._fresh_at > max_age:
             self.catch_up()
@@ -347,12 +269,12 @@ class DecisionLog:
         """Commit many decisions in one transaction; returns them as recorded."""
         if not items:
             return []
-        unit = _Unit(items)
+        unit = Unit(items)
         if not self.group_commit:
             with self._write_lock:
                 self._commit([unit])
         else:
-            self._group_commit(unit)
+            self._committer.submit(unit)
         if unit.error is not None:
             raise unit.error
         assert unit.result is not None
@@ -369,77 +291,69 @@ class DecisionLog:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.wait_for_approval, approval_id, timeout)
 
-    def _group_commit(self, unit: _Unit) -> None:
-        cv = self._queue_cv
-        with cv:
-            self._queue.append(unit)
-            if self._gathering:
-                self._gather_cv.notify()
-            while not unit.done:
-                if not self._committing:
-                    self._committing = True
-                    # Callers released by the last commit are still on their way back:
-                    # wait for as many as recent batches held, but never longer than a
-                    # quarter of a recent commit (at least `gather_wait`, at most 1 ms),
-                    # so waiting costs little next to the commit it fills. A lone caller
-                    # never waits, and a wait that brings nobody forgets the crowd.
-                    want = min(max(self._recent), 64)
-                    if want > 1 and self.gather_wait > 0 and len(self._queue) < want:
-                        bound = min(max(self.gather_wait, self._commit_time / 4), 0.001)
-                        deadline = time.monotonic() + bound
-                        arrived = len(self._queue)
-                        self._gathering = True
-                        while len(self._queue) < want:
-                            remaining = deadline - time.monotonic()
-                            if remaining <= 0:
-                                break
-                            self._gather_cv.wait(remaining)
-                        self._gathering = False
-                        if len(self._queue) == arrived:
-                            self._recent.clear()
-                    batch, self._queue = self._queue, []
-                    self._recent.append(len(batch))
-                    break
-                cv.wait()
-            else:
-                return
-        started = time.monotonic()
-        try:
-            with self._write_lock:
-                self._commit(batch)
-        finally:
-            elapsed = time.monotonic() - started
-            with cv:
-                self._commit_time += (elapsed - self._commit_time) / 8
-                self._committing = False
-                cv.notify_all()
+    # ------------------------------------------------------------------------------------
+    # writing
+    def _commit_locked(self, units: list[Unit]) -> None:
+        with self._write_lock:
+            self._commit(units)
 
-    def _commit(self, units: list[_Unit]) -> None:
+    def _commit(self, units: list[Unit]) -> None:
+        """Prepare and write `units`; after a conflict re-read and re-decide (grants are
+        re-checked, so a once-grant is never used twice). Sets each unit's result or error."""
+        items = [item for unit in units for item in unit.items]
         try:
-            for attempt in range(_CONFLICT_RETRIES):
-                with self._lock:
-                    pending, results = self._prepare(units)
-                try:
-                    self._write(pending)
-                except StoreConflict:
-                    if attempt == _CONFLICT_RETRIES - 1:
-                        raise
-                    self._refresh(pending)
-                    continue
-                for unit, result in zip(units, results):
-                    unit.result = result
+            touched: list[PendingEvent] = []
+            for attempt in range(CONFLICT_RETRIES):
+                # After a conflict, re-read and re-decide holding the store's write lock
+                # (SQLite): no other process can append in between, so the retry
+                # cannot conflict again (PostgreSQL serialises writers with its table
+                # lock already; there the retry is optimistic).
+                with self.store.exclusive() if touched else contextlib.nullcontext():
+                    if touched:
+                        self._refresh(touched)
+                    prepared = self._prepare(items)
+                    try:
+                        self._write(prepared.events)
+                    except StoreConflict:
+                        if attempt == CONFLICT_RETRIES - 1:
+                            raise
+                        logger.debug(
+                            "decision log write conflicted; re-reading (attempt %d)", attempt + 1
+                        )
+                        touched = prepared.events
+                        continue
+                decisions = iter(prepared.decisions)
+                for unit in units:
+                    unit.result = [next(decisions) for _ in unit.items]
                 return
         except BaseException as e:
             error = e if isinstance(e, LogError) else LogError(f"cannot record decisions: {e}")
             if error is not e:
                 error.__cause__ = e
+            logger.error(
+                "decision log could not commit %d decision(s); they fail closed: %s",
+                len(items),
+                error,
+            )
             for unit in units:
                 unit.error = error
         finally:
             for unit in units:
                 unit.done = True
 
-    def _refresh(self, pending: Iterable[_Pending]) -> None:
+    def _prepare(self, items: Sequence[tuple[CheckContext, Decision]]) -> build.Prepared:
+        with self._lock:
+            for name in build.sessions_of(items):
+                self._load_session(name)
+            return build.prepare(
+                self._state,
+                items,
+                writer_id=self.writer_id,
+                now=self.clock(),
+                approval_ttl_ns=self.approval_ttl_ns,
+            )
+
+    def _refresh(self, pending: Iterable[PendingEvent]) -> None:
         """After a conflict: read what others appended to the aggregates we touched."""
         for agg in {p.aggregate_id for p in pending}:
             with self._lock:
@@ -451,164 +365,10 @@ class DecisionLog:
                     loading = state.get("session") if e.topic in Topic.SESSION else None
                     self._apply_stored(agg, e.originator_version, e.topic, e.state, loading=loading)
 
-    def _prepare(self, units: list[_Unit]) -> tuple[list[_Pending], list[list[Decision]]]:
-        now = self.clock()
-        at = format_time(now)
-        pending: list[_Pending] = []
-        results: list[list[Decision]] = []
-        started: set[str] = set()
-        ended: set[str] = set()
-        used: set[uuid.UUID] = set()
-        policies: set[str] = set()
-        for unit in units:
-            out: list[Decision] = []
-            for ctx, decision in unit.items:
-                name = ctx.session_id
-                if name is not None:
-                    session = self._state.sessions.get(name)
-                    if session is None or name in self._state.stale_sessions:
-                        session = self._load_session(name)
-                    agg = session_aggregate_id(name)
-                    if self._state.head(agg)[0] == 0 and name not in started:
-                        started.add(name)
-                        pending.append(
-                            _Pending(
-                                agg,
-                                Topic.SESSION_STARTED,
-                                {
-                                    "session": name,
-                                    "subject": {
-                                        "id": ctx.subject.id,
-                                        "groups": sorted(ctx.subject.groups),
-                                        "claims": dict(ctx.subject.claims),
-                                    },
-                                    "resource": {
-                                        "name": ctx.resource.name,
-                                        "kind": ctx.resource.kind,
-                                        "dialect": ctx.resource.dialect,
-                                        "env": ctx.resource.env,
-                                        "tags": dict(ctx.resource.tags),
-                                    },
-                                    "at": at,
-                                },
-                            )
-                        )
-                else:
-                    agg = self.writer_id
-                    session = None
-                decision = self._apply_grants(ctx, decision, pending, used, now, at)
-                policy = decision.policy_hash
-                if policy and policy not in self._state.policies and policy not in policies:
-                    policies.add(policy)
-                    pending.append(
-                        _Pending(
-                            policy_aggregate_id(policy),
-                            Topic.POLICY_ACTIVATED,
-                            {"hash": policy, "at": at},
-                        )
-                    )
-                pending.append(
-                    _Pending(
-                        agg,
-                        Topic.DECISION_RECORDED,
-                        {
-                            "session": name,
-                            "decision": str(decision.id),
-                            "subject": ctx.subject.id,
-                            "groups": _sorted(ctx.subject.groups),
-                            "resource": ctx.resource.name,
-                            "kind": ctx.request_kind,
-                            "text": ctx.redacted_text,
-                            "fingerprint": ctx.fingerprint,
-                            "facts": _facts(decision),
-                            "effect": _EFFECT_VALUE[decision.effect],
-                            "reasons": [_reason_dict(r) for r in decision.reasons],
-                            "masks": _masks(decision),
-                            "errors": [e.as_dict() for e in decision.errors]
-                            if decision.errors
-                            else [],
-                            "approval": str(decision.approval_id) if decision.approval_id else None,
-                            "policy": decision.policy_hash,
-                            "time": format_time(ctx.time_ns),
-                            "elapsed_ns": decision.elapsed_ns,
-                            "at": at,
-                        },
-                    )
-                )
-                if (
-                    decision.effect is _TERMINATE
-                    and name is not None
-                    and session is not None
-                    and session.terminated is None
-                    and name not in ended
-                ):
-                    ended.add(name)
-                    message = (
-                        decision.reasons[0].message if decision.reasons else "terminated by policy"
-                    )
-                    pending.append(
-                        _Pending(
-                            agg,
-                            Topic.SESSION_TERMINATED,
-                            {"session": name, "reason": message, "by": "policy", "at": at},
-                        )
-                    )
-                out.append(decision)
-            results.append(out)
-        return pending, results
-
-    def _apply_grants(
-        self,
-        ctx: CheckContext,
-        decision: Decision,
-        pending: list[_Pending],
-        used: set[uuid.UUID],
-        now: int,
-        at: str,
-    ) -> Decision:
-        if decision.effect is not _APPROVE:
-            return decision
-        grant = self._state.find_grant(ctx.subject.id, ctx.exact_hash, ctx.fingerprint, now, used)
-        if grant is not None:
-            if grant.mode == "once":
-                used.add(grant.id)
-                pending.append(
-                    _Pending(
-                        grant.id, Topic.APPROVAL_USED, {"decision": str(decision.id), "at": at}
-                    )
-                )
-            reason = Reason(
-                effect=Effect.ALLOW,
-                package="subguard.log",
-                rule="approval",
-                message=f"approved by {grant.by} ({grant.mode}, approval {grant.id})",
-                location="",
-            )
-            return attrs.evolve(decision, effect=Effect.ALLOW, reasons=(*decision.reasons, reason))
-        approval_id = approval_aggregate_id(decision.id)
-        pending.append(
-            _Pending(
-                approval_id,
-                Topic.APPROVAL_REQUESTED,
-                {
-                    "decision": str(decision.id),
-                    "subject": ctx.subject.id,
-                    "session": ctx.session_id,
-                    "fingerprint": ctx.fingerprint,
-                    "exact_hash": ctx.exact_hash,
-                    "text": ctx.redacted_text,
-                    "reasons": [r.as_dict() for r in decision.reasons],
-                    "at": at,
-                    "expires": format_time(now + self.approval_ttl_ns),
-                },
-            )
-        )
-        return attrs.evolve(decision, approval_id=approval_id)
-
-    def _write(self, pending: list[_Pending], *, checkpoint: bool = False) -> None:
+    def _write(self, pending: list[PendingEvent], *, checkpoint: bool = False) -> None:
         """Encode with chain hashes, add a checkpoint when due, insert, then fold."""
         heads: dict[uuid.UUID, tuple[int, str]] = {}
-        rows: list[tuple[StoredEvent, _Pending, str]] = []
+        rows: list[tuple[StoredEvent, PendingEvent, str]] = []
         session_end = False
         with self._lock:
             for p in pending:
@@ -619,13 +379,15 @@ class DecisionLog:
                 session_end = session_end or p.topic == Topic.SESSION_TERMINATED
             covered = {**self._since_checkpoint, **heads}
             count = self._events_since_checkpoint + len(rows)
-            wrote_checkpoint = checkpoint or session_end or count >= self.checkpoint_every
+            version, prev = self._state.head(self.checkpoint_id)
+            # A writer's first write carries a checkpoint too, so a log that holds
+            # anything but holds no checkpoint has had its checkpoints removed.
+            first = version == 0
+            wrote_checkpoint = checkpoint or session_end or first or count >= self.checkpoint_every
             if wrote_checkpoint:
-                version, prev = self._state.head(self.checkpoint_id)
-                state = _checkpoint_state(
-                    covered, "session-end" if session_end else "interval", format_time(self.clock())
-                )
-                p = _Pending(self.checkpoint_id, Topic.CHECKPOINT, state)
+                reason = "session-end" if session_end else "start" if first else "interval"
+                state = build.checkpoint_state(covered, reason, format_time(self.clock()))
+                p = PendingEvent(self.checkpoint_id, Topic.CHECKPOINT, state)
                 stored, h = encode_event(
                     self.checkpoint_id, version + 1, Topic.CHECKPOINT, state, prev
                 )
@@ -647,41 +409,21 @@ class DecisionLog:
 
     # ------------------------------------------------------------------------------------
     # responders' actions
-    def _act(
-        self,
-        aggregate_id: uuid.UUID,
-        build: Callable[[], list[_Pending]],
-        *,
-        checkpoint: bool = False,
-    ) -> None:
-        """Append what `build` returns to an aggregate, re-reading it after a conflict."""
+    def _act(self, aggregate_id: uuid.UUID, make: Callable[[], list[PendingEvent]]) -> None:
+        """Append what `make` returns to an aggregate, re-reading it after a conflict."""
         with self._write_lock:
-            for attempt in range(_CONFLICT_RETRIES):
-                self._refresh([_Pending(aggregate_id, "", {})])
+            for attempt in range(CONFLICT_RETRIES):
+                self._refresh([PendingEvent(aggregate_id, "", {})])
                 with self._lock:
-                    pending = build()
+                    pending = make()
                 if not pending:
                     return
                 try:
-                    self._write(pending, checkpoint=checkpoint)
+                    self._write(pending)
                     return
                 except StoreConflict:
-                    if attempt == _CONFLICT_RETRIES - 1:
+                    if attempt == CONFLICT_RETRIES - 1:
                         raise
-
-    def _approval(self, approval_id: uuid.UUID) -> ApprovalState:
-        approval = self._state.approvals.get(approval_id)
-        if approval is None:
-            raise LogError(f"no approval `{approval_id}` in the decision log")
-        return approval
-
-    def _require_pending(self, approval: ApprovalState, now: int) -> None:
-        if approval.status != "pending":
-            raise LogError(f"approval `{approval.id}` is already {approval.status}")
-        if approval.expires_ns <= now:
-            raise LogError(
-                f"approval `{approval.id}` expired at {format_time(approval.expires_ns)}"
-            )
 
     def approve(
         self, approval_id: uuid.UUID, *, by: str, window: float | None = None
@@ -689,34 +431,25 @@ class DecisionLog:
         """Grant a held request: once (the exact text) or for a window (its shape)."""
         if not by:
             raise LogError("an approval needs the name of who grants it")
+        if window is not None:
+            window = _seconds("window", window, positive=True)
         self.catch_up()
         expired = False
 
-        def build() -> list[_Pending]:
+        def make() -> list[PendingEvent]:
             nonlocal expired
-            approval = self._approval(approval_id)
-            now = self.clock()
-            if approval.status == "pending" and approval.expires_ns <= now:
-                expired = True
-                return [_Pending(approval_id, Topic.APPROVAL_EXPIRED, {"at": format_time(now)})]
-            self._require_pending(approval, now)
-            if approval.subject == by:
-                raise LogError(f"`{by}` may not approve their own request")
-            if window is not None:
-                until = now + int(window * 1e9)
-                mode = "window"
-            else:
-                until = now + self.approval_ttl_ns
-                mode = "once"
-            return [
-                _Pending(
-                    approval_id,
-                    Topic.APPROVAL_GRANTED,
-                    {"by": by, "mode": mode, "until": format_time(until), "at": format_time(now)},
-                )
-            ]
+            event = build.grant(
+                self._state,
+                approval_id,
+                by=by,
+                window=window,
+                now=self.clock(),
+                approval_ttl_ns=self.approval_ttl_ns,
+            )
+            expired = event.topic == Topic.APPROVAL_EXPIRED
+            return [event]
 
-        self._act(approval_id, build)
+        self._act(approval_id, make)
         if expired:
             raise LogError(f"approval `{approval_id}` has expired")
         return self.outcome(approval_id)
@@ -725,43 +458,27 @@ class DecisionLog:
         if not by:
             raise LogError("a refusal needs the name of who refuses")
         self.catch_up()
-
-        def build() -> list[_Pending]:
-            approval = self._approval(approval_id)
-            now = self.clock()
-            if approval.status != "pending":
-                raise LogError(f"approval `{approval_id}` is already {approval.status}")
-            return [
-                _Pending(
-                    approval_id,
-                    Topic.APPROVAL_REFUSED,
-                    {"by": by, "reason": reason, "at": format_time(now)},
-                )
-            ]
-
-        self._act(approval_id, build)
+        self._act(
+            approval_id,
+            lambda: [
+                build.refuse(self._state, approval_id, by=by, reason=reason, now=self.clock())
+            ],
+        )
         return self.outcome(approval_id)
 
     def expire_approvals(self, now_ns: int | None = None) -> list[uuid.UUID]:
         """Record `expired` for every pending approval past its TTL; returns their ids."""
         now = self.clock() if now_ns is None else now_ns
         with self._lock:
-            due = [
-                a.id
-                for a in self._state.approvals.values()
-                if a.status == "pending" and a.expires_ns <= now
-            ]
+            due = build.due_approvals(self._state, now)
         done = []
         for approval_id in due:
 
-            def build(approval_id: uuid.UUID = approval_id) -> list[_Pending]:
-                approval = self._state.approvals.get(approval_id)
-                if approval is None or approval.status != "pending":
-                    return []
-                return [_Pending(approval_id, Topic.APPROVAL_EXPIRED, {"at": format_time(now)})]
+            def make(approval_id: uuid.UUID = approval_id) -> list[PendingEvent]:
+                return build.expire(self._state, approval_id, now=now)
 
             try:
-                self._act(approval_id, build)
+                self._act(approval_id, make)
                 done.append(approval_id)
             except LogError:
                 continue
@@ -769,86 +486,50 @@ class DecisionLog:
 
     def revoke(self, subject: str, *, reason: str, by: str = "") -> None:
         """Contain a subject everywhere: every later check for it yields `terminate`."""
-        agg = subject_aggregate_id(subject)
         self._act(
-            agg,
-            lambda: [
-                _Pending(
-                    agg,
-                    Topic.SUBJECT_REVOKED,
-                    {
-                        "subject": subject,
-                        "reason": reason,
-                        "by": by,
-                        "at": format_time(self.clock()),
-                    },
-                )
-            ],
+            subject_aggregate_id(subject),
+            lambda: [build.revoke_subject(subject, reason=reason, by=by, now=self.clock())],
         )
 
     def restore(self, subject: str, *, reason: str = "", by: str = "") -> None:
-        agg = subject_aggregate_id(subject)
-
-        def build() -> list[_Pending]:
-            if subject not in self._state.revoked:
-                raise LogError(f"subject `{subject}` is not revoked")
-            return [
-                _Pending(
-                    agg,
-                    Topic.SUBJECT_RESTORED,
-                    {
-                        "subject": subject,
-                        "reason": reason,
-                        "by": by,
-                        "at": format_time(self.clock()),
-                    },
-                )
-            ]
-
         self.catch_up()
-        self._act(agg, build)
+        self._act(
+            subject_aggregate_id(subject),
+            lambda: [
+                build.restore_subject(self._state, subject, reason=reason, by=by, now=self.clock())
+            ],
+        )
 
     def kill(self, session: str, *, reason: str = "killed by a responder", by: str = "") -> None:
         """End a session: later checks in it yield `terminate`."""
-        agg = session_aggregate_id(session)
         self._load_session(session)
-
-        def build() -> list[_Pending]:
-            state = self._state.sessions.get(session)
-            if state is None or self._state.head(agg)[0] == 0:
-                raise LogError(f"no session `{session}` in the decision log")
-            if state.terminated is not None:
-                raise LogError(f"session `{session}` is already terminated")
-            return [
-                _Pending(
-                    agg,
-                    Topic.SESSION_TERMINATED,
-                    {
-                        "session": session,
-                        "reason": reason,
-                        "by": by,
-                        "at": format_time(self.clock()),
-                    },
-                )
-            ]
-
-        self._act(agg, build)
+        self._act(
+            session_aggregate_id(session),
+            lambda: [
+                build.kill_session(self._state, session, reason=reason, by=by, now=self.clock())
+            ],
+        )
 
     # ------------------------------------------------------------------------------------
     # queries
     def outcome(self, approval_id: uuid.UUID) -> ApprovalOutcome:
         with self._lock:
-            a = self._approval(approval_id)
-            status = "granted" if a.status == "used" else a.status
+            a = self._state.approvals.get(approval_id)
+            if a is None:
+                raise LogError(f"no approval `{approval_id}` in the decision log")
+            status = ApprovalStatus.GRANTED if a.status is ApprovalStatus.USED else a.status
             return ApprovalOutcome(approval_id, status, a.by, a.reason, a.mode, a.until_ns)
 
     def wait_for_approval(self, approval_id: uuid.UUID, timeout: float) -> ApprovalOutcome:
-        """Block until the approval is granted, refused or expired, or `timeout` passes."""
-        deadline = time.monotonic() + max(timeout, 0.0)
+        """Block until the approval is granted, refused or expired, or `timeout` passes.
+
+        `timeout` is a finite, non-negative number of seconds (NaN or a negative value is
+        a `LogError`, never a wait without end)."""
+        deadline = time.monotonic() + _seconds("timeout", timeout)
         while True:
             with self._lock:
                 approval = self._state.approvals.get(approval_id)
-                if approval is not None and approval.status != "pending":
+                if approval is not None and approval.status is not ApprovalStatus.PENDING:
                     return self.outcome(approval_id)
                 if approval is not None and approval.expires_ns <= self.clock():
                     expired = True
@@ -862,8 +543,8 @@ class DecisionLog:
                 with contextlib.suppress(LogError):
                     self.expire_approvals()
                 outcome = self.outcome(approval_id)
-                if outcome.status == "pending":
-                    outcome = attrs.evolve(outcome, status="expired")
+                if outcome.status is ApprovalStatus.PENDING:
+                    outcome = attrs.evolve(outcome, status=ApprovalStatus.EXPIRED)
                 return outcome
             if self._follower is None or not self._follower.is_alive():
                 self.catch_up()
@@ -893,13 +574,13 @@ class DecisionLog:
                 self._write([], checkpoint=True)
 
     def close(self) -> None:
-        if self._closed.is_set():
+        if self._closed:
             return
         with contextlib.suppress(LogError):
             self.checkpoint()
-        self._closed.set()
+        self._closed = True
         if self._follower is not None:
-            self._follower.join(timeout=2.0)
+            self._follower.stop()
         self.store.close()
 
     def __enter__(self) -> DecisionLog:
@@ -907,26 +588,6 @@ class DecisionLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _checkpoint_state(
-    heads: Mapping[uuid.UUID, tuple[int, str]], reason: str, at: str
-) -> dict[str, Any]:
-    ordered = sorted((str(k), v[0], v[1]) for k, v in heads.items())
-    return {
-        "heads": {k: [version, h] for k, version, h in ordered},
-        "root": checkpoint_root(ordered),
-        "reason": reason,
-        "at": at,
-    }
-
-
-def checkpoint_root(ordered: Iterable[tuple[str, int, str]]) -> str:
-    """SHA-256 over `aggregate version hash` lines, sorted by aggregate id."""
-    digest = hashlib.sha256()
-    for aggregate, version, h in ordered:
-        digest.update(f"{aggregate} {version} {h}\n".encode())
-    return digest.hexdigest()
 
 
 def open_log(url: str, **options: Any) -> DecisionLog:

@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from subguard.errors import LogError
 from subguard.log._events import (
     Topic,
     decode_state,
@@ -73,13 +74,20 @@ class LogRecord:
 
 
 def _record(n: Any) -> LogRecord:
-    split = split_hash(n.state)
-    state = decode_state(split[0] if split else n.state)
-    agg = (
-        n.originator_id
-        if isinstance(n.originator_id, uuid.UUID)
-        else uuid.UUID(str(n.originator_id))
-    )
+    """A stored row as a record; a malformed row is a `LogError` naming its position
+    (run `subguard verify` to see what is wrong with it)."""
+    try:
+        split = split_hash(n.state)
+        state = decode_state(split[0] if split else n.state)
+        agg = (
+            n.originator_id
+            if isinstance(n.originator_id, uuid.UUID)
+            else uuid.UUID(str(n.originator_id))
+        )
+    except (TypeError, ValueError, AttributeError):
+        raise LogError(
+            f"malformed event at position {n.id} in the decision log: run `subguard verify`"
+        ) from None
     return LogRecord(n.id, agg, n.originator_version, n.topic, state)
 
 
@@ -131,49 +139,78 @@ _OCSF_DISPOSITION = {
     "deny": (2, "Blocked"),
     "terminate": (2, "Blocked"),
 }
+#: The OCSF version the events follow, and the profile that adds `disposition`.
+OCSF_VERSION = "1.4.0"
+OCSF_PROFILES = ("security_control",)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _without_none(value: Any) -> Any:
+    """OCSF attributes are typed: an absent value is left out, never `null`."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def ocsf_event(record: LogRecord) -> dict[str, Any]:
-    """An OCSF 1.x API Activity (6003) event for a recorded decision."""
+    """An OCSF API Activity (6003) event for a recorded decision (OCSF 1.4.0 with the
+    `security_control` profile, validated against the schema in the tests).
+
+    The agent is the source endpoint (named by its subject), the resource the
+    destination; subguard's own fields (effect, facts, reasons…) are under `unmapped`.
+    """
     s = record.state
     effect = str(s.get("effect", ""))
     disposition_id, disposition = _OCSF_DISPOSITION.get(effect, (0, "Unknown"))
     time_ms = record.time_ns // 1_000_000
-    return {
-        "class_uid": 6003,
-        "class_name": "API Activity",
-        "category_uid": 6,
-        "category_name": "Application Activity",
-        "activity_id": 99,
-        "activity_name": str(s.get("kind", "")),
-        "type_uid": 600399,
-        "time": time_ms,
-        "severity_id": _OCSF_SEVERITY.get(effect, 0),
-        "status_id": 1 if effect in ("allow", "mask") else 2,
-        "disposition_id": disposition_id,
-        "disposition": disposition,
-        "actor": {"user": {"uid": s.get("subject")}, "session": {"uid": s.get("session")}},
-        "api": {"operation": str(s.get("kind", "")), "request": {"uid": s.get("decision")}},
-        "dst_endpoint": {"name": s.get("resource")},
-        "message": s.get("text"),
-        "metadata": {
-            "version": "1.1.0",
-            "product": {"name": "subguard", "vendor_name": "subguard"},
-            "uid": s.get("decision"),
-            "log_name": "decisions",
-            "sequence": record.position,
-        },
-        "unmapped": {
-            "effect": effect,
-            "fingerprint": s.get("fingerprint"),
-            "facts": s.get("facts"),
-            "reasons": s.get("reasons"),
-            "masks": s.get("masks"),
-            "policy": s.get("policy"),
-            "approval": s.get("approval"),
-            "recorded_at": s.get("at"),
-        },
-    }
+    subject = _text(s.get("subject"))
+    kind = str(s.get("kind", ""))
+    event: dict[str, Any] = _without_none(
+        {
+            "class_uid": 6003,
+            "class_name": "API Activity",
+            "category_uid": 6,
+            "category_name": "Application Activity",
+            "activity_id": 99,
+            "activity_name": kind,
+            "type_uid": 600399,
+            "time": time_ms,
+            "severity_id": _OCSF_SEVERITY.get(effect, 0),
+            "status_id": 1 if effect in ("allow", "mask") else 2,
+            "disposition_id": disposition_id,
+            "disposition": disposition,
+            "actor": {
+                "user": {"uid": subject or "", "name": subject},
+                "session": {"uid": _text(s.get("session"))},
+            },
+            "api": {"operation": kind, "request": {"uid": _text(s.get("decision")) or ""}},
+            "src_endpoint": {"name": subject or "unknown"},
+            "dst_endpoint": {"name": _text(s.get("resource")) or "unknown"},
+            "message": _text(s.get("text")),
+            "metadata": {
+                "version": OCSF_VERSION,
+                "profiles": list(OCSF_PROFILES),
+                "product": {"name": "subguard", "vendor_name": "subguard"},
+                "uid": _text(s.get("decision")),
+                "log_name": "decisions",
+                "sequence": record.position,
+            },
+            "unmapped": {
+                "effect": effect,
+                "fingerprint": s.get("fingerprint"),
+                "facts": s.get("facts"),
+                "reasons": s.get("reasons"),
+                "masks": s.get("masks"),
+                "policy": s.get("policy"),
+                "approval": s.get("approval"),
+                "recorded_at": s.get("at"),
+            },
+        }
+    )
+    return event
 
 
 def since_ns(text: str | None, now_ns: int | None = None) -> int:

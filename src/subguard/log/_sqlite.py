@@ -5,9 +5,10 @@ setting."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eventsourcing.persistence import (
@@ -25,13 +26,31 @@ from eventsourcing.sqlite import (
 __all__ = ["BatchSQLiteRecorder"]
 
 
+def _inserted_ids(conn: sqlite3.Connection, count: int) -> list[int] | None:
+    """The notification ids of the `count` rows just inserted in this transaction.
+
+    The transaction holds SQLite's write lock from its first INSERT to COMMIT, so the
+    rowids it assigned are consecutive and end at `last_insert_rowid()`.
+    """
+    if not count:
+        return None
+    last = int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+    return list(range(last - count + 1, last + 1))
+
+
 class BatchSQLiteRecorder(SQLiteApplicationRecorder):
     """Writes go through one connection of their own (WAL, `synchronous=FULL`), opened on
     first use: a batch is `BEGIN`, one `executemany`, `COMMIT`, without the pool's
     per-transaction bookkeeping. Reads use eventsourcing's pool as before."""
 
-    _writer: sqlite3.Connection | None = None
-    _writer_lock: threading.Lock | None = None
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Made here, not on first use: two threads' first writes must share one lock
+        # (sharing the connection unguarded crashed the interpreter in the conformance run).
+        self._writer_lock = threading.RLock()
+        self._writer: sqlite3.Connection | None = None
+        #: the thread holding the write lock through `exclusive()`, if any
+        self._exclusive: int | None = None
 
     def _writer_connection(self) -> sqlite3.Connection:
         conn = self._writer
@@ -57,6 +76,7 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        """Write a batch in one transaction; returns the notification ids assigned."""
         if kwargs or self.datastore.pool.is_sqlite_memory_mode:
             return super().insert_events(stored_events, **kwargs)
         rows = [
@@ -68,15 +88,14 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
             )
             for e in stored_events
         ]
-        lock = self._writer_lock
-        if lock is None:
-            lock = self._writer_lock = threading.Lock()
-        with lock:
+        with self._writer_lock:
             try:
                 conn = self._writer_connection()
-                conn.execute("BEGIN")
+                if self._exclusive != threading.get_ident():
+                    conn.execute("BEGIN")
                 try:
                     conn.executemany(self.insert_events_statement, rows)
+                    ids = _inserted_ids(conn, len(rows))
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -88,9 +107,32 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
                 raise OperationalError(e) from e
             except sqlite3.Error as e:
                 raise PersistenceError(e) from e
-        return None
+        return ids
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold SQLite's write lock (`BEGIN IMMEDIATE`, waiting up to the lock timeout)
+        until the next `insert_events` of this thread commits, or the block ends.
+
+        Reads made inside see every commit (no other writer can commit meanwhile), so
+        a writer that re-reads, re-decides and inserts inside cannot conflict.
+        """
+        with self._writer_lock:
+            try:
+                conn = self._writer_connection()
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise OperationalError(e) from e
+            self._exclusive = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._exclusive = None
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
 
     def close_writer(self) -> None:
+        """Close the writer connection (the pool's readers close with the datastore)."""
         conn, self._writer = self._writer, None
         if conn is not None:
             conn.close()
@@ -112,7 +154,9 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
                 for e in stored_events
             ],
         )
-        return None
+        c.execute("SELECT last_insert_rowid()")
+        last = int(c.fetchone()[0])
+        return list(range(last - len(stored_events) + 1, last + 1)) if stored_events else None
 
     def select_positions(self, after: int, limit: int) -> list[tuple[int, str, int, str]]:
         """(position, aggregate id as stored, version, topic) after `after`, no state."""

@@ -6,6 +6,7 @@ from the notification log, so `input.session` and containment agree across proce
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -14,7 +15,7 @@ import attrs
 
 from subguard.log._events import Topic, parse_time
 
-__all__ = ["ApprovalState", "FoldedState", "SessionState"]
+__all__ = ["ApprovalState", "ApprovalStatus", "FoldedState", "SessionState"]
 
 DENIED_EFFECTS = frozenset({"deny", "terminate"})
 
@@ -42,6 +43,17 @@ class SessionState:
         }
 
 
+class ApprovalStatus(enum.StrEnum):
+    """Where an approval stands. A `StrEnum`: each member equals its stored text."""
+
+    PENDING = "pending"
+    GRANTED = "granted"
+    REFUSED = "refused"
+    EXPIRED = "expired"
+    #: a once-grant that a decision has used (reported to callers as `granted`)
+    USED = "used"
+
+
 @attrs.define
 class ApprovalState:
     id: uuid.UUID
@@ -53,7 +65,7 @@ class ApprovalState:
     text: str
     requested_ns: int
     expires_ns: int
-    status: str = "pending"  # pending | granted | refused | expired | used
+    status: ApprovalStatus = ApprovalStatus.PENDING
     mode: str | None = None  # once | window
     until_ns: int = 0
     by: str | None = None
@@ -168,11 +180,13 @@ class FoldedState:
             key = state["session"]
             self.pending_by_session[key] = self.pending_by_session.get(key, 0) + 1
 
-    def _settle(self, aggregate_id: uuid.UUID, status: str, state: dict[str, Any]) -> None:
+    def _settle(
+        self, aggregate_id: uuid.UUID, status: ApprovalStatus, state: dict[str, Any]
+    ) -> None:
         approval = self.approvals.get(aggregate_id)
         if approval is None:
             return
-        if approval.status == "pending" and approval.session is not None:
+        if approval.status is ApprovalStatus.PENDING and approval.session is not None:
             self.pending_by_session[approval.session] -= 1
         approval.status = status
         if "by" in state:
@@ -181,22 +195,22 @@ class FoldedState:
             approval.reason = state["reason"]
 
     def _granted(self, aggregate_id: uuid.UUID, state: dict[str, Any]) -> None:
-        self._settle(aggregate_id, "granted", state)
+        self._settle(aggregate_id, ApprovalStatus.GRANTED, state)
         approval = self.approvals.get(aggregate_id)
         if approval is not None:
             approval.mode = state["mode"]
             approval.until_ns = parse_time(state["until"])
 
     def _refused(self, aggregate_id: uuid.UUID, state: dict[str, Any]) -> None:
-        self._settle(aggregate_id, "refused", state)
+        self._settle(aggregate_id, ApprovalStatus.REFUSED, state)
 
     def _expired(self, aggregate_id: uuid.UUID, state: dict[str, Any]) -> None:
-        self._settle(aggregate_id, "expired", state)
+        self._settle(aggregate_id, ApprovalStatus.EXPIRED, state)
 
     def _used(self, aggregate_id: uuid.UUID, state: dict[str, Any]) -> None:
         approval = self.approvals.get(aggregate_id)
         if approval is not None:
-            approval.status = "used"
+            approval.status = ApprovalStatus.USED
 
     def _revoked(self, _id: uuid.UUID, state: dict[str, Any]) -> None:
         self.revoked[state["subject"]] = str(state.get("reason", ""))
@@ -219,7 +233,7 @@ class FoldedState:
         """A live grant for this subject: a once-grant of the exact text, else a window."""
         window: ApprovalState | None = None
         for approval in self.approvals.values():
-            if approval.subject != subject or approval.status != "granted":
+            if approval.subject != subject or approval.status is not ApprovalStatus.GRANTED:
                 continue
             if approval.until_ns <= now_ns or approval.id in used:
                 continue

@@ -9,6 +9,7 @@ fixed aggregate, so a newer store is refused instead of misread.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import threading
@@ -69,6 +70,27 @@ class Store:
             raise StoreConflict(f"conflicting append: {e}") from e
         except (PersistenceError, sqlite3.Error, OSError) as e:
             raise LogError(f"cannot write to the decision log at {self.url}: {_one_line(e)}") from e
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Keep other writers out until this thread's next `insert` commits (SQLite's
+        write lock); a no-op on stores whose writers are serialised otherwise."""
+        hold = getattr(self.recorder, "exclusive", None)
+        if hold is None:
+            yield
+            return
+        held = hold()
+        try:
+            held.__enter__()
+        except (PersistenceError, sqlite3.Error, OSError) as e:
+            raise LogError(f"cannot write to the decision log at {self.url}: {_one_line(e)}") from e
+        try:
+            yield
+        except BaseException as e:
+            held.__exit__(type(e), e, e.__traceback__)
+            raise
+        else:
+            held.__exit__(None, None, None)
 
     # -- reading -------------------------------------------------------------------------
     def select_events(
@@ -132,6 +154,21 @@ class Store:
                 return
             after = page[-1].id
 
+    def iter_rows(self, after: int = 0, batch: int = 1000) -> Iterator[Notification]:
+        """Every row after `after` as stored, for `verify`: a malformed state (NULL, TEXT)
+        is passed on as it is instead of failing the read."""
+        rows = getattr(self.recorder, "select_rows", None)
+        if rows is None:
+            yield from self.iter_notifications(after, batch=batch)
+            return
+        while True:
+            with self._reading():
+                page = rows(after, batch)
+            yield from page
+            if len(page) < batch:
+                return
+            after = page[-1].id
+
     @contextmanager
     def _reading(self) -> Iterator[None]:
         try:
@@ -148,7 +185,7 @@ class Store:
         from psycopg.sql import SQL, Identifier
 
         recorder: Any = self.recorder
-        with recorder.datastore.get_connection() as conn:
+        with recorder.listen_connection() as conn:
             conn.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
             yield conn
 
@@ -175,7 +212,9 @@ class Store:
                     f"this subguard understands ({SCHEMA_VERSION}): upgrade subguard"
                 )
             return
-        if not create and self.kind == "postgresql":
+        if not create:
+            # Readers (verify, log, export…) never write: a store without its
+            # StoreCreated event stays that way, and `verify` reports it.
             return
         stored, _ = encode_event(
             store_aggregate_id(),
@@ -220,6 +259,41 @@ def redact_url(url: str) -> str:
         netloc = parts.netloc.replace(":" + parts.password + "@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
+
+
+def _seconds(name: str, text: str) -> int:
+    """A timeout in a store URL: a finite number of seconds above 0, rounded up to whole
+    seconds (what the drivers take). 0 would mean "wait forever" to PostgreSQL."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(
+            f"store URL parameter `{name}` must be a positive number of seconds, not `{text}`"
+        )
+    return max(1, math.ceil(value))
+
+
+def _count(name: str, text: str, *, least: int) -> int:
+    if not text.isdigit() or int(text) < least:
+        raise ConfigError(
+            f"store URL parameter `{name}` must be an integer of at least {least}, not `{text}`"
+        )
+    return int(text)
+
+
+_SQLITE_PARAMETERS = ("lock_timeout",)
+_POSTGRES_PARAMETERS = ("schema", "lock_timeout", "connect_timeout", "pool_size", "max_overflow")
+
+
+def _parameters(url: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """The URL's query parameters; an unknown one is an error, never ignored."""
+    params = {k: v[-1] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
+    for name in params:
+        if name not in allowed:
+            raise ConfigError(f"unknown store URL parameter `{name}` (known: {', '.join(allowed)})")
+    return params
 
 
 def open_store(url: str, *, create: bool | None = None, lock_timeout: float = 5.0) -> Store:
@@ -276,12 +350,11 @@ def _open_memory(url: str) -> Store:
 
 
 def _open_sqlite(url: str, *, create: bool, lock_timeout: float) -> Store:
-    parts = urlsplit(url)
     path = unquote(url.split("://", 1)[1].split("?", 1)[0]) if "://" in url else ""
     if not path or path == "/":
         raise ConfigError(f"store URL `{url}` names no file: use sqlite:///path/to/subguard.db")
-    params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    timeout = params.get("lock_timeout", str(int(lock_timeout)))
+    params = _parameters(url, _SQLITE_PARAMETERS)
+    timeout = str(_seconds("lock_timeout", params.get("lock_timeout", str(lock_timeout))))
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise LogError(
@@ -320,30 +393,61 @@ def _durable_connections(pool: Any) -> None:
 
 def _open_postgres(url: str, *, create: bool, lock_timeout: float) -> Store:
     parts = urlsplit(url)
-    params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    params = _parameters(url, _POSTGRES_PARAMETERS)
     schema = params.get("schema", "public")
+    lock = _seconds("lock_timeout", params.get("lock_timeout", str(lock_timeout)))
+    connect = _seconds("connect_timeout", params.get("connect_timeout", "5"))
+    pool_size = _count("pool_size", params.get("pool_size", "2"), least=1)
+    max_overflow = _count("max_overflow", params.get("max_overflow", "14"), least=0)
+    server = {
+        "dbname": unquote(parts.path.lstrip("/")) or "postgres",
+        "host": parts.hostname or "127.0.0.1",
+        "port": str(parts.port or 5432),
+        "user": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password or ""),
+    }
+    _probe_postgres(server, connect, redact_url(url))
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_DBNAME": server["dbname"],
+        "POSTGRES_HOST": server["host"],
+        "POSTGRES_PORT": server["port"],
+        "POSTGRES_USER": server["user"],
+        "POSTGRES_PASSWORD": server["password"],
         "POSTGRES_SCHEMA": schema,
-        "POSTGRES_LOCK_TIMEOUT": params.get("lock_timeout", str(int(lock_timeout))),
-        "POSTGRES_CONNECT_TIMEOUT": params.get("connect_timeout", "5"),
-        "POSTGRES_POOL_SIZE": params.get("pool_size", "2"),
-        "POSTGRES_MAX_OVERFLOW": params.get("max_overflow", "14"),
+        "POSTGRES_LOCK_TIMEOUT": str(lock),
+        "POSTGRES_CONNECT_TIMEOUT": str(connect),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(max_overflow),
         "CREATE_TABLE": "n",
         "APPLICATION_RECORDER_TOPIC": "subguard.log._postgres:OneTripPostgresRecorder",
     }
     factory: Any = InfrastructureFactory.construct(Environment("", env))
+    # libpq's own connect timeout: a connection attempt to a host that does not answer
+    # ends too (eventsourcing only bounds the wait for a pooled connection).
+    factory.datastore.pool.kwargs["connect_timeout"] = connect
     if create:
         from psycopg.sql import SQL, Identifier
 
         with factory.datastore.transaction(commit=True) as curs:
             curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema)))
     recorder = factory.application_recorder()
+    # every statement this store sends ends within this many seconds, answered or not
+    recorder.deadline = float(lock + connect)
     if create:
         recorder.create_table()
     return Store("postgresql", redact_url(url), factory, recorder)
+
+
+def _probe_postgres(server: dict[str, str], connect_timeout: int, display_url: str) -> None:
+    """Connect once, directly, so that a wrong database, user or password reads as the
+    server says it (not as a pool that "couldn't get a connection" seconds later)."""
+    import psycopg
+
+    try:
+        conninfo = psycopg.conninfo.make_conninfo(**server, connect_timeout=connect_timeout)
+        psycopg.connect(conninfo, autocommit=True).close()
+    except psycopg.Error as e:
+        text = str(e).strip()
+        reason = text.rsplit("FATAL:", 1)[-1].strip() if "FATAL:" in text else _one_line(e)
+        raise LogError(f"cannot open the decision log at {display_url}: {reason}") from None
