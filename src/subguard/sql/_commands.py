@@ -179,6 +179,10 @@ def command_objects(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> N
     """Tables and the target a DDL/DML/LOCK/VACUUM/COPY command names."""
     if d.kind not in _WRITING | {"lock", "vacuum", "copy", "other", "show"}:
         return
+    if d.kind == "insert" and _upper(toks[0]) in ("REPLACE", "UPSERT"):
+        # MySQL REPLACE deletes and re-inserts: an upsert, bounded only by listed rows.
+        d.upsert = True
+        d.has_where = _index_of(toks, "VALUES") >= 0 and _index_of(toks, "SELECT") < 0
     object_type, names, end = _object_names(toks, ctx.dialect)
     d.object_type = object_type
     table_like = object_type is None or bool(set(object_type.upper().split()) & _TABLE_OBJECT_WORDS)

@@ -12,13 +12,21 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from sqlglot import exp
-from sqlglot.optimizer.simplify import simplify
 
 from subguard.sql._columns import Resolver, Src, table_parts
 from subguard.sql._dialects import normalize_identifier
-from subguard.sql._facts import Column, Grant, OutputColumn, Statement, Table, merge_columns
+from subguard.sql._facts import (
+    Column,
+    ColumnFlow,
+    Grant,
+    OutputColumn,
+    Statement,
+    Table,
+    merge_columns,
+)
 from subguard.sql._kinds import node_kind
 from subguard.sql._schema import Schema
+from subguard.sql._where import bounds_rows
 
 #: How deep dynamic SQL may nest (EXECUTE of an EXECUTE of …) before we stop following it.
 MAX_DEPTH: Final = 4
@@ -75,10 +83,18 @@ class Draft:
         self.outputs: tuple[OutputColumn, ...] = ()
         self.has_where = False
         self.has_limit = False
+        self.upsert = False
         self.functions: set[str] = set()
         self.copy_program = False
         self.into_outfile = False
         self.grants: list[Grant] = []
+        self.opaque_code = False
+        self.settings: list[str] = []
+        self.setting_scope: str | None = None
+        self.privilege_change = False
+        self.alter_actions: set[str] = set()
+        self.external_io: set[str] = set()
+        self.flows: list[ColumnFlow] = []
         self.children: list[Statement] = []
         self.table_nodes: list[exp.Table] = []
         self.cte_names: set[str] = set()
@@ -139,6 +155,15 @@ class Draft:
             into_outfile=self.into_outfile or any([c.into_outfile for c in self.children]),
             grants=tuple(self.grants),
             nested=self.nested,
+            upsert=self.upsert,
+            opaque_code=self.opaque_code,
+            setting=self.settings[0] if self.settings else None,
+            settings=frozenset(self.settings),
+            setting_scope=self.setting_scope,
+            privilege_change=self.privilege_change,
+            alter_actions=frozenset(self.alter_actions),
+            external_io=frozenset(self.external_io).union(*[c.external_io for c in self.children]),
+            columns_written_from=tuple(self.flows),
         )
         return [stmt, *self.children]
 
@@ -363,11 +388,23 @@ def columns(d: Draft, ctx: Context) -> None:
 
 
 def where_and_limit(d: Draft, ctx: Context) -> None:
-    """`has_where`: a WHERE that survives simplification and bounds rows; `has_limit`."""
+    """`has_where`: a WHERE that soundly bounds the target's rows (see `_where`); `has_limit`.
+
+    An upsert (`INSERT … ON CONFLICT DO UPDATE`, `ON DUPLICATE KEY UPDATE`, `REPLACE`)
+    is bounded when its rows are listed (`VALUES`) or its query has a bounding WHERE.
+    """
     node = d.node
+    if isinstance(node, exp.Merge):
+        d.upsert = True
+        return
+    if isinstance(node, exp.Insert):
+        d.upsert = _is_upsert(node)
+        if d.upsert:
+            d.has_where = _insert_source_bounded(node.expression)
+        return
     where = node.args.get("where")
     if isinstance(where, exp.Where):
-        d.has_where = _bounds_rows(where.this)
+        d.has_where = bounds_rows(where.this, _where_targets(ctx, node))
     d.has_limit = bool(node.args.get("limit") or node.args.get("fetch"))
 
 
@@ -489,114 +526,51 @@ def _has_property(node: exp.Expr, name: str) -> bool:
     return bool(props and cls and any(isinstance(p, cls) for p in props.expressions))
 
 
-def _bounds_rows(condition: exp.Expr) -> bool:
-    """True when the condition can restrict rows: not TRUE after simplification, and every
-    OR branch mentions a column (`id = 1 OR 2 > 1` and `WHERE 1` in MySQL bound nothing)."""
-    if _plainly_bounded(condition):
-        return True
-    try:
-        simplified = simplify(condition.copy())
-    except Exception:
-        simplified = condition
-    if isinstance(simplified, exp.Boolean):
-        return not simplified.this
-    branches = list(simplified.flatten()) if isinstance(simplified, exp.Or) else [simplified]
-    return all(b.find(exp.Column) is not None for b in branches)
+def _where_targets(ctx: Context, node: exp.Expr) -> frozenset[str] | None:
+    """Names a qualified WHERE column may use to count as the target's; None: any column.
 
-
-_COMPARISONS: Final = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
-_VALUES: Final = (exp.Literal, exp.Placeholder, exp.Parameter)
-
-#: Node types a column-free, NULL-free constant may be built of (`DATE '…' - INTERVAL '3'
-#: DAY`, `now()`, `-1.5`). Division is left out: `1/0` may fold to NULL.
-_CONSTANT_NODES: Final = frozenset(
-    getattr(exp, name)
-    for name in (
-        "Literal", "Neg", "Paren", "Add", "Sub", "Mul", "Cast", "DataType", "DataTypeParam",
-        "Interval", "Var", "CurrentDate", "CurrentTimestamp", "CurrentTime", "Placeholder",
-        "Parameter", "Identifier",
-    )
-    if hasattr(exp, name)
-)  # fmt: skip
-
-
-def _plainly_bounded(condition: exp.Expr) -> bool:
-    """A fast yes for conjunctions that pin a column, sparing a simplifier run.
-
-    A conjunction with one term comparing a column with a constant (`col = 1`,
-    `CAST(col AS DATE) < DATE '…' + INTERVAL '3' MONTH`, `col IN (1, 2)`, `col BETWEEN 1
-    AND 2`, `col IS NULL`, `col IN (SELECT …)`, `col LIKE '…'`), or two different columns
-    (`a.id = b.a_id`), or a boolean column alone, is false for some value of the column, so
-    it can neither be always true nor simplify to something without a column, whatever the
-    other terms are. The same holds for each branch of an OR whose every branch is
-    such a conjunction: the simplifier drops false branches and merges or absorbs
-    branches, but never turns one into TRUE or removes its column. Anything else (NOT,
-    EXISTS, constants, a column compared with itself) is simplified.
+    UPDATE … FROM, DELETE … USING and joined targets read other tables: a condition on
+    those (`USING orders o WHERE o.id = 1`) leaves every target row in play.
     """
-    node = condition.unnest() if isinstance(condition, exp.Paren) else condition
-    branches = list(node.flatten()) if isinstance(node, exp.Or) else [node]
-    return all(_conjunction_pins_column(branch) for branch in branches)
+    if not isinstance(node, (exp.Update, exp.Delete)):
+        return None
+    target = node.this
+    extra = node.args.get("from_") or node.args.get("from") or node.args.get("using")
+    joins = target.args.get("joins") if isinstance(target, exp.Table) else None
+    if not (extra or joins or node.args.get("tables") or node.args.get("joins")):
+        return None
+    names: set[str] = set()
+    if isinstance(target, exp.Table):
+        names.add(str(target.name).lower())
+        if target.alias:
+            names.add(str(target.alias).lower())
+    for t in node.args.get("tables") or ():
+        if isinstance(t, exp.Table):
+            names.add(str(t.name).lower())
+    if node.args.get("tables") and len(node.args["tables"]) > 1:
+        return frozenset()  # several targets: each would need its own bound
+    return frozenset(names)
 
 
-def _conjunction_pins_column(node: exp.Expr) -> bool:
-    node = node.unnest() if isinstance(node, exp.Paren) else node
-    terms = list(node.flatten()) if isinstance(node, exp.And) else [node]
-    return any(_pins_column(term) for term in terms)
-
-
-def _pins_column(term: exp.Expr) -> bool:
-    if isinstance(term, _COMPARISONS):
-        left, right = term.this, term.expression
-        if (isinstance(left, exp.Column) and isinstance(right, _VALUES)) or (
-            isinstance(right, exp.Column) and isinstance(left, _VALUES)
-        ):
+def _is_upsert(node: exp.Insert) -> bool:
+    conflict = node.args.get("conflict")
+    if isinstance(conflict, exp.OnConflict):
+        action = str(conflict.args.get("action") or "").upper()
+        if conflict.args.get("duplicate") or "UPDATE" in action:
             return True
-        if _is_column_ref(left) and _is_column_ref(right):
-            # Two different columns (`a.id = b.a_id`): the simplifier keeps the comparison.
-            return bool(left != right)
-        return (_is_column_ref(left) and _is_constant_or_subquery(right)) or (
-            _is_column_ref(right) and _is_constant_or_subquery(left)
-        )
-    if type(term) is exp.Column:
-        # A boolean column (`WHERE active`) is its own condition.
-        return isinstance(term.this, exp.Identifier)
-    if isinstance(term, exp.Between):
-        return (
-            _is_column_ref(term.this)
-            and _is_constant(term.args.get("low"))
-            and _is_constant(term.args.get("high"))
-        )
-    if isinstance(term, exp.In):
-        if not _is_column_ref(term.this) or term.args.get("unnest") or term.args.get("field"):
-            return False
-        if term.args.get("query") is not None:
-            return not term.expressions and isinstance(term.args["query"], exp.Subquery)
-        return bool(term.expressions) and all(_is_constant(e) for e in term.expressions)
-    if isinstance(term, exp.Is):
-        return _is_column_ref(term.this) and type(term.expression) is exp.Null
-    if type(term) in _LIKES:
-        # The simplifier has no rule for LIKE, so `col LIKE '%'` keeps its column.
-        return _is_column_ref(term.this) and _is_constant(term.expression)
+    return str(node.args.get("alternative") or "").upper() == "REPLACE"
+
+
+def _insert_source_bounded(source: Any) -> bool:
+    if isinstance(source, exp.Values):
+        return True
+    if isinstance(source, exp.Subquery):
+        source = source.unnest()
+    if isinstance(source, exp.Select):
+        where = source.args.get("where")
+        joins = source.args.get("joins")
+        return isinstance(where, exp.Where) and not joins and bounds_rows(where.this, None)
     return False
-
-
-_LIKES: Final = (exp.Like, exp.ILike)
-
-
-def _is_column_ref(node: Any) -> bool:
-    while type(node) is exp.Cast:
-        node = node.this
-    return isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier)
-
-
-def _is_constant(node: Any) -> bool:
-    if not isinstance(node, exp.Expr):
-        return False
-    return all(type(n) in _CONSTANT_NODES for n in node.walk())
-
-
-def _is_constant_or_subquery(node: Any) -> bool:
-    return isinstance(node, exp.Subquery) or _is_constant(node)
 
 
 def _column(ctx: Context, src: Src, in_output: bool) -> Column:
