@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from subguard.sql._cache import LRUCache
+from subguard.sql._control import control_kind
 from subguard.sql._describe import Context, describe
 from subguard.sql._dialects import UnknownDialect, canonical_dialect
 from subguard.sql._facts import SqlFacts, Statement, merge_columns
@@ -51,6 +52,10 @@ def _analyse_pieces(
             path = str(i)
         piece = parse_piece(chunk, text, ctx.dialect)
         if piece.node is None:
+            control = control_kind(chunk)
+            if control is not None:
+                statements.append(Statement(kind=control, path=path, nested=nested))
+                continue
             first_error = first_error or (
                 f"statement {i + 1}: {piece.error}" if len(pieces) > 1 else piece.error
             )

@@ -26,6 +26,7 @@ from subguard.sql._facts import (
 )
 from subguard.sql._kinds import node_kind
 from subguard.sql._schema import Schema
+from subguard.sql._tokens import tokenize_flat
 from subguard.sql._where import bounds_rows
 
 #: How deep dynamic SQL may nest (EXECUTE of an EXECUTE of …) before we stop following it.
@@ -476,6 +477,37 @@ def function_body(d: Draft, ctx: Context) -> None:
     d.adopt(children)
 
 
+def session_facts(d: Draft, ctx: Context) -> None:
+    """Settings (SET, USE ROLE, `set_config`), privilege changes and ALTER actions.
+
+    Read from the statement's tokens by the same code as for commands, so `SET "role"`,
+    `SET session_authorization = …` and `SET ROLE` all name the setting `role`-wise alike.
+    """
+    for call in d.node.find_all(exp.Anonymous):
+        if str(call.name).lower() == "set_config":
+            first = call.expressions[0] if call.expressions else None
+            if isinstance(first, exp.Literal) and first.is_string:
+                d.settings.append(str(first.this).strip().lower())
+            else:
+                d.settings.append("*")  # a computed name: any setting at all
+    if d.kind not in _TOKEN_FACT_KINDS and not d.functions:
+        return
+    from subguard.sql._commands import token_facts
+
+    tokens = d.tokens
+    if not tokens:
+        try:
+            tokens = tokenize_flat(d.node.sql(dialect=ctx.dialect or None), ctx.dialect)
+        except Exception:
+            tokens = []
+    token_facts(d, ctx, tokens, "")
+
+
+_TOKEN_FACT_KINDS: Final = frozenset(
+    {"set", "create", "alter", "drop", "grant", "revoke", "execute"}
+)
+
+
 def unaccounted_tables(d: Draft, ctx: Context) -> None:
     """Any table node no step placed is still reported as read, never silently dropped."""
     for table in d.table_nodes:
@@ -486,7 +518,7 @@ def unaccounted_tables(d: Draft, ctx: Context) -> None:
 
 #: The steps for a parsed statement, in order.
 STEPS: Final = (walk_tree, targets, nested_queries, columns, where_and_limit, grants, executes,
-                function_body, unaccounted_tables)  # fmt: skip
+                function_body, session_facts, unaccounted_tables)  # fmt: skip
 
 
 def describe(
