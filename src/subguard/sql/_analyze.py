@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any, Final
+
+from sqlglot import exp
 
 from subguard.sql._cache import LRUCache
 from subguard.sql._control import control_kind
@@ -37,7 +40,13 @@ def _unparseable(path: str, tokens: Any = (), *, nested: bool = False) -> Statem
     for a, b in zip(tokens, list(tokens)[1:]):
         if str(a.text).upper() == "INTO" and str(b.text).upper() in ("OUTFILE", "DUMPFILE"):
             into_outfile = True
-    return Statement(kind="unparseable", path=path, nested=nested, into_outfile=into_outfile)
+    return Statement(
+        kind="unparseable",
+        path=path,
+        nested=nested,
+        into_outfile=into_outfile,
+        external_io=frozenset({"server_file"}) if into_outfile else frozenset(),
+    )
 
 
 def _analyse_pieces(
@@ -50,6 +59,13 @@ def _analyse_pieces(
             path = prefix if len(pieces) == 1 else f"{prefix}[{i}]"
         else:
             path = str(i)
+        if _atomic_body(chunk):
+            # CREATE … BEGIN ATOMIC …; END holds semicolons sqlglot would split at: read it
+            # as a command, whose body the command steps analyse as SQL.
+            rest = text[chunk[1].start : chunk[-1].end + 1] if len(chunk) > 1 else ""
+            node = exp.Command(this="CREATE", expression=exp.Literal.string(rest))
+            statements.extend(describe(node, chunk, path, ctx, nested=nested))
+            continue
         piece = parse_piece(chunk, text, ctx.dialect)
         if piece.node is None:
             control = control_kind(chunk)
@@ -63,6 +79,15 @@ def _analyse_pieces(
             continue
         statements.extend(describe(piece.node, chunk, path, ctx, nested=nested))
     return statements, first_error
+
+
+def _atomic_body(chunk: list[Any]) -> bool:
+    if not chunk or str(chunk[0].text).upper() != "CREATE":
+        return False
+    return any(
+        str(a.text).upper() == "BEGIN" and str(b.text).upper() == "ATOMIC"
+        for a, b in itertools.pairwise(chunk)
+    )
 
 
 def _nested_text(text: str, path: str, ctx: Context) -> list[Statement]:
