@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from sqlglot import exp
 
+from subguard.errors import ConfigError
 from subguard.sql._cache import LRUCache
 from subguard.sql._control import control_kind
 from subguard.sql._describe import Context, describe
@@ -195,8 +196,10 @@ def analyze(
         return _unknown_dialect(text, dialect)
     try:
         sch = as_schema(schema, name)
-    except Exception:
-        sch = None
+    except Exception as exc:
+        # A schema that cannot be read is never dropped (that would turn every mask into
+        # an allow): the request is unparseable, with the reason.
+        return _bad_schema(text, name, exc)
     key = (name, sch.version if sch is not None else "", text)
     hit = CACHE.get(key)
     if hit is not None:
@@ -204,6 +207,25 @@ def analyze(
     facts = _analyse(text, name, sch)
     CACHE.put(key, facts, _cost(facts, text))
     return facts
+
+
+def _bad_schema(text: str, dialect: str, exc: Exception) -> SqlFacts:
+    reason = (
+        str(exc) if isinstance(exc, ConfigError) else f"schema: unreadable ({type(exc).__name__})"
+    )
+    base = _analyse(text, dialect, None)
+    return SqlFacts(
+        dialect=dialect or None,
+        statements=(_unparseable("0"),),
+        tables_read=base.tables_read,
+        tables_written=base.tables_written,
+        columns_read=(),
+        functions=base.functions,
+        parse_error=f"line 1, col 1: {reason}",
+        redacted=base.redacted,
+        fingerprint=base.fingerprint,
+        exact_hash=base.exact_hash,
+    )
 
 
 def _unknown_dialect(text: str, dialect: Any) -> SqlFacts:

@@ -75,6 +75,8 @@ class Resolver:
         self.outputs: dict[int, Outputs] = {}
         self.frames: dict[int, Frame] = {}
         self.resolved: dict[int, frozenset[Src]] = {}
+        # The column nodes resolved, by id: where each sits says what role it plays.
+        self.nodes: dict[int, exp.Column] = {}
         self.reads: list[Src] = []
         self.tables: list[exp.Table] = []
         self.scopes: list[Scope] = []
@@ -107,7 +109,7 @@ class Resolver:
         for name, source in scope.sources.items():
             key = self.norm(name)
             if isinstance(source, exp.Table):
-                frame.sources[key] = ("table", self.bare_table(source))
+                frame.sources[key] = self.table_source(source)
             elif isinstance(source, Scope):
                 frame.sources[key] = ("scope", source)
         frame.selected = [self.norm(n) for n in scope.selected_sources]
@@ -118,6 +120,39 @@ class Resolver:
                     frame.aliases.setdefault(self.norm(sel.args["alias"]), sel.this)
         self.frames[id(scope)] = frame
         return frame
+
+    def table_source(self, table: exp.Table) -> FrameSource:
+        """A table as a frame source; `users AS u (a, b)` renames its first columns."""
+        bare = self.bare_table(table)
+        alias = table.args.get("alias")
+        renamed = (
+            [self.norm(c) for c in alias.args.get("columns") or ()]
+            if isinstance(alias, exp.TableAlias)
+            else []
+        )
+        if not renamed:
+            return ("table", bare)
+        cols = self.schema.columns(bare) if (self.schema is not None and bare) else None
+        if cols is None:
+            # Which column each new name stands for is unknown: any of the table's.
+            return ("outputs", [(n, frozenset({(bare, "*", False)})) for n in renamed])
+        names = list(cols)
+        outs: Outputs = []
+        for i, new in enumerate(renamed):
+            src = (bare, names[i], True) if i < len(names) else (bare, "*", False)
+            outs.append((new, frozenset({src})))
+        outs.extend((c, frozenset({(bare, c, True)})) for c in names[len(renamed) :])
+        return ("outputs", outs)
+
+    def whole_row(self, frame: Frame, name: str) -> frozenset[Src] | None:
+        """`row_to_json(u)`, `SELECT u`, `u::text`: a table's name as a value is its whole row."""
+        current: Frame | None = frame
+        while current is not None:
+            source = current.sources.get(name)
+            if source is not None:
+                return frozenset().union(*(srcs for _, srcs in self.expand(source)))
+            current = current.parent
+        return None
 
     # -- lookups ----------------------------------------------------------------------
     def source_outputs(self, source: FrameSource) -> Outputs | None:
@@ -211,12 +246,18 @@ class Resolver:
         return None
 
     def resolve(self, frame: Frame, column: exp.Column) -> frozenset[Src]:
+        self.nodes[id(column)] = column
         name = self.norm(column.this)
         if column.args.get("table") is None:
             if name in frame.unqualified:
                 found = frame.unqualified[name]
             else:
                 found = frame.unqualified[name] = self.resolve_in(frame, column, name)
+            whole = self.whole_row(frame, name)
+            if whole is not None:
+                # A table's (or alias's) name: its whole row, unless the name is a known
+                # column of it; when unsure, both.
+                return whole if found is None or not any(r for _, _, r in found) else found | whole
         else:
             found = self.resolve_in(frame, column, name)
         if found is not None:
@@ -243,6 +284,12 @@ class Resolver:
         found: set[Src] = set()
         for col in expression.find_all(exp.Column):
             if isinstance(col.this, exp.Star):
+                # `row_to_json(u.*)`, `count(t.*)`: every column of the source.
+                qualifier = col.args.get("table")
+                source = frame.sources.get(self.norm(qualifier)) if qualifier else None
+                if source is not None:
+                    for _, srcs in self.expand(source):
+                        found |= srcs
                 continue
             got = self.resolved.get(id(col))
             if got is None:
@@ -318,6 +365,20 @@ class Resolver:
             self.reads.extend(srcs)
         return result
 
+    def run_values(self, values: exp.Values) -> Outputs:
+        """Outputs of a VALUES list: by position, what its (scalar) subqueries return."""
+        positions: dict[int, set[Src]] = {}
+        for row in values.expressions:
+            items = row.expressions if isinstance(row, exp.Tuple) else [row]
+            for i, item in enumerate(items):
+                found = positions.setdefault(i, set())
+                for sub in item.find_all(exp.Subquery):
+                    if any(isinstance(a, exp.Subquery) for a in _ancestors(sub, item)):
+                        continue
+                    for _, srcs in self.run_query(sub.this):
+                        found |= srcs
+        return [(f"column{i + 1}", frozenset(positions[i])) for i in sorted(positions)]
+
     @staticmethod
     def merge_branches(branches: list[Outputs]) -> Outputs:
         # Positional merge, as UNION does; with an unexpanded star the positions are unknown,
@@ -391,6 +452,15 @@ class Resolver:
         for _, srcs in result:
             self.reads.extend(srcs)
         return result
+
+
+def _ancestors(node: exp.Expr, stop: exp.Expr) -> list[exp.Expr]:
+    found: list[exp.Expr] = []
+    parent = node.parent
+    while parent is not None and parent is not stop:
+        found.append(parent)
+        parent = parent.parent
+    return found
 
 
 def _in_relation_position(query: exp.Expr, node: exp.Expr) -> bool:

@@ -96,6 +96,9 @@ class Draft:
         self.alter_actions: set[str] = set()
         self.external_io: set[str] = set()
         self.flows: list[ColumnFlow] = []
+        self.query_outputs: tuple[OutputColumn, ...] | None = None
+        self.value_outputs: list[tuple[str, frozenset[Src]]] | None = None
+        self.set_flows: list[tuple[str, frozenset[Src]]] = []
         self.children: list[Statement] = []
         self.table_nodes: list[exp.Table] = []
         self.cte_names: set[str] = set()
@@ -333,6 +336,7 @@ def nested_queries(d: Draft, ctx: Context) -> None:
     if not isinstance(query, exp.Query):
         return
     children = describe(query, (), f"{d.path}.query", ctx, nested=True)
+    d.query_outputs = children[0].output_columns
     if isinstance(node, exp.Create) and d.object_type != "table":
         # A view's query is stored, not run: it counts as what the view reads, not as a
         # statement executed now.
@@ -352,15 +356,36 @@ def columns(d: Draft, ctx: Context) -> None:
     """Source columns read and output-column provenance, on sqlglot's scopes."""
     node = d.node
     resolver = Resolver(ctx.dialect, ctx.schema, d.dml_ctes)
+    outputs: list[tuple[str, frozenset[Src]]] = []
     if isinstance(node, exp.Query):
         outputs = resolver.run_query(node)
-    elif isinstance(node, (exp.Update, exp.Delete, exp.Merge)) or (
+    elif isinstance(node, exp.Values):
+        # `VALUES ((SELECT ssn FROM users))` returns what its subqueries read.
+        outputs = resolver.run_values(node)
+    elif isinstance(node, exp.Copy) and not node.args.get("kind"):
+        # `COPY users [(cols)] TO STDOUT` reads and returns every column (or those listed).
+        this = node.this
+        listed = this.expressions if isinstance(this, exp.Schema) else []
+        table = this.this if isinstance(this, exp.Schema) else this
+        if isinstance(table, exp.Table) and isinstance(table.this, exp.Identifier):
+            select = exp.select(*([exp.column(c.copy()) for c in listed] or ["*"]))
+            outputs = resolver.run_query(select.from_(table.copy()))
+    if isinstance(node, exp.Insert) and isinstance(node.expression, exp.Values):
+        d.value_outputs = resolver.run_values(node.expression)
+    if isinstance(node, (exp.Update, exp.Delete, exp.Merge)) or (
         isinstance(node, exp.Insert) and node.args.get("returning")
     ):
         target = _dml_target(node)
         extra = [t for t in node.args.get("tables") or () if isinstance(t, exp.Table)]
         outputs = resolver.run_dml(node, ([target] if target is not None else []) + extra)
-    else:
+    if isinstance(node, exp.Update):
+        for eq in node.expressions:
+            if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column):
+                srcs: set[Src] = set()
+                for col in eq.expression.find_all(exp.Column):
+                    srcs |= resolver.resolved.get(id(col), frozenset())
+                d.set_flows.append((eq.this.name, frozenset(srcs)))
+    if not resolver.nodes and not outputs and not resolver.reads:
         return
     for table in resolver.tables:
         if id(table) in d.accounted:
@@ -371,14 +396,19 @@ def columns(d: Draft, ctx: Context) -> None:
             continue
         d.add_table(ctx, table, written=False, parts=parts)
     in_output = {src for _, srcs in outputs for src in srcs}
+    roles = _column_roles(resolver, node)
     made: dict[Src, Column] = {}
     for src in set(resolver.reads):
-        made[src] = _column(ctx, src, src in in_output)
+        made[src] = _column(ctx, src, src in in_output, roles.get(src, frozenset()))
     d.columns.extend(made.values())
 
     def output_source(src: Src) -> Column:
         col = made.get(src)
-        return col if col is not None and col.in_output else _column(ctx, src, True)
+        return (
+            col
+            if col is not None and col.in_output
+            else _column(ctx, src, True, roles.get(src, frozenset()))
+        )
 
     d.outputs = tuple(
         [
@@ -391,6 +421,50 @@ def columns(d: Draft, ctx: Context) -> None:
             for name, srcs in outputs
         ]
     )
+
+
+def flows(d: Draft, ctx: Context) -> None:
+    """`columns_written_from`: which source columns a statement copies into which target
+    columns (INSERT … SELECT/VALUES, CREATE TABLE/VIEW … AS, SELECT … INTO, UPDATE … SET),
+    with the target column's own tags from the schema (none for an untagged object)."""
+    node = d.node
+    target = d.target
+    if target is None:
+        return
+    pairs: list[tuple[str, tuple[Column, ...]]] = []
+    if isinstance(node, exp.Select) and d.kind == "create":
+        pairs = [(o.name, o.sources) for o in d.outputs]
+    elif isinstance(node, exp.Create) and d.query_outputs is not None:
+        pairs = [(o.name, o.sources) for o in d.query_outputs]
+    elif isinstance(node, exp.Insert):
+        names = _insert_columns(ctx, node, target)
+        if d.query_outputs is not None:
+            sources = [o.sources for o in d.query_outputs]
+        elif d.value_outputs is not None:
+            sources = [tuple(_column(ctx, s, False) for s in srcs) for _, srcs in d.value_outputs]
+        else:
+            sources = []
+        for i, srcs in enumerate(sources):
+            pairs.append((names[i] if i < len(names) else "*", srcs))
+    elif isinstance(node, exp.Update):
+        pairs = [
+            (normalize_identifier(ctx.dialect, name), tuple(_column(ctx, s, False) for s in srcs))
+            for name, srcs in d.set_flows
+        ]
+    cols = ctx.schema.columns(target) if ctx.schema is not None else None
+    for name, sources in pairs:
+        if not sources:
+            continue
+        tags = cols.get(name, frozenset()) if cols is not None else frozenset()
+        d.flows.append(ColumnFlow(target, name, tags, tuple(sources)))
+
+
+def _insert_columns(ctx: Context, node: exp.Insert, target: str) -> list[str]:
+    this = node.this
+    if isinstance(this, exp.Schema) and this.expressions:
+        return [normalize_identifier(ctx.dialect, c) for c in this.expressions]
+    cols = ctx.schema.columns(target) if ctx.schema is not None else None
+    return list(cols) if cols is not None else []
 
 
 def where_and_limit(d: Draft, ctx: Context) -> None:
@@ -658,7 +732,7 @@ def unaccounted_tables(d: Draft, ctx: Context) -> None:
 
 
 #: The steps for a parsed statement, in order.
-STEPS: Final = (walk_tree, targets, nested_queries, columns, where_and_limit, grants, executes,
+STEPS: Final = (walk_tree, targets, nested_queries, columns, flows, where_and_limit, grants, executes,
                 function_body, session_facts, literal_sql, external_io,
                 unaccounted_tables)  # fmt: skip
 
@@ -747,25 +821,111 @@ def _insert_source_bounded(source: Any) -> bool:
     return False
 
 
-def _column(ctx: Context, src: Src, in_output: bool) -> Column:
+#: Where a column sits (the argument of its clause) → the role it plays.
+_CLAUSE_ROLES: Final = {
+    "where": "filter", "qualify": "filter", "prewhere": "filter", "connect": "filter",
+    "having": "having", "group": "group", "order": "order", "returning": "returning",
+}  # fmt: skip
+
+
+def _roles_of(node: exp.Expr, root: exp.Expr) -> frozenset[str]:
+    """The roles of one column occurrence, from the clauses and predicates around it.
+
+    A column under a predicate or a CASE condition anywhere (`SELECT 1/(CASE WHEN ssn
+    LIKE '1%' …)`) answers a question about its value, so it plays `filter` too; a
+    column in a divisor can raise an error that does the same.
+    """
+    roles: set[str] = set()
+    child: exp.Expr = node
+    parent = node.parent
+    while parent is not None:
+        key = child.arg_key
+        if isinstance(parent, exp.Window):
+            if key in ("partition_by", "order"):
+                roles.add("window")
+        elif isinstance(parent, exp.Join):
+            if key in ("on", "using"):
+                roles.add("join")
+        elif key in _CLAUSE_ROLES:
+            roles.add(_CLAUSE_ROLES[key])
+        assignment = isinstance(parent, exp.EQ) and isinstance(
+            parent.parent, (exp.Update, exp.OnConflict)
+        )
+        if (
+            (isinstance(parent, exp.Predicate) and not assignment)
+            or (isinstance(parent, (exp.If, exp.Case)) and key == "this")
+            or (isinstance(parent, exp.Div) and key == "expression")
+        ):
+            roles.add("filter")
+        if (
+            isinstance(parent, (exp.Update, exp.Insert, exp.Values, exp.Tuple))
+            and key in ("expressions", "expression")
+            and not isinstance(parent, exp.Tuple)
+        ):
+            roles.add("write_source")
+        if parent is root:
+            break
+        child, parent = parent, parent.parent
+    return frozenset(roles)
+
+
+def _column_roles(resolver: Resolver, root: exp.Expr) -> dict[Src, frozenset[str]]:
+    found: dict[Src, set[str]] = {}
+    for key, column in resolver.nodes.items():
+        srcs = resolver.resolved.get(key)
+        if not srcs:
+            continue
+        roles = _roles_of(column, root)
+        if not roles:
+            continue
+        for src in srcs:
+            found.setdefault(src, set()).update(roles)
+    # ORDER BY 2, GROUP BY 1: the projection at that position plays the role.
+    for select in root.find_all(exp.Select):
+        for clause, role in (("order", "order"), ("group", "group")):
+            holder = select.args.get(clause)
+            if holder is None:
+                continue
+            for item in holder.expressions:
+                value = item.this if isinstance(item, exp.Ordered) else item
+                projection: exp.Expr | None = None
+                if isinstance(value, exp.Literal) and not value.is_string:
+                    n = int(value.this) if str(value.this).isdigit() else 0
+                    if 0 < n <= len(select.selects):
+                        projection = select.selects[n - 1]
+                elif type(value) is exp.Column and not value.table:
+                    # ORDER BY an output alias (`SELECT ssn AS s … ORDER BY s`).
+                    name = value.name.lower()
+                    for sel in select.selects:
+                        if isinstance(sel, exp.Alias) and sel.alias.lower() == name:
+                            projection = sel
+                if projection is None:
+                    continue
+                for col in projection.find_all(exp.Column):
+                    for src in resolver.resolved.get(id(col), ()):
+                        found.setdefault(src, set()).add(role)
+    return {src: frozenset(r) for src, r in found.items()}
+
+
+def _column(ctx: Context, src: Src, in_output: bool, roles: frozenset[str] = frozenset()) -> Column:
     # Column facts are immutable and repeat across statements: share one per schema,
     # source and output flag. The schema object is part of the key as well as its version,
     # so a hand-made `Schema` reusing a version string still gets its own tags.
     schema = ctx.schema
-    key = (schema.version if schema is not None else "", id(schema), src, in_output)
+    key = (schema.version if schema is not None else "", id(schema), src, in_output, roles)
     col = _COLUMNS.get(key)
     if col is None:
         if len(_COLUMNS) >= _COLUMNS_LIMIT:
             _COLUMNS.clear()
-        col = _COLUMNS[key] = _new_column(ctx, src, in_output)
+        col = _COLUMNS[key] = _new_column(ctx, src, in_output, roles)
     return col
 
 
-_COLUMNS: Final[dict[tuple[str, int, Src, bool], Column]] = {}
+_COLUMNS: Final[dict[tuple[str, int, Src, bool, frozenset[str]], Column]] = {}
 _COLUMNS_LIMIT: Final = 4096
 
 
-def _new_column(ctx: Context, src: Src, in_output: bool) -> Column:
+def _new_column(ctx: Context, src: Src, in_output: bool, roles: frozenset[str]) -> Column:
     table, name, resolved = src
     tags: frozenset[str] = frozenset()
     if ctx.schema is not None and table is not None:
@@ -775,7 +935,12 @@ def _new_column(ctx: Context, src: Src, in_output: bool) -> Column:
             if name == "*":
                 # An unexpanded star reads every column: it carries every tag of the table.
                 tags = frozenset().union(*cols.values()) if cols else frozenset()
-    return Column(table, name, tags, in_output, resolved)
+    if in_output:
+        roles = roles | {"output"}
+    if ctx.schema is not None and table is not None and resolved:
+        # Masks are reported in the schema's own spelling (`users.email`, not USERS.EMAIL).
+        table, name = ctx.schema.spelling(table, name)
+    return Column(table, name, tags, in_output, resolved, roles)
 
 
 def _src_key(src: Src) -> tuple[str, str, bool]:
