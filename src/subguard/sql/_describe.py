@@ -368,7 +368,8 @@ def columns(d: Draft, ctx: Context) -> None:
         listed = this.expressions if isinstance(this, exp.Schema) else []
         table = this.this if isinstance(this, exp.Schema) else this
         if isinstance(table, exp.Table) and isinstance(table.this, exp.Identifier):
-            select = exp.select(*([exp.column(c.copy()) for c in listed] or ["*"]))
+            projections: list[Any] = [exp.column(c.copy()) for c in listed] or ["*"]
+            select = exp.select(*projections)
             outputs = resolver.run_query(select.from_(table.copy()))
     if isinstance(node, exp.Insert) and isinstance(node.expression, exp.Values):
         d.value_outputs = resolver.run_values(node.expression)
@@ -438,13 +439,14 @@ def flows(d: Draft, ctx: Context) -> None:
         pairs = [(o.name, o.sources) for o in d.query_outputs]
     elif isinstance(node, exp.Insert):
         names = _insert_columns(ctx, node, target)
+        positional: list[tuple[Column, ...]] = []
         if d.query_outputs is not None:
-            sources = [o.sources for o in d.query_outputs]
+            positional = [o.sources for o in d.query_outputs]
         elif d.value_outputs is not None:
-            sources = [tuple(_column(ctx, s, False) for s in srcs) for _, srcs in d.value_outputs]
-        else:
-            sources = []
-        for i, srcs in enumerate(sources):
+            positional = [
+                tuple(_column(ctx, s, False) for s in srcs) for _, srcs in d.value_outputs
+            ]
+        for i, srcs in enumerate(positional):
             pairs.append((names[i] if i < len(names) else "*", srcs))
     elif isinstance(node, exp.Update):
         pairs = [
