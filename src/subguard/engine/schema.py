@@ -76,6 +76,7 @@ RECORDS: Final[dict[str, dict[str, str]]] = {
         "nested": "boolean",
         "path": "string",
         "upsert": "boolean",
+        "temporary": "boolean",
         "opaque_code": "boolean",
         "setting": "string | null",
         "settings": "set<string>",

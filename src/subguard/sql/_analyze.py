@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from sqlglot import exp
+from sqlglot.tokenizer_core import TokenType
 
 from subguard.errors import ConfigError
 from subguard.sql._cache import LRUCache
@@ -73,6 +74,13 @@ def _analyse_pieces(
             if control is not None:
                 statements.append(Statement(kind=control, path=path, nested=nested))
                 continue
+            keyword = str(chunk[0].text).upper()
+            if keyword in _MAINTENANCE and chunk[0].token_type != TokenType.IDENTIFIER:
+                # CLUSTER, REINDEX, … that sqlglot cannot read: a command of that kind.
+                rest = text[chunk[1].start : chunk[-1].end + 1] if len(chunk) > 1 else ""
+                node = exp.Command(this=keyword, expression=exp.Literal.string(rest))
+                statements.extend(describe(node, chunk, path, ctx, nested=nested))
+                continue
             first_error = first_error or (
                 f"statement {i + 1}: {piece.error}" if len(pieces) > 1 else piece.error
             )
@@ -80,6 +88,10 @@ def _analyse_pieces(
             continue
         statements.extend(describe(piece.node, chunk, path, ctx, nested=nested))
     return statements, first_error
+
+
+#: Maintenance commands read from their tokens when sqlglot cannot parse them.
+_MAINTENANCE: Final = frozenset({"CLUSTER", "REINDEX", "VACUUM", "ANALYZE", "ANALYSE", "OPTIMIZE"})
 
 
 def _atomic_body(chunk: list[Any]) -> bool:

@@ -814,6 +814,8 @@ _REMOTE_WORDS: Final = frozenset({"STAGE", "INTEGRATION", "EXTERNAL", "CONNECTIO
 
 def _ddl_token_facts(d: Draft, ctx: Context, toks: Sequence[Any]) -> None:
     head = {_upper(t) for t in toks[1:6] if t.token_type != TokenType.IDENTIFIER}
+    if d.kind == "create" and head & {"TEMP", "TEMPORARY"}:
+        d.temporary = True
     if d.kind in ("create", "alter") and head & _OTHER_SERVER_WORDS and "ROLE" not in head:
         d.external_io.add("other_server")
     if d.kind in ("create", "alter") and head & _REMOTE_WORDS:
@@ -839,6 +841,8 @@ def _ddl_token_facts(d: Draft, ctx: Context, toks: Sequence[Any]) -> None:
         d.setting_scope = "system"
         end = 2
     actions = _alter_actions(toks, end)
+    if _upper(toks[0]) == "RENAME":
+        actions = {"rename"}  # MySQL RENAME TABLE a TO b
     d.alter_actions |= actions
     if actions & {"owner", "add_member", "drop_member", "row_security"}:
         d.privilege_change = True

@@ -85,6 +85,7 @@ class Draft:
         self.has_where = False
         self.has_limit = False
         self.upsert = False
+        self.temporary = False
         self.functions: set[str] = set()
         self.copy_program = False
         self.into_outfile = False
@@ -160,6 +161,7 @@ class Draft:
             grants=tuple(self.grants),
             nested=self.nested,
             upsert=self.upsert,
+            temporary=self.temporary,
             opaque_code=self.opaque_code,
             setting=self.settings[0] if self.settings else None,
             settings=frozenset(self.settings),
@@ -246,6 +248,7 @@ def targets(d: Draft, ctx: Context) -> None:
         if isinstance(into, exp.Into) and isinstance(into.this, exp.Table):
             # SELECT … INTO new_table creates and fills a table: it is CREATE TABLE AS.
             d.kind, d.object_type = "create", "table"
+            d.temporary = bool(into.args.get("temporary"))
             d.target = d.add_table(ctx, into.this, written=True)
         return
     if isinstance(node, _DML):
@@ -260,6 +263,7 @@ def targets(d: Draft, ctx: Context) -> None:
         kind = str(node.args.get("kind") or "").lower() or None
         if kind == "view" and isinstance(node, exp.Create) and _has_property(node, "Materialized"):
             kind = "materialized view"
+        d.temporary = isinstance(node, exp.Create) and _has_property(node, "Temporary")
         d.object_type = kind
         objects: list[Any] = []
         if isinstance(node, exp.Drop):

@@ -118,6 +118,7 @@ class Statement:
     grants: tuple[Grant, ...] = ()
     nested: bool = False
     upsert: bool = False
+    temporary: bool = False
     opaque_code: bool = False
     setting: str | None = None
     settings: frozenset[str] = frozenset()
@@ -146,6 +147,7 @@ class Statement:
             "nested": self.nested,
             "path": self.path,
             "upsert": self.upsert,
+            "temporary": self.temporary,
             "opaque_code": self.opaque_code,
             "setting": self.setting,
             "settings": self.settings,
