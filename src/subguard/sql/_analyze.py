@@ -13,7 +13,7 @@ from subguard.errors import ConfigError
 from subguard.sql._cache import LRUCache
 from subguard.sql._control import control_kind
 from subguard.sql._describe import Context, describe
-from subguard.sql._dialects import UnknownDialect, canonical_dialect
+from subguard.sql._dialects import UnknownDialect, canonical_dialect, normalize_name
 from subguard.sql._facts import SqlFacts, Statement, merge_columns
 from subguard.sql._parse import parse_piece
 from subguard.sql._schema import Schema, as_schema
@@ -86,12 +86,28 @@ def _analyse_pieces(
             )
             statements.append(_unparseable(path, chunk, nested=nested))
             continue
+        _fold_identifiers(piece.node, ctx.dialect)
         statements.extend(describe(piece.node, chunk, path, ctx, nested=nested))
     return statements, first_error
 
 
 #: Maintenance commands read from their tokens when sqlglot cannot parse them.
 _MAINTENANCE: Final = frozenset({"CLUSTER", "REINDEX", "VACUUM", "ANALYZE", "ANALYSE", "OPTIMIZE"})
+
+
+def _fold_identifiers(node: Any, dialect: str) -> None:
+    """Fold every identifier as the database resolves it, in place, before any step runs.
+
+    sqlglot's scopes match CTE and alias names by their text: `WITH T AS (…) SELECT x
+    FROM t` would otherwise read `t` as a real table and lose the CTE's columns (and
+    their masks).
+    """
+    for ident in node.find_all(exp.Identifier):
+        text = ident.this
+        if isinstance(text, str):
+            folded = normalize_name(dialect, text, bool(ident.quoted))
+            if folded != text:
+                ident.set("this", folded)
 
 
 def _atomic_body(chunk: list[Any]) -> bool:
