@@ -144,3 +144,8 @@ def as_schema(schema: Mapping[str, Any] | Schema | None, dialect: str) -> Schema
             _BY_ID.pop(next(iter(_BY_ID)))
         _BY_ID[key] = (schema, built)
     return built
+
+
+def validate_schema(schema: Mapping[str, Any] | Schema | None) -> None:
+    """Raise `ConfigError` when `schema` is not a valid schema mapping (cached by identity)."""
+    as_schema(schema, "")
