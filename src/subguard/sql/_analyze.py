@@ -39,15 +39,25 @@ _TOKENIZE_ERROR: Final = (
 
 def _unparseable(path: str, tokens: Any = (), *, nested: bool = False) -> Statement:
     into_outfile = False
-    for a, b in zip(tokens, list(tokens)[1:]):
-        if str(a.text).upper() == "INTO" and str(b.text).upper() in ("OUTFILE", "DUMPFILE"):
+    io: set[str] = set()
+    words = [str(t.text).upper() for t in tokens]
+    for a, b in itertools.pairwise(words):
+        if a == "INTO" and b in ("OUTFILE", "DUMPFILE"):
             into_outfile = True
+            io.add("server_file")
+        if b == "INFILE" or (a, b) == ("BULK", "INSERT"):
+            io.add("server_file")  # MySQL LOAD DATA [LOCAL] INFILE, T-SQL BULK INSERT
+        if a in ("OPENROWSET", "OPENDATASOURCE", "OPENQUERY") or b in (
+            "OPENROWSET",
+            "OPENDATASOURCE",
+        ):
+            io.add("other_server")
     return Statement(
         kind="unparseable",
         path=path,
         nested=nested,
         into_outfile=into_outfile,
-        external_io=frozenset({"server_file"}) if into_outfile else frozenset(),
+        external_io=frozenset(io),
     )
 
 

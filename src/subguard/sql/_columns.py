@@ -73,6 +73,7 @@ class Resolver:
         # sqlglot: a reference to `x` looks like a table. Map it to the DML's target instead.
         self.dml_ctes = dml_ctes
         self.outputs: dict[int, Outputs] = {}
+        self.by_expression: dict[int, Outputs] = {}
         self.frames: dict[int, Frame] = {}
         self.resolved: dict[int, frozenset[Src]] = {}
         # The column nodes resolved, by id: where each sits says what role it plays.
@@ -282,6 +283,17 @@ class Resolver:
                 got = self.resolved[id(expression)] = self.resolve(frame, expression)
             return got
         found: set[Src] = set()
+        for star in expression.find_all(exp.Star):
+            # A bare `*` inside an expression (`OBJECT_CONSTRUCT(*)`, `ROW(*)`) is every
+            # column of every selected source; `count(*)` reads no column.
+            parent = star.parent
+            if isinstance(parent, (exp.Column, exp.Count)) or star is expression:
+                continue
+            for key in frame.selected:
+                source = frame.sources.get(key)
+                if source is not None:
+                    for _, srcs in self.expand(source):
+                        found |= srcs
         for col in expression.find_all(exp.Column):
             if isinstance(col.this, exp.Star):
                 # `row_to_json(u.*)`, `count(t.*)`: every column of the source.
@@ -355,15 +367,38 @@ class Resolver:
                         continue
                     self.resolved[id(col)] = self.resolve(frame, col)
                 outs = self.projection_outputs(frame, expression.selects)
+            elif isinstance(expression, exp.Lateral):
+                outs = self.lateral_outputs(expression)
             else:
                 continue
             self.outputs[id(scope)] = outs
+            self.by_expression[id(expression)] = outs
             if scope.is_root:
                 result = outs
         self.reads.extend(src for srcs in self.resolved.values() for src in srcs)
         for _, srcs in result:
             self.reads.extend(srcs)
         return result
+
+    def lateral_outputs(self, lateral: exp.Lateral) -> Outputs:
+        """`LATERAL (SELECT …) AS l (a, b)` / CROSS APPLY: its query's outputs, renamed."""
+        inner = lateral.this
+        while isinstance(inner, exp.Subquery):
+            inner = inner.this
+        outs = self.by_expression.get(id(inner))
+        if outs is None:
+            return [("*", frozenset({(None, "*", False)}))]
+        alias = lateral.args.get("alias")
+        renamed = (
+            [self.norm(c) for c in alias.args.get("columns") or ()]
+            if isinstance(alias, exp.TableAlias)
+            else []
+        )
+        if renamed and not any(n == "*" for n, _ in outs):
+            return [
+                (renamed[i] if i < len(renamed) else n, srcs) for i, (n, srcs) in enumerate(outs)
+            ]
+        return outs
 
     def run_values(self, values: exp.Values) -> Outputs:
         """Outputs of a VALUES list: by position, what its (scalar) subqueries return."""
@@ -439,6 +474,7 @@ class Resolver:
                         continue
                     self.resolved[id(col)] = self.resolve(sframe, col)
                 self.outputs[id(scope)] = self.projection_outputs(sframe, expression.selects)
+                self.by_expression[id(expression)] = self.outputs[id(scope)]
         written = _set_targets(node)
         for col in _own_columns(node):
             if id(col) in written or isinstance(col.this, exp.Star):

@@ -771,6 +771,8 @@ def token_facts(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> None:
     if not toks:
         return
     first = _upper(toks[0])
+    if first in ("PUT", "GET") and d.kind == "copy":
+        d.external_io.add("remote")  # Snowflake stage transfers
     if first == "SET" and d.kind == "set":
         _read_settings(d, toks, 1, ctx.dialect, many=ctx.dialect in ("mysql", "", "tsql"))
     elif first == "RESET" and d.kind == "set":

@@ -631,7 +631,7 @@ def external_io(d: Draft, ctx: Context) -> None:
         places += list(node.args.get("files") or ())
         for place in places:
             d.external_io |= _place_io(place)
-    elif isinstance(node, exp.Export):
+    elif isinstance(node, (exp.Export, exp.Put, exp.Get)):
         d.external_io.add("remote")
     elif isinstance(node, exp.Attach):
         d.external_io.add("server_file")
