@@ -489,7 +489,8 @@ def where_and_limit(d: Draft, ctx: Context) -> None:
             d.has_where = _insert_source_bounded(node.expression)
         return
     where = node.args.get("where")
-    if isinstance(where, exp.Where):
+    if isinstance(where, exp.Where) and not isinstance(node, exp.Query):
+        # Only what writes has rows to bound; a query's WHERE is not judged here.
         d.has_where = bounds_rows(where.this, _where_targets(ctx, node))
     d.has_limit = bool(node.args.get("limit") or node.args.get("fetch"))
 
@@ -660,9 +661,16 @@ def _place_io(place: Any) -> set[str]:
     return set()
 
 
+_LITERAL_FUNCTIONS: Final = (
+    frozenset(SQL_ARGUMENT_FUNCTIONS) | TABLE_ARGUMENT_FUNCTIONS | OPAQUE_FUNCTIONS
+)
+
+
 def literal_sql(d: Draft, ctx: Context) -> None:
     """SQL in string arguments the database runs (`query_to_xml('…')`, `crosstab('…')`,
     `dblink(conn, '…')`), analysed as nested statements; a computed argument is opaque."""
+    if not d.functions & _LITERAL_FUNCTIONS:
+        return
     count = 0
     for call in d.node.find_all(exp.Anonymous):
         name = str(call.name).lower()
@@ -704,14 +712,15 @@ def session_facts(d: Draft, ctx: Context) -> None:
     Read from the statement's tokens by the same code as for commands, so `SET "role"`,
     `SET session_authorization = …` and `SET ROLE` all name the setting `role`-wise alike.
     """
-    for call in d.node.find_all(exp.Anonymous):
-        if str(call.name).lower() == "set_config":
-            first = call.expressions[0] if call.expressions else None
-            if isinstance(first, exp.Literal) and first.is_string:
-                d.settings.append(str(first.this).strip().lower())
-            else:
-                d.settings.append("*")  # a computed name: any setting at all
-    if d.kind not in _TOKEN_FACT_KINDS and not d.functions:
+    if "set_config" in d.functions:
+        for call in d.node.find_all(exp.Anonymous):
+            if str(call.name).lower() == "set_config":
+                first = call.expressions[0] if call.expressions else None
+                if isinstance(first, exp.Literal) and first.is_string:
+                    d.settings.append(str(first.this).strip().lower())
+                else:
+                    d.settings.append("*")  # a computed name: any setting at all
+    if d.kind not in _TOKEN_FACT_KINDS:
         return
     from subguard.sql._commands import token_facts
 
@@ -834,60 +843,75 @@ _CLAUSE_ROLES: Final = {
 }  # fmt: skip
 
 
-def _roles_of(node: exp.Expr, root: exp.Expr) -> frozenset[str]:
-    """The roles of one column occurrence, from the clauses and predicates around it.
+_EMPTY: Final[frozenset[str]] = frozenset()
+_ROLE_SETS: Final = {
+    r: frozenset({r})
+    for r in ("filter", "having", "group", "order", "returning", "window", "join", "write_source")
+}
+
+
+def _edge_roles(child: exp.Expr, parent: exp.Expr) -> frozenset[str]:
+    """The roles a column gets from sitting under `child` in `parent`.
 
     A column under a predicate or a CASE condition anywhere (`SELECT 1/(CASE WHEN ssn
-    LIKE '1%' …)`) answers a question about its value, so it plays `filter` too; a
-    column in a divisor can raise an error that does the same.
+    LIKE '1%' …)`) answers a question about its value, so it plays `filter` too; so does
+    one in a divisor, which can raise an error.
     """
-    roles: set[str] = set()
-    child: exp.Expr = node
-    parent = node.parent
-    while parent is not None:
-        key = child.arg_key
-        if isinstance(parent, exp.Window):
-            if key in ("partition_by", "order"):
-                roles.add("window")
-        elif isinstance(parent, exp.Join):
-            if key in ("on", "using"):
-                roles.add("join")
-        elif key in _CLAUSE_ROLES:
-            roles.add(_CLAUSE_ROLES[key])
-        assignment = isinstance(parent, exp.EQ) and isinstance(
-            parent.parent, (exp.Update, exp.OnConflict)
-        )
-        if (
-            (isinstance(parent, exp.Predicate) and not assignment)
-            or (isinstance(parent, (exp.If, exp.Case)) and key == "this")
-            or (isinstance(parent, exp.Div) and key == "expression")
-        ):
-            roles.add("filter")
-        if (
-            isinstance(parent, (exp.Update, exp.Insert, exp.Values, exp.Tuple))
-            and key in ("expressions", "expression")
-            and not isinstance(parent, exp.Tuple)
-        ):
-            roles.add("write_source")
-        if parent is root:
-            break
-        child, parent = parent, parent.parent
-    return frozenset(roles)
+    key = child.arg_key
+    if isinstance(parent, exp.Window):
+        return _ROLE_SETS["window"] if key in ("partition_by", "order") else _EMPTY
+    if isinstance(parent, exp.Join):
+        return _ROLE_SETS["join"] if key in ("on", "using") else _EMPTY
+    if isinstance(parent, exp.Predicate):
+        if isinstance(parent, exp.EQ) and isinstance(parent.parent, (exp.Update, exp.OnConflict)):
+            return _EMPTY  # `SET col = <value>`: an assignment, not a comparison
+        return _ROLE_SETS["filter"]
+    if (isinstance(parent, (exp.If, exp.Case)) and key == "this") or (
+        isinstance(parent, exp.Div) and key == "expression"
+    ):
+        return _ROLE_SETS["filter"]
+    if isinstance(parent, (exp.Update, exp.Insert, exp.Values)) and key in (
+        "expressions",
+        "expression",
+    ):
+        return _ROLE_SETS["write_source"]
+    role = _CLAUSE_ROLES.get(key) if key is not None else None
+    return _ROLE_SETS[role] if role is not None else _EMPTY
 
 
 def _column_roles(resolver: Resolver, root: exp.Expr) -> dict[Src, frozenset[str]]:
     found: dict[Src, set[str]] = {}
+    memo: dict[int, frozenset[str]] = {}
+
+    def above(node: exp.Expr) -> frozenset[str]:
+        # The roles from every edge between `node` and the root, memoized per node.
+        key = id(node)
+        got = memo.get(key)
+        if got is None:
+            parent = node.parent
+            if parent is None or node is root:
+                got = _EMPTY
+            else:
+                here = _edge_roles(node, parent)
+                rest = _EMPTY if parent is root else above(parent)
+                got = here | rest if here and rest else (here or rest)
+            memo[key] = got
+        return got
+
     for key, column in resolver.nodes.items():
         srcs = resolver.resolved.get(key)
         if not srcs:
             continue
-        roles = _roles_of(column, root)
+        roles = above(column)
         if not roles:
             continue
         for src in srcs:
             found.setdefault(src, set()).update(roles)
     # ORDER BY 2, GROUP BY 1: the projection at that position plays the role.
-    for select in root.find_all(exp.Select):
+    for scope in resolver.scopes:
+        select = scope.expression
+        if not isinstance(select, exp.Select):
+            continue
         for clause, role in (("order", "order"), ("group", "group")):
             holder = select.args.get(clause)
             if holder is None:
