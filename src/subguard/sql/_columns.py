@@ -362,7 +362,7 @@ class Resolver:
                 )
             elif isinstance(expression, (exp.Select, exp.Subquery)):
                 frame = self.frame(scope)
-                for col in scope.columns:
+                for col in _scope_columns(scope):
                     if isinstance(col.this, exp.Star) or id(col) in self.resolved:
                         continue
                     self.resolved[id(col)] = self.resolve(frame, col)
@@ -469,7 +469,7 @@ class Resolver:
                 )
             elif isinstance(expression, (exp.Select, exp.Subquery)):
                 sframe = self.frame(scope)
-                for col in scope.columns:
+                for col in _scope_columns(scope):
                     if isinstance(col.this, exp.Star) or id(col) in self.resolved:
                         continue
                     self.resolved[id(col)] = self.resolve(sframe, col)
@@ -488,6 +488,17 @@ class Resolver:
         for _, srcs in result:
             self.reads.extend(srcs)
         return result
+
+
+def _scope_columns(scope: Scope) -> list[exp.Column]:
+    """The scope's columns, plus those of its HAVING, which sqlglot's scope leaves out
+    (`HAVING max(ssn) > '5'` reads `ssn`)."""
+    columns = list(scope.columns)
+    having = scope.expression.args.get("having")
+    if having is not None:
+        seen = {id(c) for c in columns}
+        columns.extend(c for c in _own_columns(having) if id(c) not in seen)
+    return columns
 
 
 def _ancestors(node: exp.Expr, stop: exp.Expr) -> list[exp.Expr]:

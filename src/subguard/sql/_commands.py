@@ -191,6 +191,8 @@ def command_objects(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> N
         written = _index_of(toks, "FROM", end) >= 0
         d.copy_program = _copy_program(toks)
         d.external_io |= _copy_io(toks, end)
+    if d.kind == "vacuum" and _index_of(toks, "INTO") > 0:
+        d.external_io.add("server_file")  # SQLite VACUUM INTO '<file>'
     if d.kind == "other" and _upper(toks[0]) == "REFRESH":
         written = True
     if d.kind in ("other", "show") and _upper(toks[0]) not in ("REFRESH", "DESCRIBE", "DESC"):

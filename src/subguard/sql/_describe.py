@@ -634,6 +634,15 @@ def external_io(d: Draft, ctx: Context) -> None:
             d.external_io |= _place_io(place)
     elif isinstance(node, (exp.Export, exp.Put, exp.Get)):
         d.external_io.add("remote")
+    elif isinstance(node, exp.LoadData):
+        # MySQL LOAD DATA INFILE, BigQuery LOAD DATA … FROM FILES (uris = ['gs://…']).
+        uris = [str(n.this) for n in node.find_all(exp.Literal) if n.is_string]
+        d.external_io.add("remote" if any("://" in u for u in uris) else "server_file")
+    elif isinstance(node, exp.Pragma):
+        target = node.this
+        name = target.this if isinstance(target, exp.EQ) else target
+        if isinstance(name, (exp.Var, exp.Column, exp.Identifier, exp.Anonymous)):
+            d.settings.append(str(name.name).lower())
     elif isinstance(node, exp.Attach):
         d.external_io.add("server_file")
     elif isinstance(node, exp.Select) and isinstance(node.args.get("into"), exp.Into):
