@@ -855,7 +855,7 @@ _CLAUSE_ROLES: Final = {
 _EMPTY: Final[frozenset[str]] = frozenset()
 _ROLE_SETS: Final = {
     r: frozenset({r})
-    for r in ("filter", "having", "group", "order", "returning", "window", "join", "write_source")
+    for r in ("filter", "having", "group", "order", "returning", "window", "join", "write-source")
 }
 
 
@@ -883,7 +883,7 @@ def _edge_roles(child: exp.Expr, parent: exp.Expr) -> frozenset[str]:
         "expressions",
         "expression",
     ):
-        return _ROLE_SETS["write_source"]
+        return _ROLE_SETS["write-source"]
     role = _CLAUSE_ROLES.get(key) if key is not None else None
     return _ROLE_SETS[role] if role is not None else _EMPTY
 
