@@ -146,7 +146,7 @@ def test_tautological_where_is_unbounded(where: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "where", ["id = 1", "id = 1 AND 1 = 1", "id IN (SELECT id FROM t)", "a = 1 OR b = 2"]
+    "where", ["id = 1", "id = 1 AND 1 = 1", "id IN (1, 2)", "a = 1 OR b = 2"]
 )
 def test_real_where_is_bounded(where: str) -> None:
     facts = analyze(f"DELETE FROM users WHERE {where}", dialect="postgres")

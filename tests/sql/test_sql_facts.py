@@ -24,6 +24,7 @@ def test_public_surface_is_pinned() -> None:
         "DIALECT_ALIASES",
         "KINDS",
         "Column",
+        "ColumnFlow",
         "Grant",
         "LRUCache",
         "OutputColumn",
@@ -34,6 +35,7 @@ def test_public_surface_is_pinned() -> None:
         "analyze",
         "fingerprint",
         "redact",
+        "validate_schema",
     ]
 
 

@@ -10,6 +10,8 @@ from typing import Any, NamedTuple
 
 import attrs
 
+from subguard.sql import validate_schema
+
 __all__ = [
     "CommandRequest",
     "Decision",
@@ -92,7 +94,9 @@ class Resource:
     dialect: str | None = None
     env: str = ""
     tags: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, eq=False)
-    schema: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
+    schema: Mapping[str, Any] | None = attrs.field(
+        default=None, eq=False, repr=False, validator=lambda _, __, v: validate_schema(v)
+    )
 
 
 @attrs.frozen

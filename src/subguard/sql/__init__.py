@@ -7,15 +7,24 @@ unknown dialect yields `parse_error` and an `unparseable` statement so rules fai
 from subguard.sql._analyze import CACHE, analyze, fingerprint, redact
 from subguard.sql._cache import LRUCache
 from subguard.sql._dialects import DIALECT_ALIASES
-from subguard.sql._facts import Column, Grant, OutputColumn, SqlFacts, Statement, Table
+from subguard.sql._facts import (
+    Column,
+    ColumnFlow,
+    Grant,
+    OutputColumn,
+    SqlFacts,
+    Statement,
+    Table,
+)
 from subguard.sql._kinds import KINDS
-from subguard.sql._schema import Schema
+from subguard.sql._schema import Schema, validate_schema
 
 __all__ = [
     "CACHE",
     "DIALECT_ALIASES",
     "KINDS",
     "Column",
+    "ColumnFlow",
     "Grant",
     "LRUCache",
     "OutputColumn",
@@ -26,4 +35,5 @@ __all__ = [
     "analyze",
     "fingerprint",
     "redact",
+    "validate_schema",
 ]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any, Final
 
+from sqlglot import exp
+from sqlglot.tokenizer_core import TokenType
+
+from subguard.errors import ConfigError
 from subguard.sql._cache import LRUCache
+from subguard.sql._control import control_kind
 from subguard.sql._describe import Context, describe
-from subguard.sql._dialects import UnknownDialect, canonical_dialect
+from subguard.sql._dialects import UnknownDialect, canonical_dialect, normalize_name
 from subguard.sql._facts import SqlFacts, Statement, merge_columns
 from subguard.sql._parse import parse_piece
 from subguard.sql._schema import Schema, as_schema
@@ -33,10 +39,26 @@ _TOKENIZE_ERROR: Final = (
 
 def _unparseable(path: str, tokens: Any = (), *, nested: bool = False) -> Statement:
     into_outfile = False
-    for a, b in zip(tokens, list(tokens)[1:]):
-        if str(a.text).upper() == "INTO" and str(b.text).upper() in ("OUTFILE", "DUMPFILE"):
+    io: set[str] = set()
+    words = [str(t.text).upper() for t in tokens]
+    for a, b in itertools.pairwise(words):
+        if a == "INTO" and b in ("OUTFILE", "DUMPFILE"):
             into_outfile = True
-    return Statement(kind="unparseable", path=path, nested=nested, into_outfile=into_outfile)
+            io.add("server_file")
+        if b == "INFILE" or (a, b) == ("BULK", "INSERT"):
+            io.add("server_file")  # MySQL LOAD DATA [LOCAL] INFILE, T-SQL BULK INSERT
+        if a in ("OPENROWSET", "OPENDATASOURCE", "OPENQUERY") or b in (
+            "OPENROWSET",
+            "OPENDATASOURCE",
+        ):
+            io.add("other_server")
+    return Statement(
+        kind="unparseable",
+        path=path,
+        nested=nested,
+        into_outfile=into_outfile,
+        external_io=frozenset(io),
+    )
 
 
 def _analyse_pieces(
@@ -49,15 +71,62 @@ def _analyse_pieces(
             path = prefix if len(pieces) == 1 else f"{prefix}[{i}]"
         else:
             path = str(i)
+        if _atomic_body(chunk):
+            # CREATE … BEGIN ATOMIC …; END holds semicolons sqlglot would split at: read it
+            # as a command, whose body the command steps analyse as SQL.
+            rest = text[chunk[1].start : chunk[-1].end + 1] if len(chunk) > 1 else ""
+            node = exp.Command(this="CREATE", expression=exp.Literal.string(rest))
+            statements.extend(describe(node, chunk, path, ctx, nested=nested))
+            continue
         piece = parse_piece(chunk, text, ctx.dialect)
         if piece.node is None:
+            control = control_kind(chunk)
+            if control is not None:
+                statements.append(Statement(kind=control, path=path, nested=nested))
+                continue
+            keyword = str(chunk[0].text).upper()
+            if keyword in _MAINTENANCE and chunk[0].token_type != TokenType.IDENTIFIER:
+                # CLUSTER, REINDEX, … that sqlglot cannot read: a command of that kind.
+                rest = text[chunk[1].start : chunk[-1].end + 1] if len(chunk) > 1 else ""
+                node = exp.Command(this=keyword, expression=exp.Literal.string(rest))
+                statements.extend(describe(node, chunk, path, ctx, nested=nested))
+                continue
             first_error = first_error or (
                 f"statement {i + 1}: {piece.error}" if len(pieces) > 1 else piece.error
             )
             statements.append(_unparseable(path, chunk, nested=nested))
             continue
+        _fold_identifiers(piece.node, ctx.dialect)
         statements.extend(describe(piece.node, chunk, path, ctx, nested=nested))
     return statements, first_error
+
+
+#: Maintenance commands read from their tokens when sqlglot cannot parse them.
+_MAINTENANCE: Final = frozenset({"CLUSTER", "REINDEX", "VACUUM", "ANALYZE", "ANALYSE", "OPTIMIZE"})
+
+
+def _fold_identifiers(node: Any, dialect: str) -> None:
+    """Fold every identifier as the database resolves it, in place, before any step runs.
+
+    sqlglot's scopes match CTE and alias names by their text: `WITH T AS (…) SELECT x
+    FROM t` would otherwise read `t` as a real table and lose the CTE's columns (and
+    their masks).
+    """
+    for ident in node.find_all(exp.Identifier):
+        text = ident.this
+        if isinstance(text, str):
+            folded = normalize_name(dialect, text, bool(ident.quoted))
+            if folded != text:
+                ident.set("this", folded)
+
+
+def _atomic_body(chunk: list[Any]) -> bool:
+    if not chunk or str(chunk[0].text).upper() != "CREATE":
+        return False
+    return any(
+        str(a.text).upper() == "BEGIN" and str(b.text).upper() == "ATOMIC"
+        for a, b in itertools.pairwise(chunk)
+    )
 
 
 def _nested_text(text: str, path: str, ctx: Context) -> list[Statement]:
@@ -165,8 +234,10 @@ def analyze(
         return _unknown_dialect(text, dialect)
     try:
         sch = as_schema(schema, name)
-    except Exception:
-        sch = None
+    except Exception as exc:
+        # A schema that cannot be read is never dropped (that would turn every mask into
+        # an allow): the request is unparseable, with the reason.
+        return _bad_schema(text, name, exc)
     key = (name, sch.version if sch is not None else "", text)
     hit = CACHE.get(key)
     if hit is not None:
@@ -174,6 +245,25 @@ def analyze(
     facts = _analyse(text, name, sch)
     CACHE.put(key, facts, _cost(facts, text))
     return facts
+
+
+def _bad_schema(text: str, dialect: str, exc: Exception) -> SqlFacts:
+    reason = (
+        str(exc) if isinstance(exc, ConfigError) else f"schema: unreadable ({type(exc).__name__})"
+    )
+    base = _analyse(text, dialect, None)
+    return SqlFacts(
+        dialect=dialect or None,
+        statements=(_unparseable("0"),),
+        tables_read=base.tables_read,
+        tables_written=base.tables_written,
+        columns_read=(),
+        functions=base.functions,
+        parse_error=f"line 1, col 1: {reason}",
+        redacted=base.redacted,
+        fingerprint=base.fingerprint,
+        exact_hash=base.exact_hash,
+    )
 
 
 def _unknown_dialect(text: str, dialect: Any) -> SqlFacts:

@@ -73,8 +73,11 @@ class Resolver:
         # sqlglot: a reference to `x` looks like a table. Map it to the DML's target instead.
         self.dml_ctes = dml_ctes
         self.outputs: dict[int, Outputs] = {}
+        self.by_expression: dict[int, Outputs] = {}
         self.frames: dict[int, Frame] = {}
         self.resolved: dict[int, frozenset[Src]] = {}
+        # The column nodes resolved, by id: where each sits says what role it plays.
+        self.nodes: dict[int, exp.Column] = {}
         self.reads: list[Src] = []
         self.tables: list[exp.Table] = []
         self.scopes: list[Scope] = []
@@ -107,7 +110,7 @@ class Resolver:
         for name, source in scope.sources.items():
             key = self.norm(name)
             if isinstance(source, exp.Table):
-                frame.sources[key] = ("table", self.bare_table(source))
+                frame.sources[key] = self.table_source(source)
             elif isinstance(source, Scope):
                 frame.sources[key] = ("scope", source)
         frame.selected = [self.norm(n) for n in scope.selected_sources]
@@ -118,6 +121,39 @@ class Resolver:
                     frame.aliases.setdefault(self.norm(sel.args["alias"]), sel.this)
         self.frames[id(scope)] = frame
         return frame
+
+    def table_source(self, table: exp.Table) -> FrameSource:
+        """A table as a frame source; `users AS u (a, b)` renames its first columns."""
+        bare = self.bare_table(table)
+        alias = table.args.get("alias")
+        renamed = (
+            [self.norm(c) for c in alias.args.get("columns") or ()]
+            if isinstance(alias, exp.TableAlias)
+            else []
+        )
+        if not renamed:
+            return ("table", bare)
+        cols = self.schema.columns(bare) if (self.schema is not None and bare) else None
+        if cols is None:
+            # Which column each new name stands for is unknown: any of the table's.
+            return ("outputs", [(n, frozenset({(bare, "*", False)})) for n in renamed])
+        names = list(cols)
+        outs: Outputs = []
+        for i, new in enumerate(renamed):
+            src = (bare, names[i], True) if i < len(names) else (bare, "*", False)
+            outs.append((new, frozenset({src})))
+        outs.extend((c, frozenset({(bare, c, True)})) for c in names[len(renamed) :])
+        return ("outputs", outs)
+
+    def whole_row(self, frame: Frame, name: str) -> frozenset[Src] | None:
+        """`row_to_json(u)`, `SELECT u`, `u::text`: a table's name as a value is its whole row."""
+        current: Frame | None = frame
+        while current is not None:
+            source = current.sources.get(name)
+            if source is not None:
+                return frozenset().union(*(srcs for _, srcs in self.expand(source)))
+            current = current.parent
+        return None
 
     # -- lookups ----------------------------------------------------------------------
     def source_outputs(self, source: FrameSource) -> Outputs | None:
@@ -211,12 +247,18 @@ class Resolver:
         return None
 
     def resolve(self, frame: Frame, column: exp.Column) -> frozenset[Src]:
+        self.nodes[id(column)] = column
         name = self.norm(column.this)
         if column.args.get("table") is None:
             if name in frame.unqualified:
                 found = frame.unqualified[name]
             else:
                 found = frame.unqualified[name] = self.resolve_in(frame, column, name)
+            whole = self.whole_row(frame, name)
+            if whole is not None:
+                # A table's (or alias's) name: its whole row, unless the name is a known
+                # column of it; when unsure, both.
+                return whole if found is None or not any(r for _, _, r in found) else found | whole
         else:
             found = self.resolve_in(frame, column, name)
         if found is not None:
@@ -241,8 +283,25 @@ class Resolver:
                 got = self.resolved[id(expression)] = self.resolve(frame, expression)
             return got
         found: set[Src] = set()
+        for star in expression.find_all(exp.Star):
+            # A bare `*` inside an expression (`OBJECT_CONSTRUCT(*)`, `ROW(*)`) is every
+            # column of every selected source; `count(*)` reads no column.
+            parent = star.parent
+            if isinstance(parent, (exp.Column, exp.Count)) or star is expression:
+                continue
+            for key in frame.selected:
+                source = frame.sources.get(key)
+                if source is not None:
+                    for _, srcs in self.expand(source):
+                        found |= srcs
         for col in expression.find_all(exp.Column):
             if isinstance(col.this, exp.Star):
+                # `row_to_json(u.*)`, `count(t.*)`: every column of the source.
+                qualifier = col.args.get("table")
+                source = frame.sources.get(self.norm(qualifier)) if qualifier else None
+                if source is not None:
+                    for _, srcs in self.expand(source):
+                        found |= srcs
                 continue
             got = self.resolved.get(id(col))
             if got is None:
@@ -303,20 +362,57 @@ class Resolver:
                 )
             elif isinstance(expression, (exp.Select, exp.Subquery)):
                 frame = self.frame(scope)
-                for col in scope.columns:
+                for col in _scope_columns(scope):
                     if isinstance(col.this, exp.Star) or id(col) in self.resolved:
                         continue
                     self.resolved[id(col)] = self.resolve(frame, col)
                 outs = self.projection_outputs(frame, expression.selects)
+            elif isinstance(expression, exp.Lateral):
+                outs = self.lateral_outputs(expression)
             else:
                 continue
             self.outputs[id(scope)] = outs
+            self.by_expression[id(expression)] = outs
             if scope.is_root:
                 result = outs
         self.reads.extend(src for srcs in self.resolved.values() for src in srcs)
         for _, srcs in result:
             self.reads.extend(srcs)
         return result
+
+    def lateral_outputs(self, lateral: exp.Lateral) -> Outputs:
+        """`LATERAL (SELECT …) AS l (a, b)` / CROSS APPLY: its query's outputs, renamed."""
+        inner = lateral.this
+        while isinstance(inner, exp.Subquery):
+            inner = inner.this
+        outs = self.by_expression.get(id(inner))
+        if outs is None:
+            return [("*", frozenset({(None, "*", False)}))]
+        alias = lateral.args.get("alias")
+        renamed = (
+            [self.norm(c) for c in alias.args.get("columns") or ()]
+            if isinstance(alias, exp.TableAlias)
+            else []
+        )
+        if renamed and not any(n == "*" for n, _ in outs):
+            return [
+                (renamed[i] if i < len(renamed) else n, srcs) for i, (n, srcs) in enumerate(outs)
+            ]
+        return outs
+
+    def run_values(self, values: exp.Values) -> Outputs:
+        """Outputs of a VALUES list: by position, what its (scalar) subqueries return."""
+        positions: dict[int, set[Src]] = {}
+        for row in values.expressions:
+            items = row.expressions if isinstance(row, exp.Tuple) else [row]
+            for i, item in enumerate(items):
+                found = positions.setdefault(i, set())
+                for sub in item.find_all(exp.Subquery):
+                    if any(isinstance(a, exp.Subquery) for a in _ancestors(sub, item)):
+                        continue
+                    for _, srcs in self.run_query(sub.this):
+                        found |= srcs
+        return [(f"column{i + 1}", frozenset(positions[i])) for i in sorted(positions)]
 
     @staticmethod
     def merge_branches(branches: list[Outputs]) -> Outputs:
@@ -373,11 +469,12 @@ class Resolver:
                 )
             elif isinstance(expression, (exp.Select, exp.Subquery)):
                 sframe = self.frame(scope)
-                for col in scope.columns:
+                for col in _scope_columns(scope):
                     if isinstance(col.this, exp.Star) or id(col) in self.resolved:
                         continue
                     self.resolved[id(col)] = self.resolve(sframe, col)
                 self.outputs[id(scope)] = self.projection_outputs(sframe, expression.selects)
+                self.by_expression[id(expression)] = self.outputs[id(scope)]
         written = _set_targets(node)
         for col in _own_columns(node):
             if id(col) in written or isinstance(col.this, exp.Star):
@@ -391,6 +488,26 @@ class Resolver:
         for _, srcs in result:
             self.reads.extend(srcs)
         return result
+
+
+def _scope_columns(scope: Scope) -> list[exp.Column]:
+    """The scope's columns, plus those of its HAVING, which sqlglot's scope leaves out
+    (`HAVING max(ssn) > '5'` reads `ssn`)."""
+    columns = list(scope.columns)
+    having = scope.expression.args.get("having")
+    if having is not None:
+        seen = {id(c) for c in columns}
+        columns.extend(c for c in _own_columns(having) if id(c) not in seen)
+    return columns
+
+
+def _ancestors(node: exp.Expr, stop: exp.Expr) -> list[exp.Expr]:
+    found: list[exp.Expr] = []
+    parent = node.parent
+    while parent is not None and parent is not stop:
+        found.append(parent)
+        parent = parent.parent
+    return found
 
 
 def _in_relation_position(query: exp.Expr, node: exp.Expr) -> bool:

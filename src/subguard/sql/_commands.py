@@ -179,6 +179,10 @@ def command_objects(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> N
     """Tables and the target a DDL/DML/LOCK/VACUUM/COPY command names."""
     if d.kind not in _WRITING | {"lock", "vacuum", "copy", "other", "show"}:
         return
+    if d.kind == "insert" and _upper(toks[0]) in ("REPLACE", "UPSERT"):
+        # MySQL REPLACE deletes and re-inserts: an upsert, bounded only by listed rows.
+        d.upsert = True
+        d.has_where = _index_of(toks, "VALUES") >= 0 and _index_of(toks, "SELECT") < 0
     object_type, names, end = _object_names(toks, ctx.dialect)
     d.object_type = object_type
     table_like = object_type is None or bool(set(object_type.upper().split()) & _TABLE_OBJECT_WORDS)
@@ -186,6 +190,9 @@ def command_objects(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> N
     if d.kind == "copy":
         written = _index_of(toks, "FROM", end) >= 0
         d.copy_program = _copy_program(toks)
+        d.external_io |= _copy_io(toks, end)
+    if d.kind == "vacuum" and _index_of(toks, "INTO") > 0:
+        d.external_io.add("server_file")  # SQLite VACUUM INTO '<file>'
     if d.kind == "other" and _upper(toks[0]) == "REFRESH":
         written = True
     if d.kind in ("other", "show") and _upper(toks[0]) not in ("REFRESH", "DESCRIBE", "DESC"):
@@ -209,6 +216,30 @@ def command_objects(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> N
                 table = _table(parts)
                 d.tables.setdefault(table.qualified, table)
                 d.written.add(table.name)
+
+
+def _language(toks: Sequence[Any]) -> str | None:
+    at = _index_of(toks, "LANGUAGE")
+    if at < 0 or at + 1 >= len(toks):
+        return None
+    return str(toks[at + 1].text).strip("'\"").lower()
+
+
+def _copy_io(toks: Sequence[Any], start: int) -> set[str]:
+    """Where a COPY command reads or writes: STDIN/STDOUT stay with the client."""
+    found: set[str] = set()
+    for i in range(start, len(toks) - 1):
+        if _upper(toks[i]) not in ("FROM", "TO", "INTO"):
+            continue
+        nxt = toks[i + 1]
+        word = _upper(nxt)
+        if word == "PROGRAM":
+            found.add("program")
+        elif nxt.token_type in _STRING_TYPES:
+            found.add("remote" if "://" in str(nxt.text) else "server_file")
+        elif str(nxt.text).startswith("@"):
+            found.add("remote")
+    return found
 
 
 def _copy_program(toks: Sequence[Any]) -> bool:
@@ -303,6 +334,14 @@ def command_nested(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> No
         strings = _string_tokens(toks[1:])
         for i, s in enumerate(strings):
             d.adopt(ctx.nested_text(s, f"{d.path}.execute" + (f"[{i}]" if i else "")))
+        j = 2 if len(toks) > 1 and _upper(toks[1]) == "IMMEDIATE" else 1
+        if not strings or (j < len(toks) and toks[j].token_type not in _STRING_TYPES):
+            if not strings and j < len(toks) and toks[j].token_type not in _NAME_TYPES:
+                d.opaque_code = True
+            elif strings:
+                stmts, known = dynamic_sql(toks[j:], text, ctx, f"{d.path}.execute[d]")
+                d.adopt(stmts)
+                d.opaque_code = d.opaque_code or not known
     elif d.kind == "explain":
         # EXPLAIN ANALYZE runs its statement; list it whatever the options.
         i = 1
@@ -314,8 +353,39 @@ def command_nested(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> No
             i = _skip_parens(toks, i) if toks[i].token_type == TokenType.L_PAREN else i + 1
         d.adopt(ctx.nested_text(_tail_text(toks, i, text), f"{d.path}.explain"))
     elif d.kind == "do":
-        for body in _string_tokens(toks[1:]):
-            d.adopt(procedural_body(body, f"{d.path}.do", ctx))
+        bodies = _string_tokens(toks[1:])
+        language = _language(toks) or "plpgsql"
+        for body in bodies:
+            routine_body(d, ctx, body, language, f"{d.path}.do")
+        if not bodies:
+            d.opaque_code = True
+    elif d.kind == "create" and _index_of(toks, "ATOMIC") > 0:
+        # SQL-standard body: BEGIN ATOMIC <statements> END, read as SQL.
+        at = _index_of(toks, "ATOMIC")
+        end = max(i for i, t in enumerate(toks) if _upper(t) == "END" or i == at)
+        body = text[toks[at + 1].start : toks[end].start] if end > at + 1 else ""
+        routine_body(d, ctx, body, "sql", f"{d.path}.function_body")
+    elif d.kind == "create" and (d.object_type or "").endswith(("function", "procedure")):
+        as_at = _index_of(toks, "AS")
+        bodies = _string_tokens(toks[as_at + 1 :]) if as_at >= 0 else []
+        language = _language(toks) or ""
+        routine_body(d, ctx, bodies[0] if bodies else None, language, f"{d.path}.function_body")
+    elif d.kind == "create" and d.object_type == "rule":
+        # CREATE RULE … DO [ALSO | INSTEAD] <statement> | ( <statements> ) | NOTHING
+        at = _index_of(toks, "DO")
+        k = at + 1
+        while 0 < k < len(toks) and _upper(toks[k]) in ("ALSO", "INSTEAD"):
+            k += 1
+        if at < 0:
+            d.opaque_code = True
+        elif k < len(toks) and _upper(toks[k]) != "NOTHING":
+            inner = _tail_text(toks, k, text).strip()
+            if inner.startswith("(") and inner.endswith(")"):
+                inner = inner[1:-1]
+            found = ctx.nested_text(inner, f"{d.path}.rule_action")
+            if not found:
+                found = [Statement(kind="unparseable", path=f"{d.path}.rule_action", nested=True)]
+            d.adopt(found)
     elif d.kind == "call":
         call: Any
         try:
@@ -333,48 +403,540 @@ def command_nested(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> No
         d.kind = "other"
 
 
-#: The steps for a command, in order.
-COMMAND_STEPS: Final = (command_objects, command_grants, command_nested)
-
-
 # --------------------------------------------------------------------------------------
 # procedural bodies (DO blocks, PL/pgSQL functions)
 
 _BLOCK_WORDS: Final = frozenset(
-    {"BEGIN", "DECLARE", "THEN", "ELSE", "LOOP", "END", "IF", "ELSIF", "ELSEIF", "$$"}
+    {"BEGIN", "DECLARE", "THEN", "ELSE", "LOOP", "END", "$$", "EXCEPTION"}
 )
+_END_WORDS: Final = frozenset({"IF", "LOOP", "CASE", "WHILE", "FOR"})
+_CONDITION_HEADS: Final = {"IF": "THEN", "ELSIF": "THEN", "ELSEIF": "THEN", "WHEN": "THEN",
+                           "WHILE": "LOOP"}  # fmt: skip
+
+#: Languages whose bodies the analysis reads; any other body is opaque code.
+READ_LANGUAGES: Final = frozenset({"sql", "plpgsql", ""})
 
 
 def procedural_body(text: str, path: str, ctx: Context) -> list[Statement]:
-    """Statements a PL/pgSQL-style body runs: `EXECUTE '<literal>'` and plain static SQL.
+    """Statements a PL/pgSQL-style body runs (see `procedural_read`)."""
+    return procedural_read(text, path, ctx)[0]
 
-    The body is split at semicolons; block keywords at the start of a piece are dropped;
-    a piece that parses as a data-changing or DDL statement is listed. Dynamic SQL built
-    from expressions cannot be known and is left to the kind ("do") to refuse.
+
+def procedural_read(text: str, path: str, ctx: Context) -> tuple[list[Statement], bool]:
+    """Statements a PL/pgSQL-style body runs, and whether every part of it was read.
+
+    The body is split at semicolons; block keywords, `IF … THEN`, `WHILE … LOOP` and
+    `END IF` are stepped over (their conditions read as queries); `RETURN`, `PERFORM`,
+    assignments and `RAISE` read as queries; `EXECUTE` of a literal, of `format(…)` or of
+    a concatenation is analysed from its literal parts; any other piece must parse as a
+    statement. Anything else (a loop over a query string, a cursor, dynamic SQL built
+    from variables) leaves the body not fully read: opaque code.
     """
     try:
         toks = tokenize_flat(text, ctx.dialect)
     except Exception:
-        return []
+        return [], False
     out: list[Statement] = []
-    executes = 0
-    statements = 0
+    fully = True
+    counter = {"execute": 0, "statement": 0}
+
+    def query(piece: Sequence[Any], i: int, j: int, prefix: str = "SELECT ") -> bool:
+        if i >= j:
+            return True
+        sql = prefix + text[piece[i].start : piece[j - 1].end + 1]
+        found = ctx.nested_text(sql, f"{path}.statement[{counter['statement']}]")
+        if not found or found[0].kind in ("unparseable", "other"):
+            return False
+        counter["statement"] += 1
+        out.extend(found)
+        return True
+
+    declaring = False
     for piece in split_statements(toks):
         i = 0
-        while i < len(piece) and _upper(piece[i]) in _BLOCK_WORDS:
-            i += 1
-        if i >= len(piece):
+        n = len(piece)
+        while i < n:
+            word = _upper(piece[i]) if piece[i].token_type != TokenType.IDENTIFIER else ""
+            if word == "DECLARE":
+                declaring = True
+                i += 1
+            elif word == "BEGIN":
+                declaring = False
+                i += 1
+            elif word == "END":
+                i += 1
+                if i < n and _upper(piece[i]) in _END_WORDS:
+                    i += 1
+            elif word in _BLOCK_WORDS:
+                i += 1
+            elif word in _CONDITION_HEADS:
+                stop = _index_of(piece, _CONDITION_HEADS[word], i + 1)
+                if stop < 0 or not query(piece, i + 1, stop):
+                    fully = False
+                    i = n
+                    break
+                i = stop + 1
+            else:
+                break
+        if i >= n:
             continue
-        if _upper(piece[i]) in ("EXECUTE", "EXEC"):
+        word = _upper(piece[i]) if piece[i].token_type != TokenType.IDENTIFIER else ""
+        if declaring:
+            continue  # `name type [:= default]`: declarations run nothing by themselves
+        if word in ("EXECUTE", "EXEC"):
             j = i + 1
-            if j < len(piece) and _upper(piece[j]) == "IMMEDIATE":
+            if j < n and _upper(piece[j]) == "IMMEDIATE":
                 j += 1
-            if j < len(piece) and piece[j].token_type in _STRING_TYPES:
-                out.extend(ctx.nested_text(str(piece[j].text), f"{path}.execute[{executes}]"))
-            executes += 1
+            stmts, read = dynamic_sql(piece[j:], text, ctx, f"{path}.execute[{counter['execute']}]")
+            counter["execute"] += 1
+            out.extend(stmts)
+            fully = fully and read
             continue
-        found = ctx.nested_text(_tail_text(piece, i, text), f"{path}.statement[{statements}]")
-        if found and found[0].kind not in ("unparseable", "other", "transaction", "set"):
+        if word == "RETURN":
+            if i + 1 < n and _upper(piece[i + 1]) == "QUERY":
+                fully = query(piece, i + 2, n, prefix="") and fully
+            elif i + 1 < n and not (n == i + 2 and _upper(piece[i + 1]) in ("NEW", "OLD", "NULL")):
+                fully = query(piece, i + 1, n) and fully
+            continue
+        if word == "PERFORM":
+            fully = query(piece, i + 1, n) and fully
+            continue
+        if word == "NULL" and n == i + 1:
+            continue
+        if word == "RAISE":
+            comma = _index_of_type(piece, TokenType.COMMA, i)
+            fully = (comma < 0 or query(piece, comma + 1, n)) and fully
+            continue
+        if i + 1 < n and piece[i + 1].token_type in (TokenType.COLON_EQ, TokenType.EQ):
+            fully = query(piece, i + 2, n) and fully
+            continue
+        found = ctx.nested_text(
+            _tail_text(piece, i, text), f"{path}.statement[{counter['statement']}]"
+        )
+        if found and found[0].kind not in ("unparseable", "other"):
             out.extend(found)
-            statements += 1
-    return out
+            counter["statement"] += 1
+        else:
+            fully = False
+    return out, fully
+
+
+def _index_of_type(tokens: Sequence[Any], ttype: Any, start: int = 0) -> int:
+    depth = 0
+    for i in range(start, len(tokens)):
+        t = tokens[i].token_type
+        if t == TokenType.L_PAREN:
+            depth += 1
+        elif t == TokenType.R_PAREN:
+            depth -= 1
+        elif t == ttype and depth == 0:
+            return i
+    return -1
+
+
+#: The name a dynamic SQL fragment's unknown parts are analysed as.
+DYNAMIC_NAME: Final = "sg_dynamic"
+
+
+def dynamic_sql(
+    toks: Sequence[Any], text: str, ctx: Context, path: str
+) -> tuple[list[Statement], bool]:
+    """What `EXECUTE <expression>` runs, and whether it is fully known.
+
+    A string literal is analysed as it is. `format('<template>', args…)` is analysed
+    with its arguments substituted when they are all literals, else with the template's
+    `%I`/`%s`/`%L` standing for an unknown name; `'…' || x || '…'` with unknown parts
+    likewise. Only a plain literal (or a format of literals) is fully known.
+    """
+    end = len(toks)
+    for k, tok in enumerate(toks):
+        if tok.token_type != TokenType.IDENTIFIER and _upper(tok) in ("INTO", "USING") and k:
+            end = k
+            break
+    if end == 0:
+        return [], False
+    source = text[toks[0].start : toks[end - 1].end + 1]
+    try:
+        node: Any = exp.maybe_parse(source, dialect=ctx.dialect or None)
+    except Exception:
+        return [], False
+    sql, known = _dynamic_text(node)
+    if sql is None:
+        return [], False
+    return ctx.nested_text(sql, path), known
+
+
+def _dynamic_text(node: Any) -> tuple[str | None, bool]:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Literal) and node.is_string:
+        return str(node.this), True
+    if isinstance(node, (exp.DPipe, exp.Concat, exp.Add)):
+        parts = node.expressions if isinstance(node, exp.Concat) else [node.this, node.expression]
+        texts: list[str] = []
+        known = True
+        for part in parts:
+            t, k = _dynamic_text(part)
+            texts.append(t if t is not None else DYNAMIC_NAME)
+            known = known and k and t is not None
+        return "".join(texts), known
+    name = str(node.name).lower() if isinstance(node, (exp.Anonymous, exp.Func)) else ""
+    if name == "format" or isinstance(node, getattr(exp, "Format", ())):
+        args = list(node.expressions) if isinstance(node, exp.Anonymous) else list(node.flatten())
+        if not args:
+            return None, False
+        template, known = _dynamic_text(args[0])
+        if template is None:
+            return None, False
+        values: list[str] = []
+        for arg in args[1:]:
+            t, k = _dynamic_text(arg)
+            known = known and k and t is not None
+            values.append(t if t is not None else DYNAMIC_NAME)
+        return _apply_format(template, values), known
+    return None, False
+
+
+def _apply_format(template: str, values: list[str]) -> str:
+    """PostgreSQL `format`: %I and %s insert the value, %L a quoted literal, %% a percent."""
+    out: list[str] = []
+    i = 0
+    k = 0
+    while i < len(template):
+        ch = template[i]
+        if ch == "%" and i + 1 < len(template):
+            spec = template[i + 1]
+            if spec == "%":
+                out.append("%")
+            elif spec in "IsL":
+                value = values[k] if k < len(values) else DYNAMIC_NAME
+                k += 1
+                out.append("'" + value.replace("'", "''") + "'" if spec == "L" else value)
+            else:
+                out.append(ch + spec)
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def routine_body(d: Draft, ctx: Context, body: str | None, language: str, path: str) -> None:
+    """A function's, procedure's or DO block's body: read when it is SQL or PL/pgSQL the
+    analysis fully parses, opaque code otherwise (`plpython3u`, C, JavaScript, …)."""
+    if body is None or language not in READ_LANGUAGES:
+        d.opaque_code = True
+        return
+    if language == "plpgsql":
+        stmts, fully = procedural_read(body, path, ctx)
+        d.adopt(stmts)
+        d.opaque_code = d.opaque_code or not fully
+        return
+    children = ctx.nested_text(body, path)
+    if not children:
+        children = [Statement(kind="unparseable", path=path, nested=True)]
+    d.adopt(children)
+
+
+# --------------------------------------------------------------------------------------
+# settings, privilege changes and ALTER actions, read from the statement's tokens
+# (for parsed statements and commands alike, so every spelling gets the same facts)
+
+#: Objects whose creation, change or removal changes who may do what.
+PRIVILEGE_OBJECTS: Final = frozenset(
+    {"role", "user", "group", "login", "policy", "default privileges", "server role",
+     "application role", "row access policy", "masking policy"}
+)  # fmt: skip
+
+#: T-SQL system procedures that change principals or memberships.
+PRIVILEGE_PROCEDURES: Final = frozenset(
+    {"sp_addrolemember", "sp_addsrvrolemember", "sp_droprolemember", "sp_dropsrvrolemember",
+     "sp_addlogin", "sp_adduser", "sp_grantdbaccess", "sp_grantlogin", "sp_password",
+     "sp_change_users_login", "sp_changedbowner", "sp_addrole", "sp_setapprole"}
+)  # fmt: skip
+
+#: T-SQL and MySQL procedures that reach outside the database.
+PROCEDURE_IO: Final = {
+    "xp_cmdshell": "program", "sp_oacreate": "program", "sp_execute_external_script": "program",
+    "xp_dirtree": "server_file", "xp_fileexist": "server_file", "xp_subdirs": "server_file",
+    "sp_addlinkedserver": "other_server", "sp_addlinkedsrvlogin": "other_server",
+    "sp_configure": "program",
+}  # fmt: skip
+
+_SCOPES: Final = {
+    "SESSION": "session", "LOCAL": "local", "GLOBAL": "global", "PERSIST": "global",
+    "PERSIST_ONLY": "global",
+}  # fmt: skip
+
+#: `SET <words>` forms that are not `name = value`, and the setting each names.
+_SET_FORMS: Final = (
+    (("SESSION", "AUTHORIZATION"), "session_authorization"),
+    (("SESSION", "CHARACTERISTICS"), "transaction"),
+    (("DEFAULT", "ROLE"), "default_role"),
+    (("ROLE",), "role"),
+    (("PASSWORD",), "password"),
+    (("TRANSACTION",), "transaction"),
+    (("NAMES",), "names"),
+    (("CHARACTER", "SET"), "names"),
+    (("CHARSET",), "names"),
+    (("TIME", "ZONE"), "timezone"),
+    (("CONSTRAINTS",), "constraints"),
+)  # fmt: skip
+
+#: Settings whose change is a change of identity or credentials.
+_PRIVILEGE_SETTINGS: Final = frozenset({"password", "default_role"})
+
+
+def _words_at(toks: Sequence[Any], i: int, words: Sequence[str]) -> bool:
+    if i + len(words) > len(toks):
+        return False
+    return all(
+        toks[i + k].token_type != TokenType.IDENTIFIER and _upper(toks[i + k]) == w
+        for k, w in enumerate(words)
+    )
+
+
+def _setting_name(toks: Sequence[Any], i: int, dialect: str) -> tuple[str | None, str | None, int]:
+    """`[scope] name` at `i` (also `@@global.name`, `"role"`): (name, scope, next index)."""
+    scope: str | None = None
+    for words, name in _SET_FORMS:
+        if _words_at(toks, i, words):
+            return name, scope, i + len(words)
+    while (
+        i < len(toks) and toks[i].token_type != TokenType.IDENTIFIER and _upper(toks[i]) in _SCOPES
+    ):
+        scope = _SCOPES[_upper(toks[i])]
+        i += 1
+    for words, name in _SET_FORMS:
+        if _words_at(toks, i, words):
+            return name, scope, i + len(words)
+    text = ""
+    while i < len(toks):
+        tok = toks[i]
+        if tok.token_type in (TokenType.EQ, TokenType.COLON_EQ, TokenType.COMMA) or (
+            tok.token_type != TokenType.IDENTIFIER and _upper(tok) in ("TO", "=")
+        ):
+            break
+        text += str(tok.text)
+        i += 1
+        if tok.token_type in (TokenType.PARAMETER,) or str(tok.text) in ("@", "@@"):
+            continue
+        if i < len(toks) and toks[i].token_type == TokenType.DOT:
+            text += "."
+            i += 1
+            continue
+        if not text.endswith(("@", ".")):
+            break
+    name = text.lower()
+    for prefix, sc in (("@@global.", "global"), ("@@persist.", "global"), ("@@persist_only.", "global"),
+                       ("@@session.", "session"), ("@@local.", "session"), ("@@", None)):  # fmt: skip
+        if name.startswith(prefix):
+            name, scope = name[len(prefix) :], sc or scope
+            break
+    if name.startswith("@"):
+        return None, scope, i  # a user variable, not a setting
+    return (name or None), scope, i
+
+
+def _skip_value(toks: Sequence[Any], i: int) -> int:
+    depth = 0
+    while i < len(toks):
+        t = toks[i].token_type
+        if t == TokenType.L_PAREN:
+            depth += 1
+        elif t == TokenType.R_PAREN:
+            depth -= 1
+        elif t == TokenType.COMMA and depth <= 0:
+            return i
+        i += 1
+    return i
+
+
+def _read_settings(d: Draft, toks: Sequence[Any], start: int, dialect: str, *, many: bool) -> None:
+    i = start
+    while i < len(toks):
+        name, scope, i = _setting_name(toks, i, dialect)
+        if name is not None:
+            d.settings.append(name)
+            if name in _PRIVILEGE_SETTINGS:
+                d.privilege_change = True
+        if scope is not None and d.setting_scope in (None, "session", "local"):
+            d.setting_scope = scope
+        i = _skip_value(toks, i)
+        if not many or i >= len(toks):
+            return
+        i += 1  # the comma between MySQL assignments
+
+
+def token_facts(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> None:
+    """Settings, privilege changes and ALTER actions, whatever node the parser made."""
+    if not toks:
+        return
+    first = _upper(toks[0])
+    if first in ("PUT", "GET") and d.kind == "copy":
+        d.external_io.add("remote")  # Snowflake stage transfers
+    if first == "SET" and d.kind == "set":
+        _read_settings(d, toks, 1, ctx.dialect, many=ctx.dialect in ("mysql", "", "tsql"))
+    elif first == "RESET" and d.kind == "set":
+        name, _, _ = _setting_name(toks, 1, ctx.dialect)
+        d.settings.append(name or "all")
+        d.setting_scope = "reset"
+    elif first == "USE" and d.kind == "set":
+        if _words_at(toks, 1, ("ROLE",)) or _words_at(toks, 1, ("SECONDARY", "ROLES")):
+            d.settings.append("role")
+        else:
+            word = _upper(toks[1]).lower() if len(toks) > 2 else "database"
+            d.settings.append(
+                word if word in ("warehouse", "schema", "database", "catalog") else "database"
+            )
+    elif d.kind in ("grant", "revoke"):
+        d.privilege_change = True
+    elif first in ("EXEC", "EXECUTE") and len(toks) > 1:
+        k = 2 if _upper(toks[1]) == "@" or toks[1].token_type == TokenType.PARAMETER else 1
+        procedure = ""
+        while k < len(toks) and (
+            toks[k].token_type in _NAME_TYPES or toks[k].token_type == TokenType.DOT
+        ):
+            if toks[k].token_type in _NAME_TYPES:
+                procedure = str(toks[k].text).lower()
+            k += 1
+        if procedure in PRIVILEGE_PROCEDURES:
+            d.privilege_change = True
+        if procedure in PROCEDURE_IO:
+            d.external_io.add(PROCEDURE_IO[procedure])
+        if procedure:
+            d.functions.add(procedure)
+    elif d.kind in ("create", "alter", "drop"):
+        _ddl_token_facts(d, ctx, toks)
+    if d.functions & PRIVILEGE_PROCEDURES:
+        d.privilege_change = True
+
+
+_OTHER_SERVER_WORDS: Final = frozenset({"SERVER", "FOREIGN", "MAPPING", "SUBSCRIPTION", "LINK"})
+_REMOTE_WORDS: Final = frozenset({"STAGE", "INTEGRATION", "EXTERNAL", "CONNECTION"})
+
+
+def _ddl_token_facts(d: Draft, ctx: Context, toks: Sequence[Any]) -> None:
+    head = {_upper(t) for t in toks[1:6] if t.token_type != TokenType.IDENTIFIER}
+    if d.kind == "create" and head & {"TEMP", "TEMPORARY"}:
+        d.temporary = True
+    if d.kind in ("create", "alter") and head & _OTHER_SERVER_WORDS and "ROLE" not in head:
+        d.external_io.add("other_server")
+    if d.kind in ("create", "alter") and head & _REMOTE_WORDS:
+        d.external_io.add("remote")
+    object_type, _, end = _object_names(toks, ctx.dialect)
+    words = " ".join(_upper(t).lower() for t in toks[1:4])
+    for kind in ("default privileges", "server role", "application role", "row access policy",
+                 "masking policy"):  # fmt: skip
+        if words.startswith(kind):
+            object_type = kind
+    if object_type is None and len(toks) > 1 and _upper(toks[1]) in ("GROUP", "LOGIN"):
+        object_type = _upper(toks[1]).lower()
+        parts, end = _read_name(toks, 2, ctx.dialect)
+        d.target = parts[-1] if parts else d.target
+    if object_type in PRIVILEGE_OBJECTS:
+        d.privilege_change = True
+        if d.object_type is None or d.object_type != object_type:
+            d.object_type = object_type
+    if d.kind != "alter":
+        return
+    if _words_at(toks, 1, ("SYSTEM",)) or _words_at(toks, 1, ("ACCOUNT",)):
+        d.object_type = d.object_type or _upper(toks[1]).lower()
+        d.setting_scope = "system"
+        end = 2
+    actions = _alter_actions(toks, end)
+    if _upper(toks[0]) == "RENAME":
+        actions = {"rename"}  # MySQL RENAME TABLE a TO b
+    d.alter_actions |= actions
+    if actions & {"owner", "add_member", "drop_member", "row_security"}:
+        d.privilege_change = True
+    # ALTER SYSTEM / DATABASE / ROLE … SET name = value; ALTER SESSION SET (Snowflake).
+    for i in range(end, len(toks)):
+        if _upper(toks[i]) in ("SET", "RESET") and toks[i].token_type != TokenType.IDENTIFIER:
+            if i + 1 < len(toks) and _upper(toks[i + 1]) in ("SCHEMA", "TABLESPACE", "DEFAULT", "NOT",
+                                                          "DATA", "LOGGED", "UNLOGGED", "WITHOUT",
+                                                          "ACCESS", "STATISTICS", "STORAGE",
+                                                          "COMPRESSION", "OPTIONS", "("):  # fmt: skip
+                break
+            if d.object_type in (
+                None,
+                "system",
+                "account",
+                "database",
+                "role",
+                "user",
+                "session",
+            ) or (d.object_type or "").endswith("session"):
+                scope = "system" if d.setting_scope == "system" else (d.object_type or "session")
+                _read_settings(d, toks, i + 1, ctx.dialect, many=True)
+                d.setting_scope = scope
+            break
+
+
+#: ALTER action words and the action each names.
+_ACTION_WORDS: Final = {
+    "ADD": "add", "DROP": "drop", "RENAME": "rename", "OWNER": "owner", "ATTACH": "attach",
+    "DETACH": "detach", "MODIFY": "type", "CHANGE": "type", "ENABLE": "enable",
+    "DISABLE": "disable", "VALIDATE": "validate", "INHERIT": "inherit", "CLUSTER": "cluster",
+    "REPLICA": "replica", "SWAP": "rename", "SUSPEND": "suspend", "RESUME": "resume",
+    "REFRESH": "refresh", "UNSET": "set", "SET": "set", "RESET": "set", "NO": "inherit",
+    "FORCE": "row_security", "REORGANIZE": "partition", "EXCHANGE": "partition",
+    "TRUNCATE": "drop", "COALESCE": "partition", "REBUILD": "partition", "DISCARD": "drop",
+    "IMPORT": "add", "CONVERT": "type", "ALGORITHM": "option", "LOCK": "option",
+    "ALTER": "alter_column", "WITH": "option", "NOCHECK": "option", "CHECK": "validate",
+    "SWITCH": "partition", "REMOVE": "drop", "SPLIT": "partition", "MERGE": "partition",
+}  # fmt: skip
+
+_COLUMN_SUBACTIONS: Final = (
+    (("TYPE",), "type"), (("SET", "DATA", "TYPE"), "type"), (("DROP", "DEFAULT"), "drop_default"),
+    (("DROP", "NOT", "NULL"), "drop_not_null"), (("DROP", "EXPRESSION"), "drop_expression"),
+    (("DROP", "IDENTITY"), "drop_identity"), (("SET", "DEFAULT"), "set_default"),
+    (("SET", "NOT", "NULL"), "set_not_null"), (("DROP",), "drop"),
+)  # fmt: skip
+
+
+def _alter_actions(toks: Sequence[Any], start: int) -> set[str]:
+    actions: set[str] = set()
+    i = start
+    while i < len(toks):
+        j = _skip_value(toks, i)
+        actions.add(_classify_action(toks[i:j]))
+        i = j + 1
+    return actions
+
+
+def _classify_action(piece: Sequence[Any]) -> str:
+    if not piece or piece[0].token_type == TokenType.IDENTIFIER:
+        return "other"
+    word = _upper(piece[0])
+    if word == "OWNER":
+        return "owner"
+    if word == "ADD" and _words_at(piece, 1, ("MEMBER",)):
+        return "add_member"
+    if word == "ADD" and any(_words_at(piece, 1, (w,)) for w in ("USER", "ROLE")):
+        return "add_member"
+    if word == "DROP" and _words_at(piece, 1, ("MEMBER",)):
+        return "drop_member"
+    if word == "DROP" and any(_words_at(piece, 1, (w,)) for w in ("USER", "ROLE")):
+        return "drop_member"
+    if word in ("ENABLE", "DISABLE", "NO", "FORCE") and any(
+        _upper(t) == "SECURITY" for t in piece[:5]
+    ):
+        return "row_security"
+    if word in ("ALTER", "MODIFY") and not (len(piece) > 1 and _upper(piece[1]) in ("PARTITION",)):
+        # ALTER [COLUMN] c <sub-action> / T-SQL ALTER COLUMN c <type> / MySQL MODIFY c <type>
+        k = 1
+        if k < len(piece) and _upper(piece[k]) == "COLUMN":
+            k += 1
+        k += 1  # the column name
+        for words, action in _COLUMN_SUBACTIONS:
+            if _words_at(piece, k, words):
+                return action
+        return "type"
+    if word == "SET" and _words_at(piece, 1, ("SCHEMA",)):
+        return "set_schema"
+    return _ACTION_WORDS.get(word, "other")
+
+
+#: The steps for a command, in order.
+COMMAND_STEPS: Final = (command_objects, command_grants, command_nested, token_facts)

@@ -50,8 +50,14 @@ def normalize_name(dialect: str, name: str, quoted: bool) -> str:
     """Fold an identifier the way `dialect` resolves it: unquoted names case-fold, quoted keep.
 
     Delegates to sqlglot's own rule so each dialect's strategy (lowercase for postgres,
-    uppercase for snowflake, case-sensitive for mysql) matches what the database does.
+    uppercase for snowflake) matches what the database does; MySQL names are folded to
+    lowercase, quoted or not (its columns are case-insensitive).
     """
+    if dialect == "mysql":
+        # MySQL compares column names case-insensitively whatever the quoting, and table
+        # names too where `lower_case_table_names` is set; folding never splits one
+        # object into two names a rule must both know.
+        return name.lower()
     ident = exp.Identifier(this=name, quoted=quoted)
     return str(dialect_object(dialect).normalize_identifier(ident).name)
 

@@ -35,6 +35,7 @@ class Column:
     tags: frozenset[str] = frozenset()
     in_output: bool = False
     resolved: bool = True
+    roles: frozenset[str] = frozenset()
 
     def to_input(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,25 @@ class Column:
             "tags": self.tags,
             "in_output": self.in_output,
             "resolved": self.resolved,
+            "roles": self.roles,
+        }
+
+
+@attrs.frozen
+class ColumnFlow:
+    """Source columns whose values a statement writes into `table.column` (`*`: unknown)."""
+
+    table: str
+    column: str
+    tags: frozenset[str] = frozenset()
+    sources: tuple[Column, ...] = ()
+
+    def to_input(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "column": self.column,
+            "tags": self.tags,
+            "sources": tuple(c.to_input() for c in self.sources),
         }
 
 
@@ -97,6 +117,16 @@ class Statement:
     into_outfile: bool = False
     grants: tuple[Grant, ...] = ()
     nested: bool = False
+    upsert: bool = False
+    temporary: bool = False
+    opaque_code: bool = False
+    setting: str | None = None
+    settings: frozenset[str] = frozenset()
+    setting_scope: str | None = None
+    privilege_change: bool = False
+    alter_actions: frozenset[str] = frozenset()
+    external_io: frozenset[str] = frozenset()
+    columns_written_from: tuple[ColumnFlow, ...] = ()
 
     def to_input(self) -> dict[str, Any]:
         return {
@@ -116,6 +146,16 @@ class Statement:
             "grants": tuple(g.to_input() for g in self.grants),
             "nested": self.nested,
             "path": self.path,
+            "upsert": self.upsert,
+            "temporary": self.temporary,
+            "opaque_code": self.opaque_code,
+            "setting": self.setting,
+            "settings": self.settings,
+            "setting_scope": self.setting_scope,
+            "privilege_change": self.privilege_change,
+            "alter_actions": self.alter_actions,
+            "external_io": self.external_io,
+            "columns_written_from": tuple(f.to_input() for f in self.columns_written_from),
         }
 
 
@@ -160,19 +200,25 @@ class SqlFacts:
 
 
 def merge_columns(columns: Any) -> tuple[Column, ...]:
-    """Deduplicate columns by (table, column, resolved), OR-ing `in_output`, joining tags."""
+    """Deduplicate columns by (table, column, resolved), OR-ing `in_output`, joining tags
+    and roles."""
     merged: dict[tuple[str | None, str, bool], Column] = {}
     for col in columns:
         key = (col.table, col.column, col.resolved)
         prev = merged.get(key)
         if prev is None:
             merged[key] = col
-        elif (col.in_output and not prev.in_output) or not col.tags <= prev.tags:
+        elif (
+            (col.in_output and not prev.in_output)
+            or not col.tags <= prev.tags
+            or not col.roles <= prev.roles
+        ):
             merged[key] = Column(
                 col.table,
                 col.column,
                 prev.tags | col.tags,
                 prev.in_output or col.in_output,
                 col.resolved,
+                prev.roles | col.roles,
             )
     return tuple(merged.values())

@@ -97,6 +97,8 @@ COMMAND_KINDS: Final[dict[str, str]] = {
     "REVOKE": "revoke",
     "DENY": "revoke",
     "COPY": "copy",
+    "PUT": "copy",
+    "GET": "copy",
     "BEGIN": "transaction",
     "START": "transaction",
     "COMMIT": "transaction",

@@ -110,11 +110,35 @@ def tokenize_flat(text: str, dialect: str) -> list[Any]:
 
 
 def split_statements(tokens: Sequence[Any]) -> list[list[Any]]:
-    """Token lists of each statement, split where the parser splits: at semicolons."""
+    """Token lists of each statement, split where the parser splits: at semicolons.
+
+    A SQL-standard routine body (`CREATE FUNCTION … BEGIN ATOMIC …; …; END`) is one
+    statement: semicolons between its BEGIN ATOMIC and the matching END do not split.
+    """
     chunks: list[list[Any]] = []
     current: list[Any] = []
+    atomic = 0
     for tok in tokens:
-        if tok.token_type == TokenType.SEMICOLON:
+        ttype = tok.token_type
+        if atomic:
+            word = str(tok.text).upper() if ttype != TokenType.IDENTIFIER else ""
+            if word in ("BEGIN", "CASE"):
+                atomic += 1
+            elif word == "END":
+                atomic -= 1
+            current.append(tok)
+            continue
+        if (
+            current
+            and ttype != TokenType.IDENTIFIER
+            and str(tok.text).upper() == "ATOMIC"
+            and str(current[-1].text).upper() == "BEGIN"
+            and str(current[0].text).upper() == "CREATE"
+        ):
+            atomic = 1
+            current.append(tok)
+            continue
+        if ttype == TokenType.SEMICOLON:
             if current:
                 chunks.append(current)
             current = []
