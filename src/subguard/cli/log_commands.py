@@ -8,7 +8,6 @@ on stderr and exit status 2; `verify` exits 1 when the log was tampered with.
 from __future__ import annotations
 
 import functools
-import pathlib
 import sys
 import uuid
 from collections import Counter
@@ -547,9 +546,10 @@ def backtest(
 ) -> None:
     """Re-decide every recorded request with a candidate policy; show what would change."""
     from subguard.engine import Engine, load_policy
+    from subguard.engine.sources import load_data
     from subguard.engine.types import CommandRequest, Resource, SqlRequest, Subject
 
-    policy_data = orjson.loads(pathlib.Path(data).read_bytes()) if data else None
+    policy_data = load_data([data]) if data else None
     policy = load_policy(list(rules), data=policy_data)
     engine = Engine(policy)
     store = open_store(_store_url(store_url), create=False)

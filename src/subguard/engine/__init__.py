@@ -1,6 +1,15 @@
 """Policy, Engine and the request and decision types: where rules meet facts."""
 
-from subguard.engine.engine import Engine, build_input, combine
+from subguard.engine.engine import (
+    SESSION_FIELDS,
+    Engine,
+    build_input,
+    combine,
+    request_of,
+    resource_of,
+    session_document,
+    subject_of,
+)
 from subguard.engine.policy import (
     INPUT_SCHEMA,
     Policy,
@@ -14,6 +23,7 @@ from subguard.engine.types import (
     Decision,
     Effect,
     EvalError,
+    FieldError,
     HttpRequest,
     Reason,
     Request,
@@ -24,12 +34,14 @@ from subguard.engine.types import (
 
 __all__ = [
     "INPUT_SCHEMA",
+    "SESSION_FIELDS",
     "CheckContext",
     "CommandRequest",
     "Decision",
     "Effect",
     "Engine",
     "EvalError",
+    "FieldError",
     "HttpRequest",
     "Policy",
     "Preflight",
@@ -44,4 +56,8 @@ __all__ = [
     "find_policy_files",
     "load_policy",
     "policy_from_sources",
+    "request_of",
+    "resource_of",
+    "session_document",
+    "subject_of",
 ]

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from subguard.engine.schema import INPUT_TYPE, RECORDS
+from subguard.engine.sources import find_policy_files, read_policy_source
 from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang import ast
 from subguard.lang.builtins import Builtin
 from subguard.lang.compiler import CompiledPolicy, compile_policy
-from subguard.lang.parser import parse_module, read_source
+from subguard.lang.parser import parse_module
 from subguard.lang.types import Schema
 from subguard.lang.values import from_json
 
@@ -43,27 +43,6 @@ class Policy:
         return self.compiled.packages
 
 
-def find_policy_files(paths: Iterable[PathLike]) -> list[Path]:
-    """Files named directly, and every `.guard` file below directories except tests
-    (`*_test.guard`), in stable order."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            # `*_test.guard` files hold `subguard test`'s tests: they use its test-only
-            # builtins and never decide requests (a test file named directly still loads)
-            found.extend(
-                sorted(
-                    p for p in path.rglob("*.guard") if p.is_file() and not p.name.endswith("_test.guard")
-                )
-            )
-        elif path.exists():
-            found.append(path)
-        else:
-            raise PolicyError("io_error", "no such file or directory", path=str(path), line=0, col=0)
-    return found
-
-
 def load_policy(
     paths: PathLike | Sequence[PathLike],
     *,
@@ -84,13 +63,10 @@ def load_policy(
         paths = [paths]
     sources: list[tuple[str, str]] = []
     errors: list[PolicyError] = []
-    try:
-        files = find_policy_files(paths)
-    except PolicyError as exc:
-        raise PolicyErrors([exc]) from None
+    files = find_policy_files(paths)  # `PolicyErrors` for every path it cannot read
     for file in files:
         try:
-            sources.append((str(file), read_source(file)))
+            sources.append((str(file), read_policy_source(file)))
         except PolicyError as exc:
             errors.append(exc)
     if errors:
