@@ -67,10 +67,24 @@ def _print_policy_errors(exc: PolicyError, *, err: bool = True) -> None:
         click.echo(f"{location} {code}: {error.message}{hint}", err=err)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        # every option also reads SUBGUARD_<COMMAND>_<OPTION> (SUBGUARD_EVAL_RULES, …):
+        # named after the option's flag by `_name_environment` below, this prefix for any
+        # option it does not reach
+        "auto_envvar_prefix": "SUBGUARD",
+        "show_default": True,
+    }
+)
 @click.version_option(package_name="subguard")
 def main() -> None:
-    """Decide, record and contain what automated agents send to production."""
+    """Decide, record and contain what automated agents send to production.
+
+    Every option can also be set in the environment: SUBGUARD_<COMMAND>_<OPTION>, for
+    example SUBGUARD_EVAL_RULES=rules/ or SUBGUARD_TEST_FAIL_UNDER=100 (repeatable
+    options take space-separated values).
+    """
     if hasattr(signal, "SIGPIPE"):
         # `subguard log | head` ends quietly, as a Unix filter does, not with an error
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -438,6 +452,25 @@ def _register_extensions() -> None:
 
     register_log(main)
     register_test(main)
+    _name_environment(main, "SUBGUARD")
+
+
+def _name_environment(command: click.Command, prefix: str) -> None:
+    """Give every option of `command` and its subcommands the environment variable
+    `PREFIX_COMMAND_OPTION`, named after the option's long flag (click's automatic names
+    follow the Python parameter: `--format` would read `…_FMT`). An option that names its
+    variable itself (`--store`: SUBGUARD_STORE) keeps it."""
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.envvar is not None or param.is_eager:
+            continue
+        flag = max((o for o in param.opts if o.startswith("--")), key=len, default=None)
+        if flag is None:
+            continue
+        param.envvar = f"{prefix}_{flag[2:].replace('-', '_').upper()}"
+        param.show_envvar = True
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _name_environment(sub, f"{prefix}_{name.replace('-', '_').upper()}")
 
 
 _register_extensions()
