@@ -9,14 +9,15 @@ from typing import Any
 
 import attrs
 
+from subguard.engine.dataschema import DATA_RECORD, DataSchema, load_data_schema, validate_data
 from subguard.engine.schema import INPUT_TYPE, RECORDS
-from subguard.engine.sources import find_policy_files, read_policy_source
+from subguard.engine.sources import find_policy_files, read_policy_source, scan_policy_paths
 from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang import ast
 from subguard.lang.builtins import Builtin
 from subguard.lang.compiler import CompiledPolicy, compile_policy
 from subguard.lang.parser import parse_module
-from subguard.lang.types import Schema
+from subguard.lang.types import Schema, conform
 from subguard.lang.values import from_json
 
 __all__ = ["INPUT_SCHEMA", "Policy", "find_policy_files", "load_policy", "policy_from_sources"]
@@ -48,8 +49,11 @@ def load_policy(
     *,
     data: Mapping[str, Any] | None = None,
     builtins: Mapping[str, Builtin] | None = None,
+    tests: bool = False,
 ) -> Policy:
-    """Load, check and compile the policy in `paths` (files or directories).
+    """Load, check and compile the policy in `paths` (files or directories; `*_test.guard`
+    files in directories only with `tests`). A `data.schema.json` beside the rules types
+    `data` (see `engine.dataschema`): rules are checked against it and `data` validated.
 
     Raises `PolicyErrors` with every error found in every file.
 
@@ -63,7 +67,8 @@ def load_policy(
         paths = [paths]
     sources: list[tuple[str, str]] = []
     errors: list[PolicyError] = []
-    files = find_policy_files(paths)  # `PolicyErrors` for every path it cannot read
+    files, schema_files = scan_policy_paths(paths, tests=tests)  # `PolicyErrors` for every path it cannot read
+    data_schema = load_data_schema(schema_files, RECORDS)
     for file in files:
         try:
             sources.append((str(file), read_policy_source(file)))
@@ -71,7 +76,7 @@ def load_policy(
             errors.append(exc)
     if errors:
         raise PolicyErrors(errors)
-    return policy_from_sources(sources, data=data, builtins=builtins)
+    return policy_from_sources(sources, data=data, builtins=builtins, data_schema=data_schema)
 
 
 def policy_from_sources(
@@ -79,8 +84,10 @@ def policy_from_sources(
     *,
     data: Mapping[str, Any] | None = None,
     builtins: Mapping[str, Builtin] | None = None,
+    data_schema: DataSchema | None = None,
 ) -> Policy:
-    """Compile `(path, text)` pairs; the path only names the source in errors."""
+    """Compile `(path, text)` pairs; the path only names the source in errors. With a
+    `data_schema`, `data` is validated against it and rules reading it type-checked."""
     modules: list[ast.Module] = []
     errors: list[PolicyError] = []
     for path, text in sources:
@@ -94,9 +101,18 @@ def policy_from_sources(
         errors.append(PolicyError("no_policy", "no `.guard` files found", path="<policy>", line=0, col=0))
     if errors:
         raise PolicyErrors(errors)
-    compiled = compile_policy(modules, schema=INPUT_SCHEMA, builtins=builtins)
+    schema = INPUT_SCHEMA
+    data_document = from_json(dict(data or {}))
+    if data_schema is not None:
+        schema = Schema.from_strings({**RECORDS, **data_schema.records}, INPUT_TYPE, data=DATA_RECORD)
+        assert schema.data is not None
+        data_errors = validate_data(dict(data or {}), schema, schema.data)
+        if data_errors:
+            raise PolicyErrors(data_errors)
+        data_document = conform(data_document, schema.data, schema)
+    compiled = compile_policy(modules, schema=schema, builtins=builtins)
     digest = hashlib.sha256()
-    for path, text in sorted(sources):
+    for path, text in sorted([*sources, *(data_schema.sources if data_schema is not None else ())]):
         digest.update(path.encode())
         digest.update(b"\0")
         digest.update(text.encode())
@@ -104,7 +120,7 @@ def policy_from_sources(
     return Policy(
         tuple(modules),
         compiled,
-        from_json(dict(data or {})),
+        data_document,
         digest.hexdigest(),
         tuple(p for p, _ in sources),
     )

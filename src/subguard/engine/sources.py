@@ -19,7 +19,14 @@ from typing import Any
 from subguard.errors import ConfigError, PolicyError, PolicyErrors
 from subguard.lang.parser import read_source
 
-__all__ = ["find_policy_files", "is_test_file", "load_data", "read_policy_source"]
+__all__ = [
+    "DATA_SCHEMA_FILE",
+    "find_policy_files",
+    "is_test_file",
+    "load_data",
+    "read_policy_source",
+    "scan_policy_paths",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -36,7 +43,11 @@ def _error(code: str, message: str, path: Path | str) -> PolicyError:
     return PolicyError(code, message, path=str(path), line=0, col=0)
 
 
-def _walk(root: Path, tests: bool, found: list[Path], errors: list[PolicyError]) -> None:
+#: The file beside the rules that declares the shape of `data` (see `engine.dataschema`).
+DATA_SCHEMA_FILE = "data.schema.json"
+
+
+def _walk(root: Path, tests: bool, found: list[Path], schemas: list[Path], errors: list[PolicyError]) -> None:
     """Every `.guard` file below `root`, following directory symlinks (a symlinked rule
     directory is part of the policy) but not round a loop."""
     seen: set[tuple[int, int]] = set()
@@ -63,7 +74,7 @@ def _walk(root: Path, tests: bool, found: list[Path], errors: list[PolicyError])
             try:
                 mode = os.stat(path).st_mode  # follows symlinks
             except FileNotFoundError:
-                if entry.name.endswith(".guard") or entry.is_symlink():
+                if entry.name.endswith(".guard") or entry.name == DATA_SCHEMA_FILE or entry.is_symlink():
                     # a dangling link: its rules (or its directory's) are missing
                     errors.append(_error("io_error", "dangling symlink: its target does not exist", path))
                 continue
@@ -72,6 +83,8 @@ def _walk(root: Path, tests: bool, found: list[Path], errors: list[PolicyError])
                 continue
             if stat.S_ISDIR(mode):
                 subdirectories.append(path)
+            elif entry.name == DATA_SCHEMA_FILE:
+                schemas.append(path)
             elif entry.name.endswith(".guard"):
                 if not stat.S_ISREG(mode):
                     errors.append(_error("io_error", "policy path is not a regular file", path))
@@ -86,14 +99,23 @@ def find_policy_files(paths: Iterable[PathLike], *, tests: bool = False) -> list
 
     Raises `PolicyErrors` listing every path that could not be read: a missing path, a
     directory that cannot be listed, a dangling symlink, a special file."""
+    return scan_policy_paths(paths, tests=tests)[0]
+
+
+def scan_policy_paths(paths: Iterable[PathLike], *, tests: bool = False) -> tuple[list[Path], list[Path]]:
+    """The policy files of `paths` (as `find_policy_files`) and the data schema files
+    (`data.schema.json`) found beside them or named directly."""
     found: list[Path] = []
+    schemas: list[Path] = []
     errors: list[PolicyError] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             walked: list[Path] = []
-            _walk(path, tests, walked, errors)
+            _walk(path, tests, walked, schemas, errors)
             found.extend(sorted(walked))
+        elif path.exists() and path.name == DATA_SCHEMA_FILE:
+            schemas.append(path)
         elif path.exists():
             found.append(path)
         elif path.is_symlink():
@@ -102,7 +124,7 @@ def find_policy_files(paths: Iterable[PathLike], *, tests: bool = False) -> list
             errors.append(_error("io_error", "no such file or directory", path))
     if errors:
         raise PolicyErrors(errors)
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(found)), sorted(dict.fromkeys(schemas))
 
 
 def read_policy_source(path: Path) -> str:

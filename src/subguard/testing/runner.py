@@ -379,13 +379,12 @@ def run_tests(
     started = time.perf_counter()
     pattern = re.compile(run) if run else None
     recorder = _Recorder()
-    files = policy_files(paths, tests=True)
-    policy = load_policy(files, data=data, builtins=test_builtins(recorder))
+    policy = load_policy(paths, data=data, builtins=test_builtins(recorder), tests=True)
     recorder.policy = policy
     if coverage:
         _trace_definitions(policy, recorder)
     tests = _test_rules(policy)
-    test_files = {str(f) for f in files if is_test_file(f)} | {m.path for m, _ in tests}
+    test_files = {f for f in policy.files if is_test_file(f)} | {m.path for m, _ in tests}
     results: list[TestResult] = []
     for module, rule in tests:
         package = ".".join(module.package)
