@@ -434,3 +434,29 @@ def attrs_values(value: Any) -> list[Any]:
     import attrs
 
     return [getattr(value, f.name) for f in attrs.fields(type(value))]
+
+
+class _BrokenLog:
+    """A decision log whose commit always fails."""
+
+    def before(self, ctx: Any) -> Any:
+        from subguard.engine import Preflight
+
+        return Preflight(session=session_document(ctx.session_id, ctx.time_ns))
+
+    def record(self, ctx: Any, decision: Any) -> Any:
+        raise OSError("disk full")
+
+
+def test_log_commit_failure_is_denied_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rules = tmp_path / "open"
+    rules.mkdir()
+    (rules / "open.guard").write_text(ALLOW_ALL)
+    engine = Engine(load_policy(rules), log=_BrokenLog())
+    with caplog.at_level(logging.WARNING, logger="subguard"):
+        decision = engine.check(SqlRequest("SELECT 1"), subject="a")
+    assert decision.effect is Effect.DENY
+    assert [e.code for e in decision.errors] == ["log_unavailable"]
+    (record,) = [r for r in caplog.records if r.name == "subguard.engine.engine"]
+    assert record.levelno == logging.ERROR
+    assert "OSError" in record.getMessage()

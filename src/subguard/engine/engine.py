@@ -538,6 +538,10 @@ class Engine:
             return self._log_failed(decision, exc)
 
     def _log_failed(self, decision: Decision, exc: Exception) -> Decision:
+        _log.error(
+            "decision log could not commit (%s); %s", type(exc).__name__,
+            "failing closed" if self.fail_closed else "decision returned unrecorded (fail_closed=False)",
+        )
         if not self.fail_closed:
             return attrs.evolve(
                 decision, errors=(*decision.errors, EvalError("log_unavailable", f"decision not recorded: {type(exc).__name__}"))
