@@ -228,17 +228,33 @@ _field = st.sampled_from(
     ["sql", "command", "http", "subject", "resource", "session", "dialect", "input", "id", "groups",
      "claims", "tags", "query", "method", "path", "name", "kind", "schema", "sqll"]
 )
-_doc = st.recursive(
-    st.dictionaries(_field, _value, max_size=4),
-    lambda inner: st.dictionaries(_field, inner | _value, max_size=4),
-    max_leaves=8,
+
+
+def _doc_of(**typed: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Documents whose fields are each well typed or of any type (or not an object)."""
+    fields = {name: strategy | _value for name, strategy in typed.items()}
+    return st.fixed_dictionaries({}, optional=fields) | _value
+
+
+_text = st.text(max_size=6)
+_object = st.dictionaries(_text, _value, max_size=3)
+_part = _doc_of(id=_text, name=_text)
+_context = {
+    "subject": _doc_of(id=_text, groups=st.lists(_text, max_size=3), claims=_object) | _text,
+    "resource": _doc_of(
+        name=_text, kind=_text, dialect=st.sampled_from(["postgres", "mysql"]), env=_text, tags=_object, schema=_object
+    ),
+    "session": _text | _value,
+    "dialect": st.sampled_from(["postgres", "sqlite"]) | _value,
+}
+_request_doc = (
+    st.fixed_dictionaries({"sql": st.text(max_size=20) | _value}, optional=_context)
+    | st.fixed_dictionaries({"command": st.text(max_size=20) | _value}, optional=_context)
+    | st.fixed_dictionaries({"http": _doc_of(method=_text, path=_text, host=_text, query=_object)}, optional=_context)
+    | st.fixed_dictionaries({"input": _part})
+    | st.dictionaries(_field, _part, max_size=4)
 )
-_line = (
-    _doc.map(json.dumps)
-    | _value.map(json.dumps)
-    | st.text(max_size=30)
-    | st.builds(lambda sql, subject: json.dumps({"sql": sql, "subject": subject}), st.text(max_size=20), _value)
-)
+_line = _request_doc.map(json.dumps) | _value.map(json.dumps) | st.text(max_size=30)
 
 
 @FUZZ
