@@ -275,3 +275,15 @@ def test_fuzz_batch_lines_never_traceback_and_malformed_lines_never_allow(
             assert record["error"]["code"] in {"parse_error", "type_error", "unknown_field", "bad_request", "encoding_error"}
         elif record["effect"] == "allow":
             assert record["errors"] == []
+
+
+def test_input_document_too_deep_or_with_a_bom(rules: Path, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    result = _run("eval", "--rules", str(rules), "--input", str(deep))
+    assert result.exit_code == 2
+    assert "nested too deeply" in result.stderr
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"subject": {"id": "a", "groups": []}}).encode())
+    result = _run("eval", "--rules", str(rules), "--input", str(bom), "--format", "jsonl")
+    assert [r["effect"] for r in _records(result)] == ["allow"]

@@ -355,9 +355,11 @@ def eval_command(
 
 def _read_input_document(path: str) -> dict[str, Any]:
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise click.UsageError(f"cannot read input document `{path}`: {exc}") from None
+    except RecursionError:
+        raise click.UsageError(f"cannot read input document `{path}`: nested too deeply") from None
     if not isinstance(document, dict):
         raise click.UsageError("the input document must be a JSON object")
     return document
