@@ -460,3 +460,10 @@ def test_log_commit_failure_is_denied_and_logged(tmp_path: Path, caplog: pytest.
     (record,) = [r for r in caplog.records if r.name == "subguard.engine.engine"]
     assert record.levelno == logging.ERROR
     assert "OSError" in record.getMessage()
+
+
+def test_utf8_bom_in_policy_text_is_accepted() -> None:
+    from subguard.engine import policy_from_sources
+
+    policy = policy_from_sources([("p.guard", "\ufeff" + DENY_DROP)])
+    assert Engine(policy).check(SqlRequest("DROP TABLE t")).effect is Effect.DENY

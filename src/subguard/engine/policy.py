@@ -92,7 +92,7 @@ def policy_from_sources(
     errors: list[PolicyError] = []
     for path, text in sources:
         try:
-            modules.append(parse_module(text, path))
+            modules.append(parse_module(text.removeprefix("\ufeff"), path))  # a byte order mark is no text
         except PolicyErrors as exc:
             errors.extend(exc.errors)
         except PolicyError as exc:
