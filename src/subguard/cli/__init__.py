@@ -74,7 +74,6 @@ def _print_policy_errors(exc: PolicyError, *, err: bool = True) -> None:
         # named after the option's flag by `_name_environment` below, this prefix for any
         # option it does not reach
         "auto_envvar_prefix": "SUBGUARD",
-        "show_default": True,
     }
 )
 @click.version_option(package_name="subguard")
