@@ -139,6 +139,17 @@ def test_symlink_loop_is_a_load_error(tmp_path: Path) -> None:
     assert _codes(info.value) == {("symlink_loop", str(rules / "loop"))}
 
 
+def test_directory_linked_twice_is_loaded_once(tmp_path: Path) -> None:
+    rules = _policy_dir(tmp_path)
+    shared = rules / "shared"
+    shared.mkdir()
+    (shared / "s.guard").write_text(DENY_DROP.replace("package p", "package shared"))
+    (rules / "again").symlink_to(shared, target_is_directory=True)
+    policy = load_policy(rules)
+    assert policy.packages == ("p", "shared")
+    assert len(policy.files) == 2
+
+
 def test_special_file_named_guard_is_a_load_error(tmp_path: Path) -> None:
     rules = _policy_dir(tmp_path)
     fifo = rules / "pipe.guard"

@@ -49,20 +49,26 @@ DATA_SCHEMA_FILE = "data.schema.json"
 
 def _walk(root: Path, tests: bool, found: list[Path], schemas: list[Path], errors: list[PolicyError]) -> None:
     """Every `.guard` file below `root`, following directory symlinks (a symlinked rule
-    directory is part of the policy) but not round a loop."""
+    directory is part of the policy) but not round a loop: a link back to a directory
+    above it is `symlink_loop`; a directory reached a second time by another link is
+    walked once (its files are already in)."""
     seen: set[tuple[int, int]] = set()
-    pending = [root]
+    pending: list[tuple[Path, frozenset[tuple[int, int]]]] = [(root, frozenset())]
     while pending:
-        directory = pending.pop()
+        directory, ancestors = pending.pop()
         try:
             info = directory.stat()
         except OSError as exc:
             errors.append(_error("io_error", f"cannot read policy directory: {exc.strerror or exc}", directory))
             continue
-        if (info.st_dev, info.st_ino) in seen:
-            errors.append(_error("symlink_loop", "policy directory is reached twice through a symlink", directory))
+        key = (info.st_dev, info.st_ino)
+        if key in ancestors:
+            errors.append(_error("symlink_loop", "a symlink leads back to a directory above it", directory))
             continue
-        seen.add((info.st_dev, info.st_ino))
+        if key in seen:
+            continue
+        seen.add(key)
+        ancestors = ancestors | {key}
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
@@ -90,7 +96,7 @@ def _walk(root: Path, tests: bool, found: list[Path], schemas: list[Path], error
                     errors.append(_error("io_error", "policy path is not a regular file", path))
                 elif tests or not is_test_file(path):
                     found.append(path)
-        pending.extend(reversed(subdirectories))
+        pending.extend((sub, ancestors) for sub in reversed(subdirectories))
 
 
 def find_policy_files(paths: Iterable[PathLike], *, tests: bool = False) -> list[Path]:
