@@ -287,3 +287,22 @@ def test_input_document_too_deep_or_with_a_bom(rules: Path, tmp_path: Path) -> N
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"subject": {"id": "a", "groups": []}}).encode())
     result = _run("eval", "--rules", str(rules), "--input", str(bom), "--format", "jsonl")
     assert [r["effect"] for r in _records(result)] == ["allow"]
+
+
+ADMINS_ONLY = 'package a\n\nallow if "admins" in input.subject.groups\n'
+
+
+def test_batch_input_line_with_groups_as_a_string_is_denied(tmp_path: Path) -> None:
+    (tmp_path / "a.guard").write_text(ADMINS_ONLY)
+    lines = [
+        json.dumps({"input": {"subject": {"id": "a", "groups": "xadminsx"}}}),
+        json.dumps({"input": {"subject": {"id": "a", "groups": ["admins"]}}}),
+    ]
+    result = _run("eval", "--rules", str(tmp_path / "a.guard"), "--batch", str(_batch(tmp_path, lines)), "--format", "jsonl")
+    records = _records(result)
+    assert [r["effect"] for r in records] == ["deny", "allow"]
+    assert [e["code"] for e in records[0]["errors"]] == ["invalid_request"]
+    document = tmp_path / "input.json"
+    document.write_text(json.dumps({"subject": {"id": "a", "groups": "xadminsx"}}))
+    result = _run("eval", "--rules", str(tmp_path / "a.guard"), "--input", str(document), "--format", "jsonl")
+    assert [r["effect"] for r in _records(result)] == ["deny"]

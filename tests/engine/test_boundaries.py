@@ -478,3 +478,65 @@ def test_utf8_bom_in_policy_text_is_accepted() -> None:
 
     policy = policy_from_sources([("p.guard", "\ufeff" + DENY_DROP)])
     assert Engine(policy).check(SqlRequest("DROP TABLE t")).effect is Effect.DENY
+
+
+# ── raw input documents (Engine.evaluate, eval --input, batch `input` lines) ───────────
+
+ADMINS_ONLY = 'package a\n\nallow if "admins" in input.subject.groups\n'
+
+
+@pytest.fixture(scope="module")
+def admins_engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+    rules = tmp_path_factory.mktemp("admins")
+    (rules / "a.guard").write_text(ADMINS_ONLY, encoding="utf-8")
+    return Engine(load_policy(rules))
+
+
+@pytest.mark.parametrize(
+    ("groups", "expected"),
+    [("xadminsx", "string"), ({"admins": 1}, "object"), (["admins", 1], None), (7, "number")],
+)
+def test_raw_input_groups_string_is_not_a_set_of_groups(admins_engine: Engine, groups: Any, expected: str | None) -> None:
+    decision = admins_engine.evaluate({"subject": {"id": "a", "groups": groups}})
+    assert decision.effect is Effect.DENY
+    (error,) = decision.errors
+    assert error.code == "invalid_request"
+    assert error.message.startswith("`input.subject.groups")
+
+
+def test_raw_input_of_the_right_types_is_decided(admins_engine: Engine) -> None:
+    assert admins_engine.evaluate({"subject": {"id": "a", "groups": ["admins"]}}).effect is Effect.ALLOW
+    assert admins_engine.evaluate({"subject": {"id": "a", "groups": ["ops"]}}).effect is Effect.DENY
+    assert admins_engine.evaluate({"subject": {"id": "a", "groups": ["admins"]}, "sql": None}).effect is Effect.ALLOW
+
+
+@pytest.mark.parametrize("document", [None, 5, "subject", ["subject"], {"subject": {"grups": ["admins"]}}])
+def test_raw_input_that_is_not_an_input_document_is_denied(admins_engine: Engine, document: Any) -> None:
+    decision = admins_engine.evaluate(document)
+    assert decision.effect is Effect.DENY
+    assert [e.code for e in decision.errors] == ["invalid_request"]
+
+
+_input_field = st.sampled_from(["subject", "resource", "session", "request", "sql", "command", "http", "id", "groups", "tables_touched", "kind"])
+_raw_documents = st.recursive(
+    st.dictionaries(_input_field, _json, max_size=4),
+    lambda inner: st.dictionaries(_input_field, inner | _json, max_size=4),
+    max_leaves=10,
+)
+
+
+@FUZZ
+@given(document=_raw_documents | _json)
+def test_fuzz_evaluate_never_raises_and_never_allows_mistyped(admins_engine: Engine, document: Any) -> None:
+    from subguard.engine.dataschema import type_errors
+    from subguard.engine.policy import INPUT_SCHEMA
+
+    decision = admins_engine.evaluate(document)
+    mistyped = not isinstance(document, dict) or bool(
+        type_errors(document, INPUT_SCHEMA, INPUT_SCHEMA.root, "input", complete=False)
+    )
+    if mistyped:
+        assert decision.effect is Effect.DENY
+    if decision.effect is Effect.ALLOW:
+        assert "admins" in document["subject"]["groups"]
+        assert isinstance(document["subject"]["groups"], list)

@@ -31,7 +31,7 @@ import attrs
 from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang.types import Schema, Type, parse_type
 
-__all__ = ["DATA_RECORD", "DATA_SCHEMA_FILE", "DataSchema", "load_data_schema", "validate_data"]
+__all__ = ["DATA_RECORD", "DATA_SCHEMA_FILE", "DataSchema", "load_data_schema", "type_errors", "validate_data"]
 
 #: The schema file's name, in any directory of a policy.
 DATA_SCHEMA_FILE = "data.schema.json"
@@ -122,6 +122,8 @@ def _describe(value: Any) -> str:
         return "string"
     if isinstance(value, list | tuple):
         return "array"
+    if isinstance(value, set | frozenset):
+        return "set"
     if isinstance(value, Mapping):
         return "object"
     return type(value).__name__
@@ -130,6 +132,14 @@ def _describe(value: Any) -> str:
 def validate_data(data: Mapping[str, Any], schema: Schema, root: Type) -> list[PolicyError]:
     """Every place where the JSON-shaped `data` does not fit `root` (at most a few
     dozen), as `data_type_error`s naming the path; the messages name types, not values."""
+    messages = type_errors(data, schema, root, "data", complete=True)
+    return [PolicyError("data_type_error", message, path="<data>", line=0, col=0) for message in messages]
+
+
+def type_errors(value: Any, schema: Schema, root: Type, where: str, *, complete: bool) -> list[str]:
+    """Where `value` does not fit `root`: a wrong type, a field a record does not have,
+    and (when `complete`) a field a record has that `value` lacks. Messages start with
+    the path in backticks and name types, never values."""
     errors: list[str] = []
 
     def fail(path: str, message: str) -> None:
@@ -153,7 +163,9 @@ def validate_data(data: Mapping[str, Any], schema: Schema, root: Type) -> list[P
         elif kind == "null":
             fail(path, f"expected null, got {_describe(value)}")
         elif kind in ("set", "array"):
-            if not isinstance(value, list | tuple):
+            # a string is never a collection of names, nor an object a set of its keys
+            allowed = (list, tuple, set, frozenset) if kind == "set" else (list, tuple)
+            if not isinstance(value, allowed):
                 fail(path, f"expected {t}, got {_describe(value)}")
                 return
             for i, item in enumerate(value):
@@ -175,11 +187,11 @@ def validate_data(data: Mapping[str, Any], schema: Schema, root: Type) -> list[P
             for field, field_type in fields.items():
                 if field in value:
                     check(value[field], field_type, f"{path}.{field}")
-                else:
+                elif complete:
                     fail(f"{path}.{field}", f"is missing (declared {field_type}{' | null' if field_type.nullable else ''})")
 
     try:
-        check(data, root, "data")
+        check(value, root, where)
     except RecursionError:
-        fail("data", "nests too deeply to check")
-    return [PolicyError("data_type_error", message, path="<data>", line=0, col=0) for message in errors]
+        fail(where, "nests too deeply to check")
+    return errors

@@ -11,7 +11,8 @@ from typing import Any
 import attrs
 
 from subguard.command import http_facts, parse_command
-from subguard.engine.policy import Policy
+from subguard.engine.dataschema import type_errors
+from subguard.engine.policy import INPUT_SCHEMA, Policy
 from subguard.engine.recorder import CheckContext, Preflight, Recorder
 from subguard.engine.types import (
     CommandRequest,
@@ -366,8 +367,20 @@ class Engine:
 
     def _evaluate(self, input_document: Mapping[str, Any], start: int) -> Decision:
         """`evaluate`, timed from `start` (so a check's time includes its analysis)."""
+        if not isinstance(input_document, Mapping):
+            message = f"`input`: must be an object, not {type(input_document).__name__}"
+            return self._failure("invalid_request", message, start, {})
         try:
-            document = input_document if _is_frozen(input_document) else self._compiled.conform(dict(input_document))
+            if _is_frozen(input_document):
+                document = input_document
+            else:
+                # a raw (JSON) document: its types are checked before rules see it, so
+                # that `"groups": "admins"` is refused, not read as the set of its letters
+                # (or `"admins" in "xadminsx"` as membership)
+                problems = type_errors(input_document, INPUT_SCHEMA, INPUT_SCHEMA.root, "input", complete=False)
+                if problems:
+                    return self._failure("invalid_request", problems[0], start, {})
+                document = self._compiled.conform(dict(input_document))
             outputs = self._compiled.decision_outputs(document, self._data)
             effect, reasons, masks, errors = combine(outputs)
         except Exception as exc:  # fail closed on anything unexpected
