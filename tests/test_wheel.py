@@ -1,4 +1,5 @@
-"""The built wheel carries the grammar: install it into a fresh venv and load a policy."""
+"""The built wheel carries the grammar and `py.typed`, knows its version from its metadata
+and runs as `python -m subguard`: install it into a fresh venv and load a policy."""
 
 from __future__ import annotations
 
@@ -60,3 +61,14 @@ def test_wheel_installs_into_a_fresh_venv_and_loads_a_policy(tmp_path: Path) -> 
     assert module_file.startswith(str(site))
     assert (site / "subguard" / "lang" / "grammar" / "subguard.lark").is_file()
     assert (dropped, selected) == ("deny", "allow")
+    assert (site / "subguard" / "py.typed").is_file()
+    from importlib.metadata import version
+
+    ran = subprocess.run(
+        [str(env / "bin" / "python"), "-I", "-m", "subguard", "--version"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert ran.stdout.split()[-1] == version("subguard")

@@ -5,7 +5,14 @@ Load a policy once, decide many requests::
     policy = subguard.load_policy("rules/")
     engine = subguard.Engine(policy)
     decision = engine.check(subguard.SqlRequest("DELETE FROM users"), subject="ci-bot")
+
+Fail-closed decisions (a malformed request, an engine or rule error, an unavailable
+log) are logged at WARNING on the `subguard.engine` logger; the package adds only a
+`NullHandler`, so nothing is printed unless the application configures logging.
 """
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
 
 from subguard.engine import (
     CommandRequest,
@@ -13,6 +20,7 @@ from subguard.engine import (
     Effect,
     Engine,
     EvalError,
+    FieldError,
     HttpRequest,
     Policy,
     Reason,
@@ -30,7 +38,14 @@ from subguard.errors import (
     SubguardError,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("subguard")  # the one source: pyproject.toml, via the metadata
+except PackageNotFoundError:  # pragma: no cover - run from a source tree never installed
+    __version__ = "0+unknown"
+
+# A library logs, the application decides where: quiet unless it configures logging.
+# Fail-closed decisions are logged at WARNING under `subguard.engine` (codes, never values).
+logging.getLogger("subguard").addHandler(logging.NullHandler())
 
 __all__ = [
     "AnalysisError",
@@ -40,6 +55,7 @@ __all__ = [
     "Effect",
     "Engine",
     "EvalError",
+    "FieldError",
     "HttpRequest",
     "LogError",
     "Policy",

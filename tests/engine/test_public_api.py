@@ -18,6 +18,7 @@ PUBLIC = [
     "Effect",
     "Engine",
     "EvalError",
+    "FieldError",
     "HttpRequest",
     "LogError",
     "Policy",
@@ -52,9 +53,11 @@ def test_star_import_gives_exactly_the_public_names() -> None:
 
 
 def test_error_hierarchy() -> None:
-    for name in ("AnalysisError", "ConfigError", "LogError", "PolicyError"):
+    for name in ("AnalysisError", "ConfigError", "FieldError", "LogError", "PolicyError"):
         assert issubclass(getattr(subguard, name), subguard.SubguardError)
     assert issubclass(subguard.PolicyErrors, subguard.PolicyError)
+    assert issubclass(subguard.FieldError, subguard.ConfigError)
+    assert issubclass(subguard.FieldError, TypeError)
     assert issubclass(subguard.SubguardError, Exception)
 
 

@@ -20,6 +20,7 @@ from subguard.engine import (
     Decision,
     Effect,
     Engine,
+    FieldError,
     HttpRequest,
     Policy,
     Resource,
@@ -28,8 +29,10 @@ from subguard.engine import (
     find_policy_files,
     load_policy,
 )
-from subguard.errors import PolicyError, PolicyErrors, SubguardError
-from subguard.lang import format_text, read_source
+from subguard.engine.sources import load_data, read_policy_source
+from subguard.errors import ConfigError, PolicyError, PolicyErrors, SubguardError
+from subguard.lang import format_text
+from subguard.sql import DIALECT_ALIASES
 
 __all__ = ["main"]
 
@@ -41,11 +44,11 @@ _EFFECT_COLOURS = {
     Effect.TERMINATE: "red",
 }
 
-#: Fields a batch line may carry, and those of its subject and resource.
+#: Fields a batch line may carry.
 _REQUEST_FIELDS = frozenset({"sql", "command", "http", "subject", "resource", "session", "dialect", "input"})
-_SUBJECT_FIELDS = frozenset({"id", "groups", "claims"})
-_RESOURCE_FIELDS = frozenset({"name", "kind", "dialect", "env", "tags", "schema"})
-_HTTP_FIELDS = frozenset({"method", "path", "host", "query"})
+
+#: The SQL dialects `--dialect` takes (the names `subguard.sql` knows).
+_DIALECTS = sorted(name for name in DIALECT_ALIASES if name)
 
 
 class _LineError(Exception):
@@ -64,10 +67,23 @@ def _print_policy_errors(exc: PolicyError, *, err: bool = True) -> None:
         click.echo(f"{location} {code}: {error.message}{hint}", err=err)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        # every option also reads SUBGUARD_<COMMAND>_<OPTION> (SUBGUARD_EVAL_RULES, …):
+        # named after the option's flag by `_name_environment` below, this prefix for any
+        # option it does not reach
+        "auto_envvar_prefix": "SUBGUARD",
+    }
+)
 @click.version_option(package_name="subguard")
 def main() -> None:
-    """Decide, record and contain what automated agents send to production."""
+    """Decide, record and contain what automated agents send to production.
+
+    Every option can also be set in the environment: SUBGUARD_<COMMAND>_<OPTION>, for
+    example SUBGUARD_EVAL_RULES=rules/ or SUBGUARD_TEST_FAIL_UNDER=100 (repeatable
+    options take space-separated values).
+    """
     if hasattr(signal, "SIGPIPE"):
         # `subguard log | head` ends quietly, as a Unix filter does, not with an error
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -109,7 +125,7 @@ def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
     failed = 0
     for file in files:
         try:
-            text = read_source(file)
+            text = read_policy_source(file)
             formatted = format_text(text, str(file))
         except PolicyError as exc:
             _print_policy_errors(exc)
@@ -144,29 +160,6 @@ def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
 # ── eval ─────────────────────────────────────────────────────────────────────────────
 
 
-def _merge(into: dict[str, Any], more: Mapping[str, Any]) -> None:
-    for key, value in more.items():
-        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
-
-
-def _load_data(files: tuple[str, ...]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for name in files:
-        try:
-            value = json.loads(Path(name).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise click.UsageError(f"cannot read data file `{name}`: {exc.strerror or exc}") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise click.UsageError(f"data file `{name}` is not valid JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise click.UsageError(f"data file `{name}` must hold a JSON object")
-        _merge(data, value)
-    return data
-
-
 def _check_fields(value: Any, allowed: frozenset[str], what: str) -> None:
     if not isinstance(value, dict):
         raise _LineError("type_error", f"`{what}` must be an object")
@@ -178,69 +171,75 @@ def _check_fields(value: Any, allowed: frozenset[str], what: str) -> None:
 
 
 def _request_from_line(line: Mapping[str, Any]) -> tuple[Any, Subject, Resource, str | None]:
+    """A batch line's request, subject, resource and session; a `_LineError` naming the
+    field when one is missing, unknown or of the wrong type (never coerced)."""
     _check_fields(line, _REQUEST_FIELDS, "a request")
     kinds = [k for k in ("sql", "command", "http") if k in line]
     if len(kinds) != 1:
         raise _LineError("bad_request", "a request has exactly one of `sql`, `command`, `http` or `input`")
     subject_doc = line.get("subject", {})
-    if isinstance(subject_doc, str):
-        subject_doc = {"id": subject_doc}
-    _check_fields(subject_doc, _SUBJECT_FIELDS, "a subject")
-    resource_doc = line.get("resource", {})
-    _check_fields(resource_doc, _RESOURCE_FIELDS, "a resource")
-    groups = subject_doc.get("groups", [])
-    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        raise _LineError("type_error", "`subject.groups` must be a list of strings")
-    schema = resource_doc.get("schema")
-    if schema is not None and not isinstance(schema, dict):
-        raise _LineError("type_error", "`resource.schema` must map table → column → type")
-    subject = Subject(str(subject_doc.get("id", "")), groups, subject_doc.get("claims") or {})
-    resource = Resource(
-        name=str(resource_doc.get("name", "")),
-        kind=str(resource_doc.get("kind", "")),
-        dialect=resource_doc.get("dialect"),
-        env=str(resource_doc.get("env", "")),
-        tags=resource_doc.get("tags") or {},
-        schema=schema,
-    )
-    session = line.get("session")
-    if session is not None and not isinstance(session, str):
-        raise _LineError("type_error", "`session` must be a string")
-    request: Any
-    if "sql" in line:
-        if not isinstance(line["sql"], str):
-            raise _LineError("type_error", "`sql` must be a string")
-        request = SqlRequest(line["sql"], line.get("dialect"))
-    elif "command" in line:
-        if not isinstance(line["command"], str):
-            raise _LineError("type_error", "`command` must be a string")
-        request = CommandRequest(line["command"])
-    else:
-        http = line["http"]
-        _check_fields(http, _HTTP_FIELDS, "an http request")
-        request = HttpRequest(str(http.get("method", "GET")), str(http.get("path", "/")), str(http.get("host", "")), http.get("query") or {})
+    try:
+        subject = Subject(subject_doc) if isinstance(subject_doc, str) else Subject.from_dict(subject_doc)
+        resource = Resource.from_dict(line.get("resource", {}))
+        session = line.get("session")
+        if session is not None and not isinstance(session, str):
+            raise FieldError("type_error", "session", "must be a string")
+        request: Any
+        if "sql" in line:
+            request = SqlRequest(line["sql"], line.get("dialect"))
+        elif "command" in line:
+            request = CommandRequest(line["command"])
+        else:
+            request = HttpRequest.from_dict(line["http"])
+    except FieldError as exc:
+        raise _LineError(exc.code, exc.message) from None
     return request, subject, resource, session
 
 
 def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:
     """(line number, parsed JSON or a _LineError) for each non-blank line."""
-    try:
-        handle = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise click.UsageError(f"cannot read batch file `{path}`: {exc.strerror or exc}") from None
+    handle = _open_batch(path)
     with handle:
-        for number, raw_bytes in enumerate(handle, start=1):
+        lines = enumerate(handle, start=1)
+        while True:
+            try:
+                number, raw_bytes = next(lines)
+            except StopIteration:
+                return
+            except (OSError, ValueError) as exc:  # a read error part-way: stop, clearly
+                raise click.UsageError(f"cannot read batch `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
             try:
                 raw = raw_bytes.decode("utf-8")
             except UnicodeDecodeError:
                 yield number, _LineError("encoding_error", "line is not valid UTF-8")
                 continue
+            if number == 1 and raw.startswith("\ufeff"):
+                raw = raw[1:]  # a byte order mark some editors write
             if not raw.strip():
                 continue
             try:
                 yield number, json.loads(raw)
             except json.JSONDecodeError as exc:
                 yield number, _LineError("parse_error", f"not valid JSON: {exc.msg} at column {exc.colno}")
+            except (ValueError, RecursionError):  # too deep, or an integer too long
+                yield number, _LineError("parse_error", "not valid JSON: too deeply nested or a number too long")
+
+
+def _open_batch(path: str) -> Any:
+    """The batch's byte stream: the file, or standard input for `-` (a clear error when
+    it is closed, as with `<&-`)."""
+    if path != "-":
+        try:
+            return open(path, "rb")
+        except OSError as exc:
+            raise click.UsageError(f"cannot read batch file `{path}`: {exc.strerror or exc}") from None
+    stdin = sys.stdin
+    try:
+        if stdin is None or stdin.closed:
+            raise ValueError
+        return stdin.buffer
+    except (AttributeError, ValueError, OSError):
+        raise click.UsageError("`--batch -`: standard input is closed") from None
 
 
 def _emit(decision: Decision, fmt: str, first: bool) -> None:
@@ -293,7 +292,7 @@ def _open_store(url: str | None) -> Any:
 @click.option("--group", "groups", multiple=True, help="A group of the subject (repeatable).")
 @click.option("--resource", "resource_name", default="", help="The resource's name.")
 @click.option("--kind", "resource_kind", default="", help="The resource's kind: postgres, mysql, sqlite, shell, http, …")
-@click.option("--dialect", default=None, help="SQL dialect (default: from the kind, else generic).")
+@click.option("--dialect", default=None, type=click.Choice(_DIALECTS, case_sensitive=False), help="SQL dialect (default: from the kind, else generic).")
 @click.option("--session", default=None, help="The session id.")
 @click.option("--input", "input_file", type=click.Path(), help="A raw input document (JSON), used as is.")
 @click.option("--batch", "batch_file", type=click.Path(allow_dash=True), help="JSON lines of requests or {\"input\": …}.")
@@ -319,7 +318,10 @@ def eval_command(
     sources = [x for x in (sql, command_text, input_file, batch_file) if x is not None]
     if len(sources) != 1:
         raise click.UsageError("give exactly one of --sql, --command, --input or --batch")
-    data = _load_data(data_files)
+    try:
+        data = load_data(data_files)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         policy: Policy = load_policy(list(rules), data=data)
     except PolicyError as exc:
@@ -352,9 +354,11 @@ def eval_command(
 
 def _read_input_document(path: str) -> dict[str, Any]:
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise click.UsageError(f"cannot read input document `{path}`: {exc}") from None
+    except RecursionError:
+        raise click.UsageError(f"cannot read input document `{path}`: nested too deeply") from None
     if not isinstance(document, dict):
         raise click.UsageError("the input document must be a JSON object")
     return document
@@ -445,15 +449,29 @@ def _decide_batch(engine: Engine, batch_file: str, fmt: str, progress: _Progress
 def _register_extensions() -> None:
     """Commands that live beside the packages they drive."""
     from subguard.cli.log_commands import register as register_log
+    from subguard.cli.test_command import register as register_test
 
     register_log(main)
-    try:
-        from subguard.cli.test_command import register as register_test
-    except ModuleNotFoundError as exc:  # until `subguard test` lands
-        if exc.name != "subguard.cli.test_command":
-            raise
-        return
     register_test(main)
+    _name_environment(main, "SUBGUARD")
+
+
+def _name_environment(command: click.Command, prefix: str) -> None:
+    """Give every option of `command` and its subcommands the environment variable
+    `PREFIX_COMMAND_OPTION`, named after the option's long flag (click's automatic names
+    follow the Python parameter: `--format` would read `…_FMT`). An option that names its
+    variable itself (`--store`: SUBGUARD_STORE) keeps it."""
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.envvar is not None or param.is_eager:
+            continue
+        flag = max((o for o in param.opts if o.startswith("--")), key=len, default=None)
+        if flag is None:
+            continue
+        param.envvar = f"{prefix}_{flag[2:].replace('-', '_').upper()}"
+        param.show_envvar = True
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            _name_environment(sub, f"{prefix}_{name.replace('-', '_').upper()}")
 
 
 _register_extensions()

@@ -514,8 +514,9 @@ def backtest(
 ) -> None:
     """Re-decide every recorded request with a candidate policy; show what would change."""
     from subguard.engine import Engine, load_policy
+    from subguard.engine.sources import load_data
 
-    policy_data = orjson.loads(pathlib.Path(data).read_bytes()) if data else None
+    policy_data = load_data([data]) if data else None
     policy = load_policy(list(rules), data=policy_data)
     store = open_store(_store_url(store_url), create=False)
     try:

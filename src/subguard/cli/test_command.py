@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from subguard.errors import PolicyError, PolicyErrors, SubguardError
+from subguard.engine.sources import load_data
+from subguard.errors import ConfigError, PolicyError, PolicyErrors, SubguardError
 from subguard.testing.runner import TestReport, TestResult, run_tests
 
 __all__ = ["register"]
@@ -128,8 +129,8 @@ def _junit(report: TestReport, path: Path) -> None:
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None, metavar="FILE",
               help="Also write the results as JUnit XML.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--data", "data_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="JSON file for the `data` document.")
+@click.option("--data", "data_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="JSON merged at the root of `data` (repeatable).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the location of every test.")
 def test_command(
     paths: tuple[str, ...],
@@ -138,7 +139,7 @@ def test_command(
     fail_under: float | None,
     junit: str | None,
     fmt: str,
-    data_file: str | None,
+    data_files: tuple[str, ...],
     verbose: bool,
 ) -> None:
     """Run the `test_…` rules in PATHS (`todo_test_…` are skipped); exit 1 if any fails."""
@@ -147,14 +148,10 @@ def test_command(
             re.compile(run)
         except re.error as exc:
             _fail(f"`--run`: not a regular expression: {exc}")
-    data = None
-    if data_file is not None:
-        try:
-            data = json.loads(Path(data_file).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            _fail(f"`{data_file}`: cannot read the data document: {exc}")
-        if not isinstance(data, dict):
-            _fail(f"`{data_file}`: the data document must be a JSON object")
+    try:
+        data = load_data(data_files) if data_files else None
+    except ConfigError as exc:
+        _fail(str(exc))
     try:
         report = run_tests(list(paths), run=run, data=data, coverage=coverage or fail_under is not None)
     except PolicyError as exc:

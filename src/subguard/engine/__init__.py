@@ -1,7 +1,15 @@
 """Policy, Engine and the request and decision types: where rules meet facts."""
 
 from subguard.engine.decision import DECISION_RULES, Combined, Outputs, combine
-from subguard.engine.engine import Engine, build_input
+from subguard.engine.engine import (
+    SESSION_FIELDS,
+    Engine,
+    build_input,
+    request_of,
+    resource_of,
+    session_document,
+    subject_of,
+)
 from subguard.engine.policy import (
     INPUT_SCHEMA,
     Policy,
@@ -15,6 +23,7 @@ from subguard.engine.types import (
     Decision,
     Effect,
     EvalError,
+    FieldError,
     HttpRequest,
     Reason,
     Request,
@@ -26,6 +35,7 @@ from subguard.engine.types import (
 __all__ = [
     "DECISION_RULES",
     "INPUT_SCHEMA",
+    "SESSION_FIELDS",
     "CheckContext",
     "Combined",
     "CommandRequest",
@@ -33,6 +43,7 @@ __all__ = [
     "Effect",
     "Engine",
     "EvalError",
+    "FieldError",
     "HttpRequest",
     "Outputs",
     "Policy",
@@ -48,4 +59,8 @@ __all__ = [
     "find_policy_files",
     "load_policy",
     "policy_from_sources",
+    "request_of",
+    "resource_of",
+    "session_document",
+    "subject_of",
 ]

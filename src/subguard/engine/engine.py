@@ -3,71 +3,93 @@ record it (write-ahead) — and always return a `Decision`, never raise."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from subguard.command import http_facts, parse_command
+from subguard.engine.dataschema import type_errors
 from subguard.engine.decision import combine
-from subguard.engine.policy import Policy
+from subguard.engine.policy import INPUT_SCHEMA, Policy
 from subguard.engine.recorder import ApprovalResult, CheckContext, Preflight, Recorder
 from subguard.engine.types import (
     CommandRequest,
     Decision,
     Effect,
     EvalError,
+    FieldError,
+    HttpRequest,
     Reason,
     Request,
     Resource,
     SqlRequest,
     Subject,
     build_decision,
+    to_string_set,
 )
 from subguard.lang import from_json
-from subguard.sql import analyze, redact
+from subguard.sql import DIALECT_ALIASES, analyze, redact
 
-__all__ = ["Engine", "build_input", "combine"]
+__all__ = [
+    "SESSION_FIELDS",
+    "Engine",
+    "build_input",
+    "combine",
+    "dialect_for",
+    "request_of",
+    "resource_of",
+    "session_document",
+    "subject_of",
+]
 
-#: Resource kinds whose SQL dialect is the kind's own name.
-_SQL_KINDS = {
-    "postgres": "postgres", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql",
-    "sqlite": "sqlite", "tsql": "tsql", "mssql": "tsql", "sqlserver": "tsql",
-    "snowflake": "snowflake", "bigquery": "bigquery", "duckdb": "duckdb",
-}
+_log = logging.getLogger(__name__)
 
 _NOBODY = Subject("")
+_NOWHERE = Resource()
 
 
-def _subject(value: Subject | Mapping[str, Any] | str | None) -> Subject:
+def subject_of(value: Subject | Mapping[str, Any] | str | None) -> Subject:
+    """The subject a caller named: a `Subject`, an id, a document for `Subject.from_dict`,
+    or nobody. Anything else is a `FieldError`."""
     if value is None:
         return _NOBODY
     if isinstance(value, Subject):
         return value
     if isinstance(value, str):
         return Subject(value)
-    return Subject(str(value.get("id", "")), value.get("groups") or (), value.get("claims") or {})
+    return Subject.from_dict(value)
 
 
-def _resource(value: Resource | Mapping[str, Any] | None) -> Resource:
+def resource_of(value: Resource | Mapping[str, Any] | None) -> Resource:
+    """The resource a caller named: a `Resource`, a document for `Resource.from_dict`, or
+    none. Anything else is a `FieldError`."""
     if value is None:
-        return Resource()
+        return _NOWHERE
     if isinstance(value, Resource):
         return value
-    return Resource(
-        name=str(value.get("name", "")),
-        kind=str(value.get("kind", "")),
-        dialect=value.get("dialect"),
-        env=str(value.get("env", "")),
-        tags=value.get("tags") or {},
-        schema=value.get("schema"),
-    )
+    return Resource.from_dict(value)
+
+
+def request_of(value: Request | str) -> Request:
+    """A request: one of the request types, or SQL text. Anything else is a `FieldError`."""
+    if isinstance(value, SqlRequest | CommandRequest | HttpRequest):
+        return value
+    if isinstance(value, str):
+        return SqlRequest(value)
+    raise FieldError("type_error", "request", f"must be a request or SQL text, not {type(value).__name__}")
+
+
+def _kind_dialect(resource: Resource) -> str | None:
+    """The SQL dialect a resource's kind implies (`postgresql` → `postgres`), if any."""
+    return DIALECT_ALIASES.get(resource.kind.lower()) or None
 
 
 def dialect_for(request: SqlRequest, resource: Resource) -> str | None:
     """The request's dialect, else the resource's, else the one its kind implies."""
-    return request.dialect or resource.dialect or _SQL_KINDS.get(resource.kind.lower())
+    return request.dialect or resource.dialect or _kind_dialect(resource)
 
 
 @attrs.frozen
@@ -103,7 +125,7 @@ def build_input(
         redacted, fingerprint, exact_hash = facts.redacted, facts.fingerprint, facts.exact_hash
     elif isinstance(request, CommandRequest):
         parsed = parse_command(request.text)
-        dialect = resource.dialect or _SQL_KINDS.get(resource.kind.lower())
+        dialect = resource.dialect or _kind_dialect(resource)
         nested = None
         if parsed.sql_texts:
             analysed = [analyze(t, dialect=dialect, schema=resource.schema) for t in parsed.sql_texts]
@@ -146,8 +168,15 @@ def _merge_sql(parts: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _session_doc(session_id: str | None, started_ns: int) -> dict[str, Any]:
-    return {
+#: The fields of `input.session`.
+SESSION_FIELDS = ("id", "started_ns", "requests", "denied", "approvals_pending", "tables_touched", "terminated")
+
+
+def session_document(session_id: str | None, started_ns: int, **state: Any) -> dict[str, Any]:
+    """`input.session` for a session with no history yet, or with the `state` given
+    (`requests`, `denied`, `approvals_pending`, `tables_touched`, `terminated`). The one
+    builder of the document: the engine, the test runner and property tests use it."""
+    document: dict[str, Any] = {
         "id": session_id,
         "started_ns": started_ns,
         "requests": 0,
@@ -156,6 +185,38 @@ def _session_doc(session_id: str | None, started_ns: int) -> dict[str, Any]:
         "tables_touched": frozenset(),
         "terminated": False,
     }
+    if session_id is not None and not isinstance(session_id, str):
+        raise FieldError("type_error", "session.id", f"must be a string, not {type(session_id).__name__}")
+    for key, value in state.items():
+        if key not in document:
+            raise FieldError("unknown_field", f"session.{key}", "is not a field of session")
+        document[key] = _SESSION_STATE[key](value)
+    return document
+
+
+def _count(field: str) -> Any:
+    def convert(value: Any) -> int:
+        if type(value) is not int or value < 0:
+            raise FieldError("type_error", field, "must be a non-negative integer")
+        return value
+
+    return convert
+
+
+def _flag(value: Any) -> bool:
+    if type(value) is not bool:
+        raise FieldError("type_error", "session.terminated", "must be a boolean")
+    return value
+
+
+_SESSION_STATE: dict[str, Any] = {
+    "started_ns": _count("session.started_ns"),
+    "requests": _count("session.requests"),
+    "denied": _count("session.denied"),
+    "approvals_pending": _count("session.approvals_pending"),
+    "tables_touched": lambda value: to_string_set("session.tables_touched", value),
+    "terminated": _flag,
+}
 
 
 class Engine:
@@ -198,17 +259,35 @@ class Engine:
 
     def _evaluate(self, input_document: Mapping[str, Any], start: int) -> Decision:
         """`evaluate`, timed from `start` (so a check's time includes its analysis)."""
+        if not isinstance(input_document, Mapping):
+            message = f"`input`: must be an object, not {type(input_document).__name__}"
+            return self._failure("invalid_request", message, start, {})
         try:
-            document = input_document if _is_frozen(input_document) else self._compiled.conform(dict(input_document))
+            if _is_frozen(input_document):
+                document = input_document
+            else:
+                # a raw (JSON) document: its types are checked before rules see it, so
+                # that `"groups": "admins"` is refused, not read as the set of its letters
+                # (or `"admins" in "xadminsx"` as membership)
+                problems = type_errors(input_document, INPUT_SCHEMA, INPUT_SCHEMA.root, "input", complete=False)
+                if problems:
+                    return self._failure("invalid_request", problems[0], start, {})
+                document = self._compiled.conform(dict(input_document))
             outputs = self._outputs(document, self._data)
             effect, reasons, masks, errors = combine(outputs)
         except Exception as exc:  # fail closed on anything unexpected
             return self._failure("engine_error", f"evaluation failed: {type(exc).__name__}", start, input_document)
+        if errors:
+            for error in errors:
+                # the rule's message may quote request values: code and place only
+                _log.warning("rule error, failing closed: %s in %s.%s at %s", error.code, error.package, error.rule, error.location)
         return build_decision(
             effect, reasons, masks, errors, document, self.policy.hash, time.perf_counter_ns() - start
         )
 
     def _failure(self, code: str, message: str, start: int, document: Mapping[str, Any]) -> Decision:
+        # `message` names types and fields, never a request's values
+        _log.warning("request denied, failing closed: %s: %s", code, message)
         return Decision(
             Effect.DENY,
             (Reason(Effect.DENY, "subguard", code, message, ""),),
@@ -233,42 +312,77 @@ class Engine:
         committed; if the log cannot commit, the effect is `deny` (unless the engine
         was built with `fail_closed=False`)."""
         start = time.perf_counter_ns()
+        prepared = self._prepare_or_fail(request, subject, resource, session, start)
+        if isinstance(prepared, Decision):
+            return prepared
+        return self._decide(*prepared, start)
+
+    def _prepare_or_fail(
+        self, request: Any, subject: Any, resource: Any, session: Any, start: int
+    ) -> tuple[CheckContext, _Analysed] | Decision:
+        """`_prepare`, or the deny decision naming why the request could not be."""
         try:
-            ctx, analysed = self._prepare(request, subject, resource, session)
+            return self._prepare(request, subject, resource, session)
+        except FieldError as exc:
+            return self._failure("invalid_request", exc.message, start, {})
         except Exception as exc:
             return self._failure("analysis_error", f"request could not be analysed: {type(exc).__name__}", start, {})
-        return self._decide(ctx, analysed, start)
 
     def check_many(
         self,
-        items: Sequence[tuple[Request | str, Any, Any, str | None]],
+        items: Iterable[tuple[Request | str, Any, Any, str | None]],
     ) -> list[Decision]:
         """Decide many requests `(request, subject, resource, session)` and record them
         in as few transactions as the log allows (what `eval --batch` uses).
 
         Decisions equal those of `check` one by one: when a request's session already
         has a decision waiting in the batch, the batch is committed first, so that the
-        session state the rules see (`input.session`) includes it."""
-        if self.log is None:
-            return [self.check(r, subject=s, resource=res, session=sess) for r, s, res, sess in items]
+        session state the rules see (`input.session`) includes it.
+
+        Never raises, as `check`: an item that is not a 4-tuple gets a deny decision
+        naming the error, and `items` that is not a sequence of them gets one deny."""
+        start = time.perf_counter_ns()
+        if isinstance(items, str | bytes | bytearray | Mapping) or not isinstance(items, Iterable):
+            message = f"`items` must be a sequence of (request, subject, resource, session), not {type(items).__name__}"
+            return [self._failure("invalid_request", message, start, {})]
+        try:
+            listed = list(items)
+        except Exception as exc:  # an iterator that raises part-way, say
+            return [self._failure("invalid_request", f"`items` could not be read: {type(exc).__name__}", start, {})]
+        return self._check_many(listed)
+
+    def _check_many(self, items: list[Any]) -> list[Decision]:
+        recording = self.log is not None
         decided: list[Decision] = []
         pending: list[tuple[CheckContext | None, Decision]] = []
         sessions: set[str] = set()
-        for request, subject, resource, session in items:
-            if session is not None and session in sessions:
+        for item in items:
+            start = time.perf_counter_ns()
+            if not isinstance(item, tuple | list) or len(item) != 4:
+                message = f"each item must be (request, subject, resource, session), not {type(item).__name__}"
+                failure = self._failure("invalid_request", message, start, {})
+                if recording:
+                    pending.append((None, failure))
+                else:
+                    decided.append(failure)
+                continue
+            request, subject, resource, session = item
+            if not recording:
+                decided.append(self.check(request, subject=subject, resource=resource, session=session))
+                continue
+            if isinstance(session, str) and session in sessions:
                 decided.extend(self._record_pending(pending))
                 pending, sessions = [], set()
-            start = time.perf_counter_ns()
-            try:
-                ctx, analysed = self._prepare(request, subject, resource, session)
-            except Exception as exc:
-                failure = self._failure("analysis_error", f"request could not be analysed: {type(exc).__name__}", start, {})
-                pending.append((None, failure))
+            prepared = self._prepare_or_fail(request, subject, resource, session, start)
+            if isinstance(prepared, Decision):
+                pending.append((None, prepared))
                 continue
+            ctx, analysed = prepared
             pending.append((ctx, self._evaluate_with_log(ctx, analysed, start)))
-            if session is not None:
+            if isinstance(session, str):
                 sessions.add(session)
-        decided.extend(self._record_pending(pending))
+        if pending:
+            decided.extend(self._record_pending(pending))
         return decided
 
     def _record_pending(self, pending: list[tuple[CheckContext | None, Decision]]) -> list[Decision]:
@@ -284,11 +398,10 @@ class Engine:
         return [next(recorded) if c is not None else d for c, d in pending]
 
     def _prepare(self, request: Request | str, subject: Any, resource: Any, session: str | None) -> tuple[CheckContext, _Analysed]:
-        if isinstance(request, str):
-            request = SqlRequest(request)
-        subj, res = _subject(subject), _resource(resource)
+        request = request_of(request)
+        subj, res = subject_of(subject), resource_of(resource)
         now = time.time_ns()
-        analysed = build_input(request, subj, res, _session_doc(session, now), now)
+        analysed = build_input(request, subj, res, session_document(session, now), now)
         ctx = CheckContext(
             request=request,
             subject=subj,
@@ -330,6 +443,10 @@ class Engine:
             return self._log_failed(decision, exc)
 
     def _log_failed(self, decision: Decision, exc: Exception) -> Decision:
+        _log.error(
+            "decision log could not commit (%s); %s", type(exc).__name__,
+            "failing closed" if self.fail_closed else "decision returned unrecorded (fail_closed=False)",
+        )
         if not self.fail_closed:
             return attrs.evolve(
                 decision, errors=(*decision.errors, EvalError("log_unavailable", f"decision not recorded: {type(exc).__name__}"))

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
+from subguard.engine.dataschema import DATA_RECORD, DataSchema, load_data_schema, validate_data
 from subguard.engine.decision import ENTRYPOINTS, Decisions
 from subguard.engine.schema import INPUT_TYPE, RECORDS
+from subguard.engine.sources import find_policy_files, read_policy_source, scan_policy_paths
 from subguard.errors import Location, PolicyError, PolicyErrors
 from subguard.lang import (
     Builtin,
@@ -19,9 +20,9 @@ from subguard.lang import (
     Module,
     Schema,
     compile_policy,
+    conform,
     from_json,
     parse_module,
-    read_source,
 )
 
 __all__ = ["INPUT_SCHEMA", "Policy", "find_policy_files", "load_policy", "policy_from_sources"]
@@ -50,34 +51,16 @@ class Policy:
         return self.compiled.packages
 
 
-def find_policy_files(paths: Iterable[PathLike]) -> list[Path]:
-    """Files named directly, and every `.guard` file below directories except tests
-    (`*_test.guard`), in stable order."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            # `*_test.guard` files hold `subguard test`'s tests: they use its test-only
-            # builtins and never decide requests (a test file named directly still loads)
-            found.extend(
-                sorted(
-                    p for p in path.rglob("*.guard") if p.is_file() and not p.name.endswith("_test.guard")
-                )
-            )
-        elif path.exists():
-            found.append(path)
-        else:
-            raise PolicyError("io_error", "no such file or directory", Location(str(path), 0, 0))
-    return found
-
-
 def load_policy(
     paths: PathLike | Sequence[PathLike],
     *,
     data: Mapping[str, Any] | None = None,
     builtins: Mapping[str, Builtin] | None = None,
+    tests: bool = False,
 ) -> Policy:
-    """Load, check and compile the policy in `paths` (files or directories).
+    """Load, check and compile the policy in `paths` (files or directories; `*_test.guard`
+    files in directories only with `tests`). A `data.schema.json` beside the rules types
+    `data` (see `engine.dataschema`): rules are checked against it and `data` validated.
 
     Raises `PolicyErrors` with every error found in every file.
 
@@ -91,18 +74,16 @@ def load_policy(
         paths = [paths]
     sources: list[tuple[str, str]] = []
     errors: list[PolicyError] = []
-    try:
-        files = find_policy_files(paths)
-    except PolicyError as exc:
-        raise PolicyErrors([exc]) from None
+    files, schema_files = scan_policy_paths(paths, tests=tests)  # `PolicyErrors` for every path it cannot read
+    data_schema = load_data_schema(schema_files, RECORDS)
     for file in files:
         try:
-            sources.append((str(file), read_source(file)))
+            sources.append((str(file), read_policy_source(file)))
         except PolicyError as exc:
             errors.append(exc)
     if errors:
         raise PolicyErrors(errors)
-    return policy_from_sources(sources, data=data, builtins=builtins)
+    return policy_from_sources(sources, data=data, builtins=builtins, data_schema=data_schema)
 
 
 def policy_from_sources(
@@ -110,13 +91,15 @@ def policy_from_sources(
     *,
     data: Mapping[str, Any] | None = None,
     builtins: Mapping[str, Builtin] | None = None,
+    data_schema: DataSchema | None = None,
 ) -> Policy:
-    """Compile `(path, text)` pairs; the path only names the source in errors."""
+    """Compile `(path, text)` pairs; the path only names the source in errors. With a
+    `data_schema`, `data` is validated against it and rules reading it type-checked."""
     modules: list[Module] = []
     errors: list[PolicyError] = []
     for path, text in sources:
         try:
-            modules.append(parse_module(text, path))
+            modules.append(parse_module(text.removeprefix("\ufeff"), path))  # a byte order mark is no text
         except PolicyErrors as exc:
             errors.extend(exc.errors)
         except PolicyError as exc:
@@ -125,9 +108,18 @@ def policy_from_sources(
         errors.append(PolicyError("no_policy", "no `.guard` files found", Location("<policy>", 0, 0)))
     if errors:
         raise PolicyErrors(errors)
-    compiled = compile_policy(modules, schema=INPUT_SCHEMA, builtins=builtins, entrypoints=ENTRYPOINTS)
+    schema = INPUT_SCHEMA
+    data_document = from_json(dict(data or {}))
+    if data_schema is not None:
+        schema = Schema.from_strings({**RECORDS, **data_schema.records}, INPUT_TYPE, data=DATA_RECORD)
+        assert schema.data is not None
+        data_errors = validate_data(dict(data or {}), schema, schema.data)
+        if data_errors:
+            raise PolicyErrors(data_errors)
+        data_document = conform(data_document, schema.data, schema)
+    compiled = compile_policy(modules, schema=schema, builtins=builtins, entrypoints=ENTRYPOINTS)
     digest = hashlib.sha256()
-    for path, text in sorted(sources):
+    for path, text in sorted([*sources, *(data_schema.sources if data_schema is not None else ())]):
         digest.update(path.encode())
         digest.update(b"\0")
         digest.update(text.encode())
@@ -136,7 +128,7 @@ def policy_from_sources(
         tuple(modules),
         compiled,
         Decisions(compiled),
-        from_json(dict(data or {})),
+        data_document,
         digest.hexdigest(),
         tuple(p for p, _ in sources),
     )

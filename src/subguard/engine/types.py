@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import enum
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import attrs
 
+from subguard.errors import ConfigError
 from subguard.sql import validate_schema
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "Decision",
     "Effect",
     "EvalError",
+    "FieldError",
     "HttpRequest",
     "Reason",
     "Request",
@@ -46,12 +49,103 @@ class Effect(enum.Enum):
 _RANK = {e: i for i, e in enumerate(Effect)}
 
 
-def _frozenset(value: Any) -> frozenset[str]:
-    return frozenset(str(v) for v in (value or ()))
+class FieldError(ConfigError, TypeError):
+    """A request, subject or resource field of the wrong type or name.
+
+    `code` is `type_error` or `unknown_field`; `field` is the path in the input document
+    (`subject.groups`, `resource.tags`, `http.query`). Messages name types, never the
+    value: a request's literals must not reach logs or decisions.
+    """
+
+    def __init__(self, code: str, field: str, message: str) -> None:
+        super().__init__(f"`{field}`: {message}")
+        self.code = code
+        self.field = field
+        self.message = f"`{field}`: {message}"
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return dict(value or {})
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _string(_instance: Any, attribute: Any, value: Any) -> None:
+    """attrs validator: a string (the field's document path is in its metadata)."""
+    if not isinstance(value, str):
+        raise FieldError("type_error", attribute.metadata["path"], f"must be a string, not {_kind(value)}")
+
+
+def _optional_string(instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None:
+        _string(instance, attribute, value)
+
+
+def to_string_set(field: str, value: Any) -> frozenset[str]:
+    """`value` as a set of strings: a list, tuple or set of them. A string is never a
+    set of names (its characters would become groups), so it is a `FieldError`."""
+    if type(value) is frozenset and all(type(v) is str for v in value):
+        return value
+    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        raise FieldError("type_error", field, f"must be a list or set of strings, not {_kind(value)}")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise FieldError("type_error", field, f"must hold strings only, not {_kind(item)}")
+    return frozenset(items)
+
+
+def to_mapping(field: str, value: Any) -> dict[str, Any]:
+    """`value` as an object with string keys; anything else is a `FieldError` (a string
+    or a list is not an object, whatever `dict()` would make of it)."""
+    if not isinstance(value, Mapping):
+        raise FieldError("type_error", field, f"must be an object, not {_kind(value)}")
+    for key in value:
+        if not isinstance(key, str):
+            raise FieldError("type_error", field, f"keys must be strings, not {_kind(key)}")
+    return dict(value)
+
+
+# named converters: the attrs plugin of mypy types `__init__` from them
+def _subject_groups(value: Any) -> frozenset[str]:
+    return to_string_set("subject.groups", value)
+
+
+def _subject_claims(value: Any) -> Mapping[str, Any]:
+    return to_mapping("subject.claims", value)
+
+
+def _resource_tags(value: Any) -> Mapping[str, Any]:
+    return to_mapping("resource.tags", value)
+
+
+def _resource_schema(value: Any) -> Mapping[str, Any] | None:
+    if value is None:
+        return None
+    to_mapping("resource.schema", value)  # the type check; the caller's object is kept,
+    schema: Mapping[str, Any] = value  # since analysis caches are keyed by its identity
+    try:
+        validate_schema(schema)  # bad tags are an error, never silently dropped
+    except FieldError:
+        raise
+    except ConfigError as exc:
+        raise FieldError("type_error", "resource.schema", str(exc).removeprefix("schema: ")) from exc
+    return schema
+
+
+def _http_query(value: Any) -> Mapping[str, Any]:
+    return to_mapping("http.query", value)
+
+
+def _fields_of(doc: Any, field: str, allowed: tuple[str, ...]) -> Mapping[str, Any]:
+    """`doc` as a mapping with no field outside `allowed`, else a `FieldError`."""
+    if not isinstance(doc, Mapping):
+        raise FieldError("type_error", field, f"must be an object, not {_kind(doc)}")
+    for key in doc:
+        if key not in allowed:
+            name = key if isinstance(key, str) else _kind(key)
+            close = difflib.get_close_matches(name, allowed, n=1) if isinstance(key, str) else []
+            hint = f" (did you mean `{close[0]}`?)" if close else ""
+            raise FieldError("unknown_field", f"{field}.{name}", f"is not a field of {field}{hint}")
+    return doc
 
 
 _getrandbits = random.getrandbits
@@ -77,11 +171,24 @@ def new_decision_id() -> uuid.UUID:
 
 @attrs.frozen
 class Subject:
-    """Who sends the request: an id, groups, and the proxy's verified claims."""
+    """Who sends the request: an id, groups, and the proxy's verified claims.
 
-    id: str
-    groups: frozenset[str] = attrs.field(factory=frozenset, converter=_frozenset)
-    claims: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, eq=False)
+    Strict: a field of the wrong type is a `FieldError`, never coerced (a string is
+    not a set of groups).
+    """
+
+    id: str = attrs.field(validator=_string, metadata={"path": "subject.id"})
+    groups: frozenset[str] = attrs.field(factory=frozenset, converter=_subject_groups)
+    claims: Mapping[str, Any] = attrs.field(factory=dict, converter=_subject_claims, eq=False)
+
+    FIELDS = ("id", "groups", "claims")
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, field: str = "subject") -> Subject:
+        """A subject from a JSON-shaped document: `{"id", "groups", "claims"}`, each
+        optional; unknown fields and wrong types are a `FieldError`."""
+        doc = _fields_of(doc, field, cls.FIELDS)
+        return cls(doc.get("id", ""), doc.get("groups", frozenset()), doc.get("claims", {}))
 
 
 @attrs.frozen
@@ -89,22 +196,36 @@ class Resource:
     """Where the request goes. `schema` (table → column → type or {type, tags}) feeds
     column resolution; it is not part of the input document."""
 
-    name: str = ""
-    kind: str = ""
-    dialect: str | None = None
-    env: str = ""
-    tags: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, eq=False)
-    schema: Mapping[str, Any] | None = attrs.field(
-        default=None, eq=False, repr=False, validator=lambda _, __, v: validate_schema(v)
-    )
+    name: str = attrs.field(default="", validator=_string, metadata={"path": "resource.name"})
+    kind: str = attrs.field(default="", validator=_string, metadata={"path": "resource.kind"})
+    dialect: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "resource.dialect"})
+    env: str = attrs.field(default="", validator=_string, metadata={"path": "resource.env"})
+    tags: Mapping[str, Any] = attrs.field(factory=dict, converter=_resource_tags, eq=False)
+    schema: Mapping[str, Any] | None = attrs.field(default=None, converter=_resource_schema, eq=False, repr=False)
+
+    FIELDS = ("name", "kind", "dialect", "env", "tags", "schema")
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, field: str = "resource") -> Resource:
+        """A resource from a JSON-shaped document (every field optional); unknown fields
+        and wrong types are a `FieldError`."""
+        doc = _fields_of(doc, field, cls.FIELDS)
+        return cls(
+            name=doc.get("name", ""),
+            kind=doc.get("kind", ""),
+            dialect=doc.get("dialect"),
+            env=doc.get("env", ""),
+            tags=doc.get("tags", {}),
+            schema=doc.get("schema"),
+        )
 
 
 @attrs.frozen
 class SqlRequest:
     """A SQL text as the agent sent it (one or several statements)."""
 
-    text: str
-    dialect: str | None = None
+    text: str = attrs.field(validator=_string, metadata={"path": "sql"})
+    dialect: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "dialect"})
 
     kind = "sql"
 
@@ -113,7 +234,7 @@ class SqlRequest:
 class CommandRequest:
     """A shell command line, as text (`argv` is derived by `subguard.command`)."""
 
-    text: str
+    text: str = attrs.field(validator=_string, metadata={"path": "command"})
 
     kind = "command"
 
@@ -122,12 +243,21 @@ class CommandRequest:
 class HttpRequest:
     """An HTTP request (Kubernetes API calls included)."""
 
-    method: str
-    path: str
-    host: str = ""
-    query: Mapping[str, Any] = attrs.field(factory=dict, converter=_mapping, eq=False)
+    method: str = attrs.field(validator=_string, metadata={"path": "http.method"})
+    path: str = attrs.field(validator=_string, metadata={"path": "http.path"})
+    host: str = attrs.field(default="", validator=_string, metadata={"path": "http.host"})
+    query: Mapping[str, Any] = attrs.field(factory=dict, converter=_http_query, eq=False)
 
     kind = "http"
+
+    FIELDS = ("method", "path", "host", "query")
+
+    @classmethod
+    def from_dict(cls, doc: Any, *, field: str = "http") -> HttpRequest:
+        """An HTTP request from `{"method", "path", "host", "query"}` (method `GET` and
+        path `/` by default); unknown fields and wrong types are a `FieldError`."""
+        doc = _fields_of(doc, field, cls.FIELDS)
+        return cls(doc.get("method", "GET"), doc.get("path", "/"), doc.get("host", ""), doc.get("query", {}))
 
 
 Request = SqlRequest | CommandRequest | HttpRequest

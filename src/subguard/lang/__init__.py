@@ -30,7 +30,7 @@ from subguard.lang.policy import CompiledPolicy, Default, Definition, Fault, Res
 from subguard.lang.program import Entrypoint
 from subguard.lang.requirements import EACH, Requirement
 from subguard.lang.runtime import UNDEFINED_ERRORS
-from subguard.lang.types import Schema
+from subguard.lang.types import Schema, Type, conform, parse_type
 from subguard.lang.values import freeze, from_json, marshal, to_json
 
 __all__ = [
@@ -65,13 +65,16 @@ __all__ = [
     "Schema",
     "Selector",
     "Stage",
+    "Type",
     "compile_policy",
+    "conform",
     "format_module",
     "format_text",
     "freeze",
     "from_json",
     "marshal",
     "parse_module",
+    "parse_type",
     "read_source",
     "to_json",
 ]

@@ -602,7 +602,8 @@ class BodyCompiler:
                         )
                         return "None", ANY
                     return self.rule_value(group, path[cut + 1:], cx, e.loc)
-            return self.steps(f"{cx}.data", ANY, path, cx)
+            data_root = self.program.schema.data if self.program.schema is not None else None
+            return self.steps(f"{cx}.data", data_root or ANY, path, cx)
         group = self.program.groups.get(self.package, {}).get(name)
         if group is not None:
             return self.rule_value(group, path, cx, e.loc)

@@ -80,18 +80,20 @@ def parse_type(text: str, records: Mapping[str, object] = {}) -> Type:
 
 @attrs.frozen
 class Schema:
-    """The input document's schema: named records of field → type."""
+    """The input document's schema: named records of field → type; `data`, when the
+    policy declares it, types the `data` document (else `data` is dynamic)."""
 
     records: Mapping[str, Mapping[str, Type]]
     root: Type
+    data: Type | None = None
 
     @classmethod
-    def from_strings(cls, records: Mapping[str, Mapping[str, str]], root: str) -> Schema:
+    def from_strings(cls, records: Mapping[str, Mapping[str, str]], root: str, data: str | None = None) -> Schema:
         parsed = {
             name: {field: parse_type(t, records) for field, t in fields.items()}
             for name, fields in records.items()
         }
-        return cls(parsed, Type("record", record=root))
+        return cls(parsed, Type("record", record=root), Type("record", record=data) if data else None)
 
     def fields(self, t: Type) -> Mapping[str, Type]:
         return self.records.get(t.record or "", {})

@@ -224,19 +224,12 @@ def backtest(
         if since_ns and record.time_ns < since_ns:
             continue
         start = starts.get(str(s.get("session")), {})
-        res = start.get("resource") or {}
-        subject = Subject(
-            str(s.get("subject")),
-            groups=s.get("groups") or (start.get("subject") or {}).get("groups") or (),
-            claims=(start.get("subject") or {}).get("claims") or {},
+        # the session's subject and resource as recorded, through the strict constructors
+        recorded = start.get("subject") or {}
+        subject = Subject.from_dict(
+            {**recorded, "id": str(s.get("subject")), "groups": s.get("groups") or recorded.get("groups") or ()}
         )
-        resource = Resource(
-            name=str(res.get("name", s.get("resource") or "")),
-            kind=str(res.get("kind", "")),
-            dialect=res.get("dialect"),
-            env=str(res.get("env", "")),
-            tags=res.get("tags") or {},
-        )
+        resource = Resource.from_dict(start.get("resource") or {"name": str(s.get("resource") or "")})
         kind = s.get("kind")
         request: Any
         if kind == "sql":

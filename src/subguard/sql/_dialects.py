@@ -20,6 +20,7 @@ DIALECT_ALIASES: Final[dict[str, str]] = {
     "sqlite": "sqlite",
     "tsql": "tsql",
     "mssql": "tsql",
+    "sqlserver": "tsql",
     "snowflake": "snowflake",
     "bigquery": "bigquery",
     "duckdb": "duckdb",

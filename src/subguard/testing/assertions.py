@@ -15,7 +15,7 @@ import fnmatch
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from subguard.engine import Decision, Effect, Engine, Policy, build_input
+from subguard.engine import Decision, Effect, Engine, Policy, build_input, session_document
 from subguard.testing.runner import TEST_TIME_NS
 from subguard.testing.strategies import Case
 
@@ -56,15 +56,7 @@ def decide(policy: Policy | Engine, case: Case) -> Decision:
     """The decision for `case`, through the same analysis as `Engine.check` (no log; the
     session has `case.denied` earlier denials)."""
     engine = _engine(policy)
-    session = {
-        "id": "property-test",
-        "started_ns": TEST_TIME_NS,
-        "requests": case.denied,
-        "denied": case.denied,
-        "approvals_pending": 0,
-        "tables_touched": frozenset(),
-        "terminated": False,
-    }
+    session = session_document("property-test", TEST_TIME_NS, requests=case.denied, denied=case.denied)
     built = build_input(case.request, case.subject, case.resource, session, TEST_TIME_NS)
     return engine.evaluate(built.input)
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from subguard.engine import Engine, Policy, load_policy
-from subguard.testing.runner import policy_files
 
 
 def pytest_addoption(parser: Any) -> None:
@@ -30,7 +29,7 @@ def pytest_addoption(parser: Any) -> None:
 def subguard_policy(request: Any) -> Policy:
     """The policy named by `--subguard-rules` / `subguard_rules`, loaded once."""
     paths = request.config.getoption("--subguard-rules") or request.config.getini("subguard_rules") or ["rules"]
-    return load_policy(policy_files(list(paths)))
+    return load_policy(list(paths))
 
 
 @pytest.fixture(scope="session")

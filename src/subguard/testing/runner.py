@@ -26,16 +26,19 @@ import attrs
 
 from subguard.engine import (
     DECISION_RULES,
+    SESSION_FIELDS,
     CommandRequest,
+    FieldError,
     Policy,
     Resource,
     SqlRequest,
     Subject,
     build_input,
     combine,
-    find_policy_files,
     load_policy,
+    session_document,
 )
+from subguard.engine.sources import find_policy_files, is_test_file
 from subguard.lang import (
     FUNCTION,
     UNDEFINED_ERRORS,
@@ -64,34 +67,18 @@ __all__ = [
 
 PathLike = str | os.PathLike[str]
 
-#: Fields a request context may carry, and those of its subject and resource.
+#: Fields a request context may carry.
 _CONTEXT_FIELDS = ("subject", "resource", "session", "dialect", "time_ns")
-_SUBJECT_FIELDS = ("id", "groups", "claims")
-_RESOURCE_FIELDS = ("name", "kind", "dialect", "env", "tags", "schema")
-_SESSION_FIELDS = ("id", "started_ns", "requests", "denied", "approvals_pending", "tables_touched", "terminated")
 
 #: The time every built request carries unless the context names one: tests repeat.
 TEST_TIME_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
-
-
-def is_test_file(path: PathLike) -> bool:
-    """`*_test.guard` files hold tests; they are loaded only to run them."""
-    return Path(path).name.endswith("_test.guard")
 
 
 def policy_files(paths: PathLike | Sequence[PathLike], *, tests: bool = False) -> list[Path]:
     """The `.guard` files of `paths`, without `*_test.guard` files unless `tests`."""
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
-    files: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            # walked here rather than by `find_policy_files`, which may leave tests out
-            files.extend(sorted(p for p in path.rglob("*.guard") if p.is_file() and (tests or not is_test_file(p))))
-        else:
-            files.extend(find_policy_files([path]))  # a named file, or the engine's `io_error`
-    return list(dict.fromkeys(files))
+    return find_policy_files(paths, tests=tests)
 
 
 # ── request-building builtins ────────────────────────────────────────────────────────
@@ -113,37 +100,20 @@ def _fields(what: str, value: Any, allowed: Sequence[str], builtin: str) -> dict
 
 def _context(builtin: str, context: Any) -> tuple[Subject, Resource, dict[str, Any], str | None, int]:
     ctx = _fields("request context", context, _CONTEXT_FIELDS, builtin)
-    subj = _fields("subject", ctx.get("subject"), _SUBJECT_FIELDS, builtin)
-    res = _fields("resource", ctx.get("resource"), _RESOURCE_FIELDS, builtin)
-    sess = _fields("session", ctx.get("session"), _SESSION_FIELDS, builtin)
-    groups = subj.get("groups") or ()
-    if isinstance(groups, str) or not all(isinstance(g, str) for g in groups):
-        raise BuiltinError(f"`{builtin}`: the subject's groups must be a set of strings")
-    subject = Subject(str(subj.get("id", "")), groups, subj.get("claims") or {})
-    resource = Resource(
-        name=str(res.get("name", "")),
-        kind=str(res.get("kind", "")),
-        dialect=res.get("dialect"),
-        env=str(res.get("env", "")),
-        tags=res.get("tags") or {},
-        schema=res.get("schema"),
-    )
     time_ns = ctx.get("time_ns", TEST_TIME_NS)
-    if not isinstance(time_ns, int):
+    if type(time_ns) is not int:
         raise BuiltinError(f"`{builtin}`: `time_ns` must be an integer")
-    session: dict[str, Any] = {
-        "id": None,
-        "started_ns": time_ns,
-        "requests": 0,
-        "denied": 0,
-        "approvals_pending": 0,
-        "tables_touched": frozenset(),
-        "terminated": False,
-    }
-    for key, value in sess.items():
-        session[key] = frozenset(value) if key == "tables_touched" else value
     dialect = ctx.get("dialect")
-    return subject, resource, session, dialect if isinstance(dialect, str) else None, time_ns
+    if dialect is not None and not isinstance(dialect, str):
+        raise BuiltinError(f"`{builtin}`: `dialect` must be a string")
+    try:
+        subject = Subject.from_dict(ctx.get("subject") or {})
+        resource = Resource.from_dict(ctx.get("resource") or {})
+        state = dict(_fields("session", ctx.get("session"), SESSION_FIELDS, builtin))
+        session = session_document(state.pop("id", None), state.pop("started_ns", time_ns), **state)
+    except FieldError as exc:
+        raise BuiltinError(f"`{builtin}`: {exc.message}") from None
+    return subject, resource, session, dialect, time_ns
 
 
 def sql_input(text: str, context: Any = None) -> dict[str, Any]:
@@ -419,13 +389,12 @@ def run_tests(
     started = time.perf_counter()
     pattern = re.compile(run) if run else None
     recorder = _Recorder()
-    files = policy_files(paths, tests=True)
-    policy = load_policy(files, data=data, builtins=test_builtins(recorder))
+    policy = load_policy(paths, data=data, builtins=test_builtins(recorder), tests=True)
     recorder.policy = policy
     if coverage:
         _trace_definitions(policy, recorder)
     tests = _test_rules(policy)
-    test_files = {str(f) for f in files if is_test_file(f)} | {m.path for m, _ in tests}
+    test_files = {f for f in policy.files if is_test_file(f)} | {m.path for m, _ in tests}
     results: list[TestResult] = []
     for module, rule in tests:
         package = ".".join(module.package)

@@ -16,6 +16,7 @@ import attrs
 from hypothesis import strategies as st
 
 from subguard.engine import CommandRequest, Resource, SqlRequest, Subject
+from subguard.engine.types import to_string_set
 
 __all__ = [
     "ALL_KINDS",
@@ -322,9 +323,10 @@ def subjects(
     ids: Iterable[str] = ("ci-bot", "agent-7", "nightly-job", "ana"),
     extra_groups: Iterable[str] = ("agents", "analysts", "ops", "pii-readers"),
 ) -> st.SearchStrategy[Subject]:
-    """Subjects in every group of `groups`, plus any of `extra_groups`."""
-    required = frozenset(groups)
-    extras = sorted(set(extra_groups) - required)
+    """Subjects in every group of `groups`, plus any of `extra_groups` (each a list or set
+    of names: a string is a `FieldError`, not a set of its characters)."""
+    required = to_string_set("groups", groups)
+    extras = sorted(to_string_set("extra_groups", extra_groups) - required)
     return st.builds(
         lambda subject_id, more: Subject(subject_id, required | frozenset(more)),
         st.sampled_from(list(ids)),
