@@ -9,6 +9,7 @@ from subguard.sql._cache import LRUCache
 from subguard.sql._dialects import DIALECT_ALIASES
 from subguard.sql._facts import Column, Grant, OutputColumn, SqlFacts, Statement, Table
 from subguard.sql._kinds import KINDS
+from subguard.sql._lineage import OutputLineage, ResultLineage, output_lineage
 from subguard.sql._schema import Schema
 
 __all__ = [
@@ -19,11 +20,14 @@ __all__ = [
     "Grant",
     "LRUCache",
     "OutputColumn",
+    "OutputLineage",
+    "ResultLineage",
     "Schema",
     "SqlFacts",
     "Statement",
     "Table",
     "analyze",
     "fingerprint",
+    "output_lineage",
     "redact",
 ]
