@@ -7,6 +7,7 @@ Load a policy once, decide many requests::
     decision = engine.check(subguard.SqlRequest("DELETE FROM users"), subject="ci-bot")
 """
 
+from subguard.adapters import ApprovalRequired, Denied, Refused, Terminated
 from subguard.engine import (
     CommandRequest,
     Decision,
@@ -34,9 +35,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnalysisError",
+    "ApprovalRequired",
     "CommandRequest",
     "ConfigError",
     "Decision",
+    "Denied",
     "Effect",
     "Engine",
     "EvalError",
@@ -46,10 +49,12 @@ __all__ = [
     "PolicyError",
     "PolicyErrors",
     "Reason",
+    "Refused",
     "Resource",
     "SqlRequest",
     "SubguardError",
     "Subject",
+    "Terminated",
     "__version__",
     "load_policy",
 ]
