@@ -17,7 +17,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from subguard.adapters._errors import ApprovalRequired, Denied, Terminated, describe
 from subguard.adapters._masking import MaskPlan, Unplaceable, mask_key, plan_masks
@@ -217,7 +217,7 @@ def _held_message(decision: Decision) -> str:
 class _Watcher:
     """One follower per decision log: closes gates on revocations and kills."""
 
-    _by_log: weakref.WeakKeyDictionary[DecisionLog, _Watcher] = weakref.WeakKeyDictionary()
+    _by_log: ClassVar[weakref.WeakKeyDictionary[DecisionLog, _Watcher]] = weakref.WeakKeyDictionary()
     _lock = threading.Lock()
 
     @classmethod

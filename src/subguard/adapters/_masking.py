@@ -155,9 +155,9 @@ def _position_mask(
     chosen: str | None = None
     for (table, column), spec in parsed:
         for src_table, src_column in position.sources:
-            if src_column.lower() == column and (table is None or src_table.lower() == table):
-                if chosen is None or _strength(spec) > _strength(chosen):
-                    chosen = spec
+            matches = src_column.lower() == column and (table is None or src_table.lower() == table)
+            if matches and (chosen is None or _strength(spec) > _strength(chosen)):
+                chosen = spec
     if chosen is None:
         return None
     return strategy(chosen, key, direct=position.direct and len(position.sources) == 1)

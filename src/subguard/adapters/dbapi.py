@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import attrs
 
@@ -26,7 +26,7 @@ from subguard.adapters._gate import Gate, as_resource
 from subguard.adapters._masking import MaskPlan, Unplaceable
 from subguard.adapters._placeholders import for_analysis
 from subguard.engine import Decision, Engine, Resource, SqlRequest, Subject
-from subguard.sql import ResultLineage, output_lineage
+from subguard.sql import output_lineage
 
 __all__ = ["GuardedConnection", "GuardedCursor", "guard", "introspect"]
 
@@ -53,7 +53,7 @@ _CONNECTION_ATTRS = frozenset(
         "prepared_max", "adapters", "add_notice_handler", "remove_notice_handler",
         "add_notify_handler", "remove_notify_handler", "cancel", "cancel_safe", "notifies",
         "set_autocommit", "set_isolation_level", "set_read_only", "set_deferrable",
-        "client_encoding", "server_cursor_factory", "cursor_factory", "row_factory",
+        "client_encoding", "server_cursor_factory", "cursor_factory",
         "tpc_begin", "tpc_prepare", "tpc_commit", "tpc_rollback", "tpc_recover", "xid",
     }
 )
@@ -70,7 +70,7 @@ class _Driver:
     """A driver module's exception classes, and subclasses of ours mixed into them."""
 
     _lock = threading.Lock()
-    _cache: dict[tuple[type[Refused], type[BaseException]], type[Refused]] = {}
+    _cache: ClassVar[dict[tuple[type[Refused], type[BaseException]], type[Refused]]] = {}
 
     def __init__(self, module: Any) -> None:
         self.module = module
@@ -140,11 +140,12 @@ class GuardedConnection:
     # -- the gate ----------------------------------------------------------------------
     @property
     def gate(self) -> Gate:
-        return self._gate
+        gate: Gate = self._gate
+        return gate
 
     @property
     def resource(self) -> Resource:
-        return self._gate.resource
+        return self.gate.resource
 
     def _raise(self, exc: Refused) -> None:
         raise self._driver.error(exc) from None
@@ -237,7 +238,7 @@ class GuardedConnection:
 
     @property
     def closed(self) -> bool:
-        return self._gate.closed
+        return self.gate.closed
 
     def __enter__(self) -> GuardedConnection:
         self._ensure_open()
@@ -569,4 +570,3 @@ def _tag_given(schema: Mapping[str, Any], tags: Mapping[str, Sequence[str]]) -> 
     return out
 
 
-_Callable = Callable[..., Any]

@@ -139,7 +139,7 @@ def _lineage(text: str, dialect: str, schema: Schema | None) -> ResultLineage:
                 opaque = True
                 if table is not None:
                     placed.add((table, column))
-            else:
+            elif table is not None:
                 placed.add((table, column))
         columns.append(OutputLineage(out_name, frozenset(placed), opaque, is_direct and not opaque))
     return ResultLineage(tuple(columns), True)
