@@ -448,6 +448,7 @@ def _register_extensions() -> None:
     from subguard.cli.log_commands import register as register_log
 
     register_log(main)
+    __import__("subguard.cli.demo", fromlist=["register"]).register(main)
     try:
         from subguard.cli.test_command import register as register_test
     except ModuleNotFoundError as exc:  # until `subguard test` lands
