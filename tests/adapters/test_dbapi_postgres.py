@@ -139,3 +139,18 @@ def test_ddl_refreshes_the_schema(pg: dbapi.GuardedConnection, engine: subguard.
     conn.execute("CREATE TABLE notes (id integer, body text)")
     conn.execute("INSERT INTO notes VALUES (%s, %s)", (1, "private"))
     assert conn.execute("SELECT * FROM notes").fetchall() == [(1, "****")]
+
+
+def test_dict_rows_are_masked_and_custom_row_factories_refused(pg: dbapi.GuardedConnection) -> None:
+    from psycopg.rows import class_row, dict_row
+
+    cur = pg.cursor(row_factory=dict_row)
+    cur.execute("SELECT name, email FROM users WHERE id = %s", (1,))
+    assert cur.fetchall() == [{"name": "Ann Lee", "email": "****@example.com"}]
+
+    class Person:
+        def __init__(self, **values: Any) -> None:
+            self.values = values
+
+    with pytest.raises(TypeError):
+        pg.cursor(row_factory=class_row(Person))

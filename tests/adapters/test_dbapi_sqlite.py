@@ -311,3 +311,52 @@ def test_statement_objects_and_bytes(raw: sqlite3.Connection, engine: subguard.E
         conn.execute(42)
     with pytest.raises(subguard.Denied):
         conn.execute("SELEC nonsense FROM")  # unparseable is refused by the policy
+
+
+def test_a_cursor_class_that_would_see_rows_unmasked_is_refused(raw: sqlite3.Connection, engine: subguard.Engine) -> None:
+    seen: list[Any] = []
+
+    class Leaky(sqlite3.Cursor):
+        def fetchall(self) -> list[Any]:
+            rows = super().fetchall()
+            seen.extend(rows)
+            return rows
+
+    conn = guarded(raw, engine)
+    with pytest.raises(TypeError):
+        conn.cursor(Leaky)
+    with pytest.raises(TypeError):
+        conn.cursor(factory=Leaky)
+    assert seen == []
+
+
+@pytest.mark.parametrize("name", ["row_factory", "text_factory"])
+def test_factories_that_would_see_values_unmasked_are_refused(raw: sqlite3.Connection, engine: subguard.Engine, name: str) -> None:
+    seen: list[Any] = []
+    conn = guarded(raw, engine)
+    with pytest.raises(TypeError):
+        setattr(conn, name, lambda *values: seen.append(values) or values[-1])
+    assert conn.execute("SELECT email FROM users WHERE id = 1").fetchall() == [("****@example.com",)]
+    assert seen == []
+    raw.row_factory = lambda cur, row: row
+    with pytest.raises(TypeError):
+        guarded(raw, engine)  # a raw connection already carrying one is refused too
+
+
+def test_a_registered_function_never_sees_tagged_values(raw: sqlite3.Connection, engine: subguard.Engine) -> None:
+    seen: list[Any] = []
+    conn = guarded(raw, engine)
+    conn.create_function("leak", 1, lambda v: seen.append(v) or 1)
+    with pytest.raises(subguard.Denied):
+        conn.execute("SELECT id FROM users WHERE leak(email) = 1")
+    with pytest.raises(subguard.Denied):
+        conn.execute("SELECT leak(ssn) FROM users")
+    assert conn.execute("SELECT leak(status) FROM orders WHERE id = 10").fetchall() == [(1,)]  # untagged
+    assert seen == ["paid"]
+
+
+@pytest.mark.parametrize("name", ["create_collation", "adapters", "cursor_factory"])
+def test_callbacks_on_values_are_not_exposed(raw: sqlite3.Connection, engine: subguard.Engine, name: str) -> None:
+    conn = guarded(raw, engine)
+    with pytest.raises(AttributeError):
+        getattr(conn, name)

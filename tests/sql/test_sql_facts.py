@@ -27,12 +27,15 @@ def test_public_surface_is_pinned() -> None:
         "Grant",
         "LRUCache",
         "OutputColumn",
+        "OutputLineage",
+        "ResultLineage",
         "Schema",
         "SqlFacts",
         "Statement",
         "Table",
         "analyze",
         "fingerprint",
+        "output_lineage",
         "redact",
     ]
 

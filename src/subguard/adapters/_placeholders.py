@@ -31,11 +31,28 @@ _TOKEN = re.compile(
 )
 
 
+_HINT = re.compile(r"[?:]\d")
+_SEEN: dict[str, str] = {}
+_SEEN_MAX = 4096
+
+
 def for_analysis(text: str, *, numeric: bool = True) -> str:
     """`text` with numeric placeholders rewritten (`?1` → `?`, `:1` → `:p1`); unchanged
     for drivers whose placeholders are `%s`/`%(name)s` (`numeric=False`)."""
-    if not numeric or ("?" not in text and ":" not in text):
+    if not numeric:
         return text
+    seen = _SEEN.get(text)
+    if seen is not None:
+        return seen
+    rewritten = _rewrite(text) if _HINT.search(text) else text
+    if len(_SEEN) >= _SEEN_MAX:
+        _SEEN.clear()
+    if len(text) <= 4096:
+        _SEEN[text] = rewritten
+    return rewritten
+
+
+def _rewrite(text: str) -> str:
 
     def replace(match: re.Match[str]) -> str:
         if match.group("qnum"):

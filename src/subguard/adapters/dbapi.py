@@ -46,14 +46,13 @@ _CONNECTION_ATTRS = frozenset(
         "autocommit", "closed", "broken",
         # sqlite3
         "row_factory", "text_factory", "isolation_level", "in_transaction", "total_changes",
-        "create_function", "create_aggregate", "create_window_function", "create_collation",
         "set_progress_handler", "set_trace_callback", "interrupt", "getlimit", "setlimit",
         # psycopg
         "info", "transaction", "read_only", "deferrable", "prepare_threshold",
-        "prepared_max", "adapters", "add_notice_handler", "remove_notice_handler",
+        "prepared_max", "add_notice_handler", "remove_notice_handler",
         "add_notify_handler", "remove_notify_handler", "cancel", "cancel_safe", "notifies",
         "set_autocommit", "set_isolation_level", "set_read_only", "set_deferrable",
-        "client_encoding", "server_cursor_factory", "cursor_factory",
+        "client_encoding",
         "tpc_begin", "tpc_prepare", "tpc_commit", "tpc_rollback", "tpc_recover", "xid",
     }
 )
@@ -135,6 +134,11 @@ class GuardedConnection:
         object.__setattr__(self, "_close_lock", threading.Lock())
         object.__setattr__(self, "_raw_closed", False)
         object.__setattr__(self, "_owner", threading.get_ident())
+        object.__setattr__(self, "_functions", set())
+        for name in (*_FACTORIES, "cursor_factory", "server_cursor_factory"):
+            current = getattr(raw, name, None)
+            if current is not None:
+                _check_factory(name, current)
         gate.on_close(self._on_gate_closed)
 
     # -- the gate ----------------------------------------------------------------------
@@ -197,8 +201,19 @@ class GuardedConnection:
                 )
             except Denied as exc:
                 self._raise(exc)
-        kinds = {str(s.get("kind")) for s in ((decision.input.get("sql") or {}).get("statements") or ())}
-        return text, _Prepared(decision, plan, bool(kinds & _DDL))
+        sql = decision.input.get("sql") or {}
+        if self._functions and self._functions & set(sql.get("functions") or ()):
+            if any(c.get("tags") for c in sql.get("columns_read") or ()):
+                self._raise(
+                    Denied(
+                        "refused: a function registered in this process would see tagged "
+                        f"column values before any mask [decision {decision.id}]",
+                        decision,
+                    )
+                )
+        statements = sql.get("statements") or ()
+        ddl = any(s.get("kind") in _DDL for s in statements)
+        return text, _Prepared(decision, plan, ddl)
 
     def _after(self, prepared: _Prepared) -> None:
         if prepared.ddl and self._introspected:
@@ -211,6 +226,11 @@ class GuardedConnection:
     # -- PEP 249 -----------------------------------------------------------------------
     def cursor(self, *args: Any, **kwargs: Any) -> GuardedCursor:
         self._ensure_open()
+        for name in ("factory", "row_factory", "cursor_factory"):
+            if kwargs.get(name) is not None:
+                _check_factory(name, kwargs[name])
+        if args and not isinstance(args[0], str):
+            _check_factory("factory", args[0])  # sqlite3's positional factory
         return GuardedCursor(self, self._raw.cursor(*args, **kwargs))
 
     def execute(self, operation: Any, parameters: Any = None, **kwargs: Any) -> GuardedCursor:
@@ -259,24 +279,54 @@ class GuardedConnection:
         raise AttributeError(f"a guarded connection does not expose `{name}`")
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FACTORIES:
+            _check_factory(name, value)
         if name in _CONNECTION_ATTRS:
             setattr(self._raw, name, value)
             return
         raise AttributeError(f"a guarded connection does not expose `{name}`")
+
+    # -- functions the database calls back into ---------------------------------------
+    def create_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """sqlite3's `create_function`. A function registered here sees the values it is
+        called with before any mask: a statement that calls one while reading a tagged
+        column is refused."""
+        self._ensure_open()
+        self._functions.add(name.lower())
+        return self._raw.create_function(name, *args, **kwargs)
+
+    def create_aggregate(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self._ensure_open()
+        self._functions.add(name.lower())
+        return self._raw.create_aggregate(name, *args, **kwargs)
+
+    def create_window_function(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self._ensure_open()
+        self._functions.add(name.lower())
+        return self._raw.create_window_function(name, *args, **kwargs)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<GuardedConnection {state} session={self._gate.session!r} over {type(self._raw).__name__}>"
 
 
+_set = object.__setattr__
+
+
 class GuardedCursor:
     """A PEP 249 cursor whose statements pass the gate, and whose rows come back masked
     where the decision says."""
 
+    __slots__ = ("_conn", "_plan", "_raw")
+
+    _conn: GuardedConnection
+    _raw: Any
+    _plan: MaskPlan | None
+
     def __init__(self, connection: GuardedConnection, raw: Any) -> None:
-        self._conn = connection
-        self._raw = raw
-        self._plan: MaskPlan | None = None
+        _set(self, "_conn", connection)
+        _set(self, "_raw", raw)
+        _set(self, "_plan", None)
 
     @property
     def connection(self) -> GuardedConnection:
@@ -284,7 +334,7 @@ class GuardedCursor:
 
     def _start(self, operation: Any, *, rows: bool = True) -> tuple[str, _Prepared]:
         text, prepared = self._conn._prepare(operation, rows=rows)
-        self._plan = None
+        _set(self, "_plan", None)
         return text, prepared
 
     def _checked_plan(self, prepared: _Prepared) -> None:
@@ -294,14 +344,13 @@ class GuardedCursor:
         if plan is None or not plan.active:
             if prepared.decision.masks and description is not None and plan is None:
                 self._refuse_result(prepared.decision, "the statement returned rows the analysis did not expect")
-            self._plan = plan
+            _set(self, "_plan", plan)
             return
         if description is None:
-            self._plan = None
             return
         if len(description) != len(plan.masks):
             self._refuse_result(prepared.decision, "the result's columns do not match the analysis")
-        self._plan = plan
+        _set(self, "_plan", plan)
 
     def _refuse_result(self, decision: Decision, why: str) -> None:
         with contextlib.suppress(Exception):
@@ -399,12 +448,54 @@ class GuardedCursor:
         raise AttributeError(f"a guarded cursor does not expose `{name}`")
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_"):
-            object.__setattr__(self, name, value)
-        elif name in ("arraysize", "row_factory", "itersize"):
+        if name in ("arraysize", "row_factory", "itersize"):
             setattr(self._raw, name, value)
         else:
             raise AttributeError(f"a guarded cursor does not expose `{name}`")
+
+
+_FACTORIES = ("row_factory", "text_factory")
+
+#: The cursor methods the wrapper calls: a cursor class that overrides one of them would
+#: see rows before they are masked.
+_CURSOR_METHODS = ("execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall", "__next__", "__iter__", "stream")
+
+
+def _known_row_factories() -> set[Any]:
+    known: set[Any] = {None, tuple}
+    try:
+        import sqlite3
+
+        known.add(sqlite3.Row)
+    except ImportError:  # pragma: no cover - sqlite3 is in the standard library
+        pass
+    try:
+        from psycopg import rows
+
+        known.update({rows.tuple_row, rows.dict_row, rows.namedtuple_row})
+    except ImportError:
+        pass
+    return known
+
+
+def _check_factory(name: str, value: Any) -> None:
+    """Refuse callables that would see values before the gate masks them: a row or text
+    factory other than the drivers' own, a cursor class overriding what the wrapper calls."""
+    if name == "text_factory":
+        if value not in (str, bytes, bytearray):
+            raise TypeError("a guarded connection accepts only str, bytes or bytearray as text_factory")
+        return
+    if name == "row_factory":
+        if value not in _known_row_factories():
+            raise TypeError("a guarded connection accepts only the driver's own row factories")
+        return
+    if not isinstance(value, type):
+        raise TypeError(f"a guarded connection accepts only cursor classes as `{name}`")
+    for method in _CURSOR_METHODS:
+        own = getattr(value, method, None)
+        base = next((getattr(b, method) for b in value.__mro__ if b.__module__ in ("sqlite3", "psycopg.cursor", "psycopg.server_cursor", "psycopg") and hasattr(b, method)), None)
+        if own is not None and base is not None and own is not base:
+            raise TypeError(f"cursor class `{value.__name__}` overrides `{method}`: it would see rows before they are masked")
 
 
 def _mask_row(plan: MaskPlan, row: Any, conn: GuardedConnection, decision: Decision | None) -> Any:
