@@ -202,15 +202,18 @@ class GuardedConnection:
             except Denied as exc:
                 self._raise(exc)
         sql = decision.input.get("sql") or {}
-        if self._functions and self._functions & set(sql.get("functions") or ()):
-            if any(c.get("tags") for c in sql.get("columns_read") or ()):
-                self._raise(
-                    Denied(
-                        "refused: a function registered in this process would see tagged "
-                        f"column values before any mask [decision {decision.id}]",
-                        decision,
-                    )
+        if (
+            self._functions
+            and self._functions & set(sql.get("functions") or ())
+            and any(c.get("tags") for c in sql.get("columns_read") or ())
+        ):
+            self._raise(
+                Denied(
+                    "refused: a function registered in this process would see tagged "
+                    f"column values before any mask [decision {decision.id}]",
+                    decision,
                 )
+            )
         statements = sql.get("statements") or ()
         ddl = any(s.get("kind") in _DDL for s in statements)
         return text, _Prepared(decision, plan, ddl)
