@@ -122,3 +122,13 @@ def test_masks_apply_to_fetchone_fetchmany_and_iteration(conn: dbapi.GuardedConn
     assert cur.fetchone() == ("****@example.com",)
     assert cur.fetchmany(1) == [("****@example.org",)]
     assert list(cur) == [("****@mail.test",)]
+
+
+def test_a_given_schema_in_the_wrong_column_order_is_caught(raw: sqlite3.Connection, engine: subguard.Engine) -> None:
+    # the schema says email comes second; the table has it third: `*` would put the mask
+    # on `name` and return the emails in clear, so the result is refused instead
+    schema = {"users": {"id": "integer", "email": {"type": "text", "tags": ["mask:redact"]}, "name": "text", "ssn": "text", "phone": "text", "birth_year": "integer"}}
+    conn = dbapi.guard(raw, engine, subject="ci-bot", resource=subguard.Resource(name="shop", kind="sqlite", schema=schema), session="s1")
+    with pytest.raises(subguard.Denied):
+        conn.execute("SELECT * FROM users").fetchall()
+    assert conn.execute("SELECT email FROM users WHERE id = 1").fetchall() == [("****",)]

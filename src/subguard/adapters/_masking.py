@@ -105,6 +105,15 @@ class MaskPlan:
     (None: leave it)."""
 
     masks: tuple[Mask | None, ...]
+    #: Per position, the column name the result must carry there (lower case), or None
+    #: where the name is the database's choice (a computed column).
+    names: tuple[str | None, ...] = ()
+
+    def matches(self, names: Sequence[str]) -> bool:
+        """Whether a result with these column names is the one the masks were placed on."""
+        if len(names) != len(self.masks):
+            return False
+        return all(want is None or want == str(got).lower() for want, got in zip(self.names, names))
 
     @property
     def active(self) -> bool:
@@ -144,7 +153,8 @@ def plan_masks(
     out: list[Mask | None] = []
     for position in lineage.columns:
         out.append(_position_mask(position, parsed, key))
-    return MaskPlan(tuple(out))
+    names = tuple(p.name.lower() if p.direct else None for p in lineage.columns)
+    return MaskPlan(tuple(out), names)
 
 
 def _position_mask(

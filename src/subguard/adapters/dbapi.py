@@ -351,7 +351,7 @@ class GuardedCursor:
             return
         if description is None:
             return
-        if len(description) != len(plan.masks):
+        if not plan.matches([d[0] for d in description]):
             self._refuse_result(prepared.decision, "the result's columns do not match the analysis")
         _set(self, "_plan", plan)
 
