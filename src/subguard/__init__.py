@@ -14,6 +14,7 @@ log) are logged at WARNING on the `subguard.engine` logger; the package adds onl
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
+from subguard.adapters import ApprovalRequired, Denied, Refused, Terminated
 from subguard.engine import (
     CommandRequest,
     Decision,
@@ -49,9 +50,11 @@ logging.getLogger("subguard").addHandler(logging.NullHandler())
 
 __all__ = [
     "AnalysisError",
+    "ApprovalRequired",
     "CommandRequest",
     "ConfigError",
     "Decision",
+    "Denied",
     "Effect",
     "Engine",
     "EvalError",
@@ -62,10 +65,12 @@ __all__ = [
     "PolicyError",
     "PolicyErrors",
     "Reason",
+    "Refused",
     "Resource",
     "SqlRequest",
     "SubguardError",
     "Subject",
+    "Terminated",
     "__version__",
     "load_policy",
 ]

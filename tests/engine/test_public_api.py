@@ -12,9 +12,11 @@ import subguard
 
 PUBLIC = [
     "AnalysisError",
+    "ApprovalRequired",
     "CommandRequest",
     "ConfigError",
     "Decision",
+    "Denied",
     "Effect",
     "Engine",
     "EvalError",
@@ -25,10 +27,12 @@ PUBLIC = [
     "PolicyError",
     "PolicyErrors",
     "Reason",
+    "Refused",
     "Resource",
     "SqlRequest",
     "Subject",
     "SubguardError",
+    "Terminated",
     "__version__",
     "load_policy",
 ]

@@ -452,6 +452,7 @@ def _register_extensions() -> None:
     from subguard.cli.test_command import register as register_test
 
     register_log(main)
+    __import__("subguard.cli.demo", fromlist=["register"]).register(main)
     register_test(main)
     _name_environment(main, "SUBGUARD")
 

@@ -17,6 +17,7 @@ from subguard.sql._facts import (
     Table,
 )
 from subguard.sql._kinds import KINDS
+from subguard.sql._lineage import OutputLineage, ResultLineage, output_lineage
 from subguard.sql._schema import Schema, validate_schema
 
 __all__ = [
@@ -28,12 +29,15 @@ __all__ = [
     "Grant",
     "LRUCache",
     "OutputColumn",
+    "OutputLineage",
+    "ResultLineage",
     "Schema",
     "SqlFacts",
     "Statement",
     "Table",
     "analyze",
     "fingerprint",
+    "output_lineage",
     "redact",
     "validate_schema",
 ]
