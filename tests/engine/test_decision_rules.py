@@ -191,3 +191,31 @@ def test_the_index_decides_as_running_every_definition_does(text: str, inputs: l
     for raw in inputs:
         document = indexed.compiled.conform(raw)
         assert indexed.decisions.outputs(document, {}) == reference.outputs(document, {}), text
+
+
+# The index looks a statement's tables up in `input.sql.tables_read`/`tables_written`
+# (`decision.guard`): a statement whose tables escaped those sets would hide a rule
+# naming the table from the index, and a deny would never run. Hold the analyser to it.
+_CORPUS = Path(__file__).resolve().parent.parent / "corpora" / "sqlglot"
+_NESTED = [
+    "EXECUTE 'DELETE FROM users'",
+    "DO $$ BEGIN DELETE FROM users; END $$",
+    "WITH d AS (DELETE FROM users RETURNING *) SELECT * FROM d",
+    "SELECT * FROM a WHERE x IN (SELECT y FROM payroll)",
+    "CREATE FUNCTION f() RETURNS void AS $$ DELETE FROM users $$ LANGUAGE sql",
+    "PREPARE p AS DELETE FROM users",
+    "CREATE VIEW v AS SELECT * FROM payroll",
+    "INSERT INTO t SELECT * FROM payroll; DROP TABLE audit",
+]
+
+
+def test_every_statements_tables_are_in_the_requests_tables_the_index_reads() -> None:
+    from subguard.sql import analyze
+
+    lines = [ln for ln in (_CORPUS / "identity.sql").read_text().splitlines() if ln.strip()]
+    for text in [*_NESTED, *lines]:
+        sql = analyze(text, dialect="postgres" if text in _NESTED else None).to_input()
+        tables = sql["tables_read"] | sql["tables_written"]
+        for statement in sql["statements"]:
+            assert statement["tables_read"] <= tables, text
+            assert statement["tables_written"] <= tables, text
