@@ -300,32 +300,15 @@ class DecisionLog:
     def _commit(self, units: list[Unit]) -> None:
         """Prepare and write `units`; after a conflict re-read and re-decide (grants are
         re-checked, so a once-grant is never used twice). Sets each unit's result or error."""
-        items = [item for unit in units for item in unit.items]
+        items = units[0].items if len(units) == 1 else [i for u in units for i in u.items]
         try:
-            touched: list[PendingEvent] = []
-            for attempt in range(CONFLICT_RETRIES):
-                # After a conflict, re-read and re-decide holding the store's write lock
-                # (SQLite): no other process can append in between, so the retry
-                # cannot conflict again (PostgreSQL serialises writers with its table
-                # lock already; there the retry is optimistic).
-                with self.store.exclusive() if touched else contextlib.nullcontext():
-                    if touched:
-                        self._refresh(touched)
-                    prepared = self._prepare(items)
-                    try:
-                        self._write(prepared.events)
-                    except StoreConflict:
-                        if attempt == CONFLICT_RETRIES - 1:
-                            raise
-                        logger.debug(
-                            "decision log write conflicted; re-reading (attempt %d)", attempt + 1
-                        )
-                        touched = prepared.events
-                        continue
+            prepared = self._attempt(items)
+            if len(units) == 1:
+                units[0].result = prepared.decisions
+            else:
                 decisions = iter(prepared.decisions)
                 for unit in units:
                     unit.result = [next(decisions) for _ in unit.items]
-                return
         except BaseException as e:
             error = e if isinstance(e, LogError) else LogError(f"cannot record decisions: {e}")
             if error is not e:
@@ -341,10 +324,39 @@ class DecisionLog:
             for unit in units:
                 unit.done = True
 
+    def _attempt(self, items: Sequence[tuple[CheckContext, Decision]]) -> build.Prepared:
+        """Prepare and write; after a conflict, re-read and re-decide holding the store's
+        write lock (SQLite): no other process can append in between, so the retry cannot
+        conflict again (PostgreSQL serialises writers with its table lock already; there
+        the retry is optimistic)."""
+        prepared = self._prepare(items)
+        try:
+            self._write(prepared.events)
+            return prepared
+        except StoreConflict:
+            touched = prepared.events
+        for attempt in range(1, CONFLICT_RETRIES):
+            logger.debug("decision log write conflicted; re-reading (attempt %d)", attempt)
+            with self.store.exclusive():
+                self._refresh(touched)
+                prepared = self._prepare(items)
+                try:
+                    self._write(prepared.events)
+                    return prepared
+                except StoreConflict:
+                    if attempt == CONFLICT_RETRIES - 1:
+                        raise
+                    touched = prepared.events
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _prepare(self, items: Sequence[tuple[CheckContext, Decision]]) -> build.Prepared:
         with self._lock:
-            for name in build.sessions_of(items):
-                self._load_session(name)
+            sessions = self._state.sessions
+            stale = self._state.stale_sessions
+            for ctx, _ in items:
+                name = ctx.session_id
+                if name is not None and (name not in sessions or name in stale):
+                    self._load_session(name)
             return build.prepare(
                 self._state,
                 items,
