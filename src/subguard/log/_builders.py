@@ -12,7 +12,7 @@ import functools
 import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -57,8 +57,7 @@ class PendingEvent:
     state: dict[str, Any]
 
 
-@attrs.frozen
-class Prepared:
+class Prepared(NamedTuple):
     """The events for a batch of decisions, and each decision as it will be recorded
     (grants applied, approval ids set), in the order the decisions came."""
 

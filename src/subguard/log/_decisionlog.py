@@ -90,8 +90,10 @@ class DecisionLog:
     shortest bound on a commit leader's wait for callers it expects; the bound grows to a
     quarter of a recent commit, at most 1 ms; 0 turns gathering off), `follow` (a follower thread;
     without it, checks catch up at most once a second), `poll_interval` (SQLite and
-    memory followers), `clock` (time in ns, for tests). Durations must be finite and not
-    negative.
+    memory followers), `clock` (time in ns, for tests), `retry_after` (after the store
+    failed, checks fail at once for this many seconds instead of each waiting for the
+    store's deadline; then the next one tries the store again). Durations must be finite
+    and not negative.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class DecisionLog:
         poll_interval: float = 0.02,
         clock: Callable[[], int] = time.time_ns,
         gather_wait: float = 0.0001,
+        retry_after: float = 1.0,
     ) -> None:
         if (
             isinstance(checkpoint_every, bool)
@@ -135,6 +138,9 @@ class DecisionLog:
         self._position = 0
         self._fresh_at = 0.0
         self._closed = False
+        self.retry_after = _seconds("retry_after", retry_after)
+        #: after a store failure: (monotonic time until which checks fail at once, why)
+        self._unavailable: tuple[float, LogError] | None = None
         self._load()
         self._follower: Follower | None = None
         if follow:
@@ -244,10 +250,27 @@ class DecisionLog:
 
     # ------------------------------------------------------------------------------------
     # the Recorder protocol
+    def _available(self) -> None:
+        """Fail at once while a recent store failure holds (no wait on a dead store)."""
+        down = self._unavailable
+        if down is not None:
+            if time.monotonic() < down[0]:
+                raise LogError(f"the decision log is unavailable: {down[1]}")
+            self._unavailable = None
+
+    def _store_failed(self, error: LogError) -> None:
+        if self.retry_after > 0 and not isinstance(error, StoreConflict):
+            self._unavailable = (time.monotonic() + self.retry_after, error)
+
     def before(self, ctx: CheckContext) -> Preflight:
-        self._ensure_fresh()
+        self._available()
         name = ctx.session_id
-        session = self._load_session(name) if name is not None else None
+        try:
+            self._ensure_fresh()
+            session = self._load_session(name) if name is not None else None
+        except LogError as e:
+            self._store_failed(e)
+            raise
         with self._lock:
             terminate = None
             revoked = self._state.revoked.get(ctx.subject.id)
@@ -300,32 +323,20 @@ class DecisionLog:
     def _commit(self, units: list[Unit]) -> None:
         """Prepare and write `units`; after a conflict re-read and re-decide (grants are
         re-checked, so a once-grant is never used twice). Sets each unit's result or error."""
-        items = [item for unit in units for item in unit.items]
+        items = units[0].items if len(units) == 1 else [i for u in units for i in u.items]
         try:
-            touched: list[PendingEvent] = []
-            for attempt in range(CONFLICT_RETRIES):
-                # After a conflict, re-read and re-decide holding the store's write lock
-                # (SQLite): no other process can append in between, so the retry
-                # cannot conflict again (PostgreSQL serialises writers with its table
-                # lock already; there the retry is optimistic).
-                with self.store.exclusive() if touched else contextlib.nullcontext():
-                    if touched:
-                        self._refresh(touched)
-                    prepared = self._prepare(items)
-                    try:
-                        self._write(prepared.events)
-                    except StoreConflict:
-                        if attempt == CONFLICT_RETRIES - 1:
-                            raise
-                        logger.debug(
-                            "decision log write conflicted; re-reading (attempt %d)", attempt + 1
-                        )
-                        touched = prepared.events
-                        continue
+            self._available()
+            try:
+                prepared = self._attempt(items)
+            except LogError as e:
+                self._store_failed(e)
+                raise
+            if len(units) == 1:
+                units[0].result = prepared.decisions
+            else:
                 decisions = iter(prepared.decisions)
                 for unit in units:
                     unit.result = [next(decisions) for _ in unit.items]
-                return
         except BaseException as e:
             error = e if isinstance(e, LogError) else LogError(f"cannot record decisions: {e}")
             if error is not e:
@@ -341,10 +352,39 @@ class DecisionLog:
             for unit in units:
                 unit.done = True
 
+    def _attempt(self, items: Sequence[tuple[CheckContext, Decision]]) -> build.Prepared:
+        """Prepare and write; after a conflict, re-read and re-decide holding the store's
+        write lock (SQLite): no other process can append in between, so the retry cannot
+        conflict again (PostgreSQL serialises writers with its table lock already; there
+        the retry is optimistic)."""
+        prepared = self._prepare(items)
+        try:
+            self._write(prepared.events)
+            return prepared
+        except StoreConflict:
+            touched = prepared.events
+        for attempt in range(1, CONFLICT_RETRIES):
+            logger.debug("decision log write conflicted; re-reading (attempt %d)", attempt)
+            with self.store.exclusive():
+                self._refresh(touched)
+                prepared = self._prepare(items)
+                try:
+                    self._write(prepared.events)
+                    return prepared
+                except StoreConflict:
+                    if attempt == CONFLICT_RETRIES - 1:
+                        raise
+                    touched = prepared.events
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _prepare(self, items: Sequence[tuple[CheckContext, Decision]]) -> build.Prepared:
         with self._lock:
-            for name in build.sessions_of(items):
-                self._load_session(name)
+            sessions = self._state.sessions
+            stale = self._state.stale_sessions
+            for ctx, _ in items:
+                name = ctx.session_id
+                if name is not None and (name not in sessions or name in stale):
+                    self._load_session(name)
             return build.prepare(
                 self._state,
                 items,
