@@ -56,6 +56,24 @@ def test_sql_in_bodies_and_literals_is_listed(sql: str, inner: str) -> None:
     assert inner in [s.kind for s in facts.statements if s.nested]
 
 
+@pytest.mark.parametrize(
+    ("dialect", "sql", "inner"),
+    [
+        ("mysql", "CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW DELETE FROM users", "delete"),
+        ("mysql", "CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW FOLLOWS t0 DROP TABLE users", "drop"),
+        ("mysql", "CREATE PROCEDURE p() BEGIN DECLARE n INT; DELETE FROM users; END", "delete"),
+        ("sqlite", "CREATE TRIGGER t AFTER INSERT ON orders BEGIN SELECT 1; DELETE FROM users; END", "delete"),
+        ("tsql", "CREATE TRIGGER t ON orders AFTER INSERT AS DELETE FROM users", "delete"),
+        ("tsql", "CREATE PROCEDURE p AS DELETE FROM users", "delete"),
+    ],
+)
+def test_trigger_and_procedure_bodies_in_other_dialects(dialect: str, sql: str, inner: str) -> None:
+    facts = analyze(sql, dialect=dialect)
+    assert [s.path for s in facts.statements if not s.nested] == ["0"]
+    assert inner in [s.kind for s in facts.statements if s.nested]
+    assert inner in [s.kind for s in facts.statements if s.nested]
+
+
 def test_begin_atomic_is_one_statement() -> None:
     facts = analyze("CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC DROP TABLE users; END; SELECT 1", dialect="postgres")
     assert [(s.kind, s.path) for s in facts.statements] == [

@@ -369,7 +369,42 @@ def command_nested(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> No
         as_at = _index_of(toks, "AS")
         bodies = _string_tokens(toks[as_at + 1 :]) if as_at >= 0 else []
         language = _language(toks) or ""
-        routine_body(d, ctx, bodies[0] if bodies else None, language, f"{d.path}.function_body")
+        begin = _index_of(toks, "BEGIN")
+        if not bodies and begin > 0:
+            # MySQL / T-SQL: BEGIN … END, read like a PL/pgSQL block.
+            body = text[toks[begin].start : toks[-1].end + 1]
+            routine_body(d, ctx, body, "plpgsql", f"{d.path}.function_body")
+        elif not bodies and as_at > 0 and as_at + 1 < len(toks):
+            # T-SQL: CREATE PROCEDURE p AS <statement>
+            body = text[toks[as_at + 1].start : toks[-1].end + 1]
+            routine_body(d, ctx, body, "sql", f"{d.path}.function_body")
+        else:
+            routine_body(d, ctx, bodies[0] if bodies else None, language, f"{d.path}.function_body")
+    elif d.kind == "create" and d.object_type == "trigger":
+        # The statement a MySQL/SQLite/T-SQL trigger runs is part of its definition:
+        # `… FOR EACH ROW <stmt>`, `… BEGIN <stmts> END`, `… AS <stmt>`. PostgreSQL's
+        # `EXECUTE FUNCTION f()` names a function judged when it was created.
+        start = -1
+        begin = _index_of(toks, "BEGIN")
+        row = _index_of(toks, "ROW")
+        as_at = _index_of(toks, "AS")
+        if begin > 0:
+            start = begin + 1
+        elif row > 0 and _index_of(toks, "EXECUTE", row) < 0:
+            start = row + 1
+            while start < len(toks) and _upper(toks[start]) in ("FOLLOWS", "PRECEDES"):
+                start += 2
+        elif as_at > 0:
+            start = as_at + 1
+        if 0 < start < len(toks):
+            end = len(toks)
+            if _upper(toks[-1]) == "END" and begin > 0:
+                end -= 1
+            body = text[toks[start].start : toks[end - 1].end + 1] if end > start else ""
+            found = ctx.nested_text(body, f"{d.path}.trigger_body")
+            if body.strip() and not found:
+                found = [Statement(kind="unparseable", path=f"{d.path}.trigger_body", nested=True)]
+            d.adopt(found)
     elif d.kind == "create" and d.object_type == "rule":
         # CREATE RULE … DO [ALSO | INSTEAD] <statement> | ( <statements> ) | NOTHING
         at = _index_of(toks, "DO")
@@ -481,8 +516,6 @@ def procedural_read(text: str, path: str, ctx: Context) -> tuple[list[Statement]
         if i >= n:
             continue
         word = _upper(piece[i]) if piece[i].token_type != TokenType.IDENTIFIER else ""
-        if declaring:
-            continue  # `name type [:= default]`: declarations run nothing by themselves
         if word in ("EXECUTE", "EXEC"):
             j = i + 1
             if j < n and _upper(piece[j]) == "IMMEDIATE":
@@ -516,8 +549,9 @@ def procedural_read(text: str, path: str, ctx: Context) -> tuple[list[Statement]
         if found and found[0].kind not in ("unparseable", "other"):
             out.extend(found)
             counter["statement"] += 1
-        else:
+        elif not declaring:
             fully = False
+        # else `name type [:= default]` in a DECLARE section: runs nothing by itself
     return out, fully
 
 
