@@ -929,12 +929,42 @@ _COLUMN_SUBACTIONS: Final = (
 )  # fmt: skip
 
 
+#: Action keywords that count wherever they stand in an action (`ALTER TABLE users*
+#: DROP …`, `ALTER FUNCTION f(int) OWNER TO …`), unless a column sub-action names them.
+_ANYWHERE_ACTIONS: Final = {
+    "DROP": "drop", "RENAME": "rename", "OWNER": "owner", "DETACH": "detach",
+    "ATTACH": "attach",
+}  # fmt: skip
+_COLUMN_ONLY: Final = frozenset(
+    {"drop_default", "drop_not_null", "drop_expression", "drop_identity", "type", "set_default",
+     "set_not_null", "alter_column"}
+)  # fmt: skip
+
+
 def _alter_actions(toks: Sequence[Any], start: int) -> set[str]:
     actions: set[str] = set()
     i = start
+    # Past what follows the name but is no action: `*` (descendants), an argument list.
+    while i < len(toks) and (toks[i].token_type in (TokenType.STAR, TokenType.L_PAREN)):
+        i = _skip_parens(toks, i) if toks[i].token_type == TokenType.L_PAREN else i + 1
     while i < len(toks):
         j = _skip_value(toks, i)
-        actions.add(_classify_action(toks[i:j]))
+        piece = toks[i:j]
+        action = _classify_action(piece)
+        actions.add(action)
+        if action not in _COLUMN_ONLY:
+            depth = 0
+            for tok in piece:
+                if tok.token_type == TokenType.L_PAREN:
+                    depth += 1
+                elif tok.token_type == TokenType.R_PAREN:
+                    depth -= 1
+                elif depth == 0 and tok.token_type != TokenType.IDENTIFIER:
+                    extra = _ANYWHERE_ACTIONS.get(_upper(tok))
+                    if extra is not None and not (
+                        extra == "drop" and action in ("drop_member", "row_security")
+                    ):
+                        actions.add(extra)
         i = j + 1
     return actions
 
