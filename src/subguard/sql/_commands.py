@@ -511,6 +511,36 @@ def procedural_read(text: str, path: str, ctx: Context) -> tuple[list[Statement]
                     i = n
                     break
                 i = stop + 1
+            elif word in ("FOR", "FOREACH"):
+                # FOR r IN <query> LOOP; FOR i IN 1..10 LOOP; FOR r IN EXECUTE … is dynamic.
+                at = _index_of(piece, "IN", i + 1)
+                stop = _index_of(piece, "LOOP", at + 1) if at > 0 else -1
+                if stop < 0 or at + 1 >= stop:
+                    fully = False
+                    i = n
+                    break
+                if _upper(piece[at + 1]) == "EXECUTE":
+                    stmts, _ = dynamic_sql(
+                        piece[at + 2 : stop], text, ctx, f"{path}.execute[{counter['execute']}]"
+                    )
+                    counter["execute"] += 1
+                    out.extend(stmts)
+                    fully = False
+                else:
+                    source = text[piece[at + 1].start : piece[stop - 1].end + 1]
+                    if ".." in source and _upper(piece[at + 1]) != "SELECT":
+                        # An integer range: its bounds are expressions, read as a query.
+                        found = ctx.nested_text(
+                            "SELECT " + source.replace("..", ", "),
+                            f"{path}.statement[{counter['statement']}]",
+                        )
+                        counter["statement"] += 1
+                        if not found or found[0].kind != "select":
+                            fully = False
+                        out.extend(found)
+                    elif not query(piece, at + 1, stop, prefix=""):
+                        fully = False
+                i = stop + 1
             else:
                 break
         if i >= n:
