@@ -30,6 +30,9 @@ def _kinds(sql: str, dialect: str = "postgres") -> list[tuple[str, str, bool]]:
         ("postgres", "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ DECLARE n int; BEGIN IF (SELECT count(*) FROM users) > 0 THEN n := 1; END IF; RETURN n; END $$", False),
         ("postgres", "CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END", False),
         ("bigquery", "CREATE FUNCTION ds.f(x INT64) AS (x + 1)", False),
+        ("postgres", "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ DECLARE r record; BEGIN FOR r IN SELECT id FROM users LOOP UPDATE users SET name = 'x' WHERE id = r.id; END LOOP; END $$", False),
+        ("postgres", "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN FOR i IN 1..10 LOOP NULL; END LOOP; END $$", False),
+        ("postgres", "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN FOR r IN EXECUTE q LOOP NULL; END LOOP; END $$", True),
     ],
 )
 def test_opaque_code(dialect: str, sql: str, opaque: bool) -> None:
@@ -49,10 +52,29 @@ def test_opaque_code(dialect: str, sql: str, opaque: bool) -> None:
         ("SELECT * FROM crosstab('SELECT a, b, c FROM users') AS ct(a text, b int)", "select"),
         ("SELECT dblink_exec('host=x', 'DROP TABLE users')", "drop"),
         ("SELECT dblink('DROP TABLE users')", "drop"),
+        ("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN FOR i IN 1..10 LOOP DELETE FROM users; END LOOP; END $$", "delete"),
     ],
 )
 def test_sql_in_bodies_and_literals_is_listed(sql: str, inner: str) -> None:
     facts = analyze(sql, dialect="postgres")
+    assert inner in [s.kind for s in facts.statements if s.nested]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "inner"),
+    [
+        ("mysql", "CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW DELETE FROM users", "delete"),
+        ("mysql", "CREATE TRIGGER t BEFORE INSERT ON orders FOR EACH ROW FOLLOWS t0 DROP TABLE users", "drop"),
+        ("mysql", "CREATE PROCEDURE p() BEGIN DECLARE n INT; DELETE FROM users; END", "delete"),
+        ("sqlite", "CREATE TRIGGER t AFTER INSERT ON orders BEGIN SELECT 1; DELETE FROM users; END", "delete"),
+        ("tsql", "CREATE TRIGGER t ON orders AFTER INSERT AS DELETE FROM users", "delete"),
+        ("tsql", "CREATE PROCEDURE p AS DELETE FROM users", "delete"),
+    ],
+)
+def test_trigger_and_procedure_bodies_in_other_dialects(dialect: str, sql: str, inner: str) -> None:
+    facts = analyze(sql, dialect=dialect)
+    assert [s.path for s in facts.statements if not s.nested] == ["0"]
+    assert inner in [s.kind for s in facts.statements if s.nested]
     assert inner in [s.kind for s in facts.statements if s.nested]
 
 
@@ -86,6 +108,7 @@ def test_table_to_xml_reads_every_column() -> None:
         ("postgres", "COPY users FROM '/tmp/x'", "server_file"),
         ("postgres", "COPY (SELECT 1) TO PROGRAM 'curl'", "program"),
         ("postgres", "CREATE SERVER evil FOREIGN DATA WRAPPER postgres_fdw", "other_server"),
+        ("postgres", "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$ BEGIN FOR i IN 1..(SELECT length(pg_read_file('/x'))) LOOP NULL; END LOOP; END $$", "server_file"),
         ("snowflake", "COPY INTO 's3://bucket/x' FROM users", "remote"),
         ("snowflake", "COPY INTO @stage/x FROM (SELECT * FROM users)", "remote"),
         ("snowflake", "CREATE STAGE s URL = 's3://x'", "remote"),

@@ -151,6 +151,11 @@ def test_no_privilege_change(sql: str) -> None:
         ("snowflake", "ALTER TABLE t SWAP WITH u", {"rename"}),
         ("sqlite", "ALTER TABLE t RENAME TO u", {"rename"}),
         ("bigquery", "ALTER TABLE ds.t DROP COLUMN c", {"drop"}),
+        ("postgres", "ALTER TABLE users* DROP COLUMN ssn", {"drop"}),
+        ("postgres", "ALTER TABLE ONLY users DROP COLUMN ssn", {"drop"}),
+        ("postgres", "ALTER FUNCTION f(int) OWNER TO agent", {"owner"}),
+        ("postgres", "ALTER PROCEDURE p() RENAME TO q", {"rename"}),
+        ("postgres", "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (a) REFERENCES b (id) ON DELETE CASCADE", {"add"}),
     ],
 )
 def test_alter_actions(dialect: str, sql: str, actions: set[str]) -> None:

@@ -121,9 +121,10 @@ def _fold_identifiers(node: Any, dialect: str) -> None:
 
 
 def _atomic_body(chunk: list[Any]) -> bool:
+    """A CREATE whose body holds semicolons (BEGIN ATOMIC, or BEGIN … END of a routine)."""
     if not chunk or str(chunk[0].text).upper() != "CREATE":
         return False
-    return any(
+    return any(t.token_type == TokenType.SEMICOLON for t in chunk) or any(
         str(a.text).upper() == "BEGIN" and str(b.text).upper() == "ATOMIC"
         for a, b in itertools.pairwise(chunk)
     )

@@ -369,7 +369,42 @@ def command_nested(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> No
         as_at = _index_of(toks, "AS")
         bodies = _string_tokens(toks[as_at + 1 :]) if as_at >= 0 else []
         language = _language(toks) or ""
-        routine_body(d, ctx, bodies[0] if bodies else None, language, f"{d.path}.function_body")
+        begin = _index_of(toks, "BEGIN")
+        if not bodies and begin > 0:
+            # MySQL / T-SQL: BEGIN … END, read like a PL/pgSQL block.
+            body = text[toks[begin].start : toks[-1].end + 1]
+            routine_body(d, ctx, body, "plpgsql", f"{d.path}.function_body")
+        elif not bodies and as_at > 0 and as_at + 1 < len(toks):
+            # T-SQL: CREATE PROCEDURE p AS <statement>
+            body = text[toks[as_at + 1].start : toks[-1].end + 1]
+            routine_body(d, ctx, body, "sql", f"{d.path}.function_body")
+        else:
+            routine_body(d, ctx, bodies[0] if bodies else None, language, f"{d.path}.function_body")
+    elif d.kind == "create" and d.object_type == "trigger":
+        # The statement a MySQL/SQLite/T-SQL trigger runs is part of its definition:
+        # `… FOR EACH ROW <stmt>`, `… BEGIN <stmts> END`, `… AS <stmt>`. PostgreSQL's
+        # `EXECUTE FUNCTION f()` names a function judged when it was created.
+        start = -1
+        begin = _index_of(toks, "BEGIN")
+        row = _index_of(toks, "ROW")
+        as_at = _index_of(toks, "AS")
+        if begin > 0:
+            start = begin + 1
+        elif row > 0 and _index_of(toks, "EXECUTE", row) < 0:
+            start = row + 1
+            while start < len(toks) and _upper(toks[start]) in ("FOLLOWS", "PRECEDES"):
+                start += 2
+        elif as_at > 0:
+            start = as_at + 1
+        if 0 < start < len(toks):
+            end = len(toks)
+            if _upper(toks[-1]) == "END" and begin > 0:
+                end -= 1
+            body = text[toks[start].start : toks[end - 1].end + 1] if end > start else ""
+            found = ctx.nested_text(body, f"{d.path}.trigger_body")
+            if body.strip() and not found:
+                found = [Statement(kind="unparseable", path=f"{d.path}.trigger_body", nested=True)]
+            d.adopt(found)
     elif d.kind == "create" and d.object_type == "rule":
         # CREATE RULE … DO [ALSO | INSTEAD] <statement> | ( <statements> ) | NOTHING
         at = _index_of(toks, "DO")
@@ -476,13 +511,41 @@ def procedural_read(text: str, path: str, ctx: Context) -> tuple[list[Statement]
                     i = n
                     break
                 i = stop + 1
+            elif word in ("FOR", "FOREACH"):
+                # FOR r IN <query> LOOP; FOR i IN 1..10 LOOP; FOR r IN EXECUTE … is dynamic.
+                at = _index_of(piece, "IN", i + 1)
+                stop = _index_of(piece, "LOOP", at + 1) if at > 0 else -1
+                if stop < 0 or at + 1 >= stop:
+                    fully = False
+                    i = n
+                    break
+                if _upper(piece[at + 1]) == "EXECUTE":
+                    stmts, _ = dynamic_sql(
+                        piece[at + 2 : stop], text, ctx, f"{path}.execute[{counter['execute']}]"
+                    )
+                    counter["execute"] += 1
+                    out.extend(stmts)
+                    fully = False
+                else:
+                    source = text[piece[at + 1].start : piece[stop - 1].end + 1]
+                    if ".." in source and _upper(piece[at + 1]) != "SELECT":
+                        # An integer range: its bounds are expressions, read as a query.
+                        found = ctx.nested_text(
+                            "SELECT " + source.replace("..", ", "),
+                            f"{path}.statement[{counter['statement']}]",
+                        )
+                        counter["statement"] += 1
+                        if not found or found[0].kind != "select":
+                            fully = False
+                        out.extend(found)
+                    elif not query(piece, at + 1, stop, prefix=""):
+                        fully = False
+                i = stop + 1
             else:
                 break
         if i >= n:
             continue
         word = _upper(piece[i]) if piece[i].token_type != TokenType.IDENTIFIER else ""
-        if declaring:
-            continue  # `name type [:= default]`: declarations run nothing by themselves
         if word in ("EXECUTE", "EXEC"):
             j = i + 1
             if j < n and _upper(piece[j]) == "IMMEDIATE":
@@ -516,8 +579,9 @@ def procedural_read(text: str, path: str, ctx: Context) -> tuple[list[Statement]
         if found and found[0].kind not in ("unparseable", "other"):
             out.extend(found)
             counter["statement"] += 1
-        else:
+        elif not declaring:
             fully = False
+        # else `name type [:= default]` in a DECLARE section: runs nothing by itself
     return out, fully
 
 
@@ -895,12 +959,42 @@ _COLUMN_SUBACTIONS: Final = (
 )  # fmt: skip
 
 
+#: Action keywords that count wherever they stand in an action (`ALTER TABLE users*
+#: DROP …`, `ALTER FUNCTION f(int) OWNER TO …`), unless a column sub-action names them.
+_ANYWHERE_ACTIONS: Final = {
+    "DROP": "drop", "RENAME": "rename", "OWNER": "owner", "DETACH": "detach",
+    "ATTACH": "attach",
+}  # fmt: skip
+_COLUMN_ONLY: Final = frozenset(
+    {"drop_default", "drop_not_null", "drop_expression", "drop_identity", "type", "set_default",
+     "set_not_null", "alter_column"}
+)  # fmt: skip
+
+
 def _alter_actions(toks: Sequence[Any], start: int) -> set[str]:
     actions: set[str] = set()
     i = start
+    # Past what follows the name but is no action: `*` (descendants), an argument list.
+    while i < len(toks) and (toks[i].token_type in (TokenType.STAR, TokenType.L_PAREN)):
+        i = _skip_parens(toks, i) if toks[i].token_type == TokenType.L_PAREN else i + 1
     while i < len(toks):
         j = _skip_value(toks, i)
-        actions.add(_classify_action(toks[i:j]))
+        piece = toks[i:j]
+        action = _classify_action(piece)
+        actions.add(action)
+        if action not in _COLUMN_ONLY:
+            depth = 0
+            for tok in piece:
+                if tok.token_type == TokenType.L_PAREN:
+                    depth += 1
+                elif tok.token_type == TokenType.R_PAREN:
+                    depth -= 1
+                elif depth == 0 and tok.token_type != TokenType.IDENTIFIER:
+                    extra = _ANYWHERE_ACTIONS.get(_upper(tok))
+                    if extra is not None and not (
+                        extra == "drop" and action in ("drop_member", "row_security")
+                    ):
+                        actions.add(extra)
         i = j + 1
     return actions
 

@@ -109,6 +109,17 @@ def tokenize_flat(text: str, dialect: str) -> list[Any]:
     return _run(_tokenizer(dialect, True), text)
 
 
+_ROUTINE_WORDS: Final = frozenset({"TRIGGER", "PROCEDURE", "FUNCTION", "EVENT"})
+
+
+def _routine_head(current: Sequence[Any]) -> bool:
+    """A CREATE [OR REPLACE] [DEFINER = …] TRIGGER/PROCEDURE/FUNCTION/EVENT head so far."""
+    return any(
+        t.token_type != TokenType.IDENTIFIER and str(t.text).upper() in _ROUTINE_WORDS
+        for t in current[1:8]
+    )
+
+
 def split_statements(tokens: Sequence[Any]) -> list[list[Any]]:
     """Token lists of each statement, split where the parser splits: at semicolons.
 
@@ -131,10 +142,14 @@ def split_statements(tokens: Sequence[Any]) -> list[list[Any]]:
         if (
             current
             and ttype != TokenType.IDENTIFIER
-            and str(tok.text).upper() == "ATOMIC"
-            and str(current[-1].text).upper() == "BEGIN"
             and str(current[0].text).upper() == "CREATE"
+            and (
+                (str(tok.text).upper() == "ATOMIC" and str(current[-1].text).upper() == "BEGIN")
+                or (str(tok.text).upper() == "BEGIN" and _routine_head(current))
+            )
         ):
+            # CREATE … BEGIN ATOMIC …; END, and a MySQL/SQLite/T-SQL trigger, procedure or
+            # function whose BEGIN … END body holds semicolons: one statement.
             atomic = 1
             current.append(tok)
             continue
