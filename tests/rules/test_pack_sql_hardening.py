@@ -171,6 +171,7 @@ MASK_FORMS = [
     "WITH t AS (SELECT {e} AS x FROM users u) SELECT x FROM t",
     "SELECT name FROM users UNION ALL SELECT {e} FROM users u",
     "SELECT (SELECT {e} FROM users u LIMIT 1)",
+    "SELECT o.id, (SELECT {e} FROM users u WHERE u.id = o.user_id) FROM orders o",
     "SELECT * FROM (SELECT {e} FROM users u) AS t (renamed)",
     "WITH a AS (SELECT * FROM users), b AS (SELECT * FROM a u) SELECT {e} FROM b u",
 ]

@@ -130,3 +130,16 @@ def test_external_io(dialect: str, sql: str, io: str) -> None:
 )
 def test_client_side_copy_is_not_external(sql: str) -> None:
     assert analyze(sql, dialect="postgres").statements[0].external_io == frozenset()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        'EXPLAIN ANALYZE DELETE FROM ""users"" WHERE id = id',
+        'PREPARE p AS DELETE FROM ""users""',
+        "EXPLAIN ANALYZE SELEC * FRM users",
+    ],
+)
+def test_a_statement_that_must_be_there_but_does_not_parse_is_unparseable(sql: str) -> None:
+    kinds = [s.kind for s in analyze(sql, dialect="postgres").statements]
+    assert "unparseable" in kinds

@@ -283,12 +283,22 @@ class Resolver:
                 got = self.resolved[id(expression)] = self.resolve(frame, expression)
             return got
         found: set[Src] = set()
+        for query in expression.find_all(exp.Select, exp.SetOperation):
+            # A scalar subquery returns its own outputs (`(SELECT json_agg(u.*) FROM users
+            # u)`): those of its scope, whole rows and stars expanded there.
+            outs = self.by_expression.get(id(query))
+            if outs is not None:
+                for _, srcs in outs:
+                    found |= srcs
         for star in expression.find_all(exp.Star):
             # A bare `*` inside an expression (`OBJECT_CONSTRUCT(*)`, `ROW(*)`) is every
             # column of every selected source; `count(*)` reads no column.
             parent = star.parent
             if isinstance(parent, (exp.Column, exp.Count)) or star is expression:
                 continue
+            owner = star.find_ancestor(exp.Select, exp.SetOperation)
+            if owner is not None and _within(owner, expression):
+                continue  # a star of a nested query: counted with that query's outputs
             for key in frame.selected:
                 source = frame.sources.get(key)
                 if source is not None:
@@ -488,6 +498,15 @@ class Resolver:
         for _, srcs in result:
             self.reads.extend(srcs)
         return result
+
+
+def _within(node: exp.Expr, root: exp.Expr) -> bool:
+    current: exp.Expr | None = node
+    while current is not None:
+        if current is root:
+            return True
+        current = current.parent
+    return False
 
 
 def _scope_columns(scope: Scope) -> list[exp.Column]:

@@ -148,6 +148,15 @@ def _tail_text(text_tokens: Sequence[Any], i: int, source: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def _statement_text(ctx: Context, text: str, path: str) -> list[Statement]:
+    """Text that must be a statement (EXPLAIN's, PREPARE … AS's): when it does not parse,
+    an unparseable statement stands for it, so the rules refuse what they cannot read."""
+    found = ctx.nested_text(text, path)
+    if not found and text.strip():
+        found = [Statement(kind="unparseable", path=path, nested=True)]
+    return found
+
+
 def describe_command(
     node: exp.Command, tokens: Sequence[Any], path: str, ctx: Context, *, nested: bool
 ) -> list[Statement]:
@@ -325,7 +334,7 @@ def command_nested(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> No
         as_at = _index_of(toks, "AS")
         from_at = _index_of(toks, "FROM")
         if as_at >= 0 and (from_at < 0 or as_at < from_at):
-            d.adopt(ctx.nested_text(_tail_text(toks, as_at + 1, text), f"{d.path}.prepare"))
+            d.adopt(_statement_text(ctx, _tail_text(toks, as_at + 1, text), f"{d.path}.prepare"))
         elif from_at >= 0:
             # MySQL: PREPARE s FROM '<statement>'
             for i, s in enumerate(_string_tokens(toks[from_at + 1 :])):
@@ -351,7 +360,7 @@ def command_nested(d: Draft, ctx: Context, toks: Sequence[Any], text: str) -> No
             in ("ANALYZE", "ANALYSE", "VERBOSE", "QUERY", "PLAN", "FORMAT", "EXTENDED")
         ):
             i = _skip_parens(toks, i) if toks[i].token_type == TokenType.L_PAREN else i + 1
-        d.adopt(ctx.nested_text(_tail_text(toks, i, text), f"{d.path}.explain"))
+        d.adopt(_statement_text(ctx, _tail_text(toks, i, text), f"{d.path}.explain"))
     elif d.kind == "do":
         bodies = _string_tokens(toks[1:])
         language = _language(toks) or "plpgsql"
