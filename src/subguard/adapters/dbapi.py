@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -139,7 +140,10 @@ class GuardedConnection:
             current = getattr(raw, name, None)
             if current is not None:
                 _check_factory(name, current)
-        gate.on_close(self._on_gate_closed)
+        # The gate holds the connection weakly: a dropped connection frees its gate, and a
+        # gate nobody holds stops being followed.
+        closer = weakref.WeakMethod(self._on_gate_closed)
+        gate.on_close(lambda error: _call_if_alive(closer, error))
 
     # -- the gate ----------------------------------------------------------------------
     @property
@@ -455,6 +459,12 @@ class GuardedCursor:
             setattr(self._raw, name, value)
         else:
             raise AttributeError(f"a guarded cursor does not expose `{name}`")
+
+
+def _call_if_alive(method: weakref.WeakMethod[Any], error: Terminated) -> None:
+    bound = method()
+    if bound is not None:
+        bound(error)
 
 
 _FACTORIES = ("row_factory", "text_factory")
