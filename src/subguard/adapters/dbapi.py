@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from subguard.adapters._errors import ApprovalRequired, Denied, Refused, Terminated
+from subguard.adapters._errors import ApprovalRequired, Denied, Refused, Terminated, describe
 from subguard.adapters._gate import Gate, as_resource
 from subguard.adapters._masking import MaskPlan, Unplaceable
 from subguard.adapters._placeholders import for_analysis
@@ -362,7 +362,7 @@ class GuardedCursor:
     def _refuse_result(self, decision: Decision, why: str) -> None:
         with contextlib.suppress(Exception):
             self._raw.close()
-        self._conn._raise(Denied(f"refused: {why}; masked columns are never returned unmasked [decision {decision.id}]", decision))
+        self._conn._raise(Denied(f"refused: {why}; masked columns are never returned unmasked: {describe(decision)}", decision))
 
     def execute(self, operation: Any, parameters: Any = None, **kwargs: Any) -> GuardedCursor:
         text, prepared = self._start(operation)
