@@ -14,6 +14,7 @@ psycopg's `stream` and `copy`; the raw handles that would read data around it (S
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import threading
 import weakref
@@ -24,7 +25,7 @@ import attrs
 
 from subguard.adapters._errors import ApprovalRequired, Denied, Refused, Terminated, describe
 from subguard.adapters._gate import Gate, as_resource
-from subguard.adapters._masking import MaskPlan, Unplaceable
+from subguard.adapters._masking import MaskPlan, Unplaceable, tagged_columns, unjudged_column
 from subguard.adapters._placeholders import for_analysis
 from subguard.engine import Decision, Engine, Resource, SqlRequest, Subject
 from subguard.sql import output_lineage
@@ -136,6 +137,7 @@ class GuardedConnection:
         object.__setattr__(self, "_raw_closed", False)
         object.__setattr__(self, "_owner", threading.get_ident())
         object.__setattr__(self, "_functions", set())
+        object.__setattr__(self, "_tagged", tagged_columns(gate.resource.schema))
         for name in (*_FACTORIES, "cursor_factory", "server_cursor_factory"):
             current = getattr(raw, name, None)
             if current is not None:
@@ -198,14 +200,26 @@ class GuardedConnection:
             self._raise(exc)
             raise  # unreachable
         plan: MaskPlan | None = None
+        sql = decision.input.get("sql") or {}
         if rows:
+            lineage = functools.partial(output_lineage, analysed, self._dialect, resource.schema)
             try:
-                plan = self._gate.mask_plan(
-                    decision, lambda: output_lineage(analysed, self._dialect, resource.schema)
-                )
+                plan = self._gate.mask_plan(decision, lineage)
             except Denied as exc:
                 self._raise(exc)
-        sql = decision.input.get("sql") or {}
+            if self._tagged:
+                # The policy decided on the analysis' facts; if a tagged column reaches the
+                # result by a path those facts missed (`to_json(u.*)`, a whole-row `u`),
+                # no mask rule could have seen it: refuse rather than return it unjudged.
+                missed = unjudged_column(lineage(), sql.get("columns_read") or (), self._tagged)
+                if missed is not None:
+                    self._raise(
+                        Denied(
+                            f"refused: tagged column `{missed}` reaches the result but not the "
+                            f"facts the policy decided on: {describe(decision)}",
+                            decision,
+                        )
+                    )
         if (
             self._functions
             and self._functions & set(sql.get("functions") or ())
@@ -229,6 +243,7 @@ class GuardedConnection:
     def _refresh_schema(self) -> None:
         schema = introspect(self._raw, self._dialect, self._tags)
         self._gate.resource = attrs.evolve(self._gate.resource, schema=schema)
+        object.__setattr__(self, "_tagged", tagged_columns(schema))
 
     # -- PEP 249 -----------------------------------------------------------------------
     def cursor(self, *args: Any, **kwargs: Any) -> GuardedCursor:
