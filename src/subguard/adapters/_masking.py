@@ -15,7 +15,7 @@ import attrs
 
 from subguard.sql import OutputLineage, ResultLineage
 
-__all__ = ["MaskPlan", "Unplaceable", "mask_key", "plan_masks", "strategy", "tagged_columns", "unjudged_column"]
+__all__ = ["MaskPlan", "Unplaceable", "mask_key", "plan_masks", "strategy", "tagged_columns", "tagged_in_output", "unjudged_column"]
 
 #: What a redacted text value reads as.
 REDACTED = "****"
@@ -193,21 +193,27 @@ def tagged_columns(schema: Mapping[str, Any] | None) -> frozenset[tuple[str, str
     return frozenset(out)
 
 
-def unjudged_column(
-    lineage: ResultLineage, columns_read: Sequence[Mapping[str, Any]], tagged: frozenset[tuple[str, str]]
-) -> str | None:
-    """A tagged column that reaches the result although the facts the policy decided on do
-    not say so (the policy could not have masked it), as `table.column`; else None."""
+def tagged_in_output(lineage: ResultLineage, tagged: frozenset[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+    """The tagged `(table, column)` pairs (lower case) a result's lineage carries."""
     if not tagged or lineage.columns is None:
+        return frozenset()
+    return frozenset(
+        key
+        for position in lineage.columns
+        for table, column in position.sources
+        if (key := (table.lower(), column.lower())) in tagged
+    )
+
+
+def unjudged_column(carried: frozenset[tuple[str, str]], columns_read: Sequence[Mapping[str, Any]]) -> str | None:
+    """A tagged column the result carries although the facts the policy decided on do not
+    list it as output (the policy could not have masked it), as `table.column`; else None."""
+    if not carried:
         return None
     seen = {
         (str(c.get("table") or "").lower(), str(c.get("column") or "").lower())
         for c in columns_read
         if c.get("in_output")
     }
-    for position in lineage.columns:
-        for table, column in position.sources:
-            key = (table.lower(), column.lower())
-            if key in tagged and key not in seen:
-                return f"{table}.{column}"
-    return None
+    missed = sorted(carried - seen)
+    return f"{missed[0][0]}.{missed[0][1]}" if missed else None

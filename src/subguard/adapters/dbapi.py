@@ -25,7 +25,13 @@ import attrs
 
 from subguard.adapters._errors import ApprovalRequired, Denied, Refused, Terminated, describe
 from subguard.adapters._gate import Gate, as_resource
-from subguard.adapters._masking import MaskPlan, Unplaceable, tagged_columns, unjudged_column
+from subguard.adapters._masking import (
+    MaskPlan,
+    Unplaceable,
+    tagged_columns,
+    tagged_in_output,
+    unjudged_column,
+)
 from subguard.adapters._placeholders import for_analysis
 from subguard.engine import Decision, Engine, Resource, SqlRequest, Subject
 from subguard.sql import output_lineage
@@ -138,6 +144,8 @@ class GuardedConnection:
         object.__setattr__(self, "_owner", threading.get_ident())
         object.__setattr__(self, "_functions", set())
         object.__setattr__(self, "_tagged", tagged_columns(gate.resource.schema))
+        #: analysed text → the tagged columns its result carries (cleared with the schema)
+        object.__setattr__(self, "_carried", {})
         for name in (*_FACTORIES, "cursor_factory", "server_cursor_factory"):
             current = getattr(raw, name, None)
             if current is not None:
@@ -211,7 +219,13 @@ class GuardedConnection:
                 # The policy decided on the analysis' facts; if a tagged column reaches the
                 # result by a path those facts missed (`to_json(u.*)`, a whole-row `u`),
                 # no mask rule could have seen it: refuse rather than return it unjudged.
-                missed = unjudged_column(lineage(), sql.get("columns_read") or (), self._tagged)
+                carried = self._carried.get(analysed)
+                if carried is None:
+                    carried = tagged_in_output(lineage(), self._tagged)
+                    if len(self._carried) >= 1024:
+                        self._carried.clear()
+                    self._carried[analysed] = carried
+                missed = unjudged_column(carried, sql.get("columns_read") or ())
                 if missed is not None:
                     self._raise(
                         Denied(
@@ -244,6 +258,7 @@ class GuardedConnection:
         schema = introspect(self._raw, self._dialect, self._tags)
         self._gate.resource = attrs.evolve(self._gate.resource, schema=schema)
         object.__setattr__(self, "_tagged", tagged_columns(schema))
+        object.__setattr__(self, "_carried", {})
 
     # -- PEP 249 -----------------------------------------------------------------------
     def cursor(self, *args: Any, **kwargs: Any) -> GuardedCursor:
