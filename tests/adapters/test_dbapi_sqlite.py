@@ -360,3 +360,25 @@ def test_callbacks_on_values_are_not_exposed(raw: sqlite3.Connection, engine: su
     conn = guarded(raw, engine)
     with pytest.raises(AttributeError):
         getattr(conn, name)
+
+
+def test_the_log_follower_stops_once_no_gate_is_left(raw: sqlite3.Connection, policy: subguard.Policy) -> None:
+    import gc
+
+    def watchers() -> int:
+        return sum(1 for t in threading.enumerate() if t.name == "subguard-gate-watcher" and t.is_alive())
+
+    before = watchers()
+    with __import__("subguard.log", fromlist=["open_log"]).open_log("memory://", follow=False) as log:
+        engine = subguard.Engine(policy, log=log)
+        first = guarded(raw, engine, session="a")
+        second = guarded(raw, engine, session="b")
+        assert watchers() == before + 1  # one follower per log, shared
+        first.close()
+        assert watchers() == before + 1
+        del second  # dropped without close
+        gc.collect()
+        deadline = time.monotonic() + 2
+        while watchers() > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watchers() == before

@@ -81,7 +81,7 @@ def test_no_masked_value_is_ever_returned(sql: str) -> None:
         except sqlite3.OperationalError:
             return  # ambiguous names and the like: SQLite refused the generated text
         finally:
-            raw.close()
+            conn.close()
     text = [str(v) for row in rows for v in row]
     for secret in SECRETS:
         assert not any(secret in value for value in text), (sql, secret)

@@ -132,3 +132,9 @@ def test_a_given_schema_in_the_wrong_column_order_is_caught(raw: sqlite3.Connect
     with pytest.raises(subguard.Denied):
         conn.execute("SELECT * FROM users").fetchall()
     assert conn.execute("SELECT email FROM users WHERE id = 1").fetchall() == [("****",)]
+
+
+def test_repeated_column_names_in_a_cte_are_placed(conn: dbapi.GuardedConnection) -> None:
+    # SQLite names the second `email` of q `email:1`: still the column the mask was placed on
+    got = rows(conn, "WITH q AS (SELECT u.email, u.* FROM users u WHERE id = 1) SELECT * FROM q")
+    assert got == [("****@example.com", 1, "Ann Lee", "****@example.com", "****6789", "****", None)]

@@ -86,7 +86,7 @@ class Gate:
         self._closed: Terminated | None = None
         self._callbacks: list[Callable[[Terminated], None]] = []
         if self.log is not None:
-            _Watcher.of(self.log).add(self)
+            _Watcher.watch(self.log, self)
             self._check_contained()
 
     # -- state -------------------------------------------------------------------------
@@ -112,7 +112,7 @@ class Gate:
             self._closed = error
             callbacks, self._callbacks = self._callbacks, []
         if self.log is not None:
-            _Watcher.of(self.log).discard(self)
+            _Watcher.unwatch(self.log, self)
         for callback in callbacks:
             with contextlib.suppress(Exception):  # one failing callback must not keep others from running
                 callback(error)
@@ -218,15 +218,43 @@ class _Watcher:
     """One follower per decision log: closes gates on revocations and kills."""
 
     _by_log: ClassVar[weakref.WeakKeyDictionary[DecisionLog, _Watcher]] = weakref.WeakKeyDictionary()
-    _lock = threading.Lock()
+    # Re-entrant: a gate's finalizer (`_release`) may run inside these sections when the
+    # garbage collector happens to run there.
+    _lock = threading.RLock()
 
     @classmethod
-    def of(cls, log: DecisionLog) -> _Watcher:
+    def watch(cls, log: DecisionLog, gate: Gate) -> None:
+        """Follow `log` for `gate` (starting the log's follower if it has none)."""
+        with cls._lock:
+            while True:
+                watcher = cls._by_log.get(log)
+                if watcher is None or not watcher.alive:
+                    watcher = cls._by_log[log] = _Watcher(log)
+                watcher.gates.add(gate)
+                if watcher.alive:  # not stopped by a finalizer meanwhile
+                    break
+            # A gate dropped without being closed must not keep the follower polling.
+            weakref.finalize(gate, cls._release, weakref.ref(log))
+
+    @classmethod
+    def unwatch(cls, log: DecisionLog, gate: Gate) -> None:
         with cls._lock:
             watcher = cls._by_log.get(log)
-            if watcher is None or not watcher.alive:
-                watcher = cls._by_log[log] = _Watcher(log)
-            return watcher
+            if watcher is not None:
+                watcher.gates.discard(gate)
+        cls._release(weakref.ref(log))
+
+    @classmethod
+    def _release(cls, log_ref: weakref.ref[DecisionLog]) -> None:
+        """Stop the log's follower once no live gate is left on it."""
+        log = log_ref()
+        if log is None:
+            return
+        with cls._lock:
+            watcher = cls._by_log.get(log)
+            if watcher is not None and not any(not g.closed for g in list(watcher.gates)):
+                watcher.stop.set()
+                cls._by_log.pop(log, None)
 
     def __init__(self, log: DecisionLog) -> None:
         self.store = log.store
@@ -239,12 +267,6 @@ class _Watcher:
     @property
     def alive(self) -> bool:
         return not self.stop.is_set() and self.thread.is_alive()
-
-    def add(self, gate: Gate) -> None:
-        self.gates.add(gate)
-
-    def discard(self, gate: Gate) -> None:
-        self.gates.discard(gate)
 
     def _run(self) -> None:
         topics = (Topic.SUBJECT_REVOKED, Topic.SESSION_TERMINATED)

@@ -15,7 +15,7 @@ import attrs
 
 from subguard.sql import OutputLineage, ResultLineage
 
-__all__ = ["MaskPlan", "Unplaceable", "mask_key", "plan_masks", "strategy"]
+__all__ = ["MaskPlan", "Unplaceable", "mask_key", "plan_masks", "strategy", "tagged_columns", "tagged_in_output", "unjudged_column"]
 
 #: What a redacted text value reads as.
 REDACTED = "****"
@@ -113,7 +113,7 @@ class MaskPlan:
         """Whether a result with these column names is the one the masks were placed on."""
         if len(names) != len(self.masks):
             return False
-        return all(want is None or want == str(got).lower() for want, got in zip(self.names, names))
+        return all(want is None or want == _result_name(got) for want, got in zip(self.names, names))
 
     @property
     def active(self) -> bool:
@@ -124,6 +124,14 @@ class MaskPlan:
             raise Unplaceable("a result row does not have the analysed number of columns")
         values = [v if m is None else m(v) for v, m in zip(row, self.masks)]
         return type(row)(values) if type(row) is tuple else tuple(values)
+
+
+_DUPLICATE = re.compile(r":\d+$")
+
+
+def _result_name(name: Any) -> str:
+    # SQLite names a repeated column of a subquery or CTE `name:1`, `name:2`, …
+    return _DUPLICATE.sub("", str(name)).lower()
 
 
 def _parse_mask(name: str) -> tuple[str | None, str]:
@@ -171,3 +179,41 @@ def _position_mask(
     if chosen is None:
         return None
     return strategy(chosen, key, direct=position.direct and len(position.sources) == 1)
+
+
+def tagged_columns(schema: Mapping[str, Any] | None) -> frozenset[tuple[str, str]]:
+    """`(table, column)` (lower case) of every column with a tag in a schema mapping."""
+    out: set[tuple[str, str]] = set()
+    for table, columns in (schema or {}).items():
+        if not isinstance(columns, Mapping):
+            continue
+        for column, spec in columns.items():
+            if isinstance(spec, Mapping) and spec.get("tags"):
+                out.add((str(table).rsplit(".", 1)[-1].lower(), str(column).lower()))
+    return frozenset(out)
+
+
+def tagged_in_output(lineage: ResultLineage, tagged: frozenset[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+    """The tagged `(table, column)` pairs (lower case) a result's lineage carries."""
+    if not tagged or lineage.columns is None:
+        return frozenset()
+    return frozenset(
+        key
+        for position in lineage.columns
+        for table, column in position.sources
+        if (key := (table.lower(), column.lower())) in tagged
+    )
+
+
+def unjudged_column(carried: frozenset[tuple[str, str]], columns_read: Sequence[Mapping[str, Any]]) -> str | None:
+    """A tagged column the result carries although the facts the policy decided on do not
+    list it as output (the policy could not have masked it), as `table.column`; else None."""
+    if not carried:
+        return None
+    seen = {
+        (str(c.get("table") or "").lower(), str(c.get("column") or "").lower())
+        for c in columns_read
+        if c.get("in_output")
+    }
+    missed = sorted(carried - seen)
+    return f"{missed[0][0]}.{missed[0][1]}" if missed else None

@@ -14,16 +14,24 @@ psycopg's `stream` and `copy`; the raw handles that would read data around it (S
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import attrs
 
-from subguard.adapters._errors import ApprovalRequired, Denied, Refused, Terminated
+from subguard.adapters._errors import ApprovalRequired, Denied, Refused, Terminated, describe
 from subguard.adapters._gate import Gate, as_resource
-from subguard.adapters._masking import MaskPlan, Unplaceable
+from subguard.adapters._masking import (
+    MaskPlan,
+    Unplaceable,
+    tagged_columns,
+    tagged_in_output,
+    unjudged_column,
+)
 from subguard.adapters._placeholders import for_analysis
 from subguard.engine import Decision, Engine, Resource, SqlRequest, Subject
 from subguard.sql import output_lineage
@@ -135,11 +143,17 @@ class GuardedConnection:
         object.__setattr__(self, "_raw_closed", False)
         object.__setattr__(self, "_owner", threading.get_ident())
         object.__setattr__(self, "_functions", set())
+        object.__setattr__(self, "_tagged", tagged_columns(gate.resource.schema))
+        #: analysed text → the tagged columns its result carries (cleared with the schema)
+        object.__setattr__(self, "_carried", {})
         for name in (*_FACTORIES, "cursor_factory", "server_cursor_factory"):
             current = getattr(raw, name, None)
             if current is not None:
                 _check_factory(name, current)
-        gate.on_close(self._on_gate_closed)
+        # The gate holds the connection weakly: a dropped connection frees its gate, and a
+        # gate nobody holds stops being followed.
+        closer = weakref.WeakMethod(self._on_gate_closed)
+        gate.on_close(lambda error: _call_if_alive(closer, error))
 
     # -- the gate ----------------------------------------------------------------------
     @property
@@ -194,14 +208,32 @@ class GuardedConnection:
             self._raise(exc)
             raise  # unreachable
         plan: MaskPlan | None = None
+        sql = decision.input.get("sql") or {}
         if rows:
+            lineage = functools.partial(output_lineage, analysed, self._dialect, resource.schema)
             try:
-                plan = self._gate.mask_plan(
-                    decision, lambda: output_lineage(analysed, self._dialect, resource.schema)
-                )
+                plan = self._gate.mask_plan(decision, lineage)
             except Denied as exc:
                 self._raise(exc)
-        sql = decision.input.get("sql") or {}
+            if self._tagged:
+                # The policy decided on the analysis' facts; if a tagged column reaches the
+                # result by a path those facts missed (`to_json(u.*)`, a whole-row `u`),
+                # no mask rule could have seen it: refuse rather than return it unjudged.
+                carried = self._carried.get(analysed)
+                if carried is None:
+                    carried = tagged_in_output(lineage(), self._tagged)
+                    if len(self._carried) >= 1024:
+                        self._carried.clear()
+                    self._carried[analysed] = carried
+                missed = unjudged_column(carried, sql.get("columns_read") or ())
+                if missed is not None:
+                    self._raise(
+                        Denied(
+                            f"refused: tagged column `{missed}` reaches the result but not the "
+                            f"facts the policy decided on: {describe(decision)}",
+                            decision,
+                        )
+                    )
         if (
             self._functions
             and self._functions & set(sql.get("functions") or ())
@@ -225,6 +257,8 @@ class GuardedConnection:
     def _refresh_schema(self) -> None:
         schema = introspect(self._raw, self._dialect, self._tags)
         self._gate.resource = attrs.evolve(self._gate.resource, schema=schema)
+        object.__setattr__(self, "_tagged", tagged_columns(schema))
+        object.__setattr__(self, "_carried", {})
 
     # -- PEP 249 -----------------------------------------------------------------------
     def cursor(self, *args: Any, **kwargs: Any) -> GuardedCursor:
@@ -358,7 +392,7 @@ class GuardedCursor:
     def _refuse_result(self, decision: Decision, why: str) -> None:
         with contextlib.suppress(Exception):
             self._raw.close()
-        self._conn._raise(Denied(f"refused: {why}; masked columns are never returned unmasked [decision {decision.id}]", decision))
+        self._conn._raise(Denied(f"refused: {why}; masked columns are never returned unmasked: {describe(decision)}", decision))
 
     def execute(self, operation: Any, parameters: Any = None, **kwargs: Any) -> GuardedCursor:
         text, prepared = self._start(operation)
@@ -455,6 +489,12 @@ class GuardedCursor:
             setattr(self._raw, name, value)
         else:
             raise AttributeError(f"a guarded cursor does not expose `{name}`")
+
+
+def _call_if_alive(method: weakref.WeakMethod[Any], error: Terminated) -> None:
+    bound = method()
+    if bound is not None:
+        bound(error)
 
 
 _FACTORIES = ("row_factory", "text_factory")

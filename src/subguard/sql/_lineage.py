@@ -62,9 +62,26 @@ class _StarResolver(Resolver):
 
     def expression_sources(self, frame: Frame, expression: exp.Expr) -> frozenset[Src]:
         found = super().expression_sources(frame, expression)
-        if type(expression) is exp.Column and not isinstance(expression.this, exp.Star):
-            return found
         extra: set[Src] = set()
+        columns = [expression] if type(expression) is exp.Column else expression.find_all(exp.Column)
+        for col in columns:
+            # A name that is no column but a table or alias in scope is the whole row
+            # (PostgreSQL: `SELECT u FROM users u`, `row_to_json(u)`): it carries every column.
+            if isinstance(col.this, exp.Star) or col.args.get("table") is not None:
+                continue
+            name = self.norm(col.this)
+            got = self.resolved.get(id(col))
+            if got is None or any(ok for _, _, ok in got):
+                continue
+            # The name may be a table of the column's own (nested) query, not of `frame`:
+            # any query level that has a source by that name counts (over-approximating).
+            for level in (frame, *self.frames.values()):
+                source = level.sources.get(name)
+                if source is not None:
+                    for _, srcs in self.expand(source):
+                        extra |= srcs
+        if type(expression) is exp.Column and not isinstance(expression.this, exp.Star):
+            return found | frozenset(extra) if extra else found
         for star in expression.find_all(exp.Star):
             parent = star.parent
             if isinstance(parent, exp.Count):
