@@ -450,20 +450,22 @@ class DecisionLog:
     # ------------------------------------------------------------------------------------
     # responders' actions
     def _act(self, aggregate_id: uuid.UUID, make: Callable[[], list[PendingEvent]]) -> None:
-        """Append what `make` returns to an aggregate, re-reading it after a conflict."""
+        """Append what `make` returns to an aggregate, re-reading it after a conflict
+        (holding the store's write lock on a retry, as `_attempt` does)."""
         with self._write_lock:
             for attempt in range(CONFLICT_RETRIES):
-                self._refresh([PendingEvent(aggregate_id, "", {})])
-                with self._lock:
-                    pending = make()
-                if not pending:
-                    return
-                try:
-                    self._write(pending)
-                    return
-                except StoreConflict:
-                    if attempt == CONFLICT_RETRIES - 1:
-                        raise
+                with self.store.exclusive() if attempt else contextlib.nullcontext():
+                    self._refresh([PendingEvent(aggregate_id, "", {})])
+                    with self._lock:
+                        pending = make()
+                    if not pending:
+                        return
+                    try:
+                        self._write(pending)
+                        return
+                    except StoreConflict:
+                        if attempt == CONFLICT_RETRIES - 1:
+                            raise
 
     def approve(
         self, approval_id: uuid.UUID, *, by: str, window: float | None = None
