@@ -171,3 +171,36 @@ def test_session_fold_counts_what_prepare_recorded(effects: list[Effect]) -> Non
     session = state.sessions["s"]
     assert session.requests == len(effects)
     assert session.denied == sum(e in (Effect.DENY, Effect.TERMINATE) for e in recorded)
+
+
+def test_encode_chains_events_and_checkpoints_the_first_write_then_every_n() -> None:
+    state = FoldedState()
+    checkpoint_id = uuid.UUID(int=2)
+    pending = prepare(state, [(make_ctx(session="s1"), make_decision())]).events
+
+    def encode(events: list[build.PendingEvent], since: dict, count: int) -> build.Encoded:
+        return build.encode(
+            state,
+            events,
+            since_checkpoint=since,
+            events_since_checkpoint=count,
+            checkpoint_id=checkpoint_id,
+            checkpoint_every=5,
+            force_checkpoint=False,
+            clock=lambda: NOW,
+        )
+
+    first = encode(pending, {}, 0)
+    assert first.checkpointed and first.rows[-1][1].state["reason"] == "start"
+    prevs = [row[0].state for row in first.rows]
+    assert all(b'"prev":"' in s and b',"h":"' in s for s in prevs)
+    for stored, event, h in first.rows:
+        state.apply(event.aggregate_id, stored.originator_version, event.topic, event.state, h)
+    again = encode([build.revoke_subject("x", reason="r", by="", now=NOW)], {}, 0)
+    assert not again.checkpointed and again.events_since == 1
+    due = encode([build.revoke_subject("y", reason="r", by="", now=NOW)], again.covered, 4)
+    assert due.checkpointed and due.rows[-1][1].state["reason"] == "interval"
+    assert set(due.rows[-1][1].state["heads"]) == {
+        str(build.subject_aggregate_id("x")),
+        str(build.subject_aggregate_id("y")),
+    }

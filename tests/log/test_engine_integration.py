@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 import orjson
 import pytest
@@ -272,3 +273,40 @@ def test_backtest_counts_changes(rules: str, sqlite_url: str, tmp_path: Path) ->
     text = CliRunner().invoke(group, ["backtest", "--rules", str(candidate), "--store", sqlite_url])
     assert "4 would change" in text.output
     assert verify_store(open_log(sqlite_url, follow=False).store).ok
+
+
+def test_engine_uses_only_the_recorder_protocol(tmp_path: Path) -> None:
+    """A recorder with exactly the protocol's four methods serves check, check_many and
+    wait_for_approval: the engine probes for nothing else."""
+    import uuid as uuid_
+
+    from subguard.engine.recorder import CheckContext, Preflight, Recorder
+    from subguard.engine.types import Decision
+
+    class Minimal:
+        def __init__(self) -> None:
+            self.recorded: list[Decision] = []
+
+        def before(self, ctx: CheckContext) -> Preflight:
+            return Preflight(session={"id": ctx.session_id, "requests": 0, "denied": 0})
+
+        def record(self, ctx: CheckContext, decision: Decision) -> Decision:
+            self.recorded.append(decision)
+            return decision
+
+        def record_many(self, items: Any) -> list[Decision]:
+            return [self.record(c, d) for c, d in items]
+
+        def wait_for_approval(self, approval_id: uuid_.UUID, timeout: float) -> Any:
+            return ("waited", approval_id, timeout)
+
+    (tmp_path / "p.guard").write_text("package p\n\ndefault allow := true\n")
+    minimal = Minimal()
+    recorder: Recorder = minimal
+    engine = Engine(subguard.load_policy(tmp_path), log=recorder)
+    assert engine.check(SqlRequest("SELECT 1"), subject="a").effect is Effect.ALLOW
+    decided = engine.check_many([(SqlRequest("SELECT 1"), "a", None, "s1")] * 3)
+    assert [d.effect for d in decided] == [Effect.ALLOW] * 3
+    assert len(minimal.recorded) == 4
+    held = attrs.evolve(decided[0], approval_id=uuid_.uuid4())
+    assert engine.wait_for_approval(held, timeout=1.5) == ("waited", held.approval_id, 1.5)

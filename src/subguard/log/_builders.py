@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import attrs
+from eventsourcing.persistence import StoredEvent
 
 from subguard.engine.recorder import CheckContext
 from subguard.engine.types import Decision, Effect, Reason
@@ -22,6 +24,7 @@ from subguard.errors import LogError
 from subguard.log._events import (
     Topic,
     approval_aggregate_id,
+    encode_event,
     format_time,
     policy_aggregate_id,
     session_aggregate_id,
@@ -429,6 +432,62 @@ def checkpoint_root(ordered: Iterable[tuple[str, int, str]]) -> str:
     return digest.hexdigest()
 
 
+class Encoded(NamedTuple):
+    """A batch as stored rows (event, what it says, its hash), with a checkpoint when
+    one is due, and the heads and count since the last checkpoint afterwards."""
+
+    rows: list[tuple[StoredEvent, PendingEvent, str]]
+    covered: dict[uuid.UUID, tuple[int, str]]
+    events_since: int
+    checkpointed: bool
+
+
+def encode(
+    state: FoldedState,
+    pending: Sequence[PendingEvent],
+    *,
+    since_checkpoint: Mapping[uuid.UUID, tuple[int, str]],
+    events_since_checkpoint: int,
+    checkpoint_id: uuid.UUID,
+    checkpoint_every: int,
+    force_checkpoint: bool,
+    clock: Callable[[], int],
+) -> Encoded:
+    """Chain each event to its aggregate's head; add this writer's checkpoint when forced,
+    when a session ends, on the writer's first write (so a log holding anything but no
+    checkpoint has had its checkpoints removed) or every `checkpoint_every` events."""
+    heads: dict[uuid.UUID, tuple[int, str]] = {}
+    rows: list[tuple[StoredEvent, PendingEvent, str]] = []
+    session_end = False
+    for p in pending:
+        version, prev = heads.get(p.aggregate_id) or state.head(p.aggregate_id)
+        stored, h = encode_event(p.aggregate_id, version + 1, p.topic, p.state, prev)
+        heads[p.aggregate_id] = (version + 1, h)
+        rows.append((stored, p, h))
+        session_end = session_end or p.topic == Topic.SESSION_TERMINATED
+    covered = {**since_checkpoint, **heads}
+    count = events_since_checkpoint + len(rows)
+    version, prev = state.head(checkpoint_id)
+    first = version == 0
+    checkpointed = force_checkpoint or session_end or first or count >= checkpoint_every
+    if checkpointed:
+        reason = "session-end" if session_end else "start" if first else "interval"
+        cp = checkpoint_state(covered, reason, format_time(clock()))
+        stored, h = encode_event(checkpoint_id, version + 1, Topic.CHECKPOINT, cp, prev)
+        rows.append((stored, PendingEvent(checkpoint_id, Topic.CHECKPOINT, cp), h))
+    return Encoded(rows, covered, count, checkpointed)
+
+
 def sessions_of(items: Sequence[tuple[CheckContext, Decision]]) -> list[str]:
     """The distinct sessions named by a batch, in order."""
     return list(dict.fromkeys(ctx.session_id for ctx, _ in items if ctx.session_id is not None))
+
+
+def seconds_option(name: str, value: float, *, positive: bool = False) -> float:
+    """A duration option: a finite number of seconds, not negative (nor 0 if `positive`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LogError(f"`{name}` must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        kind = "a positive" if positive else "a finite, non-negative"
+        raise LogError(f"`{name}` must be {kind} number of seconds, not {value!r}")
+    return float(value)

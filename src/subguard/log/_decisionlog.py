@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import threading
 import time
 import uuid
@@ -20,28 +19,31 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
-from eventsourcing.persistence import StoredEvent
 
 from subguard.engine.recorder import CheckContext, Preflight
 from subguard.engine.types import Decision
 from subguard.errors import LogError
 from subguard.log import _builders as build
-from subguard.log._builders import PendingEvent
+from subguard.log._builders import PendingEvent, seconds_option
 from subguard.log._commit import GroupCommitter, Unit
 from subguard.log._events import (
     Topic,
     decode_state,
-    encode_event,
-    format_time,
     session_aggregate_id,
     split_hash,
     subject_aggregate_id,
 )
 from subguard.log._follower import Follower
-from subguard.log._state import ApprovalState, ApprovalStatus, FoldedState, SessionState
+from subguard.log._state import (
+    ApprovalOutcome,
+    ApprovalState,
+    ApprovalStatus,
+    FoldedState,
+    SessionState,
+)
 from subguard.log._store import Store, StoreConflict, open_store
 
-__all__ = ["ApprovalOutcome", "DecisionLog", "checkpoint_root", "open_log"]
+__all__ = ["ApprovalOutcome", "DecisionLog", "open_log"]
 
 logger = logging.getLogger("subguard.log")
 
@@ -49,34 +51,6 @@ logger = logging.getLogger("subguard.log")
 CONFLICT_RETRIES = 8
 
 _STREAM_TOPICS = frozenset({Topic.DECISION_RECORDED, Topic.SESSION_STARTED})
-
-checkpoint_root = build.checkpoint_root
-
-
-@attrs.frozen
-class ApprovalOutcome:
-    """What became of a held request: `granted`, `refused`, `expired` or still `pending`."""
-
-    approval_id: uuid.UUID
-    status: ApprovalStatus
-    by: str | None = None
-    reason: str | None = None
-    mode: str | None = None
-    until_ns: int = 0
-
-    @property
-    def granted(self) -> bool:
-        return self.status is ApprovalStatus.GRANTED
-
-
-def _seconds(name: str, value: float, *, positive: bool = False) -> float:
-    """A duration option: a finite number of seconds, not negative (nor 0 if `positive`)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise LogError(f"`{name}` must be a number of seconds, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        kind = "a positive" if positive else "a finite, non-negative"
-        raise LogError(f"`{name}` must be {kind} number of seconds, not {value!r}")
-    return float(value)
 
 
 class DecisionLog:
@@ -119,12 +93,14 @@ class DecisionLog:
             )
         self.store = store
         self.checkpoint_every = checkpoint_every
-        self.approval_ttl_ns = int(_seconds("approval_ttl", approval_ttl, positive=True) * 1e9)
+        self.approval_ttl_ns = int(
+            seconds_option("approval_ttl", approval_ttl, positive=True) * 1e9
+        )
         self.group_commit = group_commit
-        self.poll_interval = _seconds("poll_interval", poll_interval, positive=True)
+        self.poll_interval = seconds_option("poll_interval", poll_interval, positive=True)
         self.clock = clock
         self._committer = GroupCommitter(
-            self._commit_locked, gather_wait=_seconds("gather_wait", gather_wait)
+            self._commit_locked, gather_wait=seconds_option("gather_wait", gather_wait)
         )
         #: This process's stream for decisions outside any session, and its checkpoints.
         self.writer_id = uuid.uuid4()
@@ -138,7 +114,7 @@ class DecisionLog:
         self._position = 0
         self._fresh_at = 0.0
         self._closed = False
-        self.retry_after = _seconds("retry_after", retry_after)
+        self.retry_after = seconds_option("retry_after", retry_after)
         #: after a store failure: (monotonic time until which checks fail at once, why)
         self._unavailable: tuple[float, LogError] | None = None
         self._load()
@@ -407,31 +383,17 @@ class DecisionLog:
 
     def _write(self, pending: list[PendingEvent], *, checkpoint: bool = False) -> None:
         """Encode with chain hashes, add a checkpoint when due, insert, then fold."""
-        heads: dict[uuid.UUID, tuple[int, str]] = {}
-        rows: list[tuple[StoredEvent, PendingEvent, str]] = []
-        session_end = False
         with self._lock:
-            for p in pending:
-                version, prev = heads.get(p.aggregate_id) or self._state.head(p.aggregate_id)
-                stored, h = encode_event(p.aggregate_id, version + 1, p.topic, p.state, prev)
-                heads[p.aggregate_id] = (version + 1, h)
-                rows.append((stored, p, h))
-                session_end = session_end or p.topic == Topic.SESSION_TERMINATED
-            covered = {**self._since_checkpoint, **heads}
-            count = self._events_since_checkpoint + len(rows)
-            version, prev = self._state.head(self.checkpoint_id)
-            # A writer's first write carries a checkpoint too, so a log that holds
-            # anything but holds no checkpoint has had its checkpoints removed.
-            first = version == 0
-            wrote_checkpoint = checkpoint or session_end or first or count >= self.checkpoint_every
-            if wrote_checkpoint:
-                reason = "session-end" if session_end else "start" if first else "interval"
-                state = build.checkpoint_state(covered, reason, format_time(self.clock()))
-                p = PendingEvent(self.checkpoint_id, Topic.CHECKPOINT, state)
-                stored, h = encode_event(
-                    self.checkpoint_id, version + 1, Topic.CHECKPOINT, state, prev
-                )
-                rows.append((stored, p, h))
+            rows, covered, count, wrote_checkpoint = build.encode(
+                self._state,
+                pending,
+                since_checkpoint=self._since_checkpoint,
+                events_since_checkpoint=self._events_since_checkpoint,
+                checkpoint_id=self.checkpoint_id,
+                checkpoint_every=self.checkpoint_every,
+                force_checkpoint=checkpoint,
+                clock=self.clock,
+            )
         self.store.insert([r[0] for r in rows])
         with self._lock:
             for stored, p, h in rows:
@@ -450,20 +412,22 @@ class DecisionLog:
     # ------------------------------------------------------------------------------------
     # responders' actions
     def _act(self, aggregate_id: uuid.UUID, make: Callable[[], list[PendingEvent]]) -> None:
-        """Append what `make` returns to an aggregate, re-reading it after a conflict."""
+        """Append what `make` returns to an aggregate, re-reading it after a conflict
+        (holding the store's write lock on a retry, as `_attempt` does)."""
         with self._write_lock:
             for attempt in range(CONFLICT_RETRIES):
-                self._refresh([PendingEvent(aggregate_id, "", {})])
-                with self._lock:
-                    pending = make()
-                if not pending:
-                    return
-                try:
-                    self._write(pending)
-                    return
-                except StoreConflict:
-                    if attempt == CONFLICT_RETRIES - 1:
-                        raise
+                with self.store.exclusive() if attempt else contextlib.nullcontext():
+                    self._refresh([PendingEvent(aggregate_id, "", {})])
+                    with self._lock:
+                        pending = make()
+                    if not pending:
+                        return
+                    try:
+                        self._write(pending)
+                        return
+                    except StoreConflict:
+                        if attempt == CONFLICT_RETRIES - 1:
+                            raise
 
     def approve(
         self, approval_id: uuid.UUID, *, by: str, window: float | None = None
@@ -472,7 +436,7 @@ class DecisionLog:
         if not by:
             raise LogError("an approval needs the name of who grants it")
         if window is not None:
-            window = _seconds("window", window, positive=True)
+            window = seconds_option("window", window, positive=True)
         self.catch_up()
         expired = False
 
@@ -565,7 +529,7 @@ class DecisionLog:
 
         `timeout` is a finite, non-negative number of seconds (NaN or a negative value is
         a `LogError`, never a wait without end)."""
-        deadline = time.monotonic() + _seconds("timeout", timeout)
+        deadline = time.monotonic() + seconds_option("timeout", timeout)
         while True:
             with self._lock:
                 approval = self._state.approvals.get(approval_id)

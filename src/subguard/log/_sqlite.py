@@ -13,6 +13,7 @@ from typing import Any
 
 from eventsourcing.persistence import (
     IntegrityError,
+    Notification,
     OperationalError,
     PersistenceError,
     StoredEvent,
@@ -167,6 +168,24 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(statement, (after, limit))
             return [(r[0], r[1], r[2], r[3]) for r in c.fetchall()]
+
+    def select_rows(self, after: int, limit: int) -> list[Notification]:
+        """Rows after `after` exactly as stored (no id conversion, any state type), so
+        `verify` can name a malformed row instead of failing to read it."""
+        statement = (
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE rowid>? ORDER BY rowid LIMIT ?"
+        )
+        # a malformed row is passed on as stored, whatever `Notification` declares
+        as_stored: Any = Notification
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(statement, (after, limit))
+            return [
+                as_stored(
+                    id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3], state=r[4]
+                )
+                for r in c.fetchall()
+            ]
 
     def select_states(self, positions: Sequence[int]) -> dict[int, bytes]:
         out: dict[int, bytes] = {}

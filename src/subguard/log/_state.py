@@ -15,7 +15,7 @@ import attrs
 
 from subguard.log._events import Topic, parse_time
 
-__all__ = ["ApprovalState", "ApprovalStatus", "FoldedState", "SessionState"]
+__all__ = ["ApprovalOutcome", "ApprovalState", "ApprovalStatus", "FoldedState", "SessionState"]
 
 DENIED_EFFECTS = frozenset({"deny", "terminate"})
 
@@ -257,3 +257,19 @@ _FOLDS: dict[str, Any] = {
     Topic.SUBJECT_RESTORED: FoldedState._restored,
     Topic.POLICY_ACTIVATED: FoldedState._activated,
 }
+
+
+@attrs.frozen
+class ApprovalOutcome:
+    """What became of a held request: `granted`, `refused`, `expired` or still `pending`."""
+
+    approval_id: uuid.UUID
+    status: ApprovalStatus
+    by: str | None = None
+    reason: str | None = None
+    mode: str | None = None
+    until_ns: int = 0
+
+    @property
+    def granted(self) -> bool:
+        return self.status is ApprovalStatus.GRANTED

@@ -175,6 +175,13 @@ class Store:
             yield
         except (PersistenceError, sqlite3.Error, OSError) as e:
             raise LogError(f"cannot read the decision log at {self.url}: {_one_line(e)}") from e
+        except (TypeError, ValueError) as e:
+            # eventsourcing converts each row (UUID ids, bytes states): a row no writer of
+            # ours produced fails there
+            raise LogError(
+                f"cannot read the decision log at {self.url}: a malformed row "
+                f"({type(e).__name__}): run `subguard verify` to find it"
+            ) from e
 
     @contextmanager
     def listen(self) -> Iterator[Any]:
@@ -203,7 +210,15 @@ class Store:
     # -- schema --------------------------------------------------------------------------
     def check_schema(self, *, create: bool) -> None:
         events = self.select_events(store_aggregate_id())
-        versions = [int(decode_state(e.state).get("schema", 0)) for e in events]
+        try:
+            versions = [int(decode_state(e.state).get("schema", 0)) for e in events]
+        except (TypeError, ValueError, AttributeError):
+            if not create:
+                return  # a reader goes on: `verify` names the malformed row
+            raise LogError(
+                f"the decision log at {self.url} has a malformed StoreCreated event: "
+                "run `subguard verify`"
+            ) from None
         if versions:
             newest = max(versions)
             if newest > SCHEMA_VERSION:
