@@ -5,6 +5,9 @@ A thin facade over four parts: the folded state (`_state`), the pure event build
 follower thread (`_follower`) that brings other processes' events in. This module holds
 the locks, talks to the store, and retries a write that lost an optimistic-concurrency
 race after re-reading what the winner wrote.
+
+It stays one module (about 600 lines) because every method works under the same two
+locks and the same store handle: split, the lock discipline would be spread over files.
 """
 
 from __future__ import annotations

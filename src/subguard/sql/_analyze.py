@@ -12,8 +12,9 @@ from sqlglot.tokenizer_core import TokenType
 from subguard.errors import ConfigError
 from subguard.sql._cache import LRUCache
 from subguard.sql._control import control_kind
-from subguard.sql._describe import Context, describe
+from subguard.sql._describe import describe
 from subguard.sql._dialects import UnknownDialect, canonical_dialect, normalize_name
+from subguard.sql._draft import Context
 from subguard.sql._facts import SqlFacts, Statement, merge_columns
 from subguard.sql._parse import parse_piece
 from subguard.sql._schema import Schema, as_schema
