@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from subguard.engine import (
+    BatchItem,
     CommandRequest,
     Decision,
     Effect,
@@ -170,7 +171,7 @@ def _check_fields(value: Any, allowed: frozenset[str], what: str) -> None:
         raise _LineError("unknown_field", f"`{unknown[0]}` is not a field of {what}{extra}")
 
 
-def _request_from_line(line: Mapping[str, Any]) -> tuple[Any, Subject, Resource, str | None]:
+def _request_from_line(line: Mapping[str, Any]) -> BatchItem:
     """A batch line's request, subject, resource and session; a `_LineError` naming the
     field when one is missing, unknown or of the wrong type (never coerced)."""
     _check_fields(line, _REQUEST_FIELDS, "a request")
@@ -193,7 +194,7 @@ def _request_from_line(line: Mapping[str, Any]) -> tuple[Any, Subject, Resource,
             request = HttpRequest.from_dict(line["http"])
     except FieldError as exc:
         raise _LineError(exc.code, exc.message) from None
-    return request, subject, resource, session
+    return BatchItem(request, subject, resource, session)
 
 
 def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:

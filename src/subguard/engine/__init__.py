@@ -19,6 +19,7 @@ from subguard.engine.policy import (
 )
 from subguard.engine.recorder import CheckContext, Preflight, Recorder
 from subguard.engine.types import (
+    BatchItem,
     CommandRequest,
     Decision,
     Effect,
@@ -36,6 +37,7 @@ __all__ = [
     "DECISION_RULES",
     "INPUT_SCHEMA",
     "SESSION_FIELDS",
+    "BatchItem",
     "CheckContext",
     "Combined",
     "CommandRequest",

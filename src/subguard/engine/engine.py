@@ -16,6 +16,7 @@ from subguard.engine.decision import combine
 from subguard.engine.policy import INPUT_SCHEMA, Policy
 from subguard.engine.recorder import ApprovalResult, CheckContext, Preflight, Recorder
 from subguard.engine.types import (
+    BatchItem,
     CommandRequest,
     Decision,
     Effect,
@@ -330,9 +331,10 @@ class Engine:
 
     def check_many(
         self,
-        items: Iterable[tuple[Request | str, Any, Any, str | None]],
+        items: Iterable[BatchItem | tuple[Request | str, Any, Any, str | None]],
     ) -> list[Decision]:
-        """Decide many requests `(request, subject, resource, session)` and record them
+        """Decide many requests — `BatchItem(request, subject, resource, session)`s or plain
+        4-tuples in that order — and record them
         in as few transactions as the log allows (what `eval --batch` uses).
 
         Decisions equal those of `check` one by one: when a request's session already

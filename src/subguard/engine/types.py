@@ -263,6 +263,16 @@ class HttpRequest:
 Request = SqlRequest | CommandRequest | HttpRequest
 
 
+class BatchItem(NamedTuple):
+    """One request of `Engine.check_many`: what `check` takes, by name. A plain 4-tuple
+    in this order is accepted too."""
+
+    request: Request | str
+    subject: Subject | Mapping[str, Any] | str | None = None
+    resource: Resource | Mapping[str, Any] | str | None = None
+    session: str | None = None
+
+
 class Reason(NamedTuple):
     """One rule that contributed to a decision, and what it said.
 
