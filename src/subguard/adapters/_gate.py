@@ -12,6 +12,7 @@ agent's next call.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 import uuid
@@ -143,6 +144,16 @@ class Gate:
             self.close(f"subject `{subject}` was revoked: {reason}".rstrip(": "))
         elif session is not None and session == self.session:
             self.close(f"session `{session}` was killed: {reason}".rstrip(": "))
+
+    @functools.cached_property
+    def wants_estimate(self) -> bool:
+        """Whether a loaded rule reads a write's `estimated_rows`: an adapter holding a
+        connection estimates writes (and passes `SqlRequest(…, estimated_rows=n)`) only
+        then. True when the engine cannot tell."""
+        try:
+            return bool(self.engine.policy.reads("input.sql.statements[i].estimated_rows"))
+        except Exception:
+            return True
 
     # -- deciding ----------------------------------------------------------------------
     def decide(self, request: Request, *, resource: Resource | None = None) -> Decision:
