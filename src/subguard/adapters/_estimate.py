@@ -46,7 +46,10 @@ def plan_rows(plan: Any) -> int | None:
     """The planned rows feeding the first `ModifyTable` node of an `EXPLAIN (FORMAT
     JSON)` result (a list with one `{"Plan": …}`), or `None` if there is none."""
     if isinstance(plan, str | bytes):
-        plan = json.loads(plan)
+        try:
+            plan = json.loads(plan)
+        except ValueError:
+            return None
     if not isinstance(plan, list) or len(plan) != 1 or not isinstance(plan[0], Mapping):
         return None
     stack: list[Any] = [plan[0].get("Plan")]
