@@ -9,7 +9,13 @@ from typing import Any
 
 import attrs
 
-from subguard.engine.dataschema import DATA_RECORD, DataSchema, load_data_schema, validate_data, with_defaults
+from subguard.engine.dataschema import (
+    DATA_RECORD,
+    DataSchema,
+    load_data_schema,
+    validate_data,
+    with_defaults,
+)
 from subguard.engine.decision import ENTRYPOINTS, Decisions
 from subguard.engine.schema import INPUT_TYPE, RECORDS
 from subguard.engine.sources import find_policy_files, read_policy_source, scan_policy_paths

@@ -126,5 +126,5 @@ def names_mentioned(modules: Iterable[ast.Module]) -> frozenset[str]:
         if isinstance(node, tuple | list):
             stack.extend(node)
         elif attrs.has(type(node)) and not isinstance(node, ast.Location):
-            stack.extend(getattr(node, f.name) for f in attrs.fields(type(node)))
+            stack.extend(getattr(node, f.name) for f in attrs.fields(type(node)))  # type: ignore[arg-type]
     return frozenset(found)

@@ -26,7 +26,7 @@ from typing import Any, Final
 import attrs
 import sqlglot
 from sqlglot import exp
-from sqlglot.tokens import TokenType
+from sqlglot.tokenizer_core import TokenType
 
 from subguard.sql._dialects import UnknownDialect, canonical_dialect, dialect_object
 
