@@ -65,15 +65,30 @@ _OVERRIDABLE: Final = _classes("Like", "ILike", "Glob", "RegexpLike", "RegexpILi
 _BUILTIN_COLLATIONS: Final = frozenset({"binary", "nocase", "rtrim"})
 
 
+#: Built counts by (dialect, bound, text): an agent repeats its statements' shapes, and
+#: parsing is most of an estimate's cost. Bounded; cleared when full.
+_BUILT: Final[dict[tuple[str, int, str], CountQuery | None]] = {}
+_BUILT_MAX: Final = 1024
+_BUILT_TEXT_MAX: Final = 4096
+
+
 def count_query(text: str, dialect: str, *, bound: int) -> CountQuery | None:
     """The bounded count for a single UPDATE or DELETE in `text`, or `None` when it
     cannot be built soundly (see the module). Never raises."""
+    key = (dialect, bound, text)
+    if key in _BUILT:
+        return _BUILT[key]
     try:
-        return _count_query(text, canonical_dialect(dialect), bound)
+        built = _count_query(text, canonical_dialect(dialect), bound)
     except UnknownDialect:
-        return None
+        built = None
     except Exception:  # a parse failure or an unexpected tree: no estimate, never a crash
-        return None
+        built = None
+    if len(text) <= _BUILT_TEXT_MAX:
+        if len(_BUILT) >= _BUILT_MAX:
+            _BUILT.clear()
+        _BUILT[key] = built
+    return built
 
 
 def _count_query(text: str, dialect: str, bound: int) -> CountQuery | None:
