@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from subguard.adapters._errors import ApprovalRequired, Denied, Terminated, describe
+from subguard.adapters._estimate import ESTIMATE_PATH
 from subguard.adapters._masking import MaskPlan, Unplaceable, mask_key, plan_masks
 from subguard.engine import Decision, Effect, Engine, Request, Resource, Subject
 from subguard.log import DecisionLog, Topic, follow
@@ -151,7 +152,7 @@ class Gate:
         connection estimates writes (and passes `SqlRequest(…, estimated_rows=n)`) only
         then. True when the engine cannot tell."""
         try:
-            return bool(self.engine.policy.reads("input.sql.statements[i].estimated_rows"))
+            return bool(self.engine.policy.reads(ESTIMATE_PATH))
         except Exception:
             return True
 
