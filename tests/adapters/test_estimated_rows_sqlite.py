@@ -286,3 +286,16 @@ def test_the_estimate_never_runs_code_and_counts_what_the_write_would_touch(
     raw.execute("ROLLBACK TO probe")
     raw.execute("RELEASE probe")
     assert estimate == touched
+
+
+def test_the_gate_takes_an_estimate_from_any_adapter(bundled: subguard.Policy, log: DecisionLog) -> None:
+    # what an adapter over another protocol (the wire proxy) does: ask the gate whether a
+    # rule reads the estimate, compute it upstream, hand it over on the request
+    from subguard.adapters import Gate
+
+    gate = Gate(subguard.Engine(bundled, log=log), subject=AGENT, resource={"name": "shop", "kind": "postgres"}, session="proxy-1")
+    assert gate.wants_estimate
+    with pytest.raises(subguard.ApprovalRequired) as held:
+        gate.decide(subguard.SqlRequest("DELETE FROM t WHERE id BETWEEN $1 AND $2", estimated_rows=51))
+    assert held.value.approval_id is not None
+    assert gate.decide(subguard.SqlRequest("DELETE FROM t WHERE id BETWEEN $1 AND $2", estimated_rows=50)).effect is subguard.Effect.ALLOW
