@@ -12,6 +12,7 @@ agent's next call.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from subguard.adapters._errors import ApprovalRequired, Denied, Terminated, describe
+from subguard.adapters._estimate import ESTIMATE_PATH
 from subguard.adapters._masking import MaskPlan, Unplaceable, mask_key, plan_masks
 from subguard.engine import Decision, Effect, Engine, Request, Resource, Subject
 from subguard.log import DecisionLog, Topic, follow
@@ -143,6 +145,16 @@ class Gate:
             self.close(f"subject `{subject}` was revoked: {reason}".rstrip(": "))
         elif session is not None and session == self.session:
             self.close(f"session `{session}` was killed: {reason}".rstrip(": "))
+
+    @functools.cached_property
+    def wants_estimate(self) -> bool:
+        """Whether a loaded rule reads a write's `estimated_rows`: an adapter holding a
+        connection estimates writes (and passes `SqlRequest(…, estimated_rows=n)`) only
+        then. True when the engine cannot tell."""
+        try:
+            return bool(self.engine.policy.reads(ESTIMATE_PATH))
+        except Exception:
+            return True
 
     # -- deciding ----------------------------------------------------------------------
     def decide(self, request: Request, *, resource: Resource | None = None) -> Decision:

@@ -17,6 +17,11 @@ missing is a `data_type_error` naming the path (records are closed and complete,
 input schema; `T | null` lets a field be null, not absent). Data that
 does not fit its schema would make rules silently stop firing; it is refused instead.
 A policy without a schema file keeps `data` dynamic and unchecked, as before.
+
+A field may declare a default after `=`, as JSON: `"max_rows": "number = 1000"`, or
+`"limits": "Limits = {}"` (a record whose own fields have defaults). A default fills a
+field the given data lacks, before the data is validated, so a rule pack can ship
+settings that deployments override without having to give them all.
 """
 
 from __future__ import annotations
@@ -31,7 +36,15 @@ import attrs
 from subguard.errors import Location, PolicyError, PolicyErrors
 from subguard.lang import Schema, Type, parse_type
 
-__all__ = ["DATA_RECORD", "DATA_SCHEMA_FILE", "DataSchema", "load_data_schema", "type_errors", "validate_data"]
+__all__ = [
+    "DATA_RECORD",
+    "DATA_SCHEMA_FILE",
+    "DataSchema",
+    "load_data_schema",
+    "type_errors",
+    "validate_data",
+    "with_defaults",
+]
 
 #: The schema file's name, in any directory of a policy.
 DATA_SCHEMA_FILE = "data.schema.json"
@@ -49,6 +62,8 @@ class DataSchema:
 
     records: Mapping[str, Mapping[str, str]]
     sources: tuple[tuple[str, str], ...]
+    #: Record → field → the JSON value a missing field takes.
+    defaults: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
 
 def _schema_error(message: str, path: str) -> PolicyError:
@@ -96,6 +111,17 @@ def load_data_schema(files: Sequence[Path], input_records: Mapping[str, object])
             else:
                 records[name] = dict(fields)
                 origin[name] = shown
+    defaults: dict[str, dict[str, Any]] = {}
+    for name, fields in records.items():
+        for field, type_text in list(fields.items()):
+            bare, eq, default = type_text.partition("=")
+            if not eq:
+                continue
+            fields[field] = bare.strip()
+            try:
+                defaults.setdefault(name, {})[field] = json.loads(default)
+            except (ValueError, RecursionError):
+                errors.append(_schema_error(f"`{name}.{field}`: the default is not valid JSON", origin.get(name, str(files[0]))))
     if not errors and DATA_RECORD not in records:
         errors.append(_schema_error(f"a data schema declares the record `{DATA_RECORD}`, the root of `data`", str(files[0])))
     if not errors:
@@ -108,7 +134,29 @@ def load_data_schema(files: Sequence[Path], input_records: Mapping[str, object])
                     errors.append(_schema_error(f"`{name}.{field}`: {exc}", origin.get(name, str(files[0]))))
     if errors:
         raise PolicyErrors(errors)
-    return DataSchema(records, tuple(sources))
+    return DataSchema(records, tuple(sources), defaults)
+
+
+def with_defaults(data: Mapping[str, Any], schema: DataSchema) -> dict[str, Any]:
+    """`data` with every field it lacks that the schema gives a default, at every level
+    of records the data reaches (a copy; what the data gives is kept as given)."""
+
+    def fill(value: Any, record: str, depth: int) -> Any:
+        if not isinstance(value, Mapping) or depth > 32:
+            return value
+        out = dict(value)
+        for field, default in schema.defaults.get(record, {}).items():
+            if field not in out:
+                out[field] = json.loads(json.dumps(default))  # a fresh copy per document
+        fields = schema.records.get(record, {})
+        for field, item in out.items():
+            type_text = fields.get(field)
+            if type_text is not None and type_text.strip() in schema.records:
+                out[field] = fill(item, type_text.strip(), depth + 1)
+        return out
+
+    filled: dict[str, Any] = fill(data, DATA_RECORD, 0)
+    return filled
 
 
 def _describe(value: Any) -> str:

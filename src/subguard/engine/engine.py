@@ -123,6 +123,8 @@ def build_input(
     if isinstance(request, SqlRequest):
         facts = analyze(request.text, dialect=dialect_for(request, resource), schema=resource.schema)
         sql = facts.to_input()
+        if request.estimated_rows is not None:
+            sql = with_estimate(sql, request.estimated_rows)
         redacted, fingerprint, exact_hash = facts.redacted, facts.fingerprint, facts.exact_hash
     elif isinstance(request, CommandRequest):
         parsed = parse_command(request.text)
@@ -152,6 +154,20 @@ def build_input(
         "http": http,
     }
     return _Analysed(document, redacted, fingerprint, exact_hash)
+
+
+#: The statement kinds a planner estimate describes.
+ESTIMATED_KINDS = frozenset({"update", "delete", "merge"})
+
+
+def with_estimate(sql: dict[str, Any], estimated_rows: int) -> dict[str, Any]:
+    """`input.sql` with `estimated_rows` on its statement when the text is exactly one
+    UPDATE, DELETE or MERGE (nothing nested: a data-modifying CTE is a second statement);
+    otherwise unchanged, so the field stays null. `sql` is shared (cached): copied."""
+    statements = sql["statements"]
+    if len(statements) != 1 or statements[0]["kind"] not in ESTIMATED_KINDS:
+        return sql
+    return {**sql, "statements": ({**statements[0], "estimated_rows": estimated_rows},)}
 
 
 def _merge_sql(parts: list[dict[str, Any]]) -> dict[str, Any]:

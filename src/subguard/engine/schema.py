@@ -87,6 +87,7 @@ RECORDS: Final[dict[str, dict[str, str]]] = {
         "alter_actions": "set<string>",
         "external_io": "set<string>",
         "columns_written_from": "array<ColumnFlow>",
+        "estimated_rows": "number | null",
     },
     "ColumnFlow": {
         "table": "string",

@@ -79,6 +79,12 @@ def _optional_string(instance: Any, attribute: Any, value: Any) -> None:
         _string(instance, attribute, value)
 
 
+def _optional_count(_instance: Any, _attribute: Any, value: Any) -> None:
+    """attrs validator: a non-negative integer (not a boolean) or None."""
+    if value is not None and (type(value) is not int or value < 0):
+        raise FieldError("type_error", "estimated_rows", f"must be a non-negative integer or null, not {_kind(value)}")
+
+
 def to_string_set(field: str, value: Any) -> frozenset[str]:
     """`value` as a set of strings: a list, tuple or set of them. A string is never a
     set of names (its characters would become groups), so it is a `FieldError`."""
@@ -226,6 +232,10 @@ class SqlRequest:
 
     text: str = attrs.field(validator=_string, metadata={"path": "sql"})
     dialect: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "dialect"})
+    #: A live fact from the adapter holding the connection: the rows the database expects
+    #: the write to touch (`input.sql.statements[0].estimated_rows`). It reaches the input
+    #: only when the text is one UPDATE, DELETE or MERGE; `None` when not estimated.
+    estimated_rows: int | None = attrs.field(default=None, validator=_optional_count, kw_only=True)
 
     kind = "sql"
 

@@ -68,7 +68,7 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 #: Fields a request context may carry.
-_CONTEXT_FIELDS = ("subject", "resource", "session", "dialect", "time_ns")
+_CONTEXT_FIELDS = ("subject", "resource", "session", "dialect", "time_ns", "estimated_rows")
 
 #: The time every built request carries unless the context names one: tests repeat.
 TEST_TIME_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -121,7 +121,13 @@ def sql_input(text: str, context: Any = None) -> dict[str, Any]:
     if not isinstance(text, str):
         raise BuiltinError("`sql_request`: the SQL text must be a string")
     subject, resource, session, dialect, time_ns = _context("sql_request", context)
-    built = build_input(SqlRequest(text, dialect), subject, resource, session, time_ns)
+    # the live fact an adapter holding a connection adds to a single write
+    estimate = context.get("estimated_rows") if isinstance(context, Mapping) else None
+    try:
+        request = SqlRequest(text, dialect, estimated_rows=estimate)
+    except FieldError as exc:
+        raise BuiltinError(f"`sql_request`: {exc.message}") from None
+    built = build_input(request, subject, resource, session, time_ns)
     document: dict[str, Any] = freeze(built.input)
     return document
 
