@@ -12,11 +12,16 @@ root of `data`::
 
 When a policy declares its data, rules reading `data.…` are type-checked like `input.…`
 (a misspelt field is `unknown_field` at load), and the `data` document is validated at
-load: a field of the wrong type, a field the schema does not declare, or a declared field
-missing is a `data_type_error` naming the path (records are closed and complete, as in the
-input schema; `T | null` lets a field be null, not absent). Data that
-does not fit its schema would make rules silently stop firing; it is refused instead.
-A policy without a schema file keeps `data` dynamic and unchecked, as before.
+load: a field of the wrong type, a field a declared record does not have, or a declared
+field missing is a `data_type_error` naming the path (records are closed and complete, as
+in the input schema; `T | null` lets a field be null, not absent). Data that does not fit
+its schema would make rules silently stop firing; it is refused instead.
+
+The root, `Data`, is open: a top-level field no schema declares stays dynamic and
+unchecked, as all of `data` is for a policy without a schema file — unless its name is a
+near miss of a declared field (`protected_tabels`), which is taken for a typo and refused. So a rule pack can type
+its own settings (`data.unbounded_writes`) and still be loaded beside policies whose data
+is not declared.
 
 A field may declare a default after `=`, as JSON: `"max_rows": "number = 1000"`, or
 `"limits": "Limits = {}"` (a record whose own fields have defaults). A default fills a
@@ -26,6 +31,7 @@ settings that deployments override without having to give them all.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -159,6 +165,11 @@ def with_defaults(data: Mapping[str, Any], schema: DataSchema) -> dict[str, Any]
     return filled
 
 
+def _near_miss(key: Any, fields: Mapping[str, Any]) -> bool:
+    """A field name so close to a declared one that it is taken for a typo of it."""
+    return bool(difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6))
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
@@ -180,13 +191,16 @@ def _describe(value: Any) -> str:
 def validate_data(data: Mapping[str, Any], schema: Schema, root: Type) -> list[PolicyError]:
     """Every place where the JSON-shaped `data` does not fit `root` (at most a few
     dozen), as `data_type_error`s naming the path; the messages name types, not values."""
-    messages = type_errors(data, schema, root, "data", complete=True)
+    messages = type_errors(data, schema, root, "data", complete=True, open_root=True)
     return [PolicyError("data_type_error", message, Location("<data>", 0, 0)) for message in messages]
 
 
-def type_errors(value: Any, schema: Schema, root: Type, where: str, *, complete: bool) -> list[str]:
-    """Where `value` does not fit `root`: a wrong type, a field a record does not have,
-    and (when `complete`) a field a record has that `value` lacks. Messages start with
+def type_errors(
+    value: Any, schema: Schema, root: Type, where: str, *, complete: bool, open_root: bool = False
+) -> list[str]:
+    """Where `value` does not fit `root`: a wrong type, a field a record does not have
+    (except at the root when `open_root`), and (when `complete`) a field a record has
+    that `value` lacks. Messages start with
     the path in backticks and name types, never values."""
     errors: list[str] = []
 
@@ -230,7 +244,7 @@ def type_errors(value: Any, schema: Schema, root: Type, where: str, *, complete:
                 return
             fields = schema.fields(t)
             for key in value:
-                if key not in fields:
+                if key not in fields and not (open_root and path == where and not _near_miss(key, fields)):
                     fail(f"{path}.{key}", f"is not a field of {t.record}")
             for field, field_type in fields.items():
                 if field in value:
