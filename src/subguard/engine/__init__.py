@@ -29,6 +29,7 @@ from subguard.engine.types import (
     Request,
     Resource,
     SqlRequest,
+    ToolRequest,
     Subject,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "Request",
     "Resource",
     "SqlRequest",
+    "ToolRequest",
     "Subject",
     "build_input",
     "combine",
