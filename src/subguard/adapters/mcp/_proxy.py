@@ -35,7 +35,8 @@ def refusal(exc: Refused) -> types.CallToolResult:
     """The tool result an agent sees for a refused call: the message names the rule, its
     message and the decision id (and, for a hold, the approval id), so the model can
     read why; `_meta` carries the same for programs."""
-    meta: dict[str, Any] = {"effect": type(exc).__name__.lower()}
+    effect = "terminate" if isinstance(exc, Terminated) else "approve" if isinstance(exc, ApprovalRequired) else "deny"
+    meta: dict[str, Any] = {"effect": effect}
     if exc.decision is not None:
         meta["decision"] = str(exc.decision.id)
         meta["rules"] = [f"{r.package}.{r.rule}" for r in exc.decision.reasons]
