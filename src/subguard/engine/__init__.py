@@ -29,8 +29,8 @@ from subguard.engine.types import (
     Request,
     Resource,
     SqlRequest,
-    ToolRequest,
     Subject,
+    ToolRequest,
 )
 
 __all__ = [
@@ -54,8 +54,8 @@ __all__ = [
     "Request",
     "Resource",
     "SqlRequest",
-    "ToolRequest",
     "Subject",
+    "ToolRequest",
     "build_input",
     "combine",
     "find_policy_files",

@@ -14,8 +14,8 @@ from subguard.command import http_facts, parse_command
 from subguard.engine.dataschema import type_errors
 from subguard.engine.decision import combine
 from subguard.engine.policy import INPUT_SCHEMA, Policy
-from subguard.engine.tools import tool_document, tool_identity
 from subguard.engine.recorder import ApprovalResult, CheckContext, Preflight, Recorder
+from subguard.engine.tools import tool_document, tool_identity
 from subguard.engine.types import (
     CommandRequest,
     Decision,

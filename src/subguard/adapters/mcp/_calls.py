@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-import jsonschema
-import jsonschema.exceptions
-import jsonschema.validators
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the venv
+import jsonschema.exceptions  # type: ignore[import-untyped]
+import jsonschema.validators  # type: ignore[import-untyped]
 
 from subguard.engine import ToolRequest
 

@@ -7,6 +7,7 @@ waits; `terminate`, a revocation or a kill ends the session.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -135,10 +136,8 @@ class GuardServer:
                 f"held for approval {decision.approval_id}: a responder runs "
                 f"`subguard approve {decision.approval_id} --by NAME` ({waited:.0f}s of {timeout:g}s)"
             )
-            try:
+            with contextlib.suppress(Exception):  # progress is a courtesy: the hold goes on without it
                 anyio.from_thread.run(ctx.session.report_progress, waited, timeout, message)
-            except Exception:
-                pass  # progress is a courtesy: the hold goes on without it
 
         return waiting
 

@@ -8,6 +8,7 @@ methods in worker threads.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -136,10 +137,9 @@ class McpSession:
                 exact_hash=exact,
                 time_ns=time.time_ns(),
             )
-            try:
+            # refused either way; if the log cannot commit, its own checks fail the next call closed
+            with contextlib.suppress(Exception):
                 decision = log.record(ctx, decision)
-            except Exception:
-                pass  # refused either way; the log's own checks fail the next call closed
         return Denied(f"denied: {describe(decision)}", decision)
 
     def masked(self, admitted: Admitted, result: types.CallToolResult) -> types.CallToolResult:

@@ -1,0 +1,142 @@
+"""`subguard mcp` over streamable HTTP: guarding a server reached by URL
+(`--upstream-url`), and serving agents (`--listen`) identified by bearer tokens."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import httpx2
+import jwt
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from .conftest import RULES, TOOLSERVER, Shop, subguard_command, text_of
+
+pytestmark = pytest.mark.slow
+
+SECRET = "a-test-secret-of-at-least-32-bytes!!"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, process: subprocess.Popen[Any], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"process exited: {process.stderr.read() if process.stderr else ''}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+@pytest.fixture
+def http_toolserver(shop: Shop) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "TOOLSERVER_RECORD": str(shop.record)}
+    process = subprocess.Popen([sys.executable, str(TOOLSERVER), str(shop.database), "--http", str(port)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_guarding_a_server_by_url(shop: Shop, http_toolserver: str) -> None:
+    command = subguard_command()
+    params = StdioServerParameters(command=command[0], args=[*command[1:], *shop.guard_args("--upstream-url", http_toolserver)], env=dict(os.environ))
+
+    async def main() -> Any:
+        async with Client(params) as client:
+            allowed = await client.call_tool("query", {"sql": "SELECT id FROM users ORDER BY id"})
+            refused = await client.call_tool("query", {"sql": "DROP TABLE users"})
+            return allowed, refused
+
+    allowed, refused = anyio.run(main)
+    assert allowed.structured_content["rows"] == [{"id": 1}, {"id": 2}]
+    assert refused.is_error and "guard.sql.destructive.deny" in text_of(refused)
+    assert [c["arguments"]["sql"] for c in shop.reached()] == ["SELECT id FROM users ORDER BY id"]
+
+
+@pytest.fixture
+def listening(shop: Shop) -> Iterator[str]:
+    secret = shop.root / "secret"
+    secret.write_text(SECRET)
+    config = shop.config.read_text() + f'\n[identity]\njwt_secret_file = "{secret}"\nissuer = "https://idp.example"\naudience = "mcp-guard"\n'
+    shop.config.write_text(config)
+    port = free_port()
+    command = subguard_command()
+    args = ["mcp", "--rules", str(RULES),
+            "--data", str(shop.data), "--store", shop.store, "--config", str(shop.config),
+            "--listen", f"127.0.0.1:{port}", "--", sys.executable, str(TOOLSERVER), str(shop.database)]
+    env = {**os.environ, "TOOLSERVER_RECORD": str(shop.record)}
+    process = subprocess.Popen([*command, *args], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port, process)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def token(subject: str, groups: list[str], *, expires_in: float = 600, audience: str = "mcp-guard") -> str:
+    now = int(time.time())
+    claims = {"sub": subject, "groups": groups, "iss": "https://idp.example", "aud": audience, "iat": now, "exp": now + int(expires_in)}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def client_for(url: str, bearer: str) -> Client:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
+    return Client(streamable_http_client(url, http_client=http))
+
+
+def test_listen_decides_per_token_subject(shop: Shop, listening: str) -> None:
+    async def main(bearer: str) -> Any:
+        async with client_for(listening, bearer) as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            masked = await client.call_tool("query", {"sql": "SELECT email FROM users WHERE id = 1"})
+            refused = await client.call_tool("query", {"sql": "DROP TABLE users"})
+            return names, masked, refused
+
+    names, masked, refused = anyio.run(lambda: main(token("claude", ["agents"])))
+    assert "admin_reset" not in names
+    assert masked.structured_content["rows"] == [{"email": "****"}]
+    assert refused.is_error and "guard.sql.destructive.deny" in text_of(refused)
+    names, masked, _ = anyio.run(lambda: main(token("ops", ["agents", "admins", "pii-readers"])))
+    assert "admin_reset" in names
+    assert masked.structured_content["rows"] == [{"email": "ann@example.org"}]
+    assert [c["arguments"]["sql"] for c in shop.reached()] == ["SELECT email FROM users WHERE id = 1"] * 2
+
+
+@pytest.mark.parametrize(
+    "bearer",
+    [
+        None,
+        "not-a-jwt",
+        token("claude", ["agents"], expires_in=-60),
+        token("claude", ["agents"], audience="someone-else"),
+        jwt.encode({"sub": "claude", "exp": int(time.time()) + 600, "iss": "https://idp.example", "aud": "mcp-guard"}, "another-secret-of-at-least-32-bytes!", algorithm="HS256"),
+    ],
+)
+def test_listen_refuses_requests_without_a_valid_token(shop: Shop, listening: str, bearer: str | None) -> None:
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    if bearer is not None:
+        headers["Authorization"] = f"Bearer {bearer}"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query", "arguments": {"sql": "SELECT 1"}}}
+    response = httpx2.post(listening, json=body, headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert shop.reached() == []
