@@ -283,3 +283,37 @@ def test_kill_from_another_process_ends_the_session(shop: Shop) -> None:
 
     assert run(main) < 5
     assert len(shop.reached()) == 1
+
+
+def test_revocation_from_another_process_ends_an_idle_session(shop: Shop) -> None:
+    async def main() -> float:
+        async with Client(shop.params(subject="contractor")) as client:
+            assert not (await client.call_tool("query", {"sql": "SELECT 1"})).is_error
+            revoked = await anyio.to_thread.run_sync(lambda: cli("revoke", "contractor", "--reason", "offboarded", "--by", "alice", "--store", shop.store))
+            assert revoked.returncode == 0, revoked.stderr
+            started = time.monotonic()
+            await anyio.sleep(2.0)  # idle: the guard closes on its own, not on the next call
+            with pytest.raises(Exception):  # noqa: B017
+                with anyio.fail_after(10):
+                    await client.call_tool("query", {"sql": "SELECT 1"})
+            return time.monotonic() - started
+
+    run(main)
+    assert len(shop.reached()) == 1
+
+
+def test_the_session_replays_from_the_log(shop: Shop) -> None:
+    async def main() -> None:
+        async with Client(shop.params("--session", "mcp-replay-me")) as client:
+            await client.call_tool("query", {"sql": "SELECT name FROM users WHERE id = 1"})
+            await client.call_tool("query", {"sql": "DROP TABLE users"})
+
+    run(main)
+    replay = cli("replay", "mcp-replay-me", "--store", shop.store, "--format", "jsonl")
+    assert replay.returncode == 0, replay.stderr
+    lines = [__import__("json").loads(line) for line in replay.stdout.splitlines() if line.strip()]
+    effects = [line.get("effect") for line in lines if line.get("effect")]
+    assert effects == ["allow", "deny"]
+    assert "DROP TABLE users" in replay.stdout and "WHERE id = ?" in replay.stdout
+    verify = cli("verify", "--store", shop.store)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
