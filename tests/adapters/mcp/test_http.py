@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from .conftest import RULES, TOOLSERVER, Shop, subguard_command, text_of
+from .conftest import RULES, TOOLSERVER, Shop, cli, subguard_command, text_of
 
 pytestmark = pytest.mark.slow
 
@@ -139,4 +140,46 @@ def test_listen_refuses_requests_without_a_valid_token(shop: Shop, listening: st
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query", "arguments": {"sql": "SELECT 1"}}}
     response = httpx2.post(listening, json=body, headers=headers, timeout=10)
     assert response.status_code == 401
+    assert shop.reached() == []
+
+
+def test_listen_holds_until_granted_from_another_process(shop: Shop, listening: str) -> None:
+    approvals: list[str] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        found = re.search(r"approval ([0-9a-f-]{36})", message or "")
+        if found and not approvals:
+            approvals.append(found.group(1))
+
+    async def main() -> Any:
+        async with client_for(listening, token("claude", ["agents"])) as client:
+            outcome: list[Any] = []
+            async with anyio.create_task_group() as tasks:
+
+                async def call() -> None:
+                    outcome.append(await client.call_tool("query", {"sql": "DELETE FROM users"}, progress_callback=on_progress))
+
+                tasks.start_soon(call)
+                with anyio.fail_after(20):
+                    while not approvals:
+                        await anyio.sleep(0.05)
+                assert shop.reached() == []
+                granted = await anyio.to_thread.run_sync(lambda: cli("approve", approvals[0], "--by", "alice", "--store", shop.store))
+                assert granted.returncode == 0, granted.stderr
+            return outcome[0]
+
+    result = anyio.run(main)
+    assert not result.is_error
+    assert shop.reached() == [{"tool": "query", "arguments": {"sql": "DELETE FROM users"}}]
+
+
+def test_listen_escalation_terminates_the_session(shop: Shop, listening: str) -> None:
+    async def main() -> list[Any]:
+        async with client_for(listening, token("claude", ["agents"])) as client:
+            return [await client.call_tool("query", {"sql": sql}) for sql in ["DROP TABLE users"] * 3 + ["SELECT 1", "SELECT 2"]]
+
+    results = anyio.run(main)
+    assert all(r.is_error for r in results)
+    assert "guard.session.escalation.terminate" in text_of(results[3])
+    assert results[4].meta["subguard"]["effect"] == "terminate"
     assert shop.reached() == []
