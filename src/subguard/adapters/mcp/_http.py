@@ -32,6 +32,10 @@ Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 
+#: Live sessions kept in memory; the least recently used beyond this are let go.
+MAX_SESSIONS = 4096
+
+
 def parse_listen(value: str) -> tuple[str, int]:
     """`HOST:PORT` (`[::1]:8080` for IPv6) → `(host, port)`; `ValueError` otherwise."""
     host, sep, port = value.rpartition(":")
@@ -80,11 +84,20 @@ class Sessions:
             raise MCPError(code=types.INVALID_REQUEST, message=f"unauthorized: {exc}") from None
         token = bearer(headers.get("authorization")) or ""
         key = headers.get("mcp-session-id") or "t" + hashlib.sha256(token.encode()).hexdigest()[:24]
+        evicted: list[McpSession] = []
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
                 gate = Gate(self.engine, subject=subject, resource=self.resource, session=f"mcp-{key}")
                 session = self._sessions[key] = McpSession(gate, server=self.server, spec=self.spec)
+                while len(self._sessions) > MAX_SESSIONS:
+                    # the oldest goes; if it comes back, its gate is rebuilt from the log
+                    # (a terminated or killed session stays so)
+                    evicted.append(self._sessions.pop(next(iter(self._sessions))))
+            else:
+                self._sessions[key] = self._sessions.pop(key)  # most recently used last
+        for old in evicted:
+            old.gate.close("the session was idle the longest")
         if session.gate.subject.id != subject.id:
             raise MCPError(code=types.INVALID_REQUEST, message="this MCP session belongs to another subject")
         return session

@@ -94,11 +94,12 @@ class GuardServer:
     async def _call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         session = self.session_for(ctx)
         arguments = dict(params.arguments or {})
-        if not session.listed and not session.gate.closed:
-            # an agent may call without listing: the tools it may call are still those
-            # the server lists and the policy shows it
+        if not session.knows(params.name) and not session.gate.closed:
+            # an agent may call without listing, or call a tool the server added since:
+            # the tools it may call are still those the server lists and the policy shows it
             tools = await self.upstream.tools()
-            await anyio.to_thread.run_sync(session.visible, tools)
+            with contextlib.suppress(Refused):  # a closed gate refuses the call below
+                await anyio.to_thread.run_sync(session.visible, tools)
         cancelled = threading.Event()
         waiting = self._progress(ctx, cancelled)
         try:

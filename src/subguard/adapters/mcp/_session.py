@@ -70,10 +70,6 @@ class McpSession:
         self._validators = {}
         return shown
 
-    @property
-    def listed(self) -> bool:
-        return bool(self._tools)
-
     def knows(self, name: str) -> bool:
         return name in self._tools
 

@@ -45,6 +45,8 @@ async def serve_stdio(
             session=session_id or f"mcp-{uuid.uuid4()}",
             mask_key=mask_key,
         )
+        closed: list[str] = []
+        gate.on_close(lambda exc: closed.append(exc.message))
         session = McpSession(gate, server=upstream.name, spec=spec)
         guard = GuardServer(upstream, lambda _ctx: session, approval_timeout=approval_timeout)
         try:
@@ -54,9 +56,8 @@ async def serve_stdio(
                 async with stdio_server() as (read, write):
                     await _serve(guard, gate, read, write)
         finally:
-            reason = gate._closed.message if gate._closed is not None else None
             gate.close("the MCP session ended")
-    return reason
+    return closed[0] if closed and closed[0] != "the MCP session ended" else None
 
 
 async def _serve(guard: GuardServer, gate: Gate, read: Any, write: Any) -> None:
