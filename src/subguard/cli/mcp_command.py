@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -27,6 +27,8 @@ from subguard.errors import ConfigError, PolicyError, PolicyErrors, SubguardErro
 from subguard.sql import DIALECT_ALIASES
 
 __all__ = ["register"]
+
+T = TypeVar("T")
 
 _DIALECTS = sorted(name for name in DIALECT_ALIASES if name)
 
@@ -191,19 +193,21 @@ def _run(
 
     config, identity, base = _read_config(config_file)
     where = config_file or "configuration"
-    rules = rules or _relative(_strings(config, "rules", where), base)
-    data_files = data_files or _relative(_strings(config, "data", where), base)
-    store_url = store_url or _string(config, "store", where)
-    subject_id = subject_id if subject_id is not None else _string(config, "subject", where)
-    groups = groups or _strings(config, "groups", where)
-    sql_tools = sql_tools or _strings(config, "sql_tools", where)
-    command_tools = command_tools or _strings(config, "command_tools", where)
-    dialect = dialect or _string(config, "dialect", where)
-    upstream_url = upstream_url or _string(config, "upstream_url", where)
-    listen = listen or _string(config, "listen", where)
-    session_id = session_id or _string(config, "session", where)
-    if not server and "server" in config:
-        server = _strings(config, "server", where)
+    # every setting of the file is checked, whether or not an option overrides it
+    file_lists = {key: _strings(config, key, where) for key in ("rules", "data", "groups", "sql_tools", "command_tools", "server")}
+    file_texts = {key: _string(config, key, where) for key in ("store", "subject", "dialect", "upstream_url", "listen", "session")}
+    rules = rules or _relative(file_lists["rules"], base)
+    data_files = data_files or _relative(file_lists["data"], base)
+    groups = groups or file_lists["groups"]
+    sql_tools = sql_tools or file_lists["sql_tools"]
+    command_tools = command_tools or file_lists["command_tools"]
+    server = server or file_lists["server"]
+    store_url = store_url or file_texts["store"]
+    subject_id = subject_id if subject_id is not None else file_texts["subject"]
+    dialect = dialect or file_texts["dialect"]
+    upstream_url = upstream_url or file_texts["upstream_url"]
+    listen = listen or file_texts["listen"]
+    session_id = session_id or file_texts["session"]
     if approval_timeout is None:
         configured = config.get("approval_timeout", DEFAULT_APPROVAL_TIMEOUT)
         if isinstance(configured, bool) or not isinstance(configured, int | float) or configured < 0:
@@ -216,6 +220,15 @@ def _run(
         raise click.UsageError("give either `-- SERVER [ARGS...]` or --upstream-url URL")
     if listen is None and identity and not subject_id:
         raise click.UsageError("[identity] is for --listen; over stdio give --subject")
+
+    listen_at: tuple[str, int] | None = None
+    if listen is not None:
+        from subguard.adapters.mcp._http import parse_listen
+
+        try:
+            listen_at = parse_listen(listen)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--listen'") from None
 
     spec = ToolSpec(
         sql_tools=_tool_map(sql_tools, "--sql-tool"),
@@ -232,35 +245,68 @@ def _run(
     upstream = url_upstream(upstream_url) if upstream_url else stdio_upstream(server[0], server[1:])
     resource = _resource(config, where, upstream.name, spec.dialect)
 
-    if listen is not None:
-        from subguard.adapters.mcp._http import parse_listen, serve_http
+    if listen_at is not None:
+        from subguard.adapters.mcp._http import serve_http
         from subguard.identity import IdentityConfig
 
-        host, port = parse_listen(listen)
+        host, port = listen_at
         identity_config = IdentityConfig.from_mapping(identity, base=base)
         if not identity_config.has_keys:
             raise click.UsageError("--listen needs token keys: an [identity] table in --config")
         click.echo(f"subguard mcp: serving streamable HTTP on http://{host}:{port}/mcp", err=True)
-        anyio.run(
-            lambda: serve_http(
-                engine, upstream, host=host, port=port, identity=identity_config, resource=resource,
-                spec=spec, approval_timeout=approval_timeout,
-            )
+        _upstream_errors(
+            lambda: anyio.run(
+                lambda: serve_http(
+                    engine, upstream, host=host, port=port, identity=identity_config, resource=resource,
+                    spec=spec, approval_timeout=approval_timeout,
+                )
+            ),
+            upstream.name,
         )
         return
 
     from subguard.adapters.mcp import serve_stdio
 
     subject = Subject(subject_id or "", frozenset(groups))
-    reason = anyio.run(
-        lambda: serve_stdio(
-            engine, upstream, subject=subject, resource=resource, spec=spec,
-            approval_timeout=approval_timeout, session_id=session_id,
-        )
+    reason = _upstream_errors(
+        lambda: anyio.run(
+            lambda: serve_stdio(
+                engine, upstream, subject=subject, resource=resource, spec=spec,
+                approval_timeout=approval_timeout, session_id=session_id,
+            )
+        ),
+        upstream.name,
     )
     if reason is not None:
         click.echo(f"subguard mcp: {reason}", err=True)
         sys.exit(1)
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group (anyio's task groups wrap what failed)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _upstream_errors(run: Callable[[], T], server: str) -> T:
+    """`run()`, with a server that cannot be started or reached reported in one line."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (OSError, BaseExceptionGroup) as exc:
+        cause = _first_error(exc)
+        if isinstance(cause, KeyboardInterrupt):
+            sys.exit(130)
+        if isinstance(cause, SubguardError):
+            raise cause from None
+        detail = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        _fail(f"the MCP server `{server}` cannot be started or reached: {detail}")
+        raise  # unreachable
+    except Exception as exc:  # the SDK's transport errors, a handshake the server refused
+        _fail(f"the MCP server `{server}` failed: {type(exc).__name__}: {exc}")
+        raise  # unreachable
 
 
 def register(main: click.Group) -> None:
