@@ -39,6 +39,15 @@ class Admitted:
         self.decision = decision
 
 
+def _hides(decision: Decision) -> bool:
+    """Whether a `tool_list` decision hides the tool: a rule denied or terminated it (or
+    a rule failed). The engine's fail-closed default alone does not hide a tool: a policy
+    written only for SQL would otherwise hide every tool, and each call is decided anyway."""
+    if decision.effect not in (Effect.DENY, Effect.TERMINATE):
+        return False
+    return not all(r.package == "subguard" and r.rule == "default" for r in decision.reasons) or bool(decision.errors)
+
+
 class McpSession:
     """What one MCP session may do, decided call by call. Thread-safe as its gate."""
 
@@ -55,8 +64,8 @@ class McpSession:
 
     # -- listing --------------------------------------------------------------------------
     def visible(self, tools: Iterable[types.Tool]) -> list[types.Tool]:
-        """The tools this subject may see (a `tool_list` request each: those the policy
-        denies or terminates are hidden); they become the tools it may call."""
+        """The tools this subject may see (a `tool_list` request each: those a rule denies
+        or terminates are hidden); they become the tools it may call."""
         self.gate.ensure_open()
         shown: list[types.Tool] = []
         for tool in tools:
@@ -64,7 +73,7 @@ class McpSession:
             decision = self._listing.check(
                 request, subject=self.gate.subject, resource=self.gate.resource, session=self.gate.session
             )
-            if decision.effect not in (Effect.DENY, Effect.TERMINATE):
+            if not _hides(decision):
                 shown.append(tool)
         self._tools = {t.name: t for t in shown}
         self._validators = {}
