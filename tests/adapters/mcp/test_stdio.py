@@ -317,3 +317,33 @@ def test_the_session_replays_from_the_log(shop: Shop) -> None:
     assert "DROP TABLE users" in replay.stdout and "WHERE id = ?" in replay.stdout
     verify = cli("verify", "--store", shop.store)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_kill_while_a_call_is_held_refuses_it_and_ends_the_session(shop: Shop) -> None:
+    approvals: list[str] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        if message and not approvals:
+            approvals.append(message)
+
+    async def main() -> Any:
+        async with Client(shop.params("--session", "mcp-held-kill", "--approval-timeout", "30")) as client:
+            outcome: list[Any] = []
+            async with anyio.create_task_group() as tasks:
+
+                async def call() -> None:
+                    outcome.append(await client.call_tool("query", {"sql": "DELETE FROM users"}, progress_callback=on_progress))
+
+                tasks.start_soon(call)
+                with anyio.fail_after(20):
+                    while not approvals:
+                        await anyio.sleep(0.05)
+                killed = await anyio.to_thread.run_sync(lambda: cli("kill", "mcp-held-kill", "--by", "alice", "--store", shop.store))
+                assert killed.returncode == 0, killed.stderr
+            return outcome[0]
+
+    result = run(main)
+    assert result.is_error
+    assert result.meta["subguard"]["effect"] == "terminate"
+    assert "mcp-held-kill" in text_of(result)
+    assert shop.reached() == []
