@@ -187,9 +187,13 @@ def _run(
     session_id: str | None,
     server: tuple[str, ...],
 ) -> None:
-    import anyio
+    try:
+        import anyio
 
-    from subguard.adapters.mcp import ToolSpec, stdio_upstream, url_upstream
+        from subguard.adapters.mcp import ToolSpec, stdio_upstream, url_upstream
+    except ImportError as exc:  # the `mcp` extra is not installed
+        _fail(f"`subguard mcp` needs the MCP SDK (`pip install 'subguard[mcp]'`): {exc}")
+        raise  # unreachable
 
     config, identity, base = _read_config(config_file)
     where = config_file or "configuration"
