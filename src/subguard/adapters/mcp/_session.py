@@ -130,7 +130,10 @@ class McpSession:
         )
         log = self.gate.log
         if log is not None:
-            text, fingerprint, exact = tool_identity(request, None, None)
+            try:
+                text, fingerprint, exact = tool_identity(request, None, None)
+            except RecursionError:  # arguments nested beyond reason: still recorded, by name
+                text, fingerprint, exact = f"tool {self.server}/{name} args=(too deep)", None, None
             ctx = CheckContext(
                 request=request,
                 subject=self.gate.subject,
