@@ -115,6 +115,8 @@ class GuardServer:
         finally:
             cancelled.set()  # a hold still waiting in its thread stops at its next tick
         result = await self.upstream.call(params.name, arguments)
+        if not admitted.decision.masks:
+            return result
         try:
             return await anyio.to_thread.run_sync(session.masked, admitted, result)
         except Refused as exc:
