@@ -100,9 +100,9 @@ def token(subject: str, groups: list[str], *, expires_in: float = 600, audience:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
-def client_for(url: str, bearer: str) -> Client:
+def client_for(url: str, bearer: str, mode: str = "auto") -> Client:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {bearer}"}, timeout=30)
-    return Client(streamable_http_client(url, http_client=http))
+    return Client(streamable_http_client(url, http_client=http), mode=mode)  # type: ignore[arg-type]
 
 
 def test_listen_decides_per_token_subject(shop: Shop, listening: str) -> None:
@@ -173,13 +173,23 @@ def test_listen_holds_until_granted_from_another_process(shop: Shop, listening: 
     assert shop.reached() == [{"tool": "query", "arguments": {"sql": "DELETE FROM users"}}]
 
 
-def test_listen_escalation_terminates_the_session(shop: Shop, listening: str) -> None:
-    async def main() -> list[Any]:
-        async with client_for(listening, token("claude", ["agents"])) as client:
-            return [await client.call_tool("query", {"sql": sql}) for sql in ["DROP TABLE users"] * 3 + ["SELECT 1", "SELECT 2"]]
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_listen_escalation_terminates_the_session(shop: Shop, listening: str, mode: str) -> None:
+    async def main() -> tuple[list[Any], Any]:
+        async with client_for(listening, token("claude", ["agents"]), mode) as client:
+            results = [await client.call_tool("query", {"sql": sql}) for sql in ["DROP TABLE users"] * 3 + ["SELECT 1"]]
+            try:  # the session is gone (404), or, without a session id, refused as terminated
+                after: Any = await client.call_tool("query", {"sql": "SELECT 2"})
+            except Exception as exc:
+                after = exc
+            return results, after
 
-    results = anyio.run(main)
+    results, after = anyio.run(main)
     assert all(r.is_error for r in results)
     assert "guard.session.escalation.terminate" in text_of(results[3])
-    assert results[4].meta["subguard"]["effect"] == "terminate"
+    assert results[3].meta["subguard"]["effect"] == "terminate"
+    if mode == "legacy":  # a session with an id: it is gone
+        assert isinstance(after, Exception), after
+    else:  # one token, one session: still terminated
+        assert after.meta["subguard"]["effect"] == "terminate", after
     assert shop.reached() == []

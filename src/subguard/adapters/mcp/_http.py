@@ -102,6 +102,16 @@ class Sessions:
             raise MCPError(code=types.INVALID_REQUEST, message="this MCP session belongs to another subject")
         return session
 
+    def ended(self, session_id: str | bytes | None) -> bool:
+        """Whether the MCP session `session_id` was ended (terminated, killed, revoked)."""
+        if isinstance(session_id, bytes):
+            session_id = session_id.decode("latin-1")
+        if not session_id:
+            return False
+        with self._lock:
+            session = self._sessions.get(session_id)
+        return session is not None and session.gate.closed
+
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
@@ -111,7 +121,8 @@ class Sessions:
 
 def require_token(app: ASGIApp, sessions: Sessions) -> ASGIApp:
     """Refuse (401) an HTTP request whose bearer token does not verify, before the MCP
-    server sees it."""
+    server sees it; answer 404 for an MCP session that was ended (the client's signal
+    that the session is gone)."""
 
     async def guarded(scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
         if scope.get("type") == "http":
@@ -131,6 +142,10 @@ def require_token(app: ASGIApp, sessions: Sessions) -> ASGIApp:
                     }
                 )
                 await send({"type": "http.response.body", "body": body})
+                return
+            if sessions.ended(headers.get(b"mcp-session-id")):
+                await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": b'{"error": "the MCP session was ended"}'})
                 return
         await app(scope, receive, send)
 
