@@ -149,3 +149,18 @@ def test_masking_by_name_reaches_nested_keys() -> None:
     raw = result({"user": {"Email": "ann@x.org", "tags": ["a"]}, "items": [{"email": {"v": 1}}]})
     masked = mask_by_name(raw, {"users.email": strategy("redact", b"k", direct=True)})
     assert masked.structured_content == {"user": {"Email": "****", "tags": ["a"]}, "items": [{"email": "****"}]}
+
+
+emails = st.emails()
+names = st.text(alphabet="abcdefghij", min_size=1, max_size=8)
+
+
+@given(st.lists(st.tuples(names, emails), min_size=1, max_size=5))
+def test_a_masked_value_never_survives_masking(rows: list[tuple[str, str]]) -> None:
+    structured = {"columns": ["name", "email"], "rows": [{"name": n, "email": e} for n, e in rows]}
+    raw = result(structured, text=repr(rows))
+    masked = mask_by_plan(raw, PLAN, ["name", "email"])
+    dumped = repr(masked.structured_content) + masked.content[0].text
+    for _name, email in rows:
+        assert email not in dumped
+    assert [r["name"] for r in masked.structured_content["rows"]] == [n for n, _ in rows]
