@@ -94,7 +94,7 @@ class GuardServer:
     async def _call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         session = self.session_for(ctx)
         arguments = dict(params.arguments or {})
-        if not session.knows(params.name) and not session.gate.closed:
+        if not session.knows(params.name) and not session.gate.closed and session.may_relist():
             # an agent may call without listing, or call a tool the server added since:
             # the tools it may call are still those the server lists and the policy shows it
             tools = await self.upstream.tools()

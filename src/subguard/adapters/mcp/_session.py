@@ -28,6 +28,9 @@ from subguard.sql import output_lineage
 
 __all__ = ["Admitted", "McpSession"]
 
+#: The least time between two listings fetched because a call named an unknown tool.
+RELIST_INTERVAL = 1.0
+
 
 class Admitted:
     """A call the gate let through: the decision (with its masks) and the request."""
@@ -61,6 +64,7 @@ class McpSession:
         self._tools: dict[str, types.Tool] = {}
         self._validators: dict[str, Validator] = {}
         self._tagged = tagged_columns(gate.resource.schema)
+        self._relisted = -RELIST_INTERVAL
 
     # -- listing --------------------------------------------------------------------------
     def visible(self, tools: Iterable[types.Tool]) -> list[types.Tool]:
@@ -78,6 +82,16 @@ class McpSession:
         self._tools = {t.name: t for t in shown}
         self._validators = {}
         return shown
+
+    def may_relist(self) -> bool:
+        """Whether a call naming an unknown tool may fetch the server's list again: at
+        most once every `RELIST_INTERVAL` seconds, so calls of made-up tools cannot make
+        the guard hammer the server."""
+        now = time.monotonic()
+        if now - self._relisted < RELIST_INTERVAL:
+            return False
+        self._relisted = now
+        return True
 
     def knows(self, name: str) -> bool:
         return name in self._tools
