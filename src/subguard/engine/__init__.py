@@ -31,6 +31,7 @@ from subguard.engine.types import (
     Resource,
     SqlRequest,
     Subject,
+    ToolRequest,
 )
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "Resource",
     "SqlRequest",
     "Subject",
+    "ToolRequest",
     "build_input",
     "combine",
     "find_policy_files",

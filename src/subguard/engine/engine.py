@@ -15,6 +15,7 @@ from subguard.engine.dataschema import type_errors
 from subguard.engine.decision import combine
 from subguard.engine.policy import INPUT_SCHEMA, Policy
 from subguard.engine.recorder import ApprovalResult, CheckContext, Preflight, Recorder
+from subguard.engine.tools import tool_document, tool_identity
 from subguard.engine.types import (
     BatchItem,
     CommandRequest,
@@ -28,6 +29,7 @@ from subguard.engine.types import (
     Resource,
     SqlRequest,
     Subject,
+    ToolRequest,
     build_decision,
     to_string_set,
 )
@@ -76,7 +78,7 @@ def resource_of(value: Resource | Mapping[str, Any] | None) -> Resource:
 
 def request_of(value: Request | str) -> Request:
     """A request: one of the request types, or SQL text. Anything else is a `FieldError`."""
-    if isinstance(value, SqlRequest | CommandRequest | HttpRequest):
+    if isinstance(value, SqlRequest | CommandRequest | HttpRequest | ToolRequest):
         return value
     if isinstance(value, str):
         return SqlRequest(value)
@@ -118,6 +120,7 @@ def build_input(
     sql: Any = None
     command: Any = None
     http: Any = None
+    tool: Any = None
     fingerprint: str | None = None
     exact_hash: str | None = None
     if isinstance(request, SqlRequest):
@@ -135,6 +138,8 @@ def build_input(
             nested = _merge_sql([a.to_input() for a in analysed])
         command = parsed.to_input(sql=nested)
         redacted = _redact_command(request.text, parsed.sql_texts, dialect)
+    elif isinstance(request, ToolRequest):
+        tool, sql, command, redacted, fingerprint, exact_hash = _tool_input(request, resource)
     else:
         http = http_facts(request.method, request.path, request.host, request.query)
         redacted = f"{http['method']} {http['path']}"
@@ -152,6 +157,7 @@ def build_input(
         "sql": sql,
         "command": command,
         "http": http,
+        "tool": tool,
     }
     return _Analysed(document, redacted, fingerprint, exact_hash)
 
@@ -168,6 +174,28 @@ def with_estimate(sql: dict[str, Any], estimated_rows: int) -> dict[str, Any]:
     if len(statements) != 1 or statements[0]["kind"] not in ESTIMATED_KINDS:
         return sql
     return {**sql, "statements": ({**statements[0], "estimated_rows": estimated_rows},)}
+
+
+def _tool_input(request: ToolRequest, resource: Resource) -> tuple[Any, Any, Any, str, str, str]:
+    """`(tool, sql, command, redacted, fingerprint, exact_hash)` for an MCP tool call: its
+    analysed argument goes through the same analysis as a SQL or command request."""
+    sql: Any = None
+    command: Any = None
+    text: str | None = None
+    shape: str | None = None
+    if request.sql is not None:
+        facts = analyze(request.sql, dialect=request.dialect or resource.dialect or _kind_dialect(resource), schema=resource.schema)
+        sql, text, shape = facts.to_input(), facts.redacted, facts.fingerprint
+    elif request.command is not None:
+        parsed = parse_command(request.command)
+        dialect = request.dialect or resource.dialect or _kind_dialect(resource)
+        nested = None
+        if parsed.sql_texts:
+            nested = _merge_sql([analyze(t, dialect=dialect, schema=resource.schema).to_input() for t in parsed.sql_texts])
+        command = parsed.to_input(sql=nested)
+        text = _redact_command(request.command, parsed.sql_texts, dialect)
+    redacted, fingerprint, exact_hash = tool_identity(request, text, shape)
+    return tool_document(request), sql, command, redacted, fingerprint, exact_hash
 
 
 def _merge_sql(parts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ RECORDS: Final[dict[str, dict[str, str]]] = {
         "sql": "Sql | null",
         "command": "Command | null",
         "http": "Http | null",
+        "tool": "Tool | null",
     },
     "Subject": {
         "id": "string",
@@ -136,6 +137,11 @@ RECORDS: Final[dict[str, dict[str, str]]] = {
         "host": "string",
         "query": "any",
         "kubernetes": "Kubernetes | null",
+    },
+    "Tool": {
+        "server": "string",
+        "name": "string",
+        "arguments": "any",
     },
     "Kubernetes": {
         "verb": "string",

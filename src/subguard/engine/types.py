@@ -26,6 +26,7 @@ __all__ = [
     "Resource",
     "SqlRequest",
     "Subject",
+    "ToolRequest",
 ]
 
 
@@ -270,7 +271,30 @@ class HttpRequest:
         return cls(doc.get("method", "GET"), doc.get("path", "/"), doc.get("host", ""), doc.get("query", {}))
 
 
-Request = SqlRequest | CommandRequest | HttpRequest
+def _tool_arguments(value: Any) -> Mapping[str, Any]:
+    return to_mapping("tool.arguments", value)
+
+
+@attrs.frozen
+class ToolRequest:
+    """A call of an MCP tool (kind `tool`), or a tool as `tools/list` would show it (kind
+    `tool_list`, `listing=True`). `sql` or `command` is the text of the argument the
+    proxy analyses as SQL or as a shell command (`input.sql`, `input.command`)."""
+
+    server: str = attrs.field(validator=_string, metadata={"path": "tool.server"})
+    name: str = attrs.field(validator=_string, metadata={"path": "tool.name"})
+    arguments: Mapping[str, Any] = attrs.field(factory=dict, converter=_tool_arguments, eq=False)
+    sql: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "sql"})
+    command: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "command"})
+    dialect: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "dialect"})
+    listing: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "tool_list" if self.listing else "tool"
+
+
+Request = SqlRequest | CommandRequest | HttpRequest | ToolRequest
 
 
 class BatchItem(NamedTuple):
