@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator, Mapping
@@ -67,7 +68,71 @@ def _print_policy_errors(exc: PolicyError, *, err: bool = True) -> None:
         click.echo(f"{location} {code}: {error.message}{hint}", err=err)
 
 
+#: Commands whose module is imported only when the command runs (or help lists them), so
+#: a one-shot `eval` never loads the decision log, asyncio or ssl: name → the module whose
+#: `register(group)` adds it.
+_LAZY_COMMANDS: dict[str, str] = {
+    **dict.fromkeys(
+        ("init", "verify", "anchor", "approve", "reject", "revoke", "restore", "kill", "log",
+         "sessions", "replay", "export", "backtest"),
+        "subguard.cli.log_commands",
+    ),
+    "demo": "subguard.cli.demo",
+    "test": "subguard.cli.test_command",
+}  # fmt: skip
+
+
+class _LazyGroup(click.Group):
+    """A group that imports a command's module the first time the command is asked for."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = _LAZY_COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            _register_module(self, module)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in dict.fromkeys(_LAZY_COMMANDS.values()):
+            _register_module(self, module)
+        return super().list_commands(ctx)
+
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        """As click's, then, when this process runs the command line itself (`args` None)
+        and the command marked its work done, exit without the interpreter's teardown
+        once the output is flushed: freeing every module costs a one-shot command a
+        large part of its run."""
+        try:
+            return super().main(args, *rest, **kwargs)
+        except SystemExit as exc:
+            if args is None and _FAST_EXIT and exc.code in (0, 1, 2, None):
+                _exit_flushed(int(exc.code or 0))
+            raise
+
+
+#: Set by a command whose work is complete and that holds nothing (no store, no thread)
+#: that teardown would still have to close.
+_FAST_EXIT: list[bool] = []
+
+
+def _exit_flushed(code: int) -> None:
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        return  # a broken pipe or a closed stream: leave it to the ordinary exit
+    os._exit(code)
+
+
+def _register_module(group: click.Group, module: str) -> None:
+    before = set(group.commands)
+    __import__(module, fromlist=["register"]).register(group)
+    for name in set(group.commands) - before:
+        _name_environment(group.commands[name], f"SUBGUARD_{name.replace('-', '_').upper()}")
+
+
 @click.group(
+    cls=_LazyGroup,
     context_settings={
         "help_option_names": ["-h", "--help"],
         # every option also reads SUBGUARD_<COMMAND>_<OPTION> (SUBGUARD_EVAL_RULES, …):
@@ -323,7 +388,7 @@ def eval_command(
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        policy: Policy = load_policy(list(rules), data=data)
+        policy: Policy = load_policy(list(rules), data=data, parse_cache=True)
     except PolicyError as exc:
         _print_policy_errors(exc)
         sys.exit(2)
@@ -348,6 +413,8 @@ def eval_command(
         close = getattr(log, "close", None)
         if close is not None:
             close()
+    if log is None:
+        _FAST_EXIT.append(True)
     if bad_lines:
         sys.exit(2)
 
@@ -447,13 +514,8 @@ def _decide_batch(engine: Engine, batch_file: str, fmt: str, progress: _Progress
 
 
 def _register_extensions() -> None:
-    """Commands that live beside the packages they drive."""
-    from subguard.cli.log_commands import register as register_log
-    from subguard.cli.test_command import register as register_test
-
-    register_log(main)
-    __import__("subguard.cli.demo", fromlist=["register"]).register(main)
-    register_test(main)
+    """Commands that live beside the packages they drive: registered on first use
+    (`_LAZY_COMMANDS`); the environment names of the commands defined here, now."""
     _name_environment(main, "SUBGUARD")
 
 
