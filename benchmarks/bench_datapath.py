@@ -9,7 +9,9 @@ Sections:
   cache and with it disabled (every text a cold analysis, as before the cache); reports
   the total of each, their ratio per repetition and the median ratio.
 - startup: `subguard eval --rules rules/ --sql …` one-shot wall time (fresh processes),
-  cold policy cache then warm, against `python -c pass` (the interpreter's own floor).
+  cold policy cache then warm, against `python -c pass` (the interpreter's own floor)
+  and, with `--old DIR`, the same command from a checkout of the commit before this work
+  (`git worktree add DIR 1dbc045`). Each cell: [median, min, max] seconds.
 """
 
 from __future__ import annotations
@@ -94,27 +96,30 @@ def _wall(cmd: list[str], env: dict[str, str]) -> float:
     return took
 
 
-def bench_startup(repeat: int) -> dict[str, Any]:
-    exe = shutil.which("subguard") or "subguard"
+def bench_startup(repeat: int, old: str | None) -> dict[str, Any]:
+    """Interleaved runs (floor, old commit, cold cache, warm cache) so load hits all alike."""
     sql = "SELECT abalance FROM pgbench_accounts WHERE aid = 42"
-    cmd = [exe, "eval", "--rules", str(ROOT / "rules"), "--sql", sql]
+    args = ["-m", "subguard", "eval", "--rules", str(ROOT / "rules"), "--sql", sql]
     env = dict(os.environ)
+    runs: dict[str, list[float]] = {"floor": [], "cold": [], "warm": []}
     with tempfile.TemporaryDirectory() as cache:
-        env["XDG_CACHE_HOME"] = cache
-        floor = [_wall([sys.executable, "-c", "pass"], env) for _ in range(repeat)]
-        cold: list[float] = []
+        env["SUBGUARD_CACHE_DIR"] = cache
+        old_env = {**env, "PYTHONPATH": str(Path(old) / "src")} if old else env
         for _ in range(repeat):
-            shutil.rmtree(Path(cache) / "subguard", ignore_errors=True)
-            cold.append(_wall(cmd, env))
-        warm = [_wall(cmd, env) for _ in range(repeat)]
+            runs["floor"].append(_wall([sys.executable, "-c", "pass"], env))
+            if old:
+                runs.setdefault("old", []).append(_wall([sys.executable, *args], old_env))
+            shutil.rmtree(cache, ignore_errors=True)
+            runs["cold"].append(_wall([sys.executable, *args], env))
+            runs["warm"].append(_wall([sys.executable, *args], env))
     med = statistics.median
-    return {
-        "python_floor_s": round(med(floor), 3),
-        "cold_cache_s": round(med(cold), 3),
-        "warm_cache_s": round(med(warm), 3),
-        "warm_spread_s": [round(min(warm), 3), round(max(warm), 3)],
-        "warm_over_floor": round(med(warm) / med(floor), 2),
+    out: dict[str, Any] = {
+        f"{k}_s": [round(med(v), 3), round(min(v), 3), round(max(v), 3)] for k, v in runs.items()
     }
+    out["bytecode_written"] = not sys.flags.dont_write_bytecode
+    if old:
+        out["warm_over_old"] = round(med(runs["warm"]) / med(runs["old"]), 3)
+    return out
 
 
 def main() -> None:
@@ -122,12 +127,13 @@ def main() -> None:
     parser.add_argument("sections", nargs="*", default=["shape", "startup"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("-n", type=int, default=10_000)
+    parser.add_argument("--old", help="a checkout of the commit before this work (git worktree)")
     args = parser.parse_args()
     for section in args.sections:
         if section == "shape":
             print("shape", bench_shape(args.repeat, args.n), flush=True)
         elif section == "startup":
-            print("startup", bench_startup(max(args.repeat, 5)), flush=True)
+            print("startup", bench_startup(max(args.repeat, 5), args.old), flush=True)
         else:
             raise SystemExit(f"unknown section {section}")
 
