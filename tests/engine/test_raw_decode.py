@@ -7,14 +7,16 @@ field or a null somewhere — the decoder either returns exactly what the type c
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from subguard.engine import INPUT_SCHEMA, Engine, load_policy
 from subguard.engine.dataschema import type_errors
-from subguard.engine.decode import Slow, raw_decoder
+from subguard.engine.decode import JsonDecoder, Slow, raw_decoder
 from subguard.lang import Type, conform, from_json
 
 DECODE = raw_decoder(INPUT_SCHEMA)
@@ -115,3 +117,54 @@ def load_policy_text(text: str) -> Any:
     d = Path(tempfile.mkdtemp())
     (d / "p.guard").write_text(text)
     return load_policy(d)
+
+
+# -- JSON text through msgspec ---------------------------------------------------------
+
+JSON_DECODER = JsonDecoder(INPUT_SCHEMA)
+
+
+@SETTINGS
+@given(_of(INPUT_SCHEMA.root), st.booleans())
+def test_the_json_decoder_agrees_with_json_loads_and_the_general_path(doc: Any, wrapped: bool) -> None:
+    text = json.dumps({"input": doc} if wrapped else doc)
+    try:
+        got = JSON_DECODER.line(text.encode()) if wrapped else JSON_DECODER.document(text.encode())
+    except Slow:
+        return
+    problem, want = _general(json.loads(text)["input"] if wrapped else json.loads(text))
+    assert problem is None
+    assert got == want
+    assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"subject": {"groups": "admins"}}',
+        b'{"subject": {"groups": ["a"], "x": 1}}',
+        b'{"subject": {"id": NaN}}',
+        b'{"subject": {"groups": [1], "groups": ["a"]}}',
+        b'{"subject": {"groups": ["a"]}, "subject": {"groups": 1}}',
+        b'\xef\xbb\xbf{"subject": {}}',
+        b'{"session": {"requests": true}}',
+        b'{"session": {"requests": 1e400}}',
+        b'{"subject": {"id": "\\ud800"}}',
+        b"[]",
+        b"",
+    ],
+)
+def test_texts_json_reads_differently_or_wrongly_shaped_take_the_general_path(text: bytes) -> None:
+    with pytest.raises(Slow):
+        JSON_DECODER.document(text)
+    with pytest.raises(Slow):
+        JSON_DECODER.line(b'{"input": ' + text + b"}")
+
+
+def test_a_line_holds_only_its_input() -> None:
+    with pytest.raises(Slow):
+        JSON_DECODER.line(b'{"input": {}, "sql": "DROP TABLE users"}')
+    with pytest.raises(Slow):
+        JSON_DECODER.line(b'{"sql": "DROP TABLE users"}')
+    doc = JSON_DECODER.line(b'{"input": {"subject": {"id": "a", "groups": ["x", "x"], "claims": {"r": [1]}}}}')
+    assert doc == {"subject": {"id": "a", "groups": frozenset({"x"}), "claims": {"r": (1,)}}}

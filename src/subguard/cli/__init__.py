@@ -6,6 +6,8 @@ Bad input is reported as one clear line per problem, never a traceback.
 from __future__ import annotations
 
 import difflib
+import functools
+import gc
 import json
 import os
 import signal
@@ -15,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import orjson
 
 from subguard.engine import (
+    INPUT_SCHEMA,
     CommandRequest,
     Decision,
     Effect,
@@ -30,6 +34,7 @@ from subguard.engine import (
     find_policy_files,
     load_policy,
 )
+from subguard.engine.decode import JsonDecoder, Slow
 from subguard.engine.sources import load_data, read_policy_source
 from subguard.errors import ConfigError, PolicyError, PolicyErrors, SubguardError
 from subguard.lang import format_text
@@ -274,6 +279,11 @@ def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:
             except (OSError, ValueError) as exc:  # a read error part-way: stop, clearly
                 raise click.UsageError(f"cannot read batch `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
             try:
+                yield number, _Ready(_json_documents().line(raw_bytes))
+                continue
+            except Slow:
+                pass  # not a well-formed `{"input": …}` line: read it as before
+            try:
                 raw = raw_bytes.decode("utf-8")
             except UnicodeDecodeError:
                 yield number, _LineError("encoding_error", "line is not valid UTF-8")
@@ -283,11 +293,34 @@ def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:
             if not raw.strip():
                 continue
             try:
-                yield number, json.loads(raw)
+                yield number, _loads(raw)
             except json.JSONDecodeError as exc:
                 yield number, _LineError("parse_error", f"not valid JSON: {exc.msg} at column {exc.colno}")
             except (ValueError, RecursionError):  # too deep, or an integer too long
                 yield number, _LineError("parse_error", "not valid JSON: too deeply nested or a number too long")
+
+
+class _Ready:
+    """A batch line's input document, already checked and converted (`JsonDecoder`)."""
+
+    __slots__ = ("document",)
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+
+@functools.cache
+def _json_documents() -> JsonDecoder:
+    return JsonDecoder(INPUT_SCHEMA)
+
+
+def _loads(text: str) -> Any:
+    """`json.loads`, through orjson when it reads the text the same way (it refuses
+    `NaN`, lone surrogates and integers beyond 64 bits, which `json` reads)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _open_batch(path: str) -> Any:
@@ -307,9 +340,11 @@ def _open_batch(path: str) -> Any:
         raise click.UsageError("`--batch -`: standard input is closed") from None
 
 
-def _emit(decision: Decision, fmt: str, first: bool) -> None:
+def _emit(decision: Decision, fmt: str, first: bool, out: list[bytes] | None = None) -> None:
     record = decision.as_dict()
-    if fmt == "jsonl":
+    if fmt == "jsonl" and out is not None:
+        out.append(orjson.dumps(record))
+    elif fmt == "jsonl":
         click.echo(json.dumps(record, separators=(",", ":"), sort_keys=False))
     elif fmt == "json":
         click.echo(json.dumps(record, indent=2))
@@ -330,11 +365,14 @@ def _emit(decision: Decision, fmt: str, first: bool) -> None:
             click.echo(f"  approval: {decision.approval_id}")
 
 
-def _emit_line_error(number: int, error: _LineError, fmt: str) -> None:
+def _emit_line_error(number: int, error: _LineError, fmt: str, out: list[bytes] | None = None) -> None:
     click.echo(f"batch line {number}: {error.code}: {error.message}", err=True)
     if fmt in ("json", "jsonl"):
         record = {"line": number, "error": {"code": error.code, "message": error.message}}
-        click.echo(json.dumps(record, separators=(",", ":")))
+        if out is not None:
+            out.append(orjson.dumps(record))
+        else:
+            click.echo(json.dumps(record, separators=(",", ":")))
 
 
 def _open_store(url: str | None) -> Any:
@@ -392,6 +430,7 @@ def eval_command(
     except PolicyError as exc:
         _print_policy_errors(exc)
         sys.exit(2)
+    gc.freeze()  # the policy and the modules live to the end: no collection walks them
     request: Any = None
     if sql is not None or command_text is not None:
         request = SqlRequest(sql, dialect) if sql is not None else CommandRequest(command_text or "")
@@ -421,7 +460,11 @@ def eval_command(
 
 def _read_input_document(path: str) -> dict[str, Any]:
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        return _json_documents().document(Path(path).read_bytes())
+    except (Slow, OSError):
+        pass  # read as before, which names the problem
+    try:
+        document = _loads(Path(path).read_text(encoding="utf-8-sig"))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise click.UsageError(f"cannot read input document `{path}`: {exc}") from None
     except RecursionError:
@@ -474,6 +517,9 @@ def _decide_batch(engine: Engine, batch_file: str, fmt: str, progress: _Progress
     first = True
     chunk: list[tuple[int, Any]] = []
 
+    # JSON lines are written once per chunk (one write, not one per decision)
+    out: list[bytes] | None = [] if fmt == "jsonl" else None
+
     def flush() -> None:
         nonlocal first
         progress.advance(len(chunk))
@@ -481,16 +527,25 @@ def _decide_batch(engine: Engine, batch_file: str, fmt: str, progress: _Progress
         decided = iter(engine.check_many(requests)) if requests else iter(())
         for number, item in chunk:
             if isinstance(item, _LineError):
-                _emit_line_error(number, item, fmt)
+                _emit_line_error(number, item, fmt, out)
             elif isinstance(item, dict):
-                _emit(engine.evaluate(item), fmt, first)
+                _emit(engine.evaluate(item), fmt, first, out)
                 first = False
             else:
-                _emit(next(decided), fmt, first)
+                _emit(next(decided), fmt, first, out)
                 first = False
         chunk.clear()
+        if out:
+            out.append(b"")
+            _write_stdout(b"\n".join(out))
+            out.clear()
 
     for number, parsed in _batch_lines(batch_file):
+        if isinstance(parsed, _Ready):
+            chunk.append((number, parsed.document))
+            if len(chunk) >= 512:
+                flush()
+            continue
         if isinstance(parsed, _LineError):
             bad += 1
             chunk.append((number, parsed))
@@ -511,6 +566,17 @@ def _decide_batch(engine: Engine, batch_file: str, fmt: str, progress: _Progress
             flush()
     flush()
     return bad
+
+
+def _write_stdout(data: bytes) -> None:
+    stdout = sys.stdout
+    stdout.flush()  # text written before stays before
+    stream = getattr(stdout, "buffer", None)
+    if stream is None:
+        stdout.write(data.decode())
+    else:
+        stream.write(data)
+        stream.flush()
 
 
 def _register_extensions() -> None:

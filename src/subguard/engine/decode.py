@@ -143,3 +143,170 @@ def _record(fields: Mapping[str, Decode]) -> Decode:
         return out
 
     return as_record
+
+
+# -- JSON text: checked and converted by msgspec, in C --------------------------------
+
+
+class JsonDecoder:
+    """Raw input documents from JSON text, typed by the schema in one C-level pass.
+
+    Two msgspec types are generated from the schema: closed structs (an unknown field,
+    a wrong type, `true` for a number are errors) that only check, and `TypedDict`s
+    that build the value model directly (`set<…>` as frozensets, arrays as tuples).
+    Fields typed `any` are converted afterwards (`from_json`). Whatever msgspec refuses
+    — wrong shapes, but also JSON it reads differently from `json` (`NaN`, `1e400`,
+    lone surrogates, a repeated key) — raises `Slow`: the caller then reads the text as
+    before and the general path decides, so a refusal here is never a different answer.
+    """
+
+    def __init__(self, schema: Schema) -> None:
+        import msgspec
+
+        types = _MsgspecTypes(schema, msgspec)
+        root = schema.root
+        self._errors = (msgspec.ValidationError, msgspec.DecodeError)
+        check = types.checked(root)
+        build = types.built(root)
+        line_check = msgspec.defstruct("Line", [("input", check)], forbid_unknown_fields=True)
+        self._check_doc = msgspec.json.Decoder(check).decode
+        self._check_line = msgspec.json.Decoder(line_check).decode
+        self._build_doc = msgspec.json.Decoder(build).decode
+        self._build_line = msgspec.json.Decoder(
+            _typed_dict("Line", {"input": build}, total=True)
+        ).decode
+        self._fix = _any_fixer(root, schema)
+
+    def document(self, raw: bytes) -> dict[str, Any]:
+        """The document in `raw` (a JSON object of the root record)."""
+        try:
+            self._check_doc(raw)
+            doc = self._build_doc(raw)
+        except self._errors:
+            raise _SLOW from None
+        return self._fixed(doc)
+
+    def line(self, raw: bytes) -> dict[str, Any]:
+        """The document in a batch line `{"input": {…}}`."""
+        try:
+            self._check_line(raw)
+            doc = self._build_line(raw)["input"]
+        except (*self._errors, KeyError):
+            raise _SLOW from None
+        return self._fixed(doc)
+
+    def _fixed(self, doc: Any) -> dict[str, Any]:
+        if type(doc) is not dict:
+            raise _SLOW
+        return self._fix(doc) if self._fix is not None else doc
+
+
+def _typed_dict(name: str, fields: Mapping[str, Any], *, total: bool) -> Any:
+    from typing import TypedDict
+
+    return TypedDict(name, dict(fields), total=total)  # type: ignore[operator]
+
+
+class _MsgspecTypes:
+    def __init__(self, schema: Schema, msgspec: Any) -> None:
+        self.schema = schema
+        self.msgspec = msgspec
+        self._checked: dict[str, Any] = {}
+        self._built: dict[str, Any] = {}
+        self._building: set[str] = set()  # records begun (a record inside itself is refused)
+        self._building_built: set[str] = set()
+
+    def checked(self, t: Type) -> Any:
+        return self._typed(t, self._check_record)
+
+    def built(self, t: Type) -> Any:
+        return self._typed(t, self._build_record)
+
+    def _typed(self, t: Type, record: Callable[[Type], Any]) -> Any:
+        kind = t.kind
+        built: Any
+        if kind == "any":
+            return Any
+        if kind == "null":
+            return type(None)
+        if kind == "string":
+            built = str
+        elif kind == "number":
+            built = int | float
+        elif kind == "boolean":
+            built = bool
+        elif kind == "record":
+            built = record(t)
+        else:
+            elem = self._typed(t.elem, record) if t.elem is not None else Any
+            checking = record == self._check_record
+            if kind == "object":
+                built = dict[str, elem]  # type: ignore[valid-type]
+            elif kind == "set":
+                built = list[elem] if checking else frozenset[elem]  # type: ignore[valid-type]
+            else:
+                built = list[elem] if checking else tuple[elem, ...]  # type: ignore[valid-type]
+        return built | None if t.nullable else built
+
+    def _check_record(self, t: Type) -> Any:
+        name = t.record or ""
+        if name not in self._checked:
+            if name in self._building:
+                raise ValueError(f"record `{name}` contains itself")
+            self._building.add(name)
+            fields = [
+                (f"f{i}", self.checked(ft) | self.msgspec.UnsetType, self.msgspec.UNSET)
+                for i, ft in enumerate(self.schema.fields(t).values())
+            ]
+            renames = {f"f{i}": k for i, k in enumerate(self.schema.fields(t))}
+            self._checked[name] = self.msgspec.defstruct(
+                f"Check{name}", fields, forbid_unknown_fields=True, rename=renames
+            )
+        return self._checked[name]
+
+    def _build_record(self, t: Type) -> Any:
+        name = t.record or ""
+        if name not in self._built:
+            if name in self._building_built:
+                raise ValueError(f"record `{name}` contains itself")
+            self._building_built.add(name)
+            fields = {k: self.built(ft) for k, ft in self.schema.fields(t).items()}
+            self._built[name] = _typed_dict(f"Build{name}", fields, total=False)
+        return self._built[name]
+
+
+def _any_fixer(t: Type, schema: Schema, seen: frozenset[str] = frozenset()) -> Decode | None:
+    """A function that converts the `any`-typed parts of a built value, or None if none."""
+    kind = t.kind
+    if kind == "any":
+        return from_json
+    if kind == "record":
+        name = t.record or ""
+        if name in seen:
+            return None
+        fixers = {
+            k: f
+            for k, ft in schema.fields(t).items()
+            if (f := _any_fixer(ft, schema, seen | {name})) is not None
+        }
+        if not fixers:
+            return None
+
+        def fix_record(value: Any) -> Any:
+            for k, f in fixers.items():
+                v = value.get(k)
+                if v is not None:
+                    value[k] = f(v)
+            return value
+
+        return fix_record
+    if kind in ("array", "object", "set") and t.elem is not None:
+        elem = _any_fixer(t.elem, schema, seen)
+        if elem is None:
+            return None
+        if kind == "object":
+            return lambda value: {k: elem(v) if v is not None else v for k, v in value.items()}
+        if kind == "array":
+            return lambda value: tuple(elem(v) if v is not None else v for v in value)
+        return lambda value: frozenset(elem(v) if v is not None else v for v in value)
+    return None
