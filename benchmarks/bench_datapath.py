@@ -12,6 +12,12 @@ Sections:
   cold policy cache then warm, against `python -c pass` (the interpreter's own floor)
   and, with `--old DIR`, the same command from a checkout of the commit before this work
   (`git worktree add DIR 1dbc045`). Each cell: [median, min, max] seconds.
+- batch: `eval --batch` on 10,000 ready input documents (`{"input": …}` lines of the
+  guardrail benchmark's documents), µs per decision in-process, against the floor's own
+  batch loop and (with `--old`) the commit before this work; rounds interleaved.
+- proxy: 8 threads calling `Engine.check` with a durable SQLite log on pgbench
+  statements with distinct literals (`--seconds` each): decisions/s, p50, p99, against
+  the commit before this work (`--old`), rounds interleaved.
 """
 
 from __future__ import annotations
@@ -122,16 +128,208 @@ def bench_startup(repeat: int, old: str | None) -> dict[str, Any]:
     return out
 
 
+_BATCH_SCRIPT = r"""
+import gc, json, os, sys, time
+sys.path.insert(0, sys.argv[3])
+from guardrail import floor
+path, which = sys.argv[1], sys.argv[2]
+devnull = os.open(os.devnull, os.O_WRONLY)
+saved = os.dup(1)
+if which == "floor":
+    import orjson
+    SETS = frozenset({"groups", "tables_touched", "tables_read", "tables_written", "functions",
+                      "tags", "roles", "settings", "alter_actions", "external_io", "privileges",
+                      "objects", "principals"})
+    def sets(value):  # the schema's set fields as sets, by name: no checking at all
+        if type(value) is dict:
+            return {k: (frozenset(v) if k in SETS and type(v) is list else sets(v))
+                    for k, v in value.items()}
+        if type(value) is list:
+            return [sets(v) for v in value]
+        return value
+    def run():
+        out = []
+        with open(path, "rb") as f:
+            for line in f:
+                effect, reasons, masks = floor.decide(sets(orjson.loads(line)["input"]))
+                out.append(orjson.dumps({"effect": effect, "reasons": reasons, "masks": masks}))
+                if len(out) >= 512:
+                    os.write(1, b"\n".join(out) + b"\n"); out.clear()
+        os.write(1, b"\n".join(out) + b"\n")
+else:
+    import subguard
+    from subguard.cli import _decide_batch, _Progress
+    engine = subguard.Engine(subguard.load_policy([sys.argv[4]]))
+    gc.freeze()
+    def run():
+        _decide_batch(engine, path, "jsonl", _Progress())
+        sys.stdout.flush()
+n = sum(1 for _ in open(path, "rb"))
+best = []
+for _ in range(int(sys.argv[5])):
+    os.dup2(devnull, 1)
+    t0 = time.perf_counter()
+    run()
+    t = time.perf_counter() - t0
+    os.dup2(saved, 1)
+    best.append(t / n * 1e6)
+print(json.dumps(sorted(best)))
+"""
+
+
+def _batch_file(n: int) -> Path:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import json
+
+    from guardrail import inputs
+
+    path = Path(tempfile.gettempdir()) / f"subguard-bench-batch-{n}.jsonl"
+    docs = inputs.generate(min(n, 2000))
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(json.dumps({"input": inputs.to_json(docs[i % len(docs)])}) + "\n")
+    return path
+
+
+def bench_batch(repeat: int, n: int, old: str | None) -> dict[str, Any]:
+    """`eval --batch` on ready input documents: µs per decision, in-process (the batch
+    loop, start-up excluded), against the floor's own batch loop (orjson in, the
+    hand-written rules, orjson out, one write per chunk), rounds interleaved."""
+    import json
+
+    path = _batch_file(n)
+    policy = str(ROOT / "benchmarks" / "guardrail" / "policy.guard")
+    who = {"floor": None, "subguard": str(ROOT / "src")}
+    if old:
+        who["old"] = str(Path(old) / "src")
+    per: dict[str, list[float]] = {k: [] for k in who}
+    for _ in range(repeat):
+        for name, src in who.items():
+            env = dict(os.environ)
+            if src:
+                env["PYTHONPATH"] = src
+            proc = subprocess.run(
+                [sys.executable, "-c", _BATCH_SCRIPT, str(path), name,
+                 str(ROOT / "benchmarks"), policy, "1"],
+                env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            per[name] += json.loads(proc.stdout.strip().splitlines()[-1])
+    med = statistics.median
+    out: dict[str, Any] = {f"{k}_us": [round(med(v), 1), round(min(v), 1)] for k, v in per.items()}
+    ratios = [s / f for s, f in zip(per["subguard"], per["floor"], strict=True)]
+    out["subguard_over_floor"] = [round(med(ratios), 2), round(min(ratios), 2), round(max(ratios), 2)]
+    if old:
+        out["old_over_floor"] = round(med(per["old"]) / med(per["floor"]), 2)
+    return out
+
+
+_PROXY_SCRIPT = r'''
+import json, os, random, sys, tempfile, threading, time
+import subguard
+from subguard.log import open_log
+seconds, threads = float(sys.argv[1]), int(sys.argv[2])
+RULES = """package guard.bench
+
+deny contains "drop" if {
+    some s in input.sql.statements
+    s.kind == "drop"
+}
+
+default allow := true
+"""
+tmp = tempfile.mkdtemp()
+rules = os.path.join(tmp, "p.guard")
+with open(rules, "w") as f:
+    f.write(RULES)
+log = open_log(f"sqlite:///{tmp}/log.db", create=True)
+engine = subguard.Engine(subguard.load_policy([rules]), log=log)
+subject = subguard.Subject("agent", {"agents"})
+resource = subguard.Resource(name="bench", kind="postgres")
+def texts(rng):
+    while True:
+        aid, tid, bid = rng.randint(1, 10**7), rng.randint(1, 1000), rng.randint(1, 100)
+        delta = rng.randint(-5000, 5000)
+        yield f"UPDATE pgbench_accounts SET abalance = abalance + {delta} WHERE aid = {aid}"
+        yield f"SELECT abalance FROM pgbench_accounts WHERE aid = {aid}"
+        yield f"UPDATE pgbench_tellers SET tbalance = tbalance + {delta} WHERE tid = {tid}"
+        yield f"UPDATE pgbench_branches SET bbalance = bbalance + {delta} WHERE bid = {bid}"
+        yield ("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) "
+               f"VALUES ({tid}, {bid}, {aid}, {delta}, CURRENT_TIMESTAMP)")
+lat = [[] for _ in range(threads)]
+stop = threading.Event()
+barrier = threading.Barrier(threads + 1)
+def worker(k):
+    gen = texts(random.Random(k))
+    session = f"s{k}"
+    barrier.wait()
+    out = lat[k]
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        d = engine.check(subguard.SqlRequest(next(gen)), subject=subject, resource=resource,
+                         session=session)
+        out.append(time.perf_counter() - t0)
+        assert d.effect.value == "allow", d
+pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+for t in pool: t.start()
+barrier.wait()
+t0 = time.perf_counter()
+time.sleep(seconds)
+stop.set()
+for t in pool: t.join()
+elapsed = time.perf_counter() - t0
+log.close()
+all_ = sorted(x for l in lat for x in l)
+print(json.dumps({"rate": len(all_) / elapsed, "p50_ms": all_[len(all_) // 2] * 1e3,
+                  "p99_ms": all_[int(len(all_) * 0.99)] * 1e3}))
+'''
+
+
+def bench_proxy(repeat: int, seconds: float, old: str | None) -> dict[str, Any]:
+    """8 threads calling `Engine.check` with a durable SQLite log on pgbench statements
+    whose literals differ; decisions/s, p50 and p99, this commit and (with `--old`) the
+    commit before this work, rounds interleaved."""
+    import json
+
+    who = {"subguard": str(ROOT / "src")}
+    if old:
+        who["old"] = str(Path(old) / "src")
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in who}
+    for _ in range(repeat):
+        for name, src in who.items():
+            env = {**os.environ, "PYTHONPATH": src}
+            proc = subprocess.run(
+                [sys.executable, "-c", _PROXY_SCRIPT, str(seconds), "8"],
+                env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    med = statistics.median
+    out: dict[str, Any] = {}
+    for name, rs in runs.items():
+        out[name] = {
+            k: round(med(r[k] for r in rs), 2) for k in ("rate", "p50_ms", "p99_ms")
+        }
+        out[name]["rates"] = [round(r["rate"]) for r in rs]
+    if old:
+        ratios = [a["rate"] / b["rate"] for a, b in zip(runs["subguard"], runs["old"], strict=True)]
+        out["rate_over_old"] = [round(med(ratios), 2), round(min(ratios), 2), round(max(ratios), 2)]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("sections", nargs="*", default=["shape", "startup"])
+    parser.add_argument("sections", nargs="*", default=["shape", "startup", "batch", "proxy"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("-n", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--old", help="a checkout of the commit before this work (git worktree)")
     args = parser.parse_args()
     for section in args.sections:
         if section == "shape":
             print("shape", bench_shape(args.repeat, args.n), flush=True)
+        elif section == "proxy":
+            print("proxy", bench_proxy(args.repeat, args.seconds, args.old), flush=True)
+        elif section == "batch":
+            print("batch", bench_batch(args.repeat, min(args.n, 10_000), args.old), flush=True)
         elif section == "startup":
             print("startup", bench_startup(max(args.repeat, 5), args.old), flush=True)
         else:
