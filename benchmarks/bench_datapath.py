@@ -18,6 +18,8 @@ Sections:
 - proxy: 8 threads calling `Engine.check` with a durable SQLite log on pgbench
   statements with distinct literals (`--seconds` each): decisions/s, p50, p99, against
   the commit before this work (`--old`), rounds interleaved.
+- store: `eval --batch` of one repeated statement over 16 sessions, without a store and
+  with a durable SQLite store, decisions/s ([median, best]).
 """
 
 from __future__ import annotations
@@ -315,9 +317,43 @@ def bench_proxy(repeat: int, seconds: float, old: str | None) -> dict[str, Any]:
     return out
 
 
+def bench_store(repeat: int, n: int) -> dict[str, Any]:
+    """`eval --batch` of one repeated statement over 16 sessions, in-process, without a
+    store and with a durable SQLite store: decisions/s."""
+    import contextlib
+    import io
+    import uuid
+
+    import orjson
+
+    from subguard.cli import main as cli
+
+    tmp = tempfile.mkdtemp()
+    rules = os.path.join(tmp, "p.guard")
+    with open(rules, "w") as f:
+        f.write('package guard.bench\n\ndefault allow := true\n')
+    batch = os.path.join(tmp, "b.jsonl")
+    with open(batch, "wb") as f:
+        for i in range(n):
+            line = {"sql": "SELECT total FROM orders WHERE id = 42", "subject": "agent",
+                    "session": f"s{i % 16}"}  # fmt: skip
+            f.write(orjson.dumps(line) + b"\n")
+    rates: dict[str, list[float]] = {"none": [], "sqlite": []}
+    for _ in range(repeat):
+        for name in rates:
+            argv = ["eval", "--rules", rules, "--batch", batch, "--format", "jsonl"]
+            if name == "sqlite":
+                argv += ["--store", f"sqlite:///{tmp}/{uuid.uuid4().hex}.db"]
+            t0 = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+                cli.main(argv, standalone_mode=False)
+            rates[name].append(n / (time.perf_counter() - t0))
+    return {k: [round(statistics.median(v)), round(max(v))] for k, v in rates.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("sections", nargs="*", default=["shape", "startup", "batch", "proxy"])
+    parser.add_argument("sections", nargs="*", default=["shape", "startup", "batch", "proxy", "store"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("-n", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -326,6 +362,8 @@ def main() -> None:
     for section in args.sections:
         if section == "shape":
             print("shape", bench_shape(args.repeat, args.n), flush=True)
+        elif section == "store":
+            print("store", bench_store(args.repeat, min(args.n, 10_000)), flush=True)
         elif section == "proxy":
             print("proxy", bench_proxy(args.repeat, args.seconds, args.old), flush=True)
         elif section == "batch":
