@@ -152,3 +152,21 @@ def test_a_source_that_does_not_parse_is_reported_and_never_cached(tmp_path: Pat
     assert proc.returncode == 2
     assert "bad.guard:2:" in proc.stderr
     assert not list((tmp_path / "c").glob("*.module"))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"sql": "SELECT 1", "resource": {"tags": {"n": 18446744073709551616}}}',
+        '{"sql": "SELECT 1", "resource": {"tags": {"n": -9223372036854775809}}}',
+        '{"sql": "SELECT 1", "resource": {"tags": {"n": 1e400}}}',
+        '{"sql": "SELECT 1", "resource": {"tags": {"n": NaN}}}',
+        '{"sql": "SELECT 1", "resource": {"tags": {"n": "\\ud800"}}}',
+        '{"sql": "SELECT 1", "resource": {"tags": {"n": 0.1}}}',
+    ],
+)
+def test_batch_lines_are_read_as_json_reads_them(line: str) -> None:
+    from subguard.cli import _loads
+
+    got, want = _loads(line), json.loads(line)
+    assert repr(got) == repr(want)

@@ -9,7 +9,7 @@ import difflib
 import functools
 import gc
 import json
-import os
+import re
 import signal
 import sys
 from collections.abc import Iterator, Mapping
@@ -19,6 +19,7 @@ from typing import Any
 import click
 import orjson
 
+from subguard.cli._lazy import FAST_EXIT, LazyGroup
 from subguard.engine import (
     INPUT_SCHEMA,
     CommandRequest,
@@ -73,71 +74,8 @@ def _print_policy_errors(exc: PolicyError, *, err: bool = True) -> None:
         click.echo(f"{location} {code}: {error.message}{hint}", err=err)
 
 
-#: Commands whose module is imported only when the command runs (or help lists them), so
-#: a one-shot `eval` never loads the decision log, asyncio or ssl: name → the module whose
-#: `register(group)` adds it.
-_LAZY_COMMANDS: dict[str, str] = {
-    **dict.fromkeys(
-        ("init", "verify", "anchor", "approve", "reject", "revoke", "restore", "kill", "log",
-         "sessions", "replay", "export", "backtest"),
-        "subguard.cli.log_commands",
-    ),
-    "demo": "subguard.cli.demo",
-    "test": "subguard.cli.test_command",
-}  # fmt: skip
-
-
-class _LazyGroup(click.Group):
-    """A group that imports a command's module the first time the command is asked for."""
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = _LAZY_COMMANDS.get(cmd_name)
-        if module is not None and cmd_name not in self.commands:
-            _register_module(self, module)
-        return super().get_command(ctx, cmd_name)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        for module in dict.fromkeys(_LAZY_COMMANDS.values()):
-            _register_module(self, module)
-        return super().list_commands(ctx)
-
-    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
-        """As click's, then, when this process runs the command line itself (`args` None)
-        and the command marked its work done, exit without the interpreter's teardown
-        once the output is flushed: freeing every module costs a one-shot command a
-        large part of its run."""
-        try:
-            return super().main(args, *rest, **kwargs)
-        except SystemExit as exc:
-            if args is None and _FAST_EXIT and exc.code in (0, 1, 2, None):
-                _exit_flushed(int(exc.code or 0))
-            raise
-
-
-#: Set by a command whose work is complete and that holds nothing (no store, no thread)
-#: that teardown would still have to close.
-_FAST_EXIT: list[bool] = []
-
-
-def _exit_flushed(code: int) -> None:
-    try:
-        for stream in (sys.stdout, sys.stderr):
-            if stream is not None:
-                stream.flush()
-    except (OSError, ValueError):
-        return  # a broken pipe or a closed stream: leave it to the ordinary exit
-    os._exit(code)
-
-
-def _register_module(group: click.Group, module: str) -> None:
-    before = set(group.commands)
-    __import__(module, fromlist=["register"]).register(group)
-    for name in set(group.commands) - before:
-        _name_environment(group.commands[name], f"SUBGUARD_{name.replace('-', '_').upper()}")
-
-
 @click.group(
-    cls=_LazyGroup,
+    cls=LazyGroup,
     context_settings={
         "help_option_names": ["-h", "--help"],
         # every option also reads SUBGUARD_<COMMAND>_<OPTION> (SUBGUARD_EVAL_RULES, …):
@@ -314,13 +252,20 @@ def _json_documents() -> JsonDecoder:
     return JsonDecoder(INPUT_SCHEMA)
 
 
+#: 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float
+_LONG_NUMBER = re.compile(r"\d{19}")
+
+
 def _loads(text: str) -> Any:
-    """`json.loads`, through orjson when it reads the text the same way (it refuses
-    `NaN`, lone surrogates and integers beyond 64 bits, which `json` reads)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    """`json.loads`, through orjson when it reads the text the same way: orjson refuses
+    `NaN`, `1e400` and lone surrogates, and reads integers beyond 64 bits as floats, so
+    those texts (and any with 19 digits in a row) are read by `json`."""
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def _open_batch(path: str) -> Any:
@@ -453,7 +398,7 @@ def eval_command(
         if close is not None:
             close()
     if log is None:
-        _FAST_EXIT.append(True)
+        FAST_EXIT.append(True)
     if bad_lines:
         sys.exit(2)
 
@@ -581,8 +526,11 @@ def _write_stdout(data: bytes) -> None:
 
 def _register_extensions() -> None:
     """Commands that live beside the packages they drive: registered on first use
-    (`_LAZY_COMMANDS`); the environment names of the commands defined here, now."""
+    (`cli._lazy.LAZY_COMMANDS`, named by `_name_environment` then); the commands defined
+    here, now."""
+    LazyGroup.namer = _name_environment
     _name_environment(main, "SUBGUARD")
+
 
 
 def _name_environment(command: click.Command, prefix: str) -> None:
@@ -601,6 +549,5 @@ def _name_environment(command: click.Command, prefix: str) -> None:
     if isinstance(command, click.Group):
         for name, sub in command.commands.items():
             _name_environment(sub, f"{prefix}_{name.replace('-', '_').upper()}")
-
 
 _register_extensions()
