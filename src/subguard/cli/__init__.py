@@ -375,7 +375,6 @@ def eval_command(
     except PolicyError as exc:
         _print_policy_errors(exc)
         sys.exit(2)
-    gc.freeze()  # the policy and the modules live to the end: no collection walks them
     request: Any = None
     if sql is not None or command_text is not None:
         request = SqlRequest(sql, dialect) if sql is not None else CommandRequest(command_text or "")
@@ -383,6 +382,7 @@ def eval_command(
     log = _open_store(store_url)
     engine = Engine(policy, log=log)
     bad_lines = 0
+    gc.freeze()  # the policy, the engine and the modules live to the end: no collection walks them
     try:
         if document is not None:
             _emit(engine.evaluate(document), fmt, True)
@@ -394,6 +394,7 @@ def eval_command(
             assert batch_file is not None
             bad_lines = _run_batch(engine, batch_file, fmt)
     finally:
+        gc.unfreeze()  # an in-process caller (a test, a benchmark) gets its collector back
         close = getattr(log, "close", None)
         if close is not None:
             close()
