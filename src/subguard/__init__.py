@@ -12,7 +12,6 @@ log) are logged at WARNING on the `subguard.engine` logger; the package adds onl
 """
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
 from subguard.adapters import ApprovalRequired, Denied, Refused, Terminated
 from subguard.engine import (
@@ -40,10 +39,21 @@ from subguard.errors import (
     SubguardError,
 )
 
-try:
-    __version__ = version("subguard")  # the one source: pyproject.toml, via the metadata
-except PackageNotFoundError:  # pragma: no cover - run from a source tree never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    # `__version__` is read from the package metadata on first use: importing
+    # importlib.metadata costs a one-shot command a noticeable part of its start-up.
+    if name != "__version__":
+        raise AttributeError(f"module 'subguard' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("subguard")  # the one source: pyproject.toml, via the metadata
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree never installed
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found
+
 
 # A library logs, the application decides where: quiet unless it configures logging.
 # Fail-closed decisions are logged at WARNING under `subguard.engine` (codes, never values).

@@ -17,6 +17,7 @@ from subguard.engine.dataschema import (
     with_defaults,
 )
 from subguard.engine.decision import ENTRYPOINTS, Decisions
+from subguard.engine.policycache import parse_cached
 from subguard.engine.schema import INPUT_TYPE, RECORDS
 from subguard.engine.sources import find_policy_files, read_policy_source, scan_policy_paths
 from subguard.errors import Location, PolicyError, PolicyErrors
@@ -71,12 +72,14 @@ def load_policy(
     data: Mapping[str, Any] | None = None,
     builtins: Mapping[str, Builtin] | None = None,
     tests: bool = False,
+    parse_cache: bool = False,
 ) -> Policy:
     """Load, check and compile the policy in `paths` (files or directories; `*_test.guard`
     files in directories only with `tests`). A `data.schema.json` beside the rules types
     `data` (see `engine.dataschema`): rules are checked against it and `data` validated.
 
-    Raises `PolicyErrors` with every error found in every file.
+    Raises `PolicyErrors` with every error found in every file. With `parse_cache`,
+    parsed sources are kept on disk for the next load (see `engine.policycache`).
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -97,7 +100,9 @@ def load_policy(
             errors.append(exc)
     if errors:
         raise PolicyErrors(errors)
-    return policy_from_sources(sources, data=data, builtins=builtins, data_schema=data_schema)
+    return policy_from_sources(
+        sources, data=data, builtins=builtins, data_schema=data_schema, parse_cache=parse_cache
+    )
 
 
 def policy_from_sources(
@@ -106,6 +111,7 @@ def policy_from_sources(
     data: Mapping[str, Any] | None = None,
     builtins: Mapping[str, Builtin] | None = None,
     data_schema: DataSchema | None = None,
+    parse_cache: bool = False,
 ) -> Policy:
     """Compile `(path, text)` pairs; the path only names the source in errors. With a
     `data_schema`, `data` is validated against it and rules reading it type-checked."""
@@ -113,7 +119,8 @@ def policy_from_sources(
     errors: list[PolicyError] = []
     for path, text in sources:
         try:
-            modules.append(parse_module(text.removeprefix("\ufeff"), path))  # a byte order mark is no text
+            text = text.removeprefix("\ufeff")  # a byte order mark is no text
+            modules.append(parse_cached(text, path) if parse_cache else parse_module(text, path))
         except PolicyErrors as exc:
             errors.extend(exc.errors)
         except PolicyError as exc:

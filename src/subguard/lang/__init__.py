@@ -23,6 +23,7 @@ from subguard.lang.ast import (
     Scalar,
 )
 from subguard.lang.builtins import BUILTINS, Builtin, BuiltinError
+from subguard.lang.cache import dump_module, load_module, parser_digest
 from subguard.lang.compiler import STAGES, Stage, compile_policy
 from subguard.lang.fmt import format_module, format_text
 from subguard.lang.parser import parse_module, read_source
@@ -68,13 +69,16 @@ __all__ = [
     "Type",
     "compile_policy",
     "conform",
+    "dump_module",
     "format_module",
     "format_text",
     "freeze",
     "from_json",
+    "load_module",
     "marshal",
     "parse_module",
     "parse_type",
+    "parser_digest",
     "read_source",
     "to_json",
 ]

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Mapping
 from typing import Any, Final
 
+import attrs
 from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
@@ -18,6 +19,7 @@ from subguard.sql._draft import Context
 from subguard.sql._facts import SqlFacts, Statement, merge_columns
 from subguard.sql._parse import parse_piece
 from subguard.sql._schema import Schema, as_schema
+from subguard.sql._shape import literal_free, shape_safe
 from subguard.sql._tokens import (
     UNTOKENIZABLE_REDACTED,
     digest,
@@ -30,8 +32,13 @@ from subguard.sql._tokens import (
     untokenizable_digest,
 )
 
-#: The process-wide analysis cache (see `LRUCache` for its bounds).
-CACHE: Final[LRUCache[SqlFacts]] = LRUCache()
+#: Analyses shared by every text of one shape, keyed by (dialect, schema version, shape
+#: hash); only texts whose facts `_shape` proves literal-independent are stored here.
+SHAPE_CACHE: Final[LRUCache[SqlFacts]] = LRUCache(max_entries=2048, max_bytes=16 * 1024 * 1024)
+
+#: The process-wide analysis cache (see `LRUCache` for its bounds), consulted first;
+#: clearing it clears the shape cache too.
+CACHE: Final[LRUCache[SqlFacts]] = LRUCache(dependents=(SHAPE_CACHE,))
 
 _TOKENIZE_ERROR: Final = (
     "line 1, col 1: cannot tokenize text (unterminated string, quoted name or comment?)"
@@ -63,9 +70,17 @@ def _unparseable(path: str, tokens: Any = (), *, nested: bool = False) -> Statem
 
 
 def _analyse_pieces(
-    text: str, pieces: list[list[Any]], ctx: Context, prefix: str, nested: bool
+    text: str,
+    pieces: list[list[Any]],
+    ctx: Context,
+    prefix: str,
+    nested: bool,
+    shareable: list[bool] | None = None,
 ) -> tuple[list[Statement], str | None]:
+    """Facts of each piece; `shareable` (when given) collects, per piece, `_shape`'s
+    verdict on whether its facts hold for every value of its literals."""
     statements: list[Statement] = []
+    verdicts: list[bool] = [] if shareable is None else shareable
     first_error: str | None = None
     for i, chunk in enumerate(pieces):
         if prefix:
@@ -77,12 +92,14 @@ def _analyse_pieces(
             # as a command, whose body the command steps analyse as SQL.
             rest = text[chunk[1].start : chunk[-1].end + 1] if len(chunk) > 1 else ""
             node = exp.Command(this="CREATE", expression=exp.Literal.string(rest))
+            verdicts.append(False)
             statements.extend(describe(node, chunk, path, ctx, nested=nested))
             continue
         piece = parse_piece(chunk, text, ctx.dialect)
         if piece.node is None:
             control = control_kind(chunk)
             if control is not None:
+                verdicts.append(literal_free(chunk))
                 statements.append(Statement(kind=control, path=path, nested=nested))
                 continue
             keyword = str(chunk[0].text).upper()
@@ -90,14 +107,18 @@ def _analyse_pieces(
                 # CLUSTER, REINDEX, … that sqlglot cannot read: a command of that kind.
                 rest = text[chunk[1].start : chunk[-1].end + 1] if len(chunk) > 1 else ""
                 node = exp.Command(this=keyword, expression=exp.Literal.string(rest))
+                verdicts.append(False)
                 statements.extend(describe(node, chunk, path, ctx, nested=nested))
                 continue
             first_error = first_error or (
                 f"statement {i + 1}: {piece.error}" if len(pieces) > 1 else piece.error
             )
+            verdicts.append(False)
             statements.append(_unparseable(path, chunk, nested=nested))
             continue
         _fold_identifiers(piece.node, ctx.dialect)
+        if shareable is not None:
+            verdicts.append(shape_safe(piece.node, chunk))
         statements.extend(describe(piece.node, chunk, path, ctx, nested=nested))
     return statements, first_error
 
@@ -176,7 +197,7 @@ def _facts(
     )
 
 
-def _analyse(text: str, dialect: str, schema: Schema | None) -> SqlFacts:
+def _analyse(text: str, dialect: str, schema: Schema | None, version: str = "") -> SqlFacts:
     source = unhide_executable_comments(text, dialect)
     try:
         tokens = tokenize(source, dialect)
@@ -200,13 +221,31 @@ def _analyse(text: str, dialect: str, schema: Schema | None) -> SqlFacts:
             shape,
             exact,
         )
+    shape_key = (dialect, version, shape)
+    shared = SHAPE_CACHE.get(shape_key)
+    if shared is not None:
+        return _with_exact_hash(shared, exact)
     ctx = Context(dialect, schema, _nested_text)
+    verdicts: list[bool] = []
     try:
-        statements, error = _analyse_pieces(source, chunks, ctx, "", False)
+        statements, error = _analyse_pieces(source, chunks, ctx, "", False, verdicts)
     except Exception as exc:  # never raise: an analysis bug must fail closed, not open
         statements = [_unparseable("0")]
         error = f"line 1, col 1: analysis failed ({type(exc).__name__})"
-    return _facts(dialect, statements, error, redacted, shape, exact)
+        verdicts = [False]
+    facts = _facts(dialect, statements, error, redacted, shape, exact)
+    if error is None and verdicts and all(verdicts):
+        facts.to_input()  # built once, shared by every text of the shape
+        SHAPE_CACHE.put(shape_key, facts, _cost(facts, redacted))
+    return facts
+
+
+def _with_exact_hash(shared: SqlFacts, exact: str) -> SqlFacts:
+    """The shape's facts for one text of it: only the exact hash differs (the redacted
+    text and the fingerprint are functions of the shape)."""
+    facts = attrs.evolve(shared, exact_hash=exact)
+    object.__setattr__(facts, "_input", shared.to_input())
+    return facts
 
 
 def _cost(facts: SqlFacts, text: str) -> int:
@@ -244,7 +283,7 @@ def analyze(
     hit = CACHE.get(key)
     if hit is not None:
         return hit
-    facts = _analyse(text, name, sch)
+    facts = _analyse(text, name, sch, key[1])
     CACHE.put(key, facts, _cost(facts, text))
     return facts
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 V = TypeVar("V")
 
@@ -22,7 +22,13 @@ class LRUCache(Generic[V]):
     estimate against measured allocations.
     """
 
-    def __init__(self, max_entries: int = 4096, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        max_entries: int = 4096,
+        max_bytes: int = 32 * 1024 * 1024,
+        dependents: tuple[LRUCache[Any], ...] = (),
+    ) -> None:
+        self.dependents = dependents  # emptied with this one (caches derived from it)
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._data: OrderedDict[tuple[str, str, str], tuple[V, int]] = OrderedDict()
@@ -63,6 +69,8 @@ class LRUCache(Generic[V]):
             self._data.clear()
             self._bytes = 0
             self.hits = self.misses = 0
+        for cache in self.dependents:
+            cache.clear()
 
     @property
     def estimated_bytes(self) -> int:
