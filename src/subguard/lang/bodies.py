@@ -32,6 +32,7 @@ from subguard.lang.typecheck import (
     check_comparable,
     check_iterable,
     check_member,
+    check_truth_test,
     elem_type,
     field_type,
     is_boolean_expr,
@@ -190,7 +191,8 @@ class BodyCompiler:
             self.assign(lit, cx)
             return
         assert isinstance(lit, ast.ExprLiteral)
-        code, _type = self.expr(lit.expr, cx)
+        code, type_ = self.expr(lit.expr, cx)
+        check_truth_test(self.errors, lit.expr, type_, negated=False)
         fn.emit("try:")
         if is_boolean_expr(lit.expr):
             fn.emit_failing(f"    if not ({code}): ")
@@ -298,7 +300,9 @@ class BodyCompiler:
 
         def build(pys: list[str]) -> None:
             for p in params:
-                self.lookup(p[0]).used = True  # type: ignore[union-attr]
+                var = self.lookup(p[0]) if p[0] != "_" else None
+                if var is not None:
+                    var.used = True  # an `every` variable is used by the iteration itself
             self.body(lit.body)
             self.fn.emit("return True")
 
@@ -323,7 +327,8 @@ class BodyCompiler:
             check = self.nested([], build)
             fn.emit_failing(f"if {check}(): ")
             return
-        code, _ = self.expr(lit.expr, cx)
+        code, type_ = self.expr(lit.expr, cx)
+        check_truth_test(self.errors, lit.expr, type_, negated=True)
         fn.emit("try:")
         if is_boolean_expr(lit.expr):
             fn.emit_failing(f"    if {code}: ")
