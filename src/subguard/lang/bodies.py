@@ -397,8 +397,7 @@ class BodyCompiler:
             elem, et = self.expr(e.element, cx)
             coll, ct = self.expr(e.collection, cx)
             check_member(self.errors, et, ct, e)
-            if ct.kind == "set" and et.kind == "string":
-                return f"({elem} in {coll})", BOOLEAN
+            # never Python's `in`: on a string it tests substrings, on a dict its keys
             return f"_member({elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Array):
             items = [self.expr(i, cx) for i in e.items]
@@ -458,14 +457,14 @@ class BodyCompiler:
         op = e.op
         if op in ("==", "!="):
             check_comparable(self.errors, op, lt, rt, e.loc)
-            if lt.kind == rt.kind == "string" or ("string" in (lt.kind, rt.kind) and isinstance(e.left, ast.Scalar | ast.Ref | ast.Var) and isinstance(e.right, ast.Scalar | ast.Ref | ast.Var) and (isinstance(e.left, ast.Scalar) or isinstance(e.right, ast.Scalar))):
+            # Python's `==` agrees with Rego's only when one side is a string constant
+            # (`True == 1` holds in Python): anything else compares by Rego's rules
+            if _string_constant(e.left) or _string_constant(e.right):
                 return f"({left} {op} {right})", BOOLEAN
             return f"{'_eq' if op == '==' else '_ne'}({left}, {right})", BOOLEAN
         if op in ("<", "<=", ">", ">="):
             if lt.is_scalar and rt.is_scalar and lt.kind != rt.kind and "null" not in (lt.kind, rt.kind):
                 self.errors.add("type_error", f"`{op}` compares a {lt} with a {rt}", e.loc)
-            if lt.kind == rt.kind and lt.kind in ("number", "string"):
-                return f"({left} {op} {right})", BOOLEAN
             if op == "<":
                 return f"_less({left}, {right})", BOOLEAN
             if op == ">":
@@ -667,6 +666,10 @@ class BodyCompiler:
                 type_ = elem_type(type_)
             code = f"_get({code}, {key})"
         return code, type_
+
+
+def _string_constant(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Scalar) and type(e.value) is str
 
 
 def constant(e: ast.Expr) -> Any:

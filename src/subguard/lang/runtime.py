@@ -113,17 +113,22 @@ def items_of(collection: Any) -> Iterable[tuple[Any, Any]]:
 
 
 def member(element: Any, collection: Any) -> bool:
-    """`x in c`: membership in an array or set, or among an object's values."""
+    """`x in c`: membership in an array or set, or among an object's values; `false`
+    for anything else (a string is not a collection of its substrings)."""
     if type(collection) is frozenset:
         try:
-            if element in collection:
-                return type(element) is not bool or any(
-                    type(v) is bool and v == element for v in collection
-                )
-            return False
+            found = element in collection
         except TypeError:
-            return freeze(element) in collection
-    return any(equal(element, v) for v in values_of(collection))
+            element = freeze(element)
+            found = element in collection
+        if not found or type(element) is str:
+            return found
+        # Python hashes `true` like `1`: confirm with Rego's equality
+        return any(equal(element, v) for v in collection)
+    if type(collection) is tuple or isinstance(collection, Mapping):
+        return any(equal(element, v) for v in values_of(collection))
+    # not a collection: false, as OPA's `internal.member_2` (never a substring test)
+    return False
 
 
 def eq(a: Any, b: Any) -> bool:
@@ -172,8 +177,9 @@ def mod(a: Any, b: Any) -> Any:
     _operands("%", a, b)
     if b == 0:
         raise EvalFault("modulo by zero")
-    if type(a) is not int or type(b) is not int:
-        raise EvalFault("`%` needs integers")
+    if not (float(a).is_integer() and float(b).is_integer()):
+        raise EvalFault("modulo on a floating-point number")
+    a, b = int(a), int(b)
     # Rego (Go) truncates toward zero: the remainder takes the dividend's sign
     remainder = abs(a) % abs(b)
     return -remainder if a < 0 else remainder
@@ -198,7 +204,12 @@ def intersect(a: Any, b: Any) -> frozenset[Any]:
 
 
 def less(a: Any, b: Any) -> bool:
-    if type(a) is type(b) and type(a) in (int, float, str):
+    """`a < b` in Rego's total order: across types by type (null < boolean < number <
+    string < …), never Python's (`True < 2`, `1 < "a"`)."""
+    ta, tb = type(a), type(b)
+    if (ta is int or ta is float) and (tb is int or tb is float):
+        return bool(a < b)
+    if ta is str and tb is str:
         return bool(a < b)
     return sort_key(a) < sort_key(b)
 
