@@ -170,7 +170,7 @@ class Evaluator:
             (package, name)
             for package, group in self.rules.items()
             for name, defs in group.items()
-            if not any(rule.kind == ast.FUNCTION for _, rule in defs)
+            if not any(rule.kind == ast.FUNCTION or rule.args for _, rule in defs)
         ]
 
     # ── rules ──
@@ -225,15 +225,13 @@ class Evaluator:
         if kinds - {ast.COMPLETE}:
             raise EvalError(f"`{name}` mixes rule kinds")
         values: list[Any] = []
-        for module, rule, env in self._satisfied(defs):
-            try:
-                assert rule.value is not None
-                value = self.expr(rule.value, env, module)
-            except Undefined:
+        for module, rule in defs:
+            if rule.kind == ast.DEFAULT:
                 continue
-            if values and not equal(values[0], value):
-                raise EvalError(f"complete rule `{name}` has conflicting values")
-            values.append(value)
+            for value in self._clause_values(rule, {}, module):
+                if values and not equal(values[0], value):
+                    raise EvalError(f"complete rule `{name}` has conflicting values")
+                values.append(value)
         if values:
             return values[0]
         for module, rule in defs:
@@ -241,6 +239,22 @@ class Evaluator:
                 assert rule.value is not None
                 return self.expr(rule.value, {}, module)
         raise Undefined
+
+    def _clause_values(self, rule: ast.Rule, env: Env, module: ast.Module) -> list[Any]:
+        """The values of the first of a definition's clauses (its body, then each `else`)
+        that has any."""
+        assert rule.value is not None
+        clauses = [(rule.value, rule.body)] + [(c.value, c.body) for c in rule.elses]
+        for value_expr, body in clauses:
+            values = []
+            for env2 in self.body(body, env, module):
+                try:
+                    values.append(self.expr(value_expr, env2, module))
+                except Undefined:
+                    continue
+            if values:
+                return values
+        return []
 
     def _satisfied(
         self, defs: list[tuple[ast.Module, ast.Rule]]
@@ -257,20 +271,20 @@ class Evaluator:
             for module, rule in self.rules[package][name]
             if rule.kind == ast.FUNCTION and len(rule.args) == len(args)
         ]
-        if not defs:
+        default = [(m, r) for m, r in self.rules[package][name] if r.kind == ast.DEFAULT and len(r.args) == len(args)]
+        if not defs and not default:
             raise EvalError(f"no definition of `{name}` takes {len(args)} arguments")
         values: list[Any] = []
         for module, rule in defs:
             for env in self._bind_params(rule.args, args, {}, module):
-                for env2 in self.body(rule.body, env, module):
-                    try:
-                        assert rule.value is not None
-                        value = self.expr(rule.value, env2, module)
-                    except Undefined:
-                        continue
+                for value in self._clause_values(rule, env, module):
                     if values and not equal(values[0], value):
                         raise EvalError(f"function `{name}` has conflicting values")
                     values.append(value)
+        if not values and default:
+            module, rule = default[0]
+            assert rule.value is not None
+            return self.expr(rule.value, {}, module)
         if not values:
             raise Undefined
         return values[0]
@@ -469,7 +483,16 @@ class Evaluator:
             return -operand
         if isinstance(e, ast.Member):
             element = self.expr(e.element, env, module)
-            return _member(element, self.expr(e.collection, env, module))
+            collection = self.expr(e.collection, env, module)
+            if e.key is not None:
+                key = self.expr(e.key, env, module)
+                return any(equal(k, key) and equal(v, element) for k, v in _pairs(collection))
+            return _member(element, collection)
+        if isinstance(e, ast.Deref):
+            value = self.expr(e.base, env, module)
+            for step in e.path:
+                value = _step(value, self.expr(step, env, module))
+            return value
         if isinstance(e, ast.Array):
             return tuple(self.expr(i, env, module) for i in e.items)
         if isinstance(e, ast.SetLit):
@@ -555,7 +578,7 @@ class Evaluator:
     def _package_document(self, package: str) -> dict[str, Any]:
         document = {}
         for name, defs in self.rules[package].items():
-            if any(rule.kind == ast.FUNCTION for _, rule in defs):
+            if any(rule.kind == ast.FUNCTION or rule.args for _, rule in defs):
                 continue
             with contextlib.suppress(Undefined):
                 document[name] = self.rule_value(package, name)

@@ -162,7 +162,7 @@ class BodyCompiler:
                     self.scopes[-1][name] = _Var(f"v_{name}_{next(self.counter)}", ANY, lit.loc, declared_only=True)
             return
         if isinstance(lit, ast.SomeIn):
-            coll, ctype = self.expr(lit.collection, "ctx")
+            coll, ctype = self.expr(lit.collection, self.withs(lit.withs) if lit.withs else "ctx")
             tmp = self.tmp("c")
             fn.emit("try:")
             fn.emit(f"    {tmp} = {coll}")
@@ -230,13 +230,7 @@ class BodyCompiler:
     def assign(self, lit: ast.Assign, cx: str) -> None:
         fn = self.fn
         target, value = lit.target, lit.value
-        if (
-            lit.op == "="
-            and not (isinstance(target, ast.Var) and not self.bound(target.name))
-            and isinstance(value, ast.Var)
-            and not self.bound(value.name)
-            and value.name not in self.names_in_scope()
-        ):
+        if lit.op == "=" and not self.has_unbound(target) and self.has_unbound(value):
             target, value = value, target
         if isinstance(target, ast.Var) and (lit.op == ":=" or not self.bound(target.name)) and not self._is_global(target.name):
             code, type_ = self.expr(value, cx)
@@ -247,17 +241,14 @@ class BodyCompiler:
             py = self.bind(target.name, type_, target.loc)
             fn.emit(f"{py} = {tmp}")
             return
-        if isinstance(target, ast.Array) and lit.op == ":=" and all(isinstance(i, ast.Var) for i in target.items):
+        if isinstance(target, ast.Array | ast.Object) and (lit.op == ":=" or self.has_unbound(target)):
+            # destructuring: `[a, b] := xs`, `{"k": v} = obj`
             code, _ = self.expr(value, cx)
             tmp = self.tmp()
             fn.emit("try:")
             fn.emit(f"    {tmp} = {code}")
-            fn.emit_failing(f"    if type({tmp}) is not tuple or len({tmp}) != {len(target.items)}: ")
             fn.emit_failing("except _U: ")
-            for i, item in enumerate(target.items):
-                assert isinstance(item, ast.Var)
-                py = self.bind(item.name, ANY, item.loc)
-                fn.emit(f"{py} = {tmp}[{i}]")
+            self.match(target, tmp)
             return
         if lit.op == ":=":
             self.errors.add("type_error", "`:=` needs a variable on its left", lit.loc)
@@ -267,6 +258,49 @@ class BodyCompiler:
         check_comparable(self.errors, "==", lt, rt, lit.loc)
         fn.emit("try:")
         fn.emit_failing(f"    if not _eq({left}, {right}): ")
+        fn.emit_failing("except _U: ")
+
+    def has_unbound(self, e: ast.Expr) -> bool:
+        """Does `e` hold a variable not bound yet (so that `=` binds it)?"""
+        if isinstance(e, ast.Var):
+            return e.name == "_" or (not self.bound(e.name) and self.lookup_global(e.name) is None)
+        if isinstance(e, ast.Array):
+            return any(self.has_unbound(i) for i in e.items)
+        if isinstance(e, ast.Object):
+            return any(self.has_unbound(v) for _k, v in e.pairs)
+        return False
+
+    def match(self, pattern: ast.Expr, code: str) -> None:
+        """Match the value in the variable `code` against `pattern`, binding the pattern's
+        unbound variables (Rego's unification of a term with a value): an array of the
+        same length, an object with the same keys, or a value equal to it."""
+        fn = self.fn
+        if isinstance(pattern, ast.Var) and pattern.name == "_":
+            return
+        if isinstance(pattern, ast.Var) and self.has_unbound(pattern):
+            py = self.bind(pattern.name, ANY, pattern.loc)
+            fn.emit(f"{py} = {code}")
+            return
+        if isinstance(pattern, ast.Array) and self.has_unbound(pattern):
+            fn.emit_failing(f"if type({code}) is not tuple or len({code}) != {len(pattern.items)}: ")
+            for i, item in enumerate(pattern.items):
+                element = self.tmp("m")
+                fn.emit(f"{element} = {code}[{i}]")
+                self.match(item, element)
+            return
+        if isinstance(pattern, ast.Object) and self.has_unbound(pattern):
+            fn.emit_failing(f"if not isinstance({code}, dict) or len({code}) != {len(pattern.pairs)}: ")
+            for key, item in pattern.pairs:
+                key_code, _t = self.expr(key, "ctx")
+                element = self.tmp("m")
+                fn.emit("try:")
+                fn.emit(f"    {element} = _get({code}, _freeze({key_code}))")
+                fn.emit_failing("except _U: ")
+                self.match(item, element)
+            return
+        value, _t = self.expr(pattern, "ctx")
+        fn.emit("try:")
+        fn.emit_failing(f"    if not _eq({code}, {value}): ")
         fn.emit_failing("except _U: ")
 
     def names_in_scope(self) -> set[str]:
@@ -356,6 +390,11 @@ class BodyCompiler:
             elif isinstance(e, ast.Member):
                 visit(e.element)
                 visit(e.collection)
+                if e.key is not None:
+                    visit(e.key)
+            elif isinstance(e, ast.Deref):
+                visit(ast.Ref(ast.Var("input"), e.path))
+                visit(e.base)
             elif isinstance(e, ast.Neg):
                 visit(e.operand)
             elif isinstance(e, ast.Array | ast.SetLit):
@@ -393,6 +432,16 @@ class BodyCompiler:
             if t.kind not in ("number", "any"):
                 self.errors.add("type_error", f"`-` needs a number, not a {t}", e.loc)
             return f"_neg({code})", NUMBER
+        if isinstance(e, ast.Deref):
+            base, base_type = self.expr(e.base, cx)
+            return self.steps(base, base_type, list(e.path), cx)
+        if isinstance(e, ast.Member) and e.key is not None:
+            key, _kt = self.expr(e.key, cx)
+            elem, _et = self.expr(e.element, cx)
+            coll, ct = self.expr(e.collection, cx)
+            if ct.is_scalar:
+                self.errors.add("type_error", f"`in` needs a collection, not a {ct}", e.collection.loc)
+            return f"_member_kv({key}, {elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Member):
             elem, et = self.expr(e.element, cx)
             coll, ct = self.expr(e.collection, cx)
@@ -507,7 +556,7 @@ class BodyCompiler:
             if group.kind != ast.FUNCTION:
                 self.errors.add("type_error", f"`{e.name}` is a rule, not a function", e.loc)
                 return "None", ANY
-            arity = len(group.definitions[0].args) if group.definitions else 0
+            arity = len(group.definitions[0].args) if group.definitions else len(group.default.args) if group.default else 0
             if arity != len(args):
                 self.errors.add(
                     "arity", f"`{e.name}` takes {arity} argument{'s' * (arity != 1)}, not {len(args)}", e.loc

@@ -20,7 +20,12 @@ def collect_rules(program: Program) -> None:
         table = program.groups.setdefault(package, {})
         for rule in module.rules:
             program.module_of[id(rule)] = module
-            kind = ast.COMPLETE if rule.kind == ast.DEFAULT else rule.kind
+            if rule.kind == ast.DEFAULT:
+                kind: ast.RuleKind = ast.FUNCTION if rule.args else ast.COMPLETE
+            else:
+                kind = rule.kind
+            if rule.elses and not rule.body:
+                program.errors.add("type_error", "`else` follows a body: this rule has none to fall back from", rule.elses[0].loc)
             group = table.get(rule.name)
             if group is None:
                 group = RuleGroup(len(program.by_index), package, rule.name, kind)
@@ -99,8 +104,30 @@ def check_recursion(program: Program) -> None:
 
 
 def check_defaults(program: Program) -> None:
-    """A default value is a constant."""
+    """A default value is a constant; a default function's parameters are variables, as
+    many as its definitions take."""
     for group in program.by_index:
         default = group.default
-        if default is not None and not isinstance(default.value, ast.Scalar | ast.Array | ast.SetLit | ast.Object):
+        if default is None:
+            continue
+        if not _is_constant(default.value):
             program.errors.add("type_error", "a default value must be a constant", default.loc)
+        if group.kind != ast.FUNCTION:
+            continue
+        if not all(isinstance(a, ast.Var) for a in default.args):
+            program.errors.add("type_error", "a default function's parameters are variables", default.loc)
+        if group.definitions and len(group.definitions[0].args) != len(default.args):
+            arity = len(group.definitions[0].args)
+            program.errors.add(
+                "arity", f"`{group.name}` takes {arity} argument{'s' * (arity != 1)}, its default {len(default.args)}", default.loc
+            )
+
+
+def _is_constant(e: ast.Expr | None) -> bool:
+    if isinstance(e, ast.Scalar):
+        return True
+    if isinstance(e, ast.Array | ast.SetLit):
+        return all(_is_constant(i) for i in e.items)
+    if isinstance(e, ast.Object):
+        return all(_is_constant(k) and _is_constant(v) for k, v in e.pairs)
+    return False

@@ -66,9 +66,13 @@ def format_module(module: ast.Module) -> str:
 # ── expressions ──────────────────────────────────────────────────────────────────────
 
 
+#: `k, v in xs` stands alone only as a literal; anywhere else it is parenthesized.
+_KV = -1
+
+
 def _level(expr: ast.Expr) -> int:
     if isinstance(expr, ast.Member):
-        return _MEMBER
+        return _KV if expr.key is not None else _MEMBER
     if isinstance(expr, ast.BinOp):
         return _BINOP_LEVEL[expr.op]
     if isinstance(expr, ast.Neg):
@@ -113,7 +117,7 @@ def expr_text(expr: ast.Expr, least: int = _MEMBER, bracket: bool = False) -> st
     """
     level = _level(expr)
     if level < least or (bracket and isinstance(expr, ast.BinOp) and expr.op == "|"):
-        return "(" + expr_text(expr, _MEMBER, False) + ")"
+        return "(" + expr_text(expr, _KV, False) + ")"
     return _expr(expr, bracket)
 
 
@@ -127,8 +131,10 @@ def _expr(expr: ast.Expr, bracket: bool) -> str:
     if isinstance(expr, ast.Call):
         return expr.name + "(" + ", ".join(expr_text(a) for a in expr.args) + ")"
     if isinstance(expr, ast.Member):
+        key = "" if expr.key is None else expr_text(expr.key, _REL, bracket) + ", "
         return (
-            expr_text(expr.element, _REL, bracket)
+            key
+            + expr_text(expr.element, _REL, bracket)
             + " in "
             + expr_text(expr.collection, _REL, bracket)
         )
@@ -157,12 +163,25 @@ def _expr(expr: ast.Expr, bracket: bool) -> str:
     if isinstance(expr, ast.ObjectCompr):
         head = expr_text(expr.key, _REL, True) + ": " + expr_text(expr.value, bracket=True)
         return "{" + head + " | " + _inline_body(expr.body) + "}"
+    if isinstance(expr, ast.Deref):
+        base = _expr(expr.base, bracket)
+        if not isinstance(expr.base, _PRIMARY):
+            base = "(" + expr_text(expr.base, _KV) + ")"
+        return base + _steps(expr.path)
     raise TypeError(f"not an expression: {expr!r}")
 
 
+#: What a `Deref` may start from without parentheses (the grammar's `primary`).
+_PRIMARY = (ast.Call, ast.Array, ast.SetLit, ast.Object, ast.ArrayCompr, ast.SetCompr, ast.ObjectCompr)
+
+
 def _ref(ref: ast.Ref) -> str:
-    parts = [ref.head.name]
-    for step in ref.path:
+    return ref.head.name + _steps(ref.path)
+
+
+def _steps(path: Sequence[ast.Expr]) -> str:
+    parts: list[str] = []
+    for step in path:
         if isinstance(step, ast.Scalar) and isinstance(step.value, str) and _NAME.match(step.value):
             parts.append("." + step.value)
         else:
@@ -184,9 +203,9 @@ def _names(key: str | None, value: str) -> str:
 def literal_head(literal: ast.Literal) -> str:
     """A literal's text; for `every`, only its header up to the opening brace."""
     if isinstance(literal, ast.ExprLiteral):
-        return expr_text(literal.expr) + _withs(literal.withs)
+        return expr_text(literal.expr, _KV) + _withs(literal.withs)
     if isinstance(literal, ast.NotLiteral):
-        return "not " + expr_text(literal.expr) + _withs(literal.withs)
+        return "not " + expr_text(literal.expr, _KV) + _withs(literal.withs)
     if isinstance(literal, ast.Assign):
         return f"{expr_text(literal.target)} {literal.op} {expr_text(literal.value)}" + _withs(
             literal.withs
@@ -194,7 +213,9 @@ def literal_head(literal: ast.Literal) -> str:
     if isinstance(literal, ast.SomeDecl):
         return "some " + ", ".join(literal.names)
     if isinstance(literal, ast.SomeIn):
-        return f"some {_names(literal.key, literal.value)} in {expr_text(literal.collection, _REL)}"
+        return f"some {_names(literal.key, literal.value)} in {expr_text(literal.collection, _REL)}" + _withs(
+            literal.withs
+        )
     if isinstance(literal, ast.Every):
         return f"every {_names(literal.key, literal.value)} in {expr_text(literal.domain, _REL)} {{"
     raise TypeError(f"not a body literal: {literal!r}")
@@ -217,7 +238,8 @@ def _rule_head(rule: ast.Rule) -> str:
     value = rule.value
     if rule.kind == ast.DEFAULT:
         assert value is not None
-        return f"default {rule.name} := {expr_text(value)}"
+        args = "(" + ", ".join(expr_text(a) for a in rule.args) + ")" if rule.args else ""
+        return f"default {rule.name}{args} := {expr_text(value)}"
     if rule.kind == ast.SET:
         assert value is not None
         return f"{rule.name} contains {expr_text(value)}"
@@ -232,6 +254,10 @@ def _rule_head(rule: ast.Rule) -> str:
     if rule.boolean or value is None:
         return rule.name
     return f"{rule.name} := {expr_text(value)}"
+
+
+def _is_true(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Scalar) and e.value is True
 
 
 def _end_line(loc: ast.Location) -> int:
@@ -301,6 +327,9 @@ class _Printer:
         # its body go to the literals they precede.
         self._comments_before(rule.loc.line, "", inside=rule.loc.line)
         head = _rule_head(rule)
+        if rule.elses and rule.body:
+            self._block(head, rule)
+            return
         if not rule.body:
             self._comments_before(rule.loc.line, "", inside=_end_line(rule.loc))
             self.lines.append(head)
@@ -325,7 +354,16 @@ class _Printer:
     def _block(self, head: str, rule: ast.Rule) -> None:
         self.lines.append(f"{head} if {{")
         self._body(rule.body, INDENT, _end_line(rule.loc))
-        self.lines.append("}")
+        closing = "}"
+        for clause in rule.elses:
+            value = "" if _is_true(clause.value) else f" := {expr_text(clause.value)}"
+            if clause.body:
+                self.lines.append(f"{closing} else{value} if {{")
+                self._body(clause.body, INDENT, _end_line(clause.loc))
+                closing = "}"
+            else:
+                closing = f"{closing} else{value}"
+        self.lines.append(closing)
 
     def _body(self, body: Sequence[ast.Literal], indent: str, end: int) -> None:
         for literal in body:

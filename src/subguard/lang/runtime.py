@@ -131,6 +131,23 @@ def member(element: Any, collection: Any) -> bool:
     return False
 
 
+def member_kv(key: Any, value: Any, collection: Any) -> bool:
+    """`k, v in c`: the array has `v` at index `k`, the object `v` at key `k`, or the set
+    holds `v` and `k` equals it; `false` for anything else."""
+    if type(collection) is tuple:
+        if (type(key) is int or type(key) is float) and float(key).is_integer() and 0 <= key < len(collection):
+            return equal(collection[int(key)], value)
+        return False
+    if type(collection) is frozenset:
+        return equal(key, value) and member(value, collection)
+    if isinstance(collection, Mapping):
+        for k, v in collection.items():
+            if equal(k, key):
+                return equal(v, value)
+        return False
+    return False
+
+
 def eq(a: Any, b: Any) -> bool:
     return equal(a, b)
 
