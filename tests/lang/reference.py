@@ -152,10 +152,12 @@ def _replace(document: Any, path: list[Any], value: Any) -> Any:
 class Evaluator:
     """Rules grouped by package, evaluated on demand and memoized per (package, rule)."""
 
-    def __init__(self, modules: list[ast.Module], input: Any, data: Any) -> None:
+    def __init__(self, modules: list[ast.Module], input: Any, data: Any, mocks: dict[str, Any] | None = None) -> None:
         self.modules = modules
         self.input = input
         self.data = data
+        # `with f as …`: function key → ("function", key) or ("value", value)
+        self.mocks: dict[str, Any] = mocks or {}
         # package → rule name → [(module, rule)]
         self.rules: dict[str, dict[str, list[tuple[ast.Module, ast.Rule]]]] = {}
         for module in modules:
@@ -366,7 +368,20 @@ class Evaluator:
         self, lit: ast.Literal, withs: tuple[ast.With, ...], env: Env, module: ast.Module
     ) -> Iterator[Env]:
         document = {"input": self.input, "data": self.data}
+        mocks = dict(self.mocks)
         for w in withs:
+            target = self._function_key(w.target.dotted() or "", module)
+            if target is not None:
+                replacement = w.value.name if isinstance(w.value, ast.Var) else w.value.dotted() if isinstance(w.value, ast.Ref) else None
+                replaced_by = self._function_key(replacement or "", module) if replacement not in env else None
+                if replaced_by is not None:
+                    mocks[target] = ("function", replaced_by)
+                else:
+                    try:
+                        mocks[target] = ("value", self.expr(w.value, env, module))
+                    except Undefined:
+                        return
+                continue
             try:
                 value = self.expr(w.value, env, module)
                 path = [self.expr(step, env, module) for step in w.target.path]
@@ -374,7 +389,7 @@ class Evaluator:
                 return
             root = w.target.head.name
             document[root] = _replace(document[root], path, value)
-        inner = Evaluator(self.modules, document["input"], document["data"])
+        inner = Evaluator(self.modules, document["input"], document["data"], mocks)
         bare = attrs.evolve(lit, withs=())
         yield from list(inner.literal(bare, env, module))
 
@@ -584,21 +599,44 @@ class Evaluator:
                 document[name] = self.rule_value(package, name)
         return document
 
+    def _function_key(self, name: str, module: ast.Module) -> str | None:
+        """`package.name` of a policy function, a builtin's name, or None."""
+        package, _, rule = name.rpartition(".")
+        if package.startswith("data.") and any(r.kind == ast.FUNCTION or r.args for _, r in self.rules.get(package[5:], {}).get(rule, [])):
+            return f"{package[5:]}.{rule}"
+        if any(r.kind == ast.FUNCTION or r.args for _, r in self.rules.get(module.package_name, {}).get(name, [])):
+            return f"{module.package_name}.{name}"
+        if name in BUILTINS:
+            return name
+        return None
+
     def _call(self, call: ast.Call, env: Env, module: ast.Module) -> Any:
         args = [self.expr(a, env, module) for a in call.args]
-        package, _, name = call.name.rpartition(".")
-        if package.startswith("data.") and package[5:] in self.rules:
-            return self.call_function(package[5:], name, args)
-        if call.name in self.rules.get(module.package_name, {}):
-            return self.call_function(module.package_name, call.name, args)
-        builtin = BUILTINS.get(call.name)
+        key = self._function_key(call.name, module)
+        if key is not None and key in self.mocks:
+            kind, replacement = self.mocks[key]
+            if kind == "value":
+                return replacement
+            rest = {k: v for k, v in self.mocks.items() if k != key}
+            return Evaluator(self.modules, self.input, self.data, rest)._call_key(replacement, args)
+        return self._call_key(key or call.name, args)
+
+    def _call_key(self, key: str, args: list[Any]) -> Any:
+        package, _, name = key.rpartition(".")
+        if package in self.rules and name in self.rules[package]:
+            return self.call_function(package, name, args)
+        return self._builtin(key, args)
+
+    def _builtin(self, name: str, args: list[Any]) -> Any:
+        builtin = BUILTINS.get(name)
         if builtin is None:
-            raise EvalError(f"unknown function `{call.name}`")
+            raise EvalError(f"unknown function `{name}`")
         if builtin.arity != len(args):
-            raise EvalError(f"`{call.name}` takes {builtin.arity} arguments")
+            raise EvalError(f"`{name}` takes {builtin.arity} arguments")
         try:
             return builtin.fn(*args)
         except BuiltinUndefined:
             raise Undefined from None
         except BuiltinError as err:
             raise EvalError(str(err)) from None
+

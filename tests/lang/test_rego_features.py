@@ -63,6 +63,16 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("pattern on the right", "x := a if { input.xs = [a, _] }", {"xs": [1, 2]}, 1),
     ("function parameter pattern", "f([a, b]) := a + b\nx := f([1, 2])", {}, 3),
     ("function constant parameter", 'f(1, y) := y\nf(2, y) := y * 10\nx := [f(1, 2), f(2, 2)]', {}, (2, 20)),
+    # with replacing functions and builtins (mocking in tests)
+    ("with replaces a function by a value", "f(_) := 2\nx := y if { y := f(true) with f as 1 }", {}, 1),
+    ("with replaces a function by another", "f(_) := 2\ng(_) := 1\nx := y if { y := f(true) with f as g }", {}, 1),
+    ("with replaces a function by a builtin", "f(_) := 2\nx := y if { y := f([1, 2]) with f as count }", {}, 2),
+    ("with replaces a builtin by a function", 'g(_) := 42\nx := y if { y := count([1]) with count as g }', {}, 42),
+    ("with replaces a builtin by a value", 'x := y if { y := time.now_ns() with time.now_ns as 7 }', {}, 7),
+    ("the replacement sees the original", "f(_) := 2\ng(n) := f(n)\nx := y if { y := f(1) with f as g }", {}, 2),
+    ("a mock reaches rules called under it", 'f(_) := 1\nq := f(0)\nx := y if { y := q with f as 5 }', {}, 5),
+    ("a mock ends with its literal", 'f(_) := 1\nx := [a, b] if { a := f(0) with f as 5; b := f(0) }', {}, (5, 1)),
+    ("a function under data replaced", "f(_) := 2\nx := y if { y := data.p.f(0) with data.p.f as 3 }", {}, 3),
     # negated unification, unused function parameters, every with _
     ("not a = b", "x if { not true = false }", {}, True),
     ("unused function parameter", "f(n) := 2\nx := f(1)", {}, 2),

@@ -26,7 +26,7 @@ import attrs
 from subguard.lang import ast, runtime
 from subguard.lang.builtins import BUILTINS
 from subguard.lang.builtins_text import plain_text
-from subguard.lang.program import Line, Program, RuleGroup, did_you_mean
+from subguard.lang.program import Line, Program, RuleGroup, did_you_mean, function_key
 from subguard.lang.typecheck import (
     check_argument,
     check_comparable,
@@ -202,8 +202,14 @@ class BodyCompiler:
 
     def withs(self, withs: Sequence[ast.With]) -> str:
         parts = []
+        table = self.program.groups.get(self.package, {})
         for w in withs:
             root = w.target.head.name
+            dotted = w.target.dotted()
+            key = function_key(self.program, table, dotted) if dotted is not None else None
+            if key is not None:
+                parts.append(f"('fn', (), {key!r}, {self.replacement(w.value)})")
+                continue
             path: list[Any] = []
             for step in w.target.path:
                 if not isinstance(step, ast.Scalar):
@@ -211,7 +217,9 @@ class BodyCompiler:
                     return "ctx"
                 path.append(step.value)
             if root not in ("input", "data"):
-                self.errors.add("type_error", "`with` replaces `input` or `data` only", w.loc)
+                self.errors.add(
+                    "type_error", "`with` replaces `input`, `data`, a rule under `data` or a function", w.loc
+                )
                 return "ctx"
             rule_index = None
             if root == "data":
@@ -226,6 +234,24 @@ class BodyCompiler:
         self.fn.emit(f"    {cx} = _with_(ctx, ({', '.join(parts)},))")
         self.fn.emit_failing("except _U: ")
         return cx
+
+    def replacement(self, value: ast.Expr) -> str:
+        """What `with f as value` puts in place of `f`: another function (a function of
+        the policy or a builtin, called with the context and the arguments) or a value
+        that every call returns."""
+        name = value.name if isinstance(value, ast.Var) else value.dotted() if isinstance(value, ast.Ref) else None
+        if name is not None and self.lookup(name) is None:
+            key = function_key(self.program, self.program.groups.get(self.package, {}), name)
+            if isinstance(key, int):
+                self.group.depends.add(key)
+                return f"_g{key}"
+            if isinstance(key, str):
+                builtin = self.program.extra_builtins.get(key) or BUILTINS[key]
+                fname = "_bc_" + key.replace(".", "_")
+                self.program.namespace[fname] = _with_context(builtin.fn)
+                return fname
+        code, _t = self.expr(value, "ctx")
+        return code
 
     def assign(self, lit: ast.Assign, cx: str) -> None:
         fn = self.fn
@@ -562,6 +588,8 @@ class BodyCompiler:
                     "arity", f"`{e.name}` takes {arity} argument{'s' * (arity != 1)}, not {len(args)}", e.loc
                 )
             self.group.depends.add(group.index)
+            if group.index in self.program.mocked:
+                return f"_call_mock({cx}, {group.index}, _g{group.index}{', ' if args else ''}{arg_code})", ANY
             return f"_g{group.index}({cx}{', ' if args else ''}{arg_code})", ANY
         builtin = self.program.extra_builtins.get(e.name) or BUILTINS.get(e.name)
         if builtin is None:
@@ -584,6 +612,9 @@ class BodyCompiler:
                 check_argument(self.errors, e.name, position, declared, actual, arg.loc)
         fname = "_b_" + e.name.replace(".", "_")
         self.program.namespace[fname] = builtin.fn
+        if e.name in self.program.mocked:
+            self.program.namespace["_bc_" + e.name.replace(".", "_")] = _with_context(builtin.fn)
+            return f"_call_mock({cx}, {e.name!r}, _bc_{e.name.replace('.', '_')}{', ' if args else ''}{arg_code})", builtin.result
         return f"{fname}({arg_code})", builtin.result
 
     def fast_sprintf(self, e: ast.Call, cx: str) -> str | None:
@@ -715,6 +746,15 @@ class BodyCompiler:
                 type_ = elem_type(type_)
             code = f"_get({code}, {key})"
         return code, type_
+
+
+def _with_context(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A builtin called like a policy function: with the evaluation context first."""
+
+    def call(ctx: Any, *args: Any) -> Any:
+        return fn(*args)
+
+    return call
 
 
 def _string_constant(e: ast.Expr) -> bool:

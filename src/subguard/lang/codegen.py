@@ -15,7 +15,7 @@ import attrs
 
 from subguard.lang import ast, runtime
 from subguard.lang.bodies import BodyCompiler, Fn, constant, render
-from subguard.lang.program import Line, Program, RuleGroup
+from subguard.lang.program import Line, Program, RuleGroup, function_key
 from subguard.lang.types import ANY
 from subguard.lang.values import freeze
 
@@ -28,6 +28,7 @@ def compile_bodies(program: Program) -> None:
     definitions' bodies are generated once and kept (`Program.entry_bodies`) so the
     fused function can inline them."""
     counter = itertools.count()
+    program.mocked = set(_mocked_functions(program))
     for module in program.modules:
         table = program.groups.get(module.package_name, {})
         for rule in module.rules:
@@ -35,6 +36,34 @@ def compile_bodies(program: Program) -> None:
             if group is None or rule.kind == ast.DEFAULT:
                 continue  # defaults are constants: `compile_defaults`
             _compile_definition(program, module, group, rule, counter)
+
+
+def _mocked_functions(program: Program) -> Any:
+    """The functions some `with` replaces (rule group index, or builtin name): calls to
+    them look for a replacement in the context; calls to the others stay direct."""
+    for module in program.modules:
+        table = program.groups.get(module.package_name, {})
+        for rule in module.rules:
+            for w in _withs_in(rule):
+                name = w.target.dotted()
+                if name is None or w.target.head.name in ("input", "data") and not name.startswith("data."):
+                    continue
+                key = function_key(program, table, name)
+                if key is not None:
+                    yield key
+
+
+def _withs_in(node: Any) -> Any:
+    """Every `with` in a rule, nested bodies included."""
+    if isinstance(node, ast.With):
+        yield node
+    if isinstance(node, tuple):
+        for item in node:
+            yield from _withs_in(item)
+    elif attrs.has(type(node)):
+        for field in attrs.fields(type(node)):
+            if field.name != "loc":
+                yield from _withs_in(getattr(node, field.name))
 
 
 def _compile_definition(program: Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any) -> None:
@@ -197,6 +226,7 @@ def assemble(program: Program) -> None:
         _single=runtime.single,
         _build_object=runtime.build_object,
         _with_=runtime.with_,
+        _call_mock=runtime.call_mockable,
         _freeze=freeze,
         _ONCE=(None,),
     )

@@ -10,10 +10,10 @@ import attrs
 
 from subguard.errors import PolicyError
 from subguard.lang import ast
-from subguard.lang.builtins import Builtin
+from subguard.lang.builtins import BUILTINS, Builtin
 from subguard.lang.types import Schema
 
-__all__ = ["MAX_ERRORS", "Entrypoint", "Errors", "Line", "Program", "RuleGroup", "did_you_mean"]
+__all__ = ["MAX_ERRORS", "Entrypoint", "Errors", "Line", "Program", "RuleGroup", "did_you_mean", "function_key"]
 
 #: Errors collected before the compiler gives up on reporting more.
 MAX_ERRORS: Final = 50
@@ -98,3 +98,23 @@ class Program:
     #: function `def_functions` names runs them, and so does the fused function that
     #: inlines the unconditional ones (`CompiledPolicy.select`).
     entry_bodies: dict[str, list[Line]] = attrs.Factory(dict)
+    #: The functions some `with` replaces (rule group index or builtin name).
+    mocked: set[int | str] = attrs.Factory(set)
+
+
+def function_key(program: Program, table: dict[str, RuleGroup], name: str) -> int | str | None:
+    """What `with` replaces when its target is `name`: a function's rule group index, a
+    builtin's name, or None when `name` is neither."""
+    group = table.get(name) if "." not in name else None
+    if name.startswith("data."):
+        parts = name.split(".")[1:]
+        for cut in range(len(parts) - 1, 0, -1):
+            package = ".".join(parts[:cut])
+            if package in program.groups and cut == len(parts) - 1:
+                group = program.groups[package].get(parts[cut])
+                break
+    if group is not None:
+        return group.index if group.kind == ast.FUNCTION else None
+    if name in program.extra_builtins or name in BUILTINS:
+        return name
+    return None

@@ -39,25 +39,49 @@ _MISSING = object()
 class Ctx:
     """One evaluation: the documents and the memo of rule values computed so far."""
 
-    __slots__ = ("data", "input", "memo")
+    __slots__ = ("data", "input", "memo", "mocks")
 
-    def __init__(self, input: Any, data: Any, memo: dict[int, Any] | None = None) -> None:
+    def __init__(
+        self, input: Any, data: Any, memo: dict[int, Any] | None = None, mocks: dict[Any, Any] | None = None
+    ) -> None:
         self.input = input
         self.data = data
         self.memo: dict[int, Any] = {} if memo is None else memo
+        #: Functions replaced by `with f as …`: function (rule group index or builtin
+        #: name) → a replacement function `(ctx, *args)`, or a value every call returns.
+        self.mocks: dict[Any, Any] = {} if mocks is None else mocks
 
 
-def with_(ctx: Ctx, overrides: Iterable[tuple[str, tuple[Any, ...], int | None, Any]]) -> Ctx:
-    """A new context in which `with` replaced parts of `input`/`data` or rule values."""
+def with_(ctx: Ctx, overrides: Iterable[tuple[str, tuple[Any, ...], Any, Any]]) -> Ctx:
+    """A new context in which `with` replaced parts of `input`/`data`, rule values or
+    functions (root `"fn"`, the function's key in place of a rule index)."""
     inp, data, memo = ctx.input, ctx.data, {}
+    mocks = ctx.mocks
     for root, path, rule_index, value in overrides:
-        if rule_index is not None:
+        if root == "fn":
+            mocks = {**mocks, rule_index: value}
+        elif rule_index is not None:
             memo[rule_index] = value
         elif root == "input":
             inp = _replace(inp, path, value)
         else:
             data = _replace(data, path, value)
-    return Ctx(inp, data, memo)
+    return Ctx(inp, data, memo, mocks)
+
+
+def call_mockable(ctx: Ctx, key: Any, fn: Any, *args: Any) -> Any:
+    """Call a function that some `with` may replace: its replacement in this context
+    (called, or, for a value, returned), else the function itself."""
+    mocks = ctx.mocks
+    if mocks and key in mocks:
+        replacement = mocks[key]
+        if not callable(replacement):
+            return replacement
+        # inside the replacement, the function it replaces is the original again (OPA's
+        # scoping: `with f as g` where `g` calls `f` is no recursion)
+        inner = Ctx(ctx.input, ctx.data, {}, {k: v for k, v in mocks.items() if k != key})
+        return replacement(inner, *args)
+    return fn(ctx, *args)
 
 
 def _replace(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
