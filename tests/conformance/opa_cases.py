@@ -21,7 +21,6 @@ import yaml
 
 from subguard.errors import PolicyError, PolicyErrors
 from subguard.lang import BUILTINS, compile_policy, parse_module, to_json
-from subguard.lang import ast as _ast  # noqa: F401  (AST walked below)
 from subguard.lang.runtime import UNDEFINED_ERRORS
 
 HERE = Path(__file__).parent / "opa"
@@ -55,12 +54,36 @@ def out_of_scope(case: Case) -> str | None:
     modules = raw.get("modules") or []
     if any("http.send" in m for m in modules):
         return "http.send"
+    functions = _functions(modules)
     for text in modules:
+        package = _package(text)
         for name, count in _calls(text):
             builtin = BUILTINS.get(name)
             if builtin is not None and count == builtin.arity + 1:
                 return f"output-argument form of `{name}`"
+            qualified = name[5:] if name.startswith("data.") else f"{package}.{name}"
+            if functions.get(qualified, -2) + 1 == count:
+                return f"output-argument form of `{name}`"
     return None
+
+
+def _package(text: str) -> str:
+    match = re.search(r"^package\s+([\w.]+)", text, re.MULTILINE)
+    return match.group(1) if match else ""
+
+
+def _functions(modules: list[str]) -> dict[str, int]:
+    """`package.name` → arity of the functions the modules define."""
+    found: dict[str, int] = {}
+    for text in modules:
+        try:
+            module = parse_module(text)
+        except PolicyError:
+            continue
+        for rule in module.rules:
+            if rule.kind == "function":
+                found[f"{module.package_name}.{rule.name}"] = len(rule.args)
+    return found
 
 
 _CALL = re.compile(r"(?<![\w.])([a-z_][\w]*(?:\.[a-z_][\w]*)*)\(")

@@ -73,6 +73,12 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("a mock reaches rules called under it", 'f(_) := 1\nq := f(0)\nx := y if { y := q with f as 5 }', {}, 5),
     ("a mock ends with its literal", 'f(_) := 1\nx := [a, b] if { a := f(0) with f as 5; b := f(0) }', {}, (5, 1)),
     ("a function under data replaced", "f(_) := 2\nx := y if { y := data.p.f(0) with data.p.f as 3 }", {}, 3),
+    # builtins real policies use
+    ("strings.count", 'x := strings.count("a,b,c", ",")', {}, 2),
+    ("object.union_n", 'x := object.union_n([{"a": 1}, {"b": 2}, {"a": 3}])', {}, {"a": 3, "b": 2}),
+    ("units and semver", 'x := [units.parse_bytes("2KiB"), semver.compare("1.2.3", "1.2.10")]', {}, (2048, -1)),
+    ("a hash", 'x := crypto.sha256("")', {}, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+    ("time", 'x := time.date(time.parse_rfc3339_ns("2024-02-29T12:00:00Z"))', {}, (2024, 2, 29)),
     # negated unification, unused function parameters, every with _
     ("not a = b", "x if { not true = false }", {}, True),
     ("unused function parameter", "f(n) := 2\nx := f(1)", {}, 2),
