@@ -161,9 +161,12 @@ class Evaluator:
         # package → rule name → [(module, rule)]
         self.rules: dict[str, dict[str, list[tuple[ast.Module, ast.Rule]]]] = {}
         for module in modules:
-            group = self.rules.setdefault(module.package_name, {})
+            self.rules.setdefault(module.package_name, {})
             for rule in module.rules:
-                group.setdefault(rule.name, []).append((module, rule))
+                # `p.q.r := 1` is rule `r` of the sub-package `<package>.p.q`
+                prefix, _, name = rule.name.rpartition(".")
+                package = f"{module.package_name}.{prefix}" if prefix else module.package_name
+                self.rules.setdefault(package, {}).setdefault(name, []).append((module, rule))
         self.memo: dict[tuple[str, str], Any] = {}
         self.active: set[tuple[str, str]] = set()
 
@@ -558,12 +561,18 @@ class Evaluator:
                 return self._ref(imp.path, env, module)
         if name in self.rules.get(module.package_name, {}):
             return self.rule_value(module.package_name, name)
+        sub = f"{module.package_name}.{name}"
+        if any(p == sub or p.startswith(sub + ".") for p in self.rules):
+            return self._data_path(sub.split("."))
         raise EvalError(f"unbound variable `{name}`")
 
     def _ref(self, ref: ast.Ref, env: Env, module: ast.Module) -> Any:
         steps = [self.expr(step, env, module) for step in ref.path]
         if ref.head.name == "data" and ref.head.name not in env:
             return self._data_path(steps)
+        sub = f"{module.package_name}.{ref.head.name}"
+        if ref.head.name not in env and not self._is_global(ref.head.name, module) and any(p == sub or p.startswith(sub + ".") for p in self.rules):
+            return self._data_path([*sub.split("."), *steps])
         value = self._var(ref.head.name, env, module)
         for step in steps:
             value = _step(value, step)
@@ -606,6 +615,10 @@ class Evaluator:
             return f"{package[5:]}.{rule}"
         if any(r.kind == ast.FUNCTION or r.args for _, r in self.rules.get(module.package_name, {}).get(name, [])):
             return f"{module.package_name}.{name}"
+        if package and not package.startswith("data.") and any(
+            r.kind == ast.FUNCTION or r.args for _, r in self.rules.get(f"{module.package_name}.{package}", {}).get(rule, [])
+        ):
+            return f"{module.package_name}.{package}.{rule}"
         if name in BUILTINS:
             return name
         return None

@@ -73,6 +73,12 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("a mock reaches rules called under it", 'f(_) := 1\nq := f(0)\nx := y if { y := q with f as 5 }', {}, 5),
     ("a mock ends with its literal", 'f(_) := 1\nx := [a, b] if { a := f(0) with f as 5; b := f(0) }', {}, (5, 1)),
     ("a function under data replaced", "f(_) := 2\nx := y if { y := data.p.f(0) with data.p.f as 3 }", {}, 3),
+    # rule heads of several parts
+    ("a head of several parts", "a.b.c := 1\nx := a.b.c", {}, 1),
+    ("read through data", "a.b.c := 1\nx := data.p.a.b", {}, {"c": 1}),
+    ("a function with a dotted head", "a.b.f(n) := n + 1\nx := a.b.f(1)", {}, 2),
+    ("a default function with a dotted head", "default a.f(_) := 100\na.f(n) := n if { n == 2 }\nx := [a.f(2), a.f(3)]", {}, (2, 100)),
+    ("a set rule with a dotted head", 'a.s contains "v"\nx := a.s', {}, frozenset({"v"})),
     # builtins real policies use
     ("strings.count", 'x := strings.count("a,b,c", ",")', {}, 2),
     ("object.union_n", 'x := object.union_n([{"a": 1}, {"b": 2}, {"a": 3}])', {}, {"a": 3, "b": 2}),
@@ -117,6 +123,30 @@ def test_feature_formats_and_reparses_to_the_same_policy(name: str, source: str,
 def test_iterating_a_literal_binds_its_indexes() -> None:
     policy = compile_policy([parse_module("package p\n\nx := {i | [10, 20][i]}\n")])
     assert policy.evaluate_all({}, {}) == {"p.x": frozenset({0, 1})}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("s := {[1, 2], [1, 3], [2, 2]}\nx := {v | s[[1, v]]}", frozenset({2, 3})),
+        ('s := {{"foo": "bar"}, {"foo": "baz"}, {"k": 1}}\nx := {v | s[{"foo": v}]}', frozenset({"bar", "baz"})),
+        ("s := {[1, 2]}\nx if { not s[[2, _]] }", True),
+    ],
+)
+def test_a_composite_key_with_variables_matches_each_key(source: str, expected: object) -> None:
+    # the reference evaluator does not iterate references; OPA's results, by hand
+    policy = compile_policy([parse_module("package p\n\n" + source + "\n")])
+    assert equal(policy.evaluate_all({}, {})["p.x"], expected)
+
+
+def test_a_package_document_merges_data_and_leaves_it_unchanged() -> None:
+    source = "package p\n\na.b.c := 1\na.f(n) := n\nx := data.p.a\n"
+    data = {"p": {"a": {"base": True}}}
+    modules = [parse_module(source), parse_module("package q\n\ny := data.p\n")]
+    values = compile_policy(modules).evaluate_all({}, data)
+    assert values["p.x"] == {"base": True, "b": {"c": 1}}
+    assert values["q.y"] == {"a": {"base": True, "b": {"c": 1}}, "x": {"base": True, "b": {"c": 1}}}
+    assert data == {"p": {"a": {"base": True}}}
 
 
 def test_else_clauses_do_not_index_on_the_first_body() -> None:

@@ -26,7 +26,7 @@ import attrs
 from subguard.lang import ast, runtime
 from subguard.lang.builtins import BUILTINS
 from subguard.lang.builtins_text import plain_text
-from subguard.lang.program import Line, Program, RuleGroup, did_you_mean, function_key
+from subguard.lang.program import Line, Program, RuleGroup, did_you_mean, find_group, function_key
 from subguard.lang.typecheck import (
     check_argument,
     check_comparable,
@@ -202,11 +202,10 @@ class BodyCompiler:
 
     def withs(self, withs: Sequence[ast.With]) -> str:
         parts = []
-        table = self.program.groups.get(self.package, {})
         for w in withs:
             root = w.target.head.name
             dotted = w.target.dotted()
-            key = function_key(self.program, table, dotted) if dotted is not None else None
+            key = function_key(self.program, self.package, dotted) if dotted is not None else None
             if key is not None:
                 parts.append(f"('fn', (), {key!r}, {self.replacement(w.value)})")
                 continue
@@ -241,7 +240,7 @@ class BodyCompiler:
         that every call returns."""
         name = value.name if isinstance(value, ast.Var) else value.dotted() if isinstance(value, ast.Ref) else None
         if name is not None and self.lookup(name) is None:
-            key = function_key(self.program, self.program.groups.get(self.package, {}), name)
+            key = function_key(self.program, self.package, name)
             if isinstance(key, int):
                 self.group.depends.add(key)
                 return f"_g{key}"
@@ -406,6 +405,8 @@ class BodyCompiler:
                 for step in e.path:
                     if isinstance(step, ast.Var) and (step.name == "_" or not self.bound(step.name)) and self.lookup_global(step.name) is None:
                         found = True
+                    if isinstance(step, ast.Array | ast.Object) and self.has_unbound(step):
+                        found = True
                     visit(step)
             elif isinstance(e, ast.Call):
                 for a in e.args:
@@ -465,13 +466,16 @@ class BodyCompiler:
             key, _kt = self.expr(e.key, cx)
             elem, _et = self.expr(e.element, cx)
             coll, ct = self.expr(e.collection, cx)
-            if ct.is_scalar:
+            if ct.is_scalar and not isinstance(e.collection, ast.Scalar):
                 self.errors.add("type_error", f"`in` needs a collection, not a {ct}", e.collection.loc)
             return f"_member_kv({key}, {elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Member):
             elem, et = self.expr(e.element, cx)
             coll, ct = self.expr(e.collection, cx)
-            check_member(self.errors, et, ct, e)
+            if not isinstance(e.collection, ast.Scalar):
+                # a typed value that is never a collection is a mistake the schema proves;
+                # a literal (`1 in "foo"`) is simply false, as in OPA
+                check_member(self.errors, et, ct, e)
             # never Python's `in`: on a string it tests substrings, on a dict its keys
             return f"_member({elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Array):
@@ -578,6 +582,8 @@ class BodyCompiler:
             group, rest = self.find_rule(tuple(e.name.split(".")[1:]))
             if rest:
                 group = None
+        elif e.name not in BUILTINS and e.name not in self.program.extra_builtins:
+            group = find_group(self.program, self.package, e.name)
         if group is not None:
             if group.kind != ast.FUNCTION:
                 self.errors.add("type_error", f"`{e.name}` is a rule, not a function", e.loc)
@@ -670,13 +676,16 @@ class BodyCompiler:
                     consts.append(step.value)
                 else:
                     break
+            groups = self.program.groups
             for cut in range(len(consts), 0, -1):
                 package = ".".join(consts[:cut])
-                if package in self.program.groups:
-                    if cut == len(consts):
-                        self.errors.add("type_error", f"`data.{package}` is a package: name one of its rules", e.loc)
-                        return "None", ANY
-                    group = self.program.groups[package].get(consts[cut])
+                if cut < len(consts) and consts[cut] in groups.get(package, {}):
+                    return self.rule_value(groups[package][consts[cut]], path[cut + 1:], cx, e.loc)
+                if any(p == package or p.startswith(package + ".") for p in groups):
+                    # a package, or a prefix of packages: its document
+                    return self.package_document(consts[:cut], path[cut:], cx)
+                if package in groups:
+                    group = groups[package].get(consts[cut])
                     if group is None:
                         self.errors.add(
                             "unknown_rule",
@@ -691,12 +700,34 @@ class BodyCompiler:
         group = self.program.groups.get(self.package, {}).get(name)
         if group is not None:
             return self.rule_value(group, path, cx, e.loc)
+        sub = f"{self.package}.{name}"
+        if any(p == sub or p.startswith(sub + ".") for p in self.program.groups):
+            # rules of a sub-package, defined by heads of several parts (`p.q.r := 1`)
+            steps = tuple(ast.Scalar(part, loc=e.head.loc) for part in sub.split("."))
+            return self.ref(ast.Ref(ast.Var("data", loc=e.head.loc), steps + tuple(path), loc=e.loc), cx)
         if name == "_":
             self.errors.add("unsafe_var", "`_` cannot be used as a value", e.head.loc)
             return "None", ANY
         candidates = list(self.names_in_scope()) + list(self.program.groups.get(self.package, {})) + ["input", "data"]
         self.errors.add("unsafe_var", f"var `{name}` is unsafe: it is not bound before use", e.head.loc, did_you_mean(name, candidates))
         return "None", ANY
+
+    def package_document(self, parts: Sequence[str], path: Sequence[ast.Expr], cx: str) -> tuple[str, Type]:
+        """`data.a.b` where `a.b` is a package (or leads to packages): the object of its
+        rules' values, sub-packages nested, merged over the `data` document there."""
+        prefix = ".".join(parts)
+        entries = []
+        for group in self.program.by_index:
+            if group.kind == ast.FUNCTION or not (group.package == prefix or group.package.startswith(prefix + ".")):
+                continue
+            self.group.depends.add(group.index)
+            relative = tuple(group.package.split(".")[len(parts):])
+            entries.append(f"({relative!r}, {group.name!r}, _g{group.index})")
+        below = tuple(
+            tuple(p.split(".")[len(parts):]) for p in self.program.groups if p == prefix or p.startswith(prefix + ".")
+        )
+        code = f"_package_doc({cx}, {tuple(parts)!r}, {below!r}, ({''.join(e + ', ' for e in entries)}))"
+        return self.steps(code, Type("object", ANY), list(path), cx)
 
     def rule_value(self, group: RuleGroup, path: Sequence[ast.Expr], cx: str, loc: ast.Location) -> tuple[str, Type]:
         if group.kind == ast.FUNCTION:
@@ -708,6 +739,21 @@ class BodyCompiler:
 
     def steps(self, code: str, type_: Type, path: list[ast.Expr], cx: str, typed_from: str | None = None) -> tuple[str, Type]:
         for step in path:
+            if isinstance(step, ast.Array | ast.Object) and self.has_unbound(step):
+                # a composite key with unbound variables (`s[[1, x]]`): iterate the keys
+                # and match each against it
+                check_iterable(self.errors, type_, step.loc)
+                coll, key, value = self.tmp("c"), self.tmp("k"), self.tmp("e")
+                fn = self.fn
+                fn.emit("try:")
+                fn.emit(f"    {coll} = {code}")
+                fn.emit_failing("except _U: ")
+                fn.emit(f"for {key}, {value} in _items({coll}):")
+                fn.indent += 1
+                fn.loops += 1
+                self.match(step, key)
+                code, type_ = value, elem_type(type_)
+                continue
             if isinstance(step, ast.Var) and (step.name == "_" or not self.bound(step.name)) and self.lookup_global(step.name) is None:
                 # iteration: bind the index variable over the collection's keys
                 check_iterable(self.errors, type_, step.loc)

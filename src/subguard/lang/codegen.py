@@ -15,7 +15,7 @@ import attrs
 
 from subguard.lang import ast, runtime
 from subguard.lang.bodies import BodyCompiler, Fn, constant, render
-from subguard.lang.program import Line, Program, RuleGroup, function_key
+from subguard.lang.program import Line, Program, RuleGroup, function_key, rule_home
 from subguard.lang.types import ANY
 from subguard.lang.values import freeze
 
@@ -30,9 +30,9 @@ def compile_bodies(program: Program) -> None:
     counter = itertools.count()
     program.mocked = set(_mocked_functions(program))
     for module in program.modules:
-        table = program.groups.get(module.package_name, {})
         for rule in module.rules:
-            group = table.get(rule.name)
+            package, name = rule_home(module, rule)
+            group = program.groups.get(package, {}).get(name)
             if group is None or rule.kind == ast.DEFAULT:
                 continue  # defaults are constants: `compile_defaults`
             _compile_definition(program, module, group, rule, counter)
@@ -42,13 +42,12 @@ def _mocked_functions(program: Program) -> Any:
     """The functions some `with` replaces (rule group index, or builtin name): calls to
     them look for a replacement in the context; calls to the others stay direct."""
     for module in program.modules:
-        table = program.groups.get(module.package_name, {})
         for rule in module.rules:
             for w in _withs_in(rule):
                 name = w.target.dotted()
                 if name is None or w.target.head.name in ("input", "data") and not name.startswith("data."):
                     continue
-                key = function_key(program, table, name)
+                key = function_key(program, module.package_name, name)
                 if key is not None:
                     yield key
 
@@ -226,6 +225,7 @@ def assemble(program: Program) -> None:
         _single=runtime.single,
         _build_object=runtime.build_object,
         _with_=runtime.with_,
+        _package_doc=runtime.package_document,
         _call_mock=runtime.call_mockable,
         _freeze=freeze,
         _ONCE=(None,),

@@ -196,6 +196,9 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         name, _, value = items
         return self._rule(meta, ast.DEFAULT, name, value, None)
 
+    def head_name(self, meta: Any, items: list[Token]) -> Token:
+        return Token.new_borrow_pos("NAME", ".".join(str(t) for t in items), items[0])
+
     def default_function(self, meta: Any, items: list[Any]) -> ast.Rule:
         name, *args, _, value = items
         params = tuple(a for a in args if a is not None)

@@ -13,7 +13,10 @@ from subguard.lang import ast
 from subguard.lang.builtins import BUILTINS, Builtin
 from subguard.lang.types import Schema
 
-__all__ = ["MAX_ERRORS", "Entrypoint", "Errors", "Line", "Program", "RuleGroup", "did_you_mean", "function_key"]
+__all__ = [
+    "MAX_ERRORS", "Entrypoint", "Errors", "Line", "Program", "RuleGroup", "did_you_mean", "find_group", "function_key",
+    "rule_home",
+]
 
 #: Errors collected before the compiler gives up on reporting more.
 MAX_ERRORS: Final = 50
@@ -102,19 +105,32 @@ class Program:
     mocked: set[int | str] = attrs.Factory(set)
 
 
-def function_key(program: Program, table: dict[str, RuleGroup], name: str) -> int | str | None:
-    """What `with` replaces when its target is `name`: a function's rule group index, a
-    builtin's name, or None when `name` is neither."""
-    group = table.get(name) if "." not in name else None
-    if name.startswith("data."):
-        parts = name.split(".")[1:]
-        for cut in range(len(parts) - 1, 0, -1):
-            package = ".".join(parts[:cut])
-            if package in program.groups and cut == len(parts) - 1:
-                group = program.groups[package].get(parts[cut])
-                break
+def function_key(program: Program, package: str, name: str) -> int | str | None:
+    """What `with` replaces when its target is `name`, written in `package`: a function's
+    rule group index, a builtin's name, or None when `name` is neither."""
+    group = find_group(program, package, name)
     if group is not None:
         return group.index if group.kind == ast.FUNCTION else None
     if name in program.extra_builtins or name in BUILTINS:
         return name
     return None
+
+
+def find_group(program: Program, package: str, name: str) -> RuleGroup | None:
+    """The rule `name` names in `package`: a rule of the package, `data.<pkg>.<rule>`, or
+    `p.q.r`, a rule of the sub-package `<package>.p.q` (a head of several parts)."""
+    if "." not in name:
+        return program.groups.get(package, {}).get(name)
+    prefix, _, last = name.rpartition(".")
+    if prefix.startswith("data."):
+        return program.groups.get(prefix[5:], {}).get(last)
+    if prefix == "data":
+        return None
+    return program.groups.get(f"{package}.{prefix}", {}).get(last)
+
+
+def rule_home(module: ast.Module, rule: ast.Rule) -> tuple[str, str]:
+    """The package and name a rule defines: `p.q.r := 1` in package `a` is rule `r` of
+    package `a.p.q` (a rule head of several parts)."""
+    prefix, _, name = rule.name.rpartition(".")
+    return (f"{module.package_name}.{prefix}" if prefix else module.package_name), name

@@ -282,3 +282,41 @@ def build_object(pairs: list[tuple[Any, Any]], what: str) -> dict[Any, Any]:
 
 
 MISSING = _MISSING
+
+
+def package_document(
+    ctx: Ctx, path: tuple[str, ...], packages: tuple[tuple[str, ...], ...], rules: tuple[tuple[tuple[str, ...], str, Any], ...]
+) -> dict[str, Any]:
+    """The document at `data.<path>` when packages live there: the `data` document's
+    object at that path, with each package below it (by its path relative to `path`)
+    nested in, holding its rules' values (`(package path, rule name, rule function)`);
+    undefined rules are left out."""
+    base: Any = ctx.data
+    for step in path:
+        try:
+            base = get(base, step)
+        except UNDEFINED_ERRORS:
+            base = None
+            break
+    document: dict[str, Any] = dict(base) if isinstance(base, Mapping) else {}
+    built = {id(document)}  # objects made here; the `data` document's are copied first
+
+    def node(relative: tuple[str, ...]) -> dict[str, Any]:
+        current = document
+        for step in relative:
+            child = current.get(step)
+            if id(child) not in built:
+                child = dict(child) if isinstance(child, Mapping) else {}
+                built.add(id(child))
+                current[step] = child
+            current = child
+        return current
+
+    for relative in packages:
+        node(relative)
+    for relative, name, fn in rules:
+        try:
+            node(relative)[name] = fn(ctx)
+        except UNDEFINED_ERRORS:
+            continue
+    return document
