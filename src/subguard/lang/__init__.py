@@ -24,6 +24,7 @@ from subguard.lang.ast import (
 )
 from subguard.lang.builtins import BUILTINS, Builtin, BuiltinError
 from subguard.lang.compiler import STAGES, Stage, compile_policy
+from subguard.lang.explain import Explanation, explain
 from subguard.lang.fmt import format_module, format_text
 from subguard.lang.parser import parse_module, read_source
 from subguard.lang.policy import CompiledPolicy, Default, Definition, Fault, Results, Selector
@@ -50,6 +51,7 @@ __all__ = [
     "Default",
     "Definition",
     "Entrypoint",
+    "Explanation",
     "Fault",
     "Location",
     "Module",
@@ -68,6 +70,7 @@ __all__ = [
     "Type",
     "compile_policy",
     "conform",
+    "explain",
     "format_module",
     "format_text",
     "freeze",

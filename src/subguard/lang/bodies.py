@@ -145,6 +145,8 @@ class BodyCompiler:
         return name
 
     def end_scope_check(self, scope: dict[str, _Var]) -> None:
+        if not self.program.check_unused:
+            return
         for name, var in scope.items():
             if not var.used and not name.startswith("_"):
                 self.errors.add("unused_var", f"var `{name}` is bound but never used", var.loc)

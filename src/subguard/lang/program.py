@@ -89,6 +89,9 @@ class Program:
     entrypoints: Mapping[str, Entrypoint] = attrs.Factory(dict)
     #: Builtins beyond the standard library (e.g. `subguard test`'s request builders).
     extra_builtins: Mapping[str, Builtin] = attrs.Factory(dict)
+    #: Report variables bound and never used (off only for bodies cut short on purpose:
+    #: `explain`'s prefixes of already checked bodies).
+    check_unused: bool = True
     groups: dict[str, dict[str, RuleGroup]] = attrs.Factory(dict)  # package → name → group
     by_index: list[RuleGroup] = attrs.Factory(list)
     imports: dict[int, dict[str, ast.Ref]] = attrs.Factory(dict)  # module id → alias → ref
