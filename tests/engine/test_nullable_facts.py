@@ -58,7 +58,7 @@ def _codes(tmp_path: Path, text: str) -> list[tuple[str, int, int, str | None]]:
 @pytest.mark.parametrize(("prelude", "ref"), NULLABLE, ids=[r for _p, r in NULLABLE])
 def test_bare_reference_to_a_nullable_field_is_a_type_error(tmp_path: Path, prelude: str, ref: str) -> None:
     text = f"package p\n\ndeny contains \"x\" if {{\n    {prelude}{ref}\n}}\n"
-    line = text.splitlines().index(next(l for l in text.splitlines() if l.strip() == ref)) + 1
+    line = text.splitlines().index(next(t for t in text.splitlines() if t.strip() == ref)) + 1
     found = _codes(tmp_path, text)
     assert [(c, ln, col) for c, ln, col, _h in found] == [("type_error", line, 5)]
     assert found[0][3] is not None and f"{ref} != null" in found[0][3]

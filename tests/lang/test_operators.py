@@ -39,7 +39,7 @@ _values = st.recursive(
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, str) and a == ERROR or isinstance(b, str) and b == ERROR:
+    if (isinstance(a, str) and a == ERROR) or (isinstance(b, str) and b == ERROR):
         return a == b
     return equal(a, b)
 

@@ -96,7 +96,7 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
 
 
 def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, str) and a in (ERROR, UNDEFINED) or isinstance(b, str) and b in (ERROR, UNDEFINED):
+    if (isinstance(a, str) and a in (ERROR, UNDEFINED)) or (isinstance(b, str) and b in (ERROR, UNDEFINED)):
         return a == b
     return equal(a, b)
 

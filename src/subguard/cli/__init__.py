@@ -335,8 +335,8 @@ def eval_command(
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     if query is not None and (untyped or input_file is not None or query_alone):
-        document = _read_input_document(input_file) if input_file is not None else {}
-        sys.exit(run_query(query, rules, None if untyped else _load_or_exit(rules, data), document, data, untyped=untyped))
+        query_input = _read_input_document(input_file) if input_file is not None else {}
+        sys.exit(run_query(query, rules, None if untyped else _load_or_exit(rules, data), query_input, data, untyped=untyped))
     try:
         policy: Policy = load_policy(list(rules), data=data)
     except PolicyError as exc:

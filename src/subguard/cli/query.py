@@ -19,7 +19,14 @@ from subguard.engine import DECISION_RULES, Decision, Policy, find_policy_files
 from subguard.engine.policy import INPUT_SCHEMA
 from subguard.engine.sources import read_policy_source
 from subguard.errors import PolicyError, PolicyErrors
-from subguard.lang import CompiledPolicy, Explanation, compile_policy, explain, parse_module, to_json
+from subguard.lang import (
+    CompiledPolicy,
+    Explanation,
+    compile_policy,
+    explain,
+    parse_module,
+    to_json,
+)
 
 __all__ = ["print_explanations", "run_query"]
 

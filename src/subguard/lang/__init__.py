@@ -24,7 +24,7 @@ from subguard.lang.ast import (
 )
 from subguard.lang.builtins import BUILTINS, Builtin, BuiltinError
 from subguard.lang.compiler import STAGES, Stage, compile_policy
-from subguard.lang.explain import Explanation, explain
+from subguard.lang.explanation import Explanation, explain
 from subguard.lang.fmt import format_module, format_text
 from subguard.lang.parser import parse_module, read_source
 from subguard.lang.policy import CompiledPolicy, Default, Definition, Fault, Results, Selector

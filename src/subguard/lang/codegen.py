@@ -45,7 +45,7 @@ def _mocked_functions(program: Program) -> Any:
         for rule in module.rules:
             for w in _withs_in(rule):
                 name = w.target.dotted()
-                if name is None or w.target.head.name in ("input", "data") and not name.startswith("data."):
+                if name is None or (w.target.head.name in ("input", "data") and not name.startswith("data.")):
                     continue
                 key = function_key(program, module.package_name, name)
                 if key is not None:

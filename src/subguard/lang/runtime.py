@@ -304,7 +304,7 @@ def package_document(
     def node(relative: tuple[str, ...]) -> dict[str, Any]:
         current = document
         for step in relative:
-            child = current.get(step)
+            child: Any = current.get(step)
             if id(child) not in built:
                 child = dict(child) if isinstance(child, Mapping) else {}
                 built.add(id(child))
