@@ -85,6 +85,12 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("units and semver", 'x := [units.parse_bytes("2KiB"), semver.compare("1.2.3", "1.2.10")]', {}, (2048, -1)),
     ("a hash", 'x := crypto.sha256("")', {}, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
     ("time", 'x := time.date(time.parse_rfc3339_ns("2024-02-29T12:00:00Z"))', {}, (2024, 2, 29)),
+    # numbers: integral literals beyond a float's precision stay exact
+    ("1e30 + 1 is exact", "x := 1e30 + 1", {}, 10**30 + 1),
+    ("big integers compare exactly", "x := 1234567890123456789012 < 1234567890123456789013", {}, True),
+    ("beyond a float's exponent", "x := 1e400 > 1e399", {}, True),
+    ("a literal too large for anything", "x := 1e99999 > 1", {}, True),
+    ("% of integral floats", "x := 7.0 % 2", {}, 1),
     # negated unification, unused function parameters, every with _
     ("not a = b", "x if { not true = false }", {}, True),
     ("unused function parameter", "f(n) := 2\nx := f(1)", {}, 2),

@@ -17,6 +17,7 @@ type rules it applies live in `typecheck`, the stages that drive it in `codegen`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -338,6 +339,8 @@ class BodyCompiler(References):
     # expressions: (python code, static type)
     def expr(self, e: ast.Expr, cx: str) -> tuple[str, Type]:
         if isinstance(e, ast.Scalar):
+            if isinstance(e.value, float) and not math.isfinite(e.value):
+                return self.const(e.value), NUMBER  # `repr` would write `inf`, no name
             return repr(e.value), scalar_type(e.value)
         if isinstance(e, ast.Var):
             return self.ref(ast.Ref(e, (), loc=e.loc), cx)

@@ -90,10 +90,18 @@ def _string(value: str) -> str:
 
 def _number(value: int | float) -> str:
     if isinstance(value, int):
-        return str(value)
+        text = str(value)
+        if abs(value) >= 2**53:
+            # an exact integer written with an exponent (`1e30`) is written so again
+            digits = text.rstrip("0")
+            if len(text) - len(digits) >= 3:
+                return f"{digits}e{len(text) - len(digits)}"
+        return text
     if math.isinf(value):
-        # the grammar has no infinity, but a literal too large for a float reads as one
-        return "1e999" if value > 0 else "-1e999"
+        # the grammar has no infinity, but a literal too large for any number reads as one
+        return "1e99999" if value > 0 else "-1e99999"
+    if value.is_integer() and abs(value) >= 2**53:
+        return _number(int(value))  # read back as the exact integer it is
     return repr(value)
 
 

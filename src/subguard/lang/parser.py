@@ -6,6 +6,7 @@ Users never see a Lark type: every failure becomes a located `PolicyError`.
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import os
@@ -409,9 +410,7 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         return ast.Scalar(str(items[0])[1:-1], loc=_loc(self.path, meta))
 
     def number(self, meta: Any, items: list[Token]) -> ast.Scalar:
-        text = str(items[0])
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
-        return ast.Scalar(value, loc=_loc(self.path, meta))
+        return ast.Scalar(_number(str(items[0])), loc=_loc(self.path, meta))
 
     def true(self, meta: Any, items: list[Any]) -> ast.Scalar:
         return ast.Scalar(True, loc=_loc(self.path, meta))
@@ -421,6 +420,22 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
 
     def null(self, meta: Any, items: list[Any]) -> ast.Scalar:
         return ast.Scalar(None, loc=_loc(self.path, meta))
+
+
+#: Integral literals beyond a float's exact range are kept exact (as OPA keeps
+#: `1e30 + 1`), up to this many digits.
+_EXACT_DIGITS = 1000
+
+
+def _number(text: str) -> int | float:
+    if not any(c in text for c in ".eE"):
+        return int(text)
+    value = float(text)
+    if abs(value) >= 2**53:
+        exact = decimal.Decimal(text)
+        if exact.adjusted() < _EXACT_DIGITS and exact == exact.to_integral_value():
+            return int(exact)
+    return value
 
 
 def _split_elses(items: list[Any]) -> tuple[list[Any], tuple[ast.Else, ...]]:
