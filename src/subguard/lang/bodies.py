@@ -372,7 +372,19 @@ class BodyCompiler(References):
                 # a typed value that is never a collection is a mistake the schema proves;
                 # a literal (`1 in "foo"`) is simply false, as in OPA
                 check_member(self.errors, et, ct, e)
-            # never Python's `in`: on a string it tests substrings, on a dict its keys
+            # never Python's `in`: on a string it tests substrings, on a dict its keys.
+            # A string in a set is the hot path: Python's `in` when the values have the
+            # types the checker expects, Rego's `_member` otherwise
+            if et.kind == "string" and _string_constants(e.collection):
+                t = self.tmp("q")  # the collection is a constant of strings
+                return f"({t} in {coll} if type({t} := {elem}) is str else _member({t}, {coll}))", BOOLEAN
+            if _string_constant(e.element) and ct.kind == "set":
+                c = self.tmp("q")  # a string constant needs no test of its type
+                return f"({elem} in {c} if type({c} := {coll}) is frozenset else _member({elem}, {c}))", BOOLEAN
+            if et.kind == "string" and ct.kind == "set":
+                t, c = self.tmp("q"), self.tmp("q")
+                fast = f"{t} in {c} if (type({t} := {elem}) is str) & (type({c} := {coll}) is frozenset)"
+                return f"({fast} else _member({t}, {c}))", BOOLEAN
             return f"_member({elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Array):
             items = [self.expr(i, cx) for i in e.items]
@@ -440,13 +452,23 @@ class BodyCompiler(References):
         if op in ("<", "<=", ">", ">="):
             if lt.is_scalar and rt.is_scalar and lt.kind != rt.kind and "null" not in (lt.kind, rt.kind):
                 self.errors.add("type_error", f"`{op}` compares a {lt} with a {rt}", e.loc)
-            if op == "<":
-                return f"_less({left}, {right})", BOOLEAN
-            if op == ">":
-                return f"_less({right}, {left})", BOOLEAN
-            if op == "<=":
-                return f"(not _less({right}, {left}))", BOOLEAN
-            return f"(not _less({left}, {right}))", BOOLEAN
+            a, b = (self.tmp("q"), self.tmp("q")) if lt.kind == rt.kind and lt.kind in ("number", "string") else (left, right)
+            slow = {
+                "<": f"_less({a}, {b})",
+                ">": f"_less({b}, {a})",
+                "<=": f"(not _less({b}, {a}))",
+                ">=": f"(not _less({a}, {b}))",
+            }[op]
+            if a is left:
+                return slow, BOOLEAN
+            # two numbers or two strings compare as in Python; anything else (a boolean
+            # is no number) by Rego's order of types. A constant side needs no test.
+            test = "in _NUMS" if lt.kind == "number" else "is str"
+            if _plain_constant(e.right):
+                return f"({a} {op} {right} if type({a} := {left}) {test} else {slow.replace(b, right)})", BOOLEAN
+            if _plain_constant(e.left):
+                return f"({left} {op} {b} if type({b} := {right}) {test} else {slow.replace(a, left)})", BOOLEAN
+            return f"({a} {op} {b} if (type({a} := {left}) {test}) & (type({b} := {right}) {test}) else {slow})", BOOLEAN
         if op in ("|", "&"):
             for t, side in ((lt, e.left), (rt, e.right)):
                 if t.kind not in ("set", "any"):
@@ -463,6 +485,16 @@ class BodyCompiler(References):
         else:
             result = ANY  # `-` of unknowns: numbers or sets
         return f"{helper}({left}, {right})", result
+
+
+def _string_constants(e: ast.Expr) -> bool:
+    """A set or array literal of strings only (compiled to one constant)."""
+    return isinstance(e, ast.SetLit | ast.Array) and bool(e.items) and all(_string_constant(i) for i in e.items)
+
+
+def _plain_constant(e: ast.Expr) -> bool:
+    """A number or string literal (not a boolean, whose type the fast paths test)."""
+    return isinstance(e, ast.Scalar) and type(e.value) in (int, float, str)
 
 
 def _string_constant(e: ast.Expr) -> bool:

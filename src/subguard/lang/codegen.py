@@ -229,6 +229,7 @@ def assemble(program: Program) -> None:
         _call_mock=runtime.call_mockable,
         _freeze=freeze,
         _ONCE=(None,),
+        _NUMS=(int, float),
     )
     code = compile("\n".join(src), "<subguard policy>", "exec")
     exec(code, namespace)
