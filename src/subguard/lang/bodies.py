@@ -376,15 +376,15 @@ class BodyCompiler(References):
             # A string in a set is the hot path: Python's `in` when the values have the
             # types the checker expects, Rego's `_member` otherwise
             if et.kind == "string" and _string_constants(e.collection):
-                t = self.tmp("q")  # the collection is a constant of strings
-                return f"({t} in {coll} if type({t} := {elem}) is str else _member({t}, {coll}))", BOOLEAN
+                tv = self.tmp("q")  # the collection is a constant of strings
+                return f"({tv} in {coll} if type({tv} := {elem}) is str else _member({tv}, {coll}))", BOOLEAN
             if _string_constant(e.element) and ct.kind == "set":
-                c = self.tmp("q")  # a string constant needs no test of its type
-                return f"({elem} in {c} if type({c} := {coll}) is frozenset else _member({elem}, {c}))", BOOLEAN
+                cv = self.tmp("q")  # a string constant needs no test of its type
+                return f"({elem} in {cv} if type({cv} := {coll}) is frozenset else _member({elem}, {cv}))", BOOLEAN
             if et.kind == "string" and ct.kind == "set":
-                t, c = self.tmp("q"), self.tmp("q")
-                fast = f"{t} in {c} if (type({t} := {elem}) is str) & (type({c} := {coll}) is frozenset)"
-                return f"({fast} else _member({t}, {c}))", BOOLEAN
+                tv, cv = self.tmp("q"), self.tmp("q")
+                fast = f"{tv} in {cv} if (type({tv} := {elem}) is str) & (type({cv} := {coll}) is frozenset)"
+                return f"({fast} else _member({tv}, {cv}))", BOOLEAN
             return f"_member({elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Array):
             items = [self.expr(i, cx) for i in e.items]
