@@ -227,14 +227,17 @@ def _jwt_decode(token: Any) -> tuple[Any, Any, str]:
     try:
         header = json.loads(_b64url_decode("io.jwt.decode", parts[0]))
         payload = json.loads(_b64url_decode("io.jwt.decode", parts[1]))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BuiltinError(f"`io.jwt.decode`: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BuiltinError(f"`io.jwt.decode`: {type(exc).__name__}: {exc}") from None
     if not isinstance(header, dict) or not isinstance(payload, dict):
         raise BuiltinError("`io.jwt.decode`: header and payload must be JSON objects")
     if header.get("enc") is not None:
         raise BuiltinError("`io.jwt.decode`: JWT is a JWE object, which is not supported")
     signature = _b64url_decode("io.jwt.decode", parts[2]).hex()
-    return from_json(header), from_json(payload), signature
+    try:
+        return from_json(header), from_json(payload), signature
+    except RecursionError:
+        raise BuiltinError("`io.jwt.decode`: the token nests too deeply") from None
 
 
 # --- time -----------------------------------------------------------------------------------
