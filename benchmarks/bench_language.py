@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from guardrail.harness import SubguardDecider  # noqa: E402
-from guardrail.inputs import generate  # noqa: E402
+from guardrail.harness import SubguardDecider
+from guardrail.inputs import generate
 
 
 def main() -> None:
