@@ -79,6 +79,8 @@ CASES: list[tuple[str, str, dict[str, Any], Any]] = [
     ("a function with a dotted head", "a.b.f(n) := n + 1\nx := a.b.f(1)", {}, 2),
     ("a default function with a dotted head", "default a.f(_) := 100\na.f(n) := n if { n == 2 }\nx := [a.f(2), a.f(3)]", {}, (2, 100)),
     ("a set rule with a dotted head", 'a.s contains "v"\nx := a.s', {}, frozenset({"v"})),
+    # objects as keys
+    ("an object key", 'p[{"id": i}] := i * 2 if { some i in [1, 2] }\nx := p[{"id": 2}]', {}, 4),
     # builtins real policies use
     ("strings.count", 'x := strings.count("a,b,c", ",")', {}, 2),
     ("object.union_n", 'x := object.union_n([{"a": 1}, {"b": 2}, {"a": 3}])', {}, {"a": 3, "b": 2}),
@@ -153,6 +155,18 @@ def test_a_package_document_merges_data_and_leaves_it_unchanged() -> None:
     assert values["p.x"] == {"base": True, "b": {"c": 1}}
     assert values["q.y"] == {"a": {"base": True, "b": {"c": 1}}, "x": {"base": True, "b": {"c": 1}}}
     assert data == {"p": {"a": {"base": True}}}
+
+
+def test_iterating_data_goes_through_sub_packages() -> None:
+    # the reference evaluator does not iterate references; OPA's results, by hand
+    modules = [
+        parse_module("package a.x\n\nv := 1\n"),
+        parse_module("package a.y\n\nv := 2\n"),
+        parse_module("package q\n\nks := {k | data.a[k]}\nvs := {n | some k; data.a[k].v = n}\n"),
+    ]
+    values = compile_policy(modules).evaluate_all({}, {"a": {"z": {"v": 3}}})
+    assert values["q.ks"] == frozenset({"x", "y", "z"})
+    assert values["q.vs"] == frozenset({1, 2, 3})
 
 
 def test_else_clauses_do_not_index_on_the_first_body() -> None:

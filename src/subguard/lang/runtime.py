@@ -96,7 +96,10 @@ def get(container: Any, key: Any) -> Any:
     """`container[key]` with Rego's rules: sets index by membership; booleans never
     index arrays; a miss raises KeyError (undefined)."""
     if type(container) is dict or type(container) is FrozenDict:
-        return container[key]
+        try:
+            return container[key]
+        except TypeError:  # an object or array key built at run time: its frozen form
+            return container[freeze(key)]
     if type(container) is tuple:
         if type(key) is int and key >= 0:
             return container[key]
