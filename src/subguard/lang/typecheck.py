@@ -60,11 +60,12 @@ def check_truth_test(errors: Errors, e: ast.Expr, t: Type, *, negated: bool) -> 
         return
     text = e.name if isinstance(e, ast.Var) else e.dotted() or "the value"
     hint = f"write `{text} == null`" if negated else f"write `{text} != null`"
+    hint += ", or compare it with a value"
     errors.add(
         "type_error",
         f"`{text}` may be null, and null is not false: {'`not` of it never holds' if negated else 'a bare reference to it holds even when it is null'}",
         e.loc,
-        f"{hint} (or compare it with a value)",
+        hint,
     )
 
 
