@@ -198,3 +198,13 @@ def test_misuse_is_a_located_error(source: str, code: str) -> None:
     found = info.value.errors if isinstance(info.value, PolicyErrors) else [info.value]
     assert code in {getattr(e, "code", None) for e in found}
     assert all(getattr(e, "line", 0) >= 3 for e in found)
+
+
+def test_format_keeps_patterns_and_comments_of_else_clauses() -> None:
+    source = (
+        "package p\n\n"
+        'level := "high" if {\n    # many denials\n    input.session.denied > 3\n} else := "mid" if {\n'
+        '    # some\n    input.session.denied > 0\n} else := "low"\n\n'
+        'ok if {\n    some "a", [x, _] in {"a": [1, 2]}\n    x == 1\n}\n'
+    )
+    assert format_module(parse_module(source)) == source

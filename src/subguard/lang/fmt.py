@@ -208,8 +208,70 @@ def _names(key: str | None, value: str) -> str:
     return value if key is None else f"{key}, {value}"
 
 
-def literal_head(literal: ast.Literal) -> str:
+#: The variables the parser makes up for `some` with a constant or a pattern.
+_FRESH = re.compile(r"__some[0-9]+__")
+
+
+@attrs.frozen
+class _SomePattern:
+    """`some <pattern> in xs` as written: the parser's `some __someN__ in xs` followed by
+    `<pattern> = __someN__`, put back together for printing."""
+
+    some: ast.SomeIn
+    patterns: tuple[tuple[str, ast.Expr], ...]
+    end: int
+
+    @property
+    def loc(self) -> ast.Location:
+        return attrs.evolve(self.some.loc, end_line=max(self.end, self.some.loc.end_line))
+
+    def text(self) -> str:
+        found = dict(self.patterns)
+
+        def part(name: str | None) -> str | None:
+            if name is None:
+                return None
+            return expr_text(found[name], _REL) if name in found else name
+
+        key, value = part(self.some.key), part(self.some.value)
+        names = value if key is None else f"{key}, {value}"
+        return f"some {names} in {expr_text(self.some.collection, _REL)}" + _withs(self.some.withs)
+
+
+def _sugared(body: Sequence[ast.Literal]) -> list[ast.Literal | _SomePattern]:
+    out: list[ast.Literal | _SomePattern] = []
+    i = 0
+    while i < len(body):
+        literal = body[i]
+        if isinstance(literal, ast.SomeIn):
+            fresh = [n for n in (literal.key, literal.value) if n is not None and _FRESH.fullmatch(n)]
+            patterns: list[tuple[str, ast.Expr]] = []
+            j = i + 1
+            while j < len(body) and len(patterns) < len(fresh):
+                match = body[j]
+                if not (
+                    isinstance(match, ast.Assign)
+                    and match.op == "="
+                    and not match.withs
+                    and isinstance(match.value, ast.Var)
+                    and match.value.name in fresh
+                ):
+                    break
+                patterns.append((match.value.name, match.target))
+                j += 1
+            if fresh and len(patterns) == len(fresh):
+                out.append(_SomePattern(literal, tuple(patterns), _end_line(body[j - 1].loc)))
+                i = j
+                continue
+        out.append(literal)
+        i += 1
+    return out
+
+
+def literal_head(literal: ast.Literal | _SomePattern) -> str:
     """A literal's text; for `every`, only its header up to the opening brace."""
+    if isinstance(literal, _SomePattern):
+        return literal.text()
     if isinstance(literal, ast.ExprLiteral):
         return expr_text(literal.expr, _KV) + _withs(literal.withs)
     if isinstance(literal, ast.NotLiteral):
@@ -229,14 +291,14 @@ def literal_head(literal: ast.Literal) -> str:
     raise TypeError(f"not a body literal: {literal!r}")
 
 
-def _inline_literal(literal: ast.Literal) -> str:
+def _inline_literal(literal: ast.Literal | _SomePattern) -> str:
     if isinstance(literal, ast.Every):
         return literal_head(literal) + " " + _inline_body(literal.body) + " }"
     return literal_head(literal)
 
 
 def _inline_body(body: Sequence[ast.Literal]) -> str:
-    return "; ".join(_inline_literal(lit) for lit in body)
+    return "; ".join(_inline_literal(lit) for lit in _sugared(body))
 
 
 # ── rules, comments and layout ───────────────────────────────────────────────────────
@@ -361,20 +423,22 @@ class _Printer:
 
     def _block(self, head: str, rule: ast.Rule) -> None:
         self.lines.append(f"{head} if {{")
-        self._body(rule.body, INDENT, _end_line(rule.loc))
+        # each body's comments end where the next `else` starts
+        ends = [clause.loc.line for clause in rule.elses] + [_end_line(rule.loc)]
+        self._body(rule.body, INDENT, ends[0])
         closing = "}"
-        for clause in rule.elses:
+        for clause, end in zip(rule.elses, ends[1:]):
             value = "" if _is_true(clause.value) else f" := {expr_text(clause.value)}"
             if clause.body:
                 self.lines.append(f"{closing} else{value} if {{")
-                self._body(clause.body, INDENT, _end_line(clause.loc))
+                self._body(clause.body, INDENT, end)
                 closing = "}"
             else:
                 closing = f"{closing} else{value}"
         self.lines.append(closing)
 
     def _body(self, body: Sequence[ast.Literal], indent: str, end: int) -> None:
-        for literal in body:
+        for literal in _sugared(body):
             if isinstance(literal, ast.Every):
                 self._comments_before(literal.loc.line, indent, inside=literal.loc.line)
                 self.lines.append(indent + literal_head(literal))
