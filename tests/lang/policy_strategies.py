@@ -455,6 +455,10 @@ class _SafeRule:
                 return ast.BinOp(op, self.expr(operand, depth), self.expr(operand, depth))
             if choice == "in":
                 coll = draw(st.sampled_from(["set<string>", "array<string>", "array<number>"]))
+                if coll.startswith("array") and draw(st.booleans()):
+                    # `i, x in xs`: xs has x at index i
+                    index = self.expr("number", depth)
+                    return ast.Member(self.expr(_element(coll), depth), self.expr(coll, depth), key=index)
                 return ast.Member(self.expr(_element(coll), depth), self.expr(coll, depth))
             if choice in ("startswith", "endswith", "contains"):
                 return _call(choice, self.expr("string", depth), self.expr("string", depth))
@@ -601,6 +605,9 @@ def safe_modules(
                 value = g.expr("string", 1)
                 body += g.uses()
                 rules.append(ast.Rule(ast.FUNCTION, fname, value, body, args=params))
+            if draw(st.booleans()):
+                # a default function: its value when no definition applies
+                rules.append(ast.Rule(ast.DEFAULT, fname, g.const("string"), args=(ast.Var("_"),) * arity))
             functions[fname] = arity
             continue
         body = g.body(2)
@@ -616,7 +623,15 @@ def safe_modules(
             body += g.uses()
             if draw(st.booleans()):
                 rules.append(ast.Rule(ast.DEFAULT, name, g.const(vtype)))
-            rules.append(ast.Rule(ast.COMPLETE, name, value, body))
+            elses: tuple[ast.Else, ...] = ()
+            if body and draw(st.booleans()):
+                # `else`: the next clause's value when the body has no solution
+                g3 = _SafeRule(draw, types, functions, package, counter)
+                body3 = g3.body(1)
+                value3 = g3.expr(vtype, 1)
+                body3 += g3.uses()
+                elses = (ast.Else(value3, body3),)
+            rules.append(ast.Rule(ast.COMPLETE, name, value, body, elses=elses))
             if kind == "multi":
                 # a second definition: agreeing or conflicting, depending on the input
                 g2 = _SafeRule(draw, types, functions, package, counter)

@@ -152,16 +152,21 @@ def _replace(document: Any, path: list[Any], value: Any) -> Any:
 class Evaluator:
     """Rules grouped by package, evaluated on demand and memoized per (package, rule)."""
 
-    def __init__(self, modules: list[ast.Module], input: Any, data: Any) -> None:
+    def __init__(self, modules: list[ast.Module], input: Any, data: Any, mocks: dict[str, Any] | None = None) -> None:
         self.modules = modules
         self.input = input
         self.data = data
+        # `with f as …`: function key → ("function", key) or ("value", value)
+        self.mocks: dict[str, Any] = mocks or {}
         # package → rule name → [(module, rule)]
         self.rules: dict[str, dict[str, list[tuple[ast.Module, ast.Rule]]]] = {}
         for module in modules:
-            group = self.rules.setdefault(module.package_name, {})
+            self.rules.setdefault(module.package_name, {})
             for rule in module.rules:
-                group.setdefault(rule.name, []).append((module, rule))
+                # `p.q.r := 1` is rule `r` of the sub-package `<package>.p.q`
+                prefix, _, name = rule.name.rpartition(".")
+                package = f"{module.package_name}.{prefix}" if prefix else module.package_name
+                self.rules.setdefault(package, {}).setdefault(name, []).append((module, rule))
         self.memo: dict[tuple[str, str], Any] = {}
         self.active: set[tuple[str, str]] = set()
 
@@ -170,7 +175,7 @@ class Evaluator:
             (package, name)
             for package, group in self.rules.items()
             for name, defs in group.items()
-            if not any(rule.kind == ast.FUNCTION for _, rule in defs)
+            if not any(rule.kind == ast.FUNCTION or rule.args for _, rule in defs)
         ]
 
     # ── rules ──
@@ -225,15 +230,13 @@ class Evaluator:
         if kinds - {ast.COMPLETE}:
             raise EvalError(f"`{name}` mixes rule kinds")
         values: list[Any] = []
-        for module, rule, env in self._satisfied(defs):
-            try:
-                assert rule.value is not None
-                value = self.expr(rule.value, env, module)
-            except Undefined:
+        for module, rule in defs:
+            if rule.kind == ast.DEFAULT:
                 continue
-            if values and not equal(values[0], value):
-                raise EvalError(f"complete rule `{name}` has conflicting values")
-            values.append(value)
+            for value in self._clause_values(rule, {}, module):
+                if values and not equal(values[0], value):
+                    raise EvalError(f"complete rule `{name}` has conflicting values")
+                values.append(value)
         if values:
             return values[0]
         for module, rule in defs:
@@ -241,6 +244,22 @@ class Evaluator:
                 assert rule.value is not None
                 return self.expr(rule.value, {}, module)
         raise Undefined
+
+    def _clause_values(self, rule: ast.Rule, env: Env, module: ast.Module) -> list[Any]:
+        """The values of the first of a definition's clauses (its body, then each `else`)
+        that has any."""
+        assert rule.value is not None
+        clauses = [(rule.value, rule.body)] + [(c.value, c.body) for c in rule.elses]
+        for value_expr, body in clauses:
+            values = []
+            for env2 in self.body(body, env, module):
+                try:
+                    values.append(self.expr(value_expr, env2, module))
+                except Undefined:
+                    continue
+            if values:
+                return values
+        return []
 
     def _satisfied(
         self, defs: list[tuple[ast.Module, ast.Rule]]
@@ -257,20 +276,20 @@ class Evaluator:
             for module, rule in self.rules[package][name]
             if rule.kind == ast.FUNCTION and len(rule.args) == len(args)
         ]
-        if not defs:
+        default = [(m, r) for m, r in self.rules[package][name] if r.kind == ast.DEFAULT and len(r.args) == len(args)]
+        if not defs and not default:
             raise EvalError(f"no definition of `{name}` takes {len(args)} arguments")
         values: list[Any] = []
         for module, rule in defs:
             for env in self._bind_params(rule.args, args, {}, module):
-                for env2 in self.body(rule.body, env, module):
-                    try:
-                        assert rule.value is not None
-                        value = self.expr(rule.value, env2, module)
-                    except Undefined:
-                        continue
+                for value in self._clause_values(rule, env, module):
                     if values and not equal(values[0], value):
                         raise EvalError(f"function `{name}` has conflicting values")
                     values.append(value)
+        if not values and default:
+            module, rule = default[0]
+            assert rule.value is not None
+            return self.expr(rule.value, {}, module)
         if not values:
             raise Undefined
         return values[0]
@@ -352,7 +371,20 @@ class Evaluator:
         self, lit: ast.Literal, withs: tuple[ast.With, ...], env: Env, module: ast.Module
     ) -> Iterator[Env]:
         document = {"input": self.input, "data": self.data}
+        mocks = dict(self.mocks)
         for w in withs:
+            target = self._function_key(w.target.dotted() or "", module)
+            if target is not None:
+                replacement = w.value.name if isinstance(w.value, ast.Var) else w.value.dotted() if isinstance(w.value, ast.Ref) else None
+                replaced_by = self._function_key(replacement or "", module) if replacement not in env else None
+                if replaced_by is not None:
+                    mocks[target] = ("function", replaced_by)
+                else:
+                    try:
+                        mocks[target] = ("value", self.expr(w.value, env, module))
+                    except Undefined:
+                        return
+                continue
             try:
                 value = self.expr(w.value, env, module)
                 path = [self.expr(step, env, module) for step in w.target.path]
@@ -360,7 +392,7 @@ class Evaluator:
                 return
             root = w.target.head.name
             document[root] = _replace(document[root], path, value)
-        inner = Evaluator(self.modules, document["input"], document["data"])
+        inner = Evaluator(self.modules, document["input"], document["data"], mocks)
         bare = attrs.evolve(lit, withs=())
         yield from list(inner.literal(bare, env, module))
 
@@ -469,7 +501,16 @@ class Evaluator:
             return -operand
         if isinstance(e, ast.Member):
             element = self.expr(e.element, env, module)
-            return _member(element, self.expr(e.collection, env, module))
+            collection = self.expr(e.collection, env, module)
+            if e.key is not None:
+                key = self.expr(e.key, env, module)
+                return any(equal(k, key) and equal(v, element) for k, v in _pairs(collection))
+            return _member(element, collection)
+        if isinstance(e, ast.Deref):
+            value = self.expr(e.base, env, module)
+            for step in e.path:
+                value = _step(value, self.expr(step, env, module))
+            return value
         if isinstance(e, ast.Array):
             return tuple(self.expr(i, env, module) for i in e.items)
         if isinstance(e, ast.SetLit):
@@ -520,12 +561,18 @@ class Evaluator:
                 return self._ref(imp.path, env, module)
         if name in self.rules.get(module.package_name, {}):
             return self.rule_value(module.package_name, name)
+        sub = f"{module.package_name}.{name}"
+        if any(p == sub or p.startswith(sub + ".") for p in self.rules):
+            return self._data_path(sub.split("."))
         raise EvalError(f"unbound variable `{name}`")
 
     def _ref(self, ref: ast.Ref, env: Env, module: ast.Module) -> Any:
         steps = [self.expr(step, env, module) for step in ref.path]
         if ref.head.name == "data" and ref.head.name not in env:
             return self._data_path(steps)
+        sub = f"{module.package_name}.{ref.head.name}"
+        if ref.head.name not in env and not self._is_global(ref.head.name, module) and any(p == sub or p.startswith(sub + ".") for p in self.rules):
+            return self._data_path([*sub.split("."), *steps])
         value = self._var(ref.head.name, env, module)
         for step in steps:
             value = _step(value, step)
@@ -555,27 +602,54 @@ class Evaluator:
     def _package_document(self, package: str) -> dict[str, Any]:
         document = {}
         for name, defs in self.rules[package].items():
-            if any(rule.kind == ast.FUNCTION for _, rule in defs):
+            if any(rule.kind == ast.FUNCTION or rule.args for _, rule in defs):
                 continue
             with contextlib.suppress(Undefined):
                 document[name] = self.rule_value(package, name)
         return document
 
+    def _function_key(self, name: str, module: ast.Module) -> str | None:
+        """`package.name` of a policy function, a builtin's name, or None."""
+        package, _, rule = name.rpartition(".")
+        if package.startswith("data.") and any(r.kind == ast.FUNCTION or r.args for _, r in self.rules.get(package[5:], {}).get(rule, [])):
+            return f"{package[5:]}.{rule}"
+        if any(r.kind == ast.FUNCTION or r.args for _, r in self.rules.get(module.package_name, {}).get(name, [])):
+            return f"{module.package_name}.{name}"
+        if package and not package.startswith("data.") and any(
+            r.kind == ast.FUNCTION or r.args for _, r in self.rules.get(f"{module.package_name}.{package}", {}).get(rule, [])
+        ):
+            return f"{module.package_name}.{package}.{rule}"
+        if name in BUILTINS:
+            return name
+        return None
+
     def _call(self, call: ast.Call, env: Env, module: ast.Module) -> Any:
         args = [self.expr(a, env, module) for a in call.args]
-        package, _, name = call.name.rpartition(".")
-        if package.startswith("data.") and package[5:] in self.rules:
-            return self.call_function(package[5:], name, args)
-        if call.name in self.rules.get(module.package_name, {}):
-            return self.call_function(module.package_name, call.name, args)
-        builtin = BUILTINS.get(call.name)
+        key = self._function_key(call.name, module)
+        if key is not None and key in self.mocks:
+            kind, replacement = self.mocks[key]
+            if kind == "value":
+                return replacement
+            rest = {k: v for k, v in self.mocks.items() if k != key}
+            return Evaluator(self.modules, self.input, self.data, rest)._call_key(replacement, args)
+        return self._call_key(key or call.name, args)
+
+    def _call_key(self, key: str, args: list[Any]) -> Any:
+        package, _, name = key.rpartition(".")
+        if package in self.rules and name in self.rules[package]:
+            return self.call_function(package, name, args)
+        return self._builtin(key, args)
+
+    def _builtin(self, name: str, args: list[Any]) -> Any:
+        builtin = BUILTINS.get(name)
         if builtin is None:
-            raise EvalError(f"unknown function `{call.name}`")
+            raise EvalError(f"unknown function `{name}`")
         if builtin.arity != len(args):
-            raise EvalError(f"`{call.name}` takes {builtin.arity} arguments")
+            raise EvalError(f"`{name}` takes {builtin.arity} arguments")
         try:
             return builtin.fn(*args)
         except BuiltinUndefined:
             raise Undefined from None
         except BuiltinError as err:
             raise EvalError(str(err)) from None
+

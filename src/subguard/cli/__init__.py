@@ -347,6 +347,9 @@ def _open_store(url: str | None) -> Any:
 @click.option("--batch", "batch_file", type=click.Path(allow_dash=True), help="JSON lines of requests or {\"input\": …}.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True)
 @click.option("--store", "store_url", default=None, help="Record each decision in this decision log (URL).")
+@click.option("--query", default=None, help="Print the value of a rule or document (`data.pkg.rule`) instead of a decision.")
+@click.option("--untyped", is_flag=True, help="With --query: compile without the input schema (inputs outside it).")
+@click.option("--explain", is_flag=True, help="After the decision, show which decision rules fired and why the others did not.")
 def eval_command(
     rules: tuple[str, ...],
     data_files: tuple[str, ...],
@@ -362,15 +365,27 @@ def eval_command(
     batch_file: str | None,
     fmt: str,
     store_url: str | None,
+    query: str | None,
+    untyped: bool,
+    explain: bool,
 ) -> None:
-    """Decide requests under a policy and print each decision."""
+    """Decide requests under a policy and print each decision (or, with --query, the
+    value of a rule)."""
+    from subguard.cli.query import print_explanations, run_query
+
     sources = [x for x in (sql, command_text, input_file, batch_file) if x is not None]
-    if len(sources) != 1:
+    query_alone = query is not None and not sources  # a query may need no input
+    if len(sources) != 1 and not query_alone:
         raise click.UsageError("give exactly one of --sql, --command, --input or --batch")
+    if (query is not None or explain) and batch_file is not None:
+        raise click.UsageError("--query and --explain take one request, not --batch")
     try:
         data = load_data(data_files)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    if query is not None and (untyped or input_file is not None or query_alone):
+        query_input = _read_input_document(input_file) if input_file is not None else {}
+        sys.exit(run_query(query, rules, None if untyped else _load_or_exit(rules, data), query_input, data, untyped=untyped))
     try:
         policy: Policy = load_policy(list(rules), data=data, parse_cache=True)
     except PolicyError as exc:
@@ -385,12 +400,18 @@ def eval_command(
     bad_lines = 0
     gc.freeze()  # the policy, the engine and the modules live to the end: no collection walks them
     try:
-        if document is not None:
-            _emit(engine.evaluate(document), fmt, True)
-        elif request is not None:
-            subject = Subject(subject_id, groups)
-            resource = Resource(name=resource_name, kind=resource_kind, dialect=dialect)
-            _emit(engine.check(request, subject=subject, resource=resource, session=session), fmt, True)
+        if document is not None or request is not None:
+            if document is not None:
+                decision = engine.evaluate(document)
+            else:
+                subject = Subject(subject_id, groups)
+                resource = Resource(name=resource_name, kind=resource_kind, dialect=dialect)
+                decision = engine.check(request, subject=subject, resource=resource, session=session)
+            if query is not None:  # the value of a rule for the input this request makes
+                sys.exit(run_query(query, rules, policy, decision.input, data, untyped=False))
+            _emit(decision, fmt, True)
+            if explain:
+                print_explanations(policy, decision, fmt)
         else:
             assert batch_file is not None
             bad_lines = _run_batch(engine, batch_file, fmt)
@@ -402,6 +423,14 @@ def eval_command(
     if log is None:
         FAST_EXIT.append(True)
     if bad_lines:
+        sys.exit(2)
+
+
+def _load_or_exit(rules: tuple[str, ...], data: Mapping[str, Any]) -> Policy:
+    try:
+        return load_policy(list(rules), data=data)
+    except PolicyError as exc:
+        _print_policy_errors(exc)
         sys.exit(2)
 
 

@@ -25,6 +25,7 @@ from subguard.lang.ast import (
 from subguard.lang.builtins import BUILTINS, Builtin, BuiltinError
 from subguard.lang.cache import dump_module, load_module, parser_digest
 from subguard.lang.compiler import STAGES, Stage, compile_policy
+from subguard.lang.explanation import Explanation, explain
 from subguard.lang.fmt import format_module, format_text
 from subguard.lang.parser import parse_module, read_source
 from subguard.lang.policy import CompiledPolicy, Default, Definition, Fault, Results, Selector
@@ -51,6 +52,7 @@ __all__ = [
     "Default",
     "Definition",
     "Entrypoint",
+    "Explanation",
     "Fault",
     "Location",
     "Module",
@@ -70,6 +72,7 @@ __all__ = [
     "compile_policy",
     "conform",
     "dump_module",
+    "explain",
     "format_module",
     "format_text",
     "freeze",

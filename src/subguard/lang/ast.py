@@ -19,6 +19,8 @@ __all__ = [
     "Assign",
     "BinOp",
     "Call",
+    "Deref",
+    "Else",
     "Every",
     "Expr",
     "ExprLiteral",
@@ -113,10 +115,22 @@ class Neg:
 
 @attrs.frozen
 class Member:
-    """`x in collection`."""
+    """`x in collection`, or `k, x in collection` when `key` is set (the collection has
+    `x` at key or index `k`)."""
 
     element: Expr
     collection: Expr
+    loc: Location = _loc()
+    key: Expr | None = attrs.field(default=None, kw_only=True)
+
+
+@attrs.frozen
+class Deref:
+    """A reference that starts from a value other than a name: `[1, 2][0]`,
+    `{"a": 1}.a`, `f(x)[0]`. Each step is like a `Ref` step."""
+
+    base: Expr
+    path: tuple[Expr, ...]
     loc: Location = _loc()
 
 
@@ -162,7 +176,7 @@ class ObjectCompr:
 
 Expr = (
     Scalar | Var | Ref | Call | BinOp | Neg | Member | Array | SetLit | Object
-    | ArrayCompr | SetCompr | ObjectCompr
+    | ArrayCompr | SetCompr | ObjectCompr | Deref
 )
 
 # ── body literals ────────────────────────────────────────────────────────────────────
@@ -218,6 +232,7 @@ class SomeIn:
     value: str
     collection: Expr
     loc: Location = _loc()
+    withs: tuple[With, ...] = attrs.field(default=(), kw_only=True)
 
 
 @attrs.frozen
@@ -243,12 +258,23 @@ DEFAULT: Final = "default"
 
 
 @attrs.frozen
+class Else:
+    """`else := value if { body }`: the value of a complete rule or function when the
+    bodies before it have no solution (the value is `true` when not written)."""
+
+    value: Expr
+    body: tuple[Literal, ...] = ()
+    loc: Location = _loc()
+
+
+@attrs.frozen
 class Rule:
     """One rule definition. `kind` is complete, set, object, function or default.
 
     `value` is the head's value (complete/function/default, or the element of a set
     rule); `key` the key of an object rule; `args` a function's parameters. `body` is
     empty for a rule without `if`. `boolean` marks `name if …`, written without a value.
+    A `default` rule with `args` is a default function (`default f(_) := 0`).
     """
 
     kind: RuleKind
@@ -260,6 +286,8 @@ class Rule:
     boolean: bool = False
     one_line: bool = attrs.field(default=False, eq=False)
     loc: Location = _loc()
+    #: `else` clauses, in order (complete rules and functions).
+    elses: tuple[Else, ...] = attrs.field(default=(), kw_only=True)
 
 
 @attrs.frozen

@@ -9,31 +9,28 @@ expression decides the code written for it), reporting into the program's errors
 Policy text never reaches `eval`: only code this module writes, from checked AST nodes,
 with every user string embedded through `repr`.
 
-The module is longer than most (about 650 lines) for one reason: `BodyCompiler` is one
-walk whose literal and expression halves call each other (a comprehension holds a
-body, `not` and `every` nest bodies in expressions); the type rules it applies live in
-`typecheck`, the stages that drive it in `codegen`.
+`BodyCompiler` is one walk whose literal and expression halves call each other (a
+comprehension holds a body, `not` and `every` nest bodies in expressions); resolving
+names and calls is its other half (`references`), what it writes into is `emit`, the
+type rules it applies live in `typecheck`, the stages that drive it in `codegen`.
 """
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import attrs
-
 from subguard.lang import ast, runtime
-from subguard.lang.builtins import BUILTINS
-from subguard.lang.builtins_text import plain_text
-from subguard.lang.program import Line, Program, RuleGroup, did_you_mean
+from subguard.lang.emit import Fn, Var, render
+from subguard.lang.program import Program, RuleGroup
+from subguard.lang.references import References
 from subguard.lang.typecheck import (
-    check_argument,
     check_comparable,
     check_iterable,
     check_member,
+    check_truth_test,
     elem_type,
-    field_type,
     is_boolean_expr,
     join,
     scalar_type,
@@ -43,60 +40,8 @@ from subguard.lang.values import freeze
 
 __all__ = ["BodyCompiler", "Fn", "constant", "render"]
 
-_PLAIN_VERB = re.compile(r"%[sv]")
 
-
-
-@attrs.define
-class _Var:
-    py: str
-    type: Type
-    loc: ast.Location
-    used: bool = False
-    declared_only: bool = False  # `some x` without a binding yet
-
-
-class Fn:
-    """Code being generated for one Python function: lines, indentation, loop depth."""
-
-    def __init__(self, indent: int, leaves: bool = False) -> None:
-        self.lines: list[Line] = []
-        self.indent = indent
-        self.loops = 0
-        #: What a function returns when its body fails outside any loop (a
-        #: comprehension returns what it collected: an empty collection, not undefined).
-        self.result = ""
-        #: A failure outside any loop ends the line with the statement `render` is
-        #: given (an entrypoint body: `return` in its own function, `break` inlined).
-        self.leaves = leaves
-
-    def emit(self, line: str) -> None:
-        self.lines.append((self.indent, line, False))
-
-    def emit_failing(self, prefix: str) -> None:
-        """`prefix` followed by what a failing literal does here: move on to the next
-        binding, or leave."""
-        if self.loops:
-            self.lines.append((self.indent, prefix + "continue", False))
-        elif self.leaves:
-            self.lines.append((self.indent, prefix, True))
-        else:
-            self.lines.append((self.indent, prefix + (f"return {self.result}" if self.result else "return"), False))
-
-
-def render(lines: Sequence[Line], base: int, leave: str = "") -> list[str]:
-    """Generated lines as source text, the function holding them placed at `base`;
-    `leave` ends the lines that leave the body."""
-    rendered = []
-    for indent, text, leaves in lines:
-        if leaves:
-            assert leave, "an entrypoint body is rendered with its leave statement"
-            text += leave
-        rendered.append("    " * (base + indent) + text)
-    return rendered
-
-
-class BodyCompiler:
+class BodyCompiler(References):
     """Checks and generates one rule definition's body (and nested bodies)."""
 
     def __init__(self, program: Program, module: ast.Module, group: RuleGroup, counter: Any) -> None:
@@ -106,7 +51,7 @@ class BodyCompiler:
         self.package = module.package_name
         self.errors = program.errors
         self.imports = program.imports.get(id(module), {})
-        self.scopes: list[dict[str, _Var]] = [{}]
+        self.scopes: list[dict[str, Var]] = [{}]
         self.counter = counter
         self.fn = Fn(0)
 
@@ -114,7 +59,7 @@ class BodyCompiler:
     def tmp(self, prefix: str = "t") -> str:
         return f"_{prefix}{next(self.counter)}"
 
-    def lookup(self, name: str) -> _Var | None:
+    def lookup(self, name: str) -> Var | None:
         for scope in reversed(self.scopes):
             if name in scope:
                 return scope[name]
@@ -131,7 +76,7 @@ class BodyCompiler:
         if existing is not None or self.lookup(name) is not None:
             self.errors.add("redeclared_var", f"var `{name}` is already bound", loc)
         py = f"v_{name}_{next(self.counter)}"
-        self.scopes[-1][name] = _Var(py, type_, loc)
+        self.scopes[-1][name] = Var(py, type_, loc)
         return py
 
     def bound(self, name: str) -> bool:
@@ -143,7 +88,9 @@ class BodyCompiler:
         self.program.constants[name] = value
         return name
 
-    def end_scope_check(self, scope: dict[str, _Var]) -> None:
+    def end_scope_check(self, scope: dict[str, Var]) -> None:
+        if not self.program.check_unused:
+            return
         for name, var in scope.items():
             if not var.used and not name.startswith("_"):
                 self.errors.add("unused_var", f"var `{name}` is bound but never used", var.loc)
@@ -158,10 +105,10 @@ class BodyCompiler:
         if isinstance(lit, ast.SomeDecl):
             for name in lit.names:
                 if name != "_":
-                    self.scopes[-1][name] = _Var(f"v_{name}_{next(self.counter)}", ANY, lit.loc, declared_only=True)
+                    self.scopes[-1][name] = Var(f"v_{name}_{next(self.counter)}", ANY, lit.loc, declared_only=True)
             return
         if isinstance(lit, ast.SomeIn):
-            coll, ctype = self.expr(lit.collection, "ctx")
+            coll, ctype = self.expr(lit.collection, self.withs(lit.withs) if lit.withs else "ctx")
             tmp = self.tmp("c")
             fn.emit("try:")
             fn.emit(f"    {tmp} = {coll}")
@@ -191,7 +138,8 @@ class BodyCompiler:
             self.assign(lit, cx)
             return
         assert isinstance(lit, ast.ExprLiteral)
-        code, _type = self.expr(lit.expr, cx)
+        code, type_ = self.expr(lit.expr, cx)
+        check_truth_test(self.errors, lit.expr, type_, negated=False)
         fn.emit("try:")
         if is_boolean_expr(lit.expr):
             fn.emit_failing(f"    if not ({code}): ")
@@ -199,43 +147,10 @@ class BodyCompiler:
             fn.emit_failing(f"    if ({code}) is False: ")
         fn.emit_failing("except _U: ")
 
-    def withs(self, withs: Sequence[ast.With]) -> str:
-        parts = []
-        for w in withs:
-            root = w.target.head.name
-            path: list[Any] = []
-            for step in w.target.path:
-                if not isinstance(step, ast.Scalar):
-                    self.errors.add("type_error", "`with` needs a constant path", w.loc)
-                    return "ctx"
-                path.append(step.value)
-            if root not in ("input", "data"):
-                self.errors.add("type_error", "`with` replaces `input` or `data` only", w.loc)
-                return "ctx"
-            rule_index = None
-            if root == "data":
-                group, rest = self.find_rule(tuple(str(p) for p in path))
-                if group is not None and not rest:
-                    rule_index = group.index
-                    self.group.depends.add(group.index)
-            value, _ = self.expr(w.value, "ctx")
-            parts.append(f"({root!r}, {tuple(path)!r}, {rule_index!r}, {value})")
-        cx = self.tmp("w")
-        self.fn.emit("try:")
-        self.fn.emit(f"    {cx} = _with_(ctx, ({', '.join(parts)},))")
-        self.fn.emit_failing("except _U: ")
-        return cx
-
     def assign(self, lit: ast.Assign, cx: str) -> None:
         fn = self.fn
         target, value = lit.target, lit.value
-        if (
-            lit.op == "="
-            and not (isinstance(target, ast.Var) and not self.bound(target.name))
-            and isinstance(value, ast.Var)
-            and not self.bound(value.name)
-            and value.name not in self.names_in_scope()
-        ):
+        if lit.op == "=" and not self.has_unbound(target) and self.has_unbound(value):
             target, value = value, target
         if isinstance(target, ast.Var) and (lit.op == ":=" or not self.bound(target.name)) and not self._is_global(target.name):
             code, type_ = self.expr(value, cx)
@@ -246,17 +161,14 @@ class BodyCompiler:
             py = self.bind(target.name, type_, target.loc)
             fn.emit(f"{py} = {tmp}")
             return
-        if isinstance(target, ast.Array) and lit.op == ":=" and all(isinstance(i, ast.Var) for i in target.items):
+        if isinstance(target, ast.Array | ast.Object) and (lit.op == ":=" or self.has_unbound(target)):
+            # destructuring: `[a, b] := xs`, `{"k": v} = obj`
             code, _ = self.expr(value, cx)
             tmp = self.tmp()
             fn.emit("try:")
             fn.emit(f"    {tmp} = {code}")
-            fn.emit_failing(f"    if type({tmp}) is not tuple or len({tmp}) != {len(target.items)}: ")
             fn.emit_failing("except _U: ")
-            for i, item in enumerate(target.items):
-                assert isinstance(item, ast.Var)
-                py = self.bind(item.name, ANY, item.loc)
-                fn.emit(f"{py} = {tmp}[{i}]")
+            self.match(target, tmp)
             return
         if lit.op == ":=":
             self.errors.add("type_error", "`:=` needs a variable on its left", lit.loc)
@@ -266,6 +178,49 @@ class BodyCompiler:
         check_comparable(self.errors, "==", lt, rt, lit.loc)
         fn.emit("try:")
         fn.emit_failing(f"    if not _eq({left}, {right}): ")
+        fn.emit_failing("except _U: ")
+
+    def has_unbound(self, e: ast.Expr) -> bool:
+        """Does `e` hold a variable not bound yet (so that `=` binds it)?"""
+        if isinstance(e, ast.Var):
+            return e.name == "_" or (not self.bound(e.name) and self.lookup_global(e.name) is None)
+        if isinstance(e, ast.Array):
+            return any(self.has_unbound(i) for i in e.items)
+        if isinstance(e, ast.Object):
+            return any(self.has_unbound(v) for _k, v in e.pairs)
+        return False
+
+    def match(self, pattern: ast.Expr, code: str) -> None:
+        """Match the value in the variable `code` against `pattern`, binding the pattern's
+        unbound variables (Rego's unification of a term with a value): an array of the
+        same length, an object with the same keys, or a value equal to it."""
+        fn = self.fn
+        if isinstance(pattern, ast.Var) and pattern.name == "_":
+            return
+        if isinstance(pattern, ast.Var) and self.has_unbound(pattern):
+            py = self.bind(pattern.name, ANY, pattern.loc)
+            fn.emit(f"{py} = {code}")
+            return
+        if isinstance(pattern, ast.Array) and self.has_unbound(pattern):
+            fn.emit_failing(f"if type({code}) is not tuple or len({code}) != {len(pattern.items)}: ")
+            for i, item in enumerate(pattern.items):
+                element = self.tmp("m")
+                fn.emit(f"{element} = {code}[{i}]")
+                self.match(item, element)
+            return
+        if isinstance(pattern, ast.Object) and self.has_unbound(pattern):
+            fn.emit_failing(f"if not isinstance({code}, dict) or len({code}) != {len(pattern.pairs)}: ")
+            for key, item in pattern.pairs:
+                key_code, _t = self.expr(key, "ctx")
+                element = self.tmp("m")
+                fn.emit("try:")
+                fn.emit(f"    {element} = _get({code}, _freeze({key_code}))")
+                fn.emit_failing("except _U: ")
+                self.match(item, element)
+            return
+        value, _t = self.expr(pattern, "ctx")
+        fn.emit("try:")
+        fn.emit_failing(f"    if not _eq({code}, {value}): ")
         fn.emit_failing("except _U: ")
 
     def names_in_scope(self) -> set[str]:
@@ -307,7 +262,9 @@ class BodyCompiler:
 
         def build(pys: list[str]) -> None:
             for p in params:
-                self.lookup(p[0]).used = True  # type: ignore[union-attr]
+                var = self.lookup(p[0]) if p[0] != "_" else None
+                if var is not None:
+                    var.used = True  # an `every` variable is used by the iteration itself
             self.body(lit.body)
             self.fn.emit("return True")
 
@@ -332,7 +289,8 @@ class BodyCompiler:
             check = self.nested([], build)
             fn.emit_failing(f"if {check}(): ")
             return
-        code, _ = self.expr(lit.expr, cx)
+        code, type_ = self.expr(lit.expr, cx)
+        check_truth_test(self.errors, lit.expr, type_, negated=True)
         fn.emit("try:")
         if is_boolean_expr(lit.expr):
             fn.emit_failing(f"    if {code}: ")
@@ -350,6 +308,8 @@ class BodyCompiler:
                 for step in e.path:
                     if isinstance(step, ast.Var) and (step.name == "_" or not self.bound(step.name)) and self.lookup_global(step.name) is None:
                         found = True
+                    if isinstance(step, ast.Array | ast.Object) and self.has_unbound(step):
+                        found = True
                     visit(step)
             elif isinstance(e, ast.Call):
                 for a in e.args:
@@ -360,6 +320,11 @@ class BodyCompiler:
             elif isinstance(e, ast.Member):
                 visit(e.element)
                 visit(e.collection)
+                if e.key is not None:
+                    visit(e.key)
+            elif isinstance(e, ast.Deref):
+                visit(ast.Ref(ast.Var("input"), e.path))
+                visit(e.base)
             elif isinstance(e, ast.Neg):
                 visit(e.operand)
             elif isinstance(e, ast.Array | ast.SetLit):
@@ -383,6 +348,8 @@ class BodyCompiler:
     # expressions: (python code, static type)
     def expr(self, e: ast.Expr, cx: str) -> tuple[str, Type]:
         if isinstance(e, ast.Scalar):
+            if isinstance(e.value, float) and not math.isfinite(e.value):
+                return self.const(e.value), NUMBER  # `repr` would write `inf`, no name
             return repr(e.value), scalar_type(e.value)
         if isinstance(e, ast.Var):
             return self.ref(ast.Ref(e, (), loc=e.loc), cx)
@@ -397,12 +364,36 @@ class BodyCompiler:
             if t.kind not in ("number", "any"):
                 self.errors.add("type_error", f"`-` needs a number, not a {t}", e.loc)
             return f"_neg({code})", NUMBER
+        if isinstance(e, ast.Deref):
+            base, base_type = self.expr(e.base, cx)
+            return self.steps(base, base_type, list(e.path), cx)
+        if isinstance(e, ast.Member) and e.key is not None:
+            key, _kt = self.expr(e.key, cx)
+            elem, _et = self.expr(e.element, cx)
+            coll, ct = self.expr(e.collection, cx)
+            if ct.is_scalar and not isinstance(e.collection, ast.Scalar):
+                self.errors.add("type_error", f"`in` needs a collection, not a {ct}", e.collection.loc)
+            return f"_member_kv({key}, {elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Member):
             elem, et = self.expr(e.element, cx)
             coll, ct = self.expr(e.collection, cx)
-            check_member(self.errors, et, ct, e)
-            if ct.kind == "set" and et.kind == "string":
-                return f"({elem} in {coll})", BOOLEAN
+            if not isinstance(e.collection, ast.Scalar):
+                # a typed value that is never a collection is a mistake the schema proves;
+                # a literal (`1 in "foo"`) is simply false, as in OPA
+                check_member(self.errors, et, ct, e)
+            # never Python's `in`: on a string it tests substrings, on a dict its keys.
+            # A string in a set is the hot path: Python's `in` when the values have the
+            # types the checker expects, Rego's `_member` otherwise
+            if et.kind == "string" and _string_constants(e.collection):
+                tv = self.tmp("q")  # the collection is a constant of strings
+                return f"({tv} in {coll} if type({tv} := {elem}) is str else _member({tv}, {coll}))", BOOLEAN
+            if _string_constant(e.element) and ct.kind == "set":
+                cv = self.tmp("q")  # a string constant needs no test of its type
+                return f"({elem} in {cv} if type({cv} := {coll}) is frozenset else _member({elem}, {cv}))", BOOLEAN
+            if et.kind == "string" and ct.kind == "set":
+                tv, cv = self.tmp("q"), self.tmp("q")
+                fast = f"{tv} in {cv} if (type({tv} := {elem}) is str) & (type({cv} := {coll}) is frozenset)"
+                return f"({fast} else _member({tv}, {cv}))", BOOLEAN
             return f"_member({elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Array):
             items = [self.expr(i, cx) for i in e.items]
@@ -462,21 +453,31 @@ class BodyCompiler:
         op = e.op
         if op in ("==", "!="):
             check_comparable(self.errors, op, lt, rt, e.loc)
-            if lt.kind == rt.kind == "string" or ("string" in (lt.kind, rt.kind) and isinstance(e.left, ast.Scalar | ast.Ref | ast.Var) and isinstance(e.right, ast.Scalar | ast.Ref | ast.Var) and (isinstance(e.left, ast.Scalar) or isinstance(e.right, ast.Scalar))):
+            # Python's `==` agrees with Rego's only when one side is a string constant
+            # (`True == 1` holds in Python): anything else compares by Rego's rules
+            if _string_constant(e.left) or _string_constant(e.right):
                 return f"({left} {op} {right})", BOOLEAN
             return f"{'_eq' if op == '==' else '_ne'}({left}, {right})", BOOLEAN
         if op in ("<", "<=", ">", ">="):
             if lt.is_scalar and rt.is_scalar and lt.kind != rt.kind and "null" not in (lt.kind, rt.kind):
                 self.errors.add("type_error", f"`{op}` compares a {lt} with a {rt}", e.loc)
-            if lt.kind == rt.kind and lt.kind in ("number", "string"):
-                return f"({left} {op} {right})", BOOLEAN
-            if op == "<":
-                return f"_less({left}, {right})", BOOLEAN
-            if op == ">":
-                return f"_less({right}, {left})", BOOLEAN
-            if op == "<=":
-                return f"(not _less({right}, {left}))", BOOLEAN
-            return f"(not _less({left}, {right}))", BOOLEAN
+            a, b = (self.tmp("q"), self.tmp("q")) if lt.kind == rt.kind and lt.kind in ("number", "string") else (left, right)
+            slow = {
+                "<": f"_less({a}, {b})",
+                ">": f"_less({b}, {a})",
+                "<=": f"(not _less({b}, {a}))",
+                ">=": f"(not _less({a}, {b}))",
+            }[op]
+            if a is left:
+                return slow, BOOLEAN
+            # two numbers or two strings compare as in Python; anything else (a boolean
+            # is no number) by Rego's order of types. A constant side needs no test.
+            test = "in _NUMS" if lt.kind == "number" else "is str"
+            if _plain_constant(e.right):
+                return f"({a} {op} {right} if type({a} := {left}) {test} else {slow.replace(b, right)})", BOOLEAN
+            if _plain_constant(e.left):
+                return f"({left} {op} {b} if type({b} := {right}) {test} else {slow.replace(a, left)})", BOOLEAN
+            return f"({a} {op} {b} if (type({a} := {left}) {test}) & (type({b} := {right}) {test}) else {slow})", BOOLEAN
         if op in ("|", "&"):
             for t, side in ((lt, e.left), (rt, e.right)):
                 if t.kind not in ("set", "any"):
@@ -494,188 +495,19 @@ class BodyCompiler:
             result = ANY  # `-` of unknowns: numbers or sets
         return f"{helper}({left}, {right})", result
 
-    def call(self, e: ast.Call, cx: str) -> tuple[str, Type]:
-        fast = self.fast_sprintf(e, cx)
-        if fast is not None:
-            return fast, STRING
-        args = [self.expr(a, cx) for a in e.args]
-        arg_code = ", ".join(c for c, _ in args)
-        # a user function: local name, or data.<package>.<name>
-        group: RuleGroup | None = None
-        if "." not in e.name:
-            group = self.program.groups.get(self.package, {}).get(e.name)
-        elif e.name.startswith("data."):
-            group, rest = self.find_rule(tuple(e.name.split(".")[1:]))
-            if rest:
-                group = None
-        if group is not None:
-            if group.kind != ast.FUNCTION:
-                self.errors.add("type_error", f"`{e.name}` is a rule, not a function", e.loc)
-                return "None", ANY
-            arity = len(group.definitions[0].args) if group.definitions else 0
-            if arity != len(args):
-                self.errors.add(
-                    "arity", f"`{e.name}` takes {arity} argument{'s' * (arity != 1)}, not {len(args)}", e.loc
-                )
-            self.group.depends.add(group.index)
-            return f"_g{group.index}({cx}{', ' if args else ''}{arg_code})", ANY
-        builtin = self.program.extra_builtins.get(e.name) or BUILTINS.get(e.name)
-        if builtin is None:
-            local_functions = [n for n, g in self.program.groups.get(self.package, {}).items() if g.kind == ast.FUNCTION]
-            self.errors.add(
-                "unknown_function",
-                f"`{e.name}` is not a builtin or a function of this package",
-                e.loc,
-                did_you_mean(e.name, list(BUILTINS) + list(self.program.extra_builtins) + local_functions),
-            )
-            return "None", ANY
-        named_key = e.name == "object.get" and len(e.args) == 3 and isinstance(e.args[1], ast.Scalar)
-        for _code, actual in args[1:] if named_key else args:
-            self.note_computed(actual)  # `object.get(s, "field", d)` reads a named field
-        if builtin.arity != len(args):
-            self.errors.add(
-                "arity",
-                f"`{e.name}` takes {builtin.arity} argument{'s' * (builtin.arity != 1)}, not {len(args)}",
-                e.loc,
-            )
-        elif builtin.args is not None:
-            for position, (declared, (_code, actual), arg) in enumerate(zip(builtin.args, args, e.args), 1):
-                check_argument(self.errors, e.name, position, declared, actual, arg.loc)
-        fname = "_b_" + e.name.replace(".", "_")
-        self.program.namespace[fname] = builtin.fn
-        return f"{fname}({arg_code})", builtin.result
 
-    def fast_sprintf(self, e: ast.Call, cx: str) -> str | None:
-        """`sprintf` with a constant format of plain `%s`/`%v` and an array literal of as
-        many values compiles to string concatenation: deny messages are on the hot path."""
-        if e.name != "sprintf" or len(e.args) != 2 or "sprintf" in self.program.groups.get(self.package, {}):
-            return None
-        fmt, values = e.args
-        if not (isinstance(fmt, ast.Scalar) and isinstance(fmt.value, str) and isinstance(values, ast.Array)):
-            return None
-        pieces = _PLAIN_VERB.split(fmt.value)
-        if len(pieces) != len(values.items) + 1 or "%" in "".join(pieces):
-            return None
-        parts: list[str] = []
-        for i, piece in enumerate(pieces):
-            if piece:
-                parts.append(repr(piece))
-            if i < len(values.items):
-                code, _t = self.expr(values.items[i], cx)
-                parts.append(f"_plain({code})")
-        self.program.namespace["_plain"] = plain_text
-        return "(" + " + ".join(parts or ["''"]) + ")"
+def _string_constants(e: ast.Expr) -> bool:
+    """A set or array literal of strings only (compiled to one constant)."""
+    return isinstance(e, ast.SetLit | ast.Array) and bool(e.items) and all(_string_constant(i) for i in e.items)
 
-    def find_rule(self, path: tuple[str, ...]) -> tuple[RuleGroup | None, tuple[str, ...]]:
-        """The rule that `data.<path>` names, and the steps left after it."""
-        for cut in range(len(path) - 1, 0, -1):
-            package = ".".join(path[:cut])
-            if package in self.program.groups:
-                group = self.program.groups[package].get(path[cut])
-                return group, path[cut + 1:]
-        return None, path
 
-    def ref(self, e: ast.Ref, cx: str) -> tuple[str, Type]:
-        name = e.head.name
-        path = list(e.path)
-        local = self.lookup(name)
-        if local is not None and not local.declared_only:
-            local.used = True
-            return self.steps(local.py, local.type, path, cx)
-        if local is not None and local.declared_only:
-            self.errors.add("unsafe_var", f"var `{name}` is declared but not bound before use", e.head.loc)
-            return "None", ANY
-        if name in self.imports:
-            imported = self.imports[name]
-            return self.ref(ast.Ref(imported.head, imported.path + tuple(path), loc=e.loc), cx)
-        if name == "input":
-            root = self.program.schema.root if self.program.schema is not None else ANY
-            return self.steps(f"{cx}.input", root, path, cx, typed_from="input")
-        if name == "data":
-            consts: list[str] = []
-            for step in path:
-                if isinstance(step, ast.Scalar) and isinstance(step.value, str):
-                    consts.append(step.value)
-                else:
-                    break
-            for cut in range(len(consts), 0, -1):
-                package = ".".join(consts[:cut])
-                if package in self.program.groups:
-                    if cut == len(consts):
-                        self.errors.add("type_error", f"`data.{package}` is a package: name one of its rules", e.loc)
-                        return "None", ANY
-                    group = self.program.groups[package].get(consts[cut])
-                    if group is None:
-                        self.errors.add(
-                            "unknown_rule",
-                            f"package `{package}` has no rule `{consts[cut]}`",
-                            e.loc,
-                            did_you_mean(consts[cut], self.program.groups[package]),
-                        )
-                        return "None", ANY
-                    return self.rule_value(group, path[cut + 1:], cx, e.loc)
-            data_root = self.program.schema.data if self.program.schema is not None else None
-            return self.steps(f"{cx}.data", data_root or ANY, path, cx)
-        group = self.program.groups.get(self.package, {}).get(name)
-        if group is not None:
-            return self.rule_value(group, path, cx, e.loc)
-        if name == "_":
-            self.errors.add("unsafe_var", "`_` cannot be used as a value", e.head.loc)
-            return "None", ANY
-        candidates = list(self.names_in_scope()) + list(self.program.groups.get(self.package, {})) + ["input", "data"]
-        self.errors.add("unsafe_var", f"var `{name}` is unsafe: it is not bound before use", e.head.loc, did_you_mean(name, candidates))
-        return "None", ANY
+def _plain_constant(e: ast.Expr) -> bool:
+    """A number or string literal (not a boolean, whose type the fast paths test)."""
+    return isinstance(e, ast.Scalar) and type(e.value) in (int, float, str)
 
-    def rule_value(self, group: RuleGroup, path: Sequence[ast.Expr], cx: str, loc: ast.Location) -> tuple[str, Type]:
-        if group.kind == ast.FUNCTION:
-            self.errors.add("type_error", f"`{group.name}` is a function: call it with arguments", loc)
-            return "None", ANY
-        self.group.depends.add(group.index)
-        t = Type("set", ANY) if group.kind == ast.SET else Type("object", ANY) if group.kind == ast.OBJECT else ANY
-        return self.steps(f"_g{group.index}({cx})", t, list(path), cx)
 
-    def steps(self, code: str, type_: Type, path: list[ast.Expr], cx: str, typed_from: str | None = None) -> tuple[str, Type]:
-        for step in path:
-            if isinstance(step, ast.Var) and (step.name == "_" or not self.bound(step.name)) and self.lookup_global(step.name) is None:
-                # iteration: bind the index variable over the collection's keys
-                check_iterable(self.errors, type_, step.loc)
-                self.note_computed(type_)
-                coll = self.tmp("c")
-                value = self.tmp("e")
-                fn = self.fn
-                fn.emit("try:")
-                fn.emit(f"    {coll} = {code}")
-                fn.emit_failing("except _U: ")
-                key_type = NUMBER if type_.kind == "array" else STRING if type_.kind in ("object", "record") else elem_type(type_)
-                key = self.bind(step.name, key_type, step.loc) if step.name != "_" else self.tmp("w")
-                if step.name != "_":
-                    var = self.lookup(step.name)
-                    if var is not None:
-                        var.used = True  # an iteration index is used by the iteration itself
-                fn.emit(f"for {key}, {value} in _items({coll}):")
-                fn.indent += 1
-                fn.loops += 1
-                code, type_ = value, elem_type(type_)
-                continue
-            if isinstance(step, ast.Scalar) and isinstance(step.value, str):
-                of_field = field_type(self.errors, self.program.schema, type_, step.value, step.loc)
-                if type_.kind in ("record", "object"):
-                    code = f"{code}[{step.value!r}]"
-                else:
-                    code = f"_get({code}, {step.value!r})"
-                type_ = of_field
-                continue
-            key, _key_type = self.expr(step, cx)
-            self.note_computed(type_)
-            if type_.kind == "record":
-                type_ = ANY
-            elif type_.is_scalar:
-                self.errors.add("type_error", f"a {type_} cannot be indexed", step.loc)
-                type_ = ANY
-            else:
-                type_ = elem_type(type_)
-            code = f"_get({code}, {key})"
-        return code, type_
+def _string_constant(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Scalar) and type(e.value) is str
 
 
 def constant(e: ast.Expr) -> Any:

@@ -457,4 +457,6 @@ BUILTINS: Mapping[str, Builtin] = types.MappingProxyType(_REGISTRY)
 
 
 # the text builtins (strings, regular expressions, globs, networks) register here
+# and the rest (units, versions, hashes, encodings, JWTs, time)
+from subguard.lang import builtins_more as _more  # noqa: E402, F401
 from subguard.lang import builtins_text as _text  # noqa: E402, F401

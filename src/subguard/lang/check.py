@@ -5,7 +5,7 @@ are generated (`codegen`), since each expression's static type decides its code.
 from __future__ import annotations
 
 from subguard.lang import ast
-from subguard.lang.program import Program, RuleGroup
+from subguard.lang.program import Program, RuleGroup, rule_home
 
 __all__ = ["check_defaults", "check_recursion", "collect_rules", "resolve_imports"]
 
@@ -16,30 +16,36 @@ def collect_rules(program: Program) -> None:
     """Group definitions by package and name; one name has one kind; an entrypoint's
     definitions have the kinds (and values) its caller declared."""
     for module in program.modules:
-        package = module.package_name
-        table = program.groups.setdefault(package, {})
+        program.groups.setdefault(module.package_name, {})
         for rule in module.rules:
+            package, name = rule_home(module, rule)
+            table = program.groups.setdefault(package, {})
             program.module_of[id(rule)] = module
-            kind = ast.COMPLETE if rule.kind == ast.DEFAULT else rule.kind
-            group = table.get(rule.name)
+            if rule.kind == ast.DEFAULT:
+                kind: ast.RuleKind = ast.FUNCTION if rule.args else ast.COMPLETE
+            else:
+                kind = rule.kind
+            if rule.elses and not rule.body:
+                program.errors.add("type_error", "`else` follows a body: this rule has none to fall back from", rule.elses[0].loc)
+            group = table.get(name)
             if group is None:
-                group = RuleGroup(len(program.by_index), package, rule.name, kind)
-                table[rule.name] = group
+                group = RuleGroup(len(program.by_index), package, name, kind)
+                table[name] = group
                 program.by_index.append(group)
             elif group.kind != kind:
                 program.errors.add(
                     "conflict",
-                    f"`{rule.name}` is defined as a {group.kind} rule and as a {kind} rule",
+                    f"`{name}` is defined as a {group.kind} rule and as a {kind} rule",
                     rule.loc,
                 )
                 continue
             if rule.kind == ast.DEFAULT:
                 if group.default is not None:
-                    program.errors.add("conflict", f"`{rule.name}` has more than one default", rule.loc)
+                    program.errors.add("conflict", f"`{name}` has more than one default", rule.loc)
                 group.default = rule
             else:
                 group.definitions.append(rule)
-            entrypoint = program.entrypoints.get(rule.name)
+            entrypoint = program.entrypoints.get(name)
             if entrypoint is None:
                 continue
             if (
@@ -99,8 +105,30 @@ def check_recursion(program: Program) -> None:
 
 
 def check_defaults(program: Program) -> None:
-    """A default value is a constant."""
+    """A default value is a constant; a default function's parameters are variables, as
+    many as its definitions take."""
     for group in program.by_index:
         default = group.default
-        if default is not None and not isinstance(default.value, ast.Scalar | ast.Array | ast.SetLit | ast.Object):
+        if default is None:
+            continue
+        if not _is_constant(default.value):
             program.errors.add("type_error", "a default value must be a constant", default.loc)
+        if group.kind != ast.FUNCTION:
+            continue
+        if not all(isinstance(a, ast.Var) for a in default.args):
+            program.errors.add("type_error", "a default function's parameters are variables", default.loc)
+        if group.definitions and len(group.definitions[0].args) != len(default.args):
+            arity = len(group.definitions[0].args)
+            program.errors.add(
+                "arity", f"`{group.name}` takes {arity} argument{'s' * (arity != 1)}, its default {len(default.args)}", default.loc
+            )
+
+
+def _is_constant(e: ast.Expr | None) -> bool:
+    if isinstance(e, ast.Scalar):
+        return True
+    if isinstance(e, ast.Array | ast.SetLit):
+        return all(_is_constant(i) for i in e.items)
+    if isinstance(e, ast.Object):
+        return all(_is_constant(k) and _is_constant(v) for k, v in e.pairs)
+    return False

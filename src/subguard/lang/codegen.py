@@ -11,9 +11,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import attrs
+
 from subguard.lang import ast, runtime
 from subguard.lang.bodies import BodyCompiler, Fn, constant, render
-from subguard.lang.program import Line, Program, RuleGroup
+from subguard.lang.program import Line, Program, RuleGroup, function_key, rule_home
 from subguard.lang.types import ANY
 from subguard.lang.values import freeze
 
@@ -26,27 +28,83 @@ def compile_bodies(program: Program) -> None:
     definitions' bodies are generated once and kept (`Program.entry_bodies`) so the
     fused function can inline them."""
     counter = itertools.count()
+    program.mocked = set(_mocked_functions(program))
     for module in program.modules:
-        table = program.groups.get(module.package_name, {})
         for rule in module.rules:
-            group = table.get(rule.name)
+            package, name = rule_home(module, rule)
+            group = program.groups.get(package, {}).get(name)
             if group is None or rule.kind == ast.DEFAULT:
                 continue  # defaults are constants: `compile_defaults`
             _compile_definition(program, module, group, rule, counter)
 
 
+def _mocked_functions(program: Program) -> Any:
+    """The functions some `with` replaces (rule group index, or builtin name): calls to
+    them look for a replacement in the context; calls to the others stay direct."""
+    for module in program.modules:
+        for rule in module.rules:
+            for w in _withs_in(rule):
+                name = w.target.dotted()
+                if name is None or (w.target.head.name in ("input", "data") and not name.startswith("data.")):
+                    continue
+                key = function_key(program, module.package_name, name)
+                if key is not None:
+                    yield key
+
+
+def _withs_in(node: Any) -> Any:
+    """Every `with` in a rule, nested bodies included."""
+    if isinstance(node, ast.With):
+        yield node
+    if isinstance(node, tuple):
+        for item in node:
+            yield from _withs_in(item)
+    elif attrs.has(type(node)):
+        for field in attrs.fields(type(node)):
+            if field.name != "loc":
+                yield from _withs_in(getattr(node, field.name))
+
+
 def _compile_definition(program: Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any) -> None:
     fname = f"_d{group.index}_{next(counter)}"
     params = ["ctx", "out", *(f"_a{i}" for i in range(len(rule.args)))] if rule.kind == ast.FUNCTION else ["ctx", "out"]
-    program.source.append(f"def {fname}({', '.join(params)}):")
     entrypoint = group.name in program.entrypoints
-    lines = _definition_lines(program, module, group, rule, counter, leaves=entrypoint)
+    if rule.elses:
+        lines = _else_chain(program, module, group, rule, counter, params)
+    else:
+        lines = _definition_lines(program, module, group, rule, counter, leaves=entrypoint)
+    program.source.append(f"def {fname}({', '.join(params)}):")
     if entrypoint:
         # kept for the fused function, which inlines this same body (`policy._fuse`)
         program.entry_bodies[fname] = lines
     program.source.extend(render(lines, 1, "return") or ["    pass"])
     program.source.append("")
     program.def_functions.setdefault(group.index, []).append(fname)
+
+
+def _else_chain(
+    program: Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any, params: list[str]
+) -> list[Line]:
+    """A definition with `else` clauses: each clause (the body first) is a function of
+    its own; the definition calls them in order until one produces a value. The lines
+    only call, so they can be inlined like any entrypoint body."""
+    clauses = [attrs.evolve(rule, elses=())] + [
+        attrs.evolve(rule, value=clause.value, body=clause.body, elses=(), loc=clause.loc) for clause in rule.elses
+    ]
+    names = []
+    for clause in clauses:
+        cname = f"_c{group.index}_{next(counter)}"
+        program.source.append(f"def {cname}({', '.join(params)}):")
+        lines = _definition_lines(program, module, group, clause, counter, leaves=False)
+        program.source.extend(render(lines, 1) or ["    pass"])
+        program.source.append("")
+        names.append(cname)
+    size = f"_n{next(counter)}"
+    chain: list[Line] = [(0, f"{size} = len(out)", False)]
+    for i, cname in enumerate(names):
+        call = f"{cname}({', '.join(params)})"
+        chain.append((0, call if i == 0 else f"if len(out) == {size}: {call}", False))
+    return chain
 
 
 def _definition_lines(
@@ -59,11 +117,13 @@ def _definition_lines(
             pname = f"_a{i}"
             if isinstance(arg, ast.Var) and arg.name != "_":
                 py = bc.bind(arg.name, ANY, arg.loc)
+                var = bc.lookup(arg.name)
+                if var is not None:
+                    var.used = True  # a parameter is part of the signature, used or not
                 bc.fn.emit(f"{py} = {pname}")
-            elif isinstance(arg, ast.Scalar):
-                bc.fn.emit_failing(f"if not _eq({pname}, {arg.value!r}): ")
             elif not (isinstance(arg, ast.Var) and arg.name == "_"):
-                program.errors.add("type_error", "function parameters are variables or constants", arg.loc)
+                # a constant or a pattern (`f([a, b])`, `f({"k": v})`) the argument must match
+                bc.match(arg, pname)
     bc.body(rule.body)
     fn = bc.fn
     if rule.kind == ast.OBJECT:
@@ -95,12 +155,16 @@ def assemble(program: Program) -> None:
         what = repr(f"rule `{group.qualified}`")
         i = group.index
         if group.kind == ast.FUNCTION:
-            params = ", ".join(f"_a{n}" for n in range(len(group.definitions[0].args))) if group.definitions else ""
+            arity = len(group.definitions[0].args) if group.definitions else len(group.default.args) if group.default else 0
+            params = ", ".join(f"_a{n}" for n in range(arity))
             src.append(f"def _g{i}(ctx{', ' if params else ''}{params}):")
             src.append("    out = []")
             for d in defs:
                 src.append(f"    {d}(ctx, out{', ' if params else ''}{params})")
-            src.append("    if not out: raise _Undefined")
+            if group.default is not None:
+                src.append(f"    if not out: _d{i}_default(ctx, out)")
+            else:
+                src.append("    if not out: raise _Undefined")
             src.append(f"    return _single(out, {what})")
             src.append("")
             continue
@@ -145,6 +209,7 @@ def assemble(program: Program) -> None:
         _values=runtime.values_of,
         _items=runtime.items_of,
         _member=runtime.member,
+        _member_kv=runtime.member_kv,
         _eq=runtime.eq,
         _ne=runtime.ne,
         _add=runtime.add,
@@ -160,8 +225,11 @@ def assemble(program: Program) -> None:
         _single=runtime.single,
         _build_object=runtime.build_object,
         _with_=runtime.with_,
+        _package_doc=runtime.package_document,
+        _call_mock=runtime.call_mockable,
         _freeze=freeze,
         _ONCE=(None,),
+        _NUMS=(int, float),
     )
     code = compile("\n".join(src), "<subguard policy>", "exec")
     exec(code, namespace)

@@ -66,9 +66,13 @@ def format_module(module: ast.Module) -> str:
 # ── expressions ──────────────────────────────────────────────────────────────────────
 
 
+#: `k, v in xs` stands alone only as a literal; anywhere else it is parenthesized.
+_KV = -1
+
+
 def _level(expr: ast.Expr) -> int:
     if isinstance(expr, ast.Member):
-        return _MEMBER
+        return _KV if expr.key is not None else _MEMBER
     if isinstance(expr, ast.BinOp):
         return _BINOP_LEVEL[expr.op]
     if isinstance(expr, ast.Neg):
@@ -86,10 +90,18 @@ def _string(value: str) -> str:
 
 def _number(value: int | float) -> str:
     if isinstance(value, int):
-        return str(value)
+        text = str(value)
+        if abs(value) >= 2**53:
+            # an exact integer written with an exponent (`1e30`) is written so again
+            digits = text.rstrip("0")
+            if len(text) - len(digits) >= 3:
+                return f"{digits}e{len(text) - len(digits)}"
+        return text
     if math.isinf(value):
-        # the grammar has no infinity, but a literal too large for a float reads as one
-        return "1e999" if value > 0 else "-1e999"
+        # the grammar has no infinity, but a literal too large for any number reads as one
+        return "1e99999" if value > 0 else "-1e99999"
+    if value.is_integer() and abs(value) >= 2**53:
+        return _number(int(value))  # read back as the exact integer it is
     return repr(value)
 
 
@@ -113,7 +125,7 @@ def expr_text(expr: ast.Expr, least: int = _MEMBER, bracket: bool = False) -> st
     """
     level = _level(expr)
     if level < least or (bracket and isinstance(expr, ast.BinOp) and expr.op == "|"):
-        return "(" + expr_text(expr, _MEMBER, False) + ")"
+        return "(" + expr_text(expr, _KV, False) + ")"
     return _expr(expr, bracket)
 
 
@@ -127,8 +139,10 @@ def _expr(expr: ast.Expr, bracket: bool) -> str:
     if isinstance(expr, ast.Call):
         return expr.name + "(" + ", ".join(expr_text(a) for a in expr.args) + ")"
     if isinstance(expr, ast.Member):
+        key = "" if expr.key is None else expr_text(expr.key, _REL, bracket) + ", "
         return (
-            expr_text(expr.element, _REL, bracket)
+            key
+            + expr_text(expr.element, _REL, bracket)
             + " in "
             + expr_text(expr.collection, _REL, bracket)
         )
@@ -157,12 +171,25 @@ def _expr(expr: ast.Expr, bracket: bool) -> str:
     if isinstance(expr, ast.ObjectCompr):
         head = expr_text(expr.key, _REL, True) + ": " + expr_text(expr.value, bracket=True)
         return "{" + head + " | " + _inline_body(expr.body) + "}"
+    if isinstance(expr, ast.Deref):
+        base = _expr(expr.base, bracket)
+        if not isinstance(expr.base, _PRIMARY):
+            base = "(" + expr_text(expr.base, _KV) + ")"
+        return base + _steps(expr.path)
     raise TypeError(f"not an expression: {expr!r}")
 
 
+#: What a `Deref` may start from without parentheses (the grammar's `primary`).
+_PRIMARY = (ast.Call, ast.Array, ast.SetLit, ast.Object, ast.ArrayCompr, ast.SetCompr, ast.ObjectCompr)
+
+
 def _ref(ref: ast.Ref) -> str:
-    parts = [ref.head.name]
-    for step in ref.path:
+    return ref.head.name + _steps(ref.path)
+
+
+def _steps(path: Sequence[ast.Expr]) -> str:
+    parts: list[str] = []
+    for step in path:
         if isinstance(step, ast.Scalar) and isinstance(step.value, str) and _NAME.match(step.value):
             parts.append("." + step.value)
         else:
@@ -181,12 +208,74 @@ def _names(key: str | None, value: str) -> str:
     return value if key is None else f"{key}, {value}"
 
 
-def literal_head(literal: ast.Literal) -> str:
+#: The variables the parser makes up for `some` with a constant or a pattern.
+_FRESH = re.compile(r"__some[0-9]+__")
+
+
+@attrs.frozen
+class _SomePattern:
+    """`some <pattern> in xs` as written: the parser's `some __someN__ in xs` followed by
+    `<pattern> = __someN__`, put back together for printing."""
+
+    some: ast.SomeIn
+    patterns: tuple[tuple[str, ast.Expr], ...]
+    end: int
+
+    @property
+    def loc(self) -> ast.Location:
+        return attrs.evolve(self.some.loc, end_line=max(self.end, self.some.loc.end_line))
+
+    def text(self) -> str:
+        found = dict(self.patterns)
+
+        def part(name: str | None) -> str | None:
+            if name is None:
+                return None
+            return expr_text(found[name], _REL) if name in found else name
+
+        key, value = part(self.some.key), part(self.some.value)
+        names = value if key is None else f"{key}, {value}"
+        return f"some {names} in {expr_text(self.some.collection, _REL)}" + _withs(self.some.withs)
+
+
+def _sugared(body: Sequence[ast.Literal]) -> list[ast.Literal | _SomePattern]:
+    out: list[ast.Literal | _SomePattern] = []
+    i = 0
+    while i < len(body):
+        literal = body[i]
+        if isinstance(literal, ast.SomeIn):
+            fresh = [n for n in (literal.key, literal.value) if n is not None and _FRESH.fullmatch(n)]
+            patterns: list[tuple[str, ast.Expr]] = []
+            j = i + 1
+            while j < len(body) and len(patterns) < len(fresh):
+                match = body[j]
+                if not (
+                    isinstance(match, ast.Assign)
+                    and match.op == "="
+                    and not match.withs
+                    and isinstance(match.value, ast.Var)
+                    and match.value.name in fresh
+                ):
+                    break
+                patterns.append((match.value.name, match.target))
+                j += 1
+            if fresh and len(patterns) == len(fresh):
+                out.append(_SomePattern(literal, tuple(patterns), _end_line(body[j - 1].loc)))
+                i = j
+                continue
+        out.append(literal)
+        i += 1
+    return out
+
+
+def literal_head(literal: ast.Literal | _SomePattern) -> str:
     """A literal's text; for `every`, only its header up to the opening brace."""
+    if isinstance(literal, _SomePattern):
+        return literal.text()
     if isinstance(literal, ast.ExprLiteral):
-        return expr_text(literal.expr) + _withs(literal.withs)
+        return expr_text(literal.expr, _KV) + _withs(literal.withs)
     if isinstance(literal, ast.NotLiteral):
-        return "not " + expr_text(literal.expr) + _withs(literal.withs)
+        return "not " + expr_text(literal.expr, _KV) + _withs(literal.withs)
     if isinstance(literal, ast.Assign):
         return f"{expr_text(literal.target)} {literal.op} {expr_text(literal.value)}" + _withs(
             literal.withs
@@ -194,20 +283,22 @@ def literal_head(literal: ast.Literal) -> str:
     if isinstance(literal, ast.SomeDecl):
         return "some " + ", ".join(literal.names)
     if isinstance(literal, ast.SomeIn):
-        return f"some {_names(literal.key, literal.value)} in {expr_text(literal.collection, _REL)}"
+        return f"some {_names(literal.key, literal.value)} in {expr_text(literal.collection, _REL)}" + _withs(
+            literal.withs
+        )
     if isinstance(literal, ast.Every):
         return f"every {_names(literal.key, literal.value)} in {expr_text(literal.domain, _REL)} {{"
     raise TypeError(f"not a body literal: {literal!r}")
 
 
-def _inline_literal(literal: ast.Literal) -> str:
+def _inline_literal(literal: ast.Literal | _SomePattern) -> str:
     if isinstance(literal, ast.Every):
         return literal_head(literal) + " " + _inline_body(literal.body) + " }"
     return literal_head(literal)
 
 
 def _inline_body(body: Sequence[ast.Literal]) -> str:
-    return "; ".join(_inline_literal(lit) for lit in body)
+    return "; ".join(_inline_literal(lit) for lit in _sugared(body))
 
 
 # ── rules, comments and layout ───────────────────────────────────────────────────────
@@ -217,7 +308,8 @@ def _rule_head(rule: ast.Rule) -> str:
     value = rule.value
     if rule.kind == ast.DEFAULT:
         assert value is not None
-        return f"default {rule.name} := {expr_text(value)}"
+        args = "(" + ", ".join(expr_text(a) for a in rule.args) + ")" if rule.args else ""
+        return f"default {rule.name}{args} := {expr_text(value)}"
     if rule.kind == ast.SET:
         assert value is not None
         return f"{rule.name} contains {expr_text(value)}"
@@ -232,6 +324,10 @@ def _rule_head(rule: ast.Rule) -> str:
     if rule.boolean or value is None:
         return rule.name
     return f"{rule.name} := {expr_text(value)}"
+
+
+def _is_true(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Scalar) and e.value is True
 
 
 def _end_line(loc: ast.Location) -> int:
@@ -301,6 +397,9 @@ class _Printer:
         # its body go to the literals they precede.
         self._comments_before(rule.loc.line, "", inside=rule.loc.line)
         head = _rule_head(rule)
+        if rule.elses and rule.body:
+            self._block(head, rule)
+            return
         if not rule.body:
             self._comments_before(rule.loc.line, "", inside=_end_line(rule.loc))
             self.lines.append(head)
@@ -324,11 +423,22 @@ class _Printer:
 
     def _block(self, head: str, rule: ast.Rule) -> None:
         self.lines.append(f"{head} if {{")
-        self._body(rule.body, INDENT, _end_line(rule.loc))
-        self.lines.append("}")
+        # each body's comments end where the next `else` starts
+        ends = [clause.loc.line for clause in rule.elses] + [_end_line(rule.loc)]
+        self._body(rule.body, INDENT, ends[0])
+        closing = "}"
+        for clause, end in zip(rule.elses, ends[1:]):
+            value = "" if _is_true(clause.value) else f" := {expr_text(clause.value)}"
+            if clause.body:
+                self.lines.append(f"{closing} else{value} if {{")
+                self._body(clause.body, INDENT, end)
+                closing = "}"
+            else:
+                closing = f"{closing} else{value}"
+        self.lines.append(closing)
 
     def _body(self, body: Sequence[ast.Literal], indent: str, end: int) -> None:
-        for literal in body:
+        for literal in _sugared(body):
             if isinstance(literal, ast.Every):
                 self._comments_before(literal.loc.line, indent, inside=literal.loc.line)
                 self.lines.append(indent + literal_head(literal))

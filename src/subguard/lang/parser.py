@@ -6,6 +6,7 @@ Users never see a Lark type: every failure becomes a located `PolicyError`.
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import os
@@ -38,13 +39,13 @@ _ENDS_EXPR = frozenset(
 _CONTINUES = frozenset(
     {
         "RBRACE", "RPAR", "RSQB", "COMMA", "COLON", "OR_OP", "AND_OP", "REL_OP", "PLUS",
-        "MUL_OP", "ASSIGN_OP", "IF", "WITH", "AS", "IN", "COMPR_BAR",
+        "MUL_OP", "ASSIGN_OP", "IF", "WITH", "AS", "IN", "COMPR_BAR", "ELSE",
     }
 )
 _KEYWORDS = frozenset(
     {
         "PACKAGE", "IMPORT", "AS", "DEFAULT", "IF", "CONTAINS", "SOME", "IN", "EVERY", "NOT",
-        "WITH", "TRUE", "FALSE", "NULL",
+        "WITH", "TRUE", "FALSE", "NULL", "ELSE",
     }
 )
 _OPENERS = {"LPAR": "paren", "LSQB": "bracket", "LBRACE": "brace"}
@@ -167,6 +168,7 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(visit_tokens=False)
         self.path = "<policy>"
+        self.fresh = 0  # numbers the variables `some` patterns iterate
 
     # module
     def start(self, meta: Any, items: list[Any]) -> tuple[Any, ...]:
@@ -195,14 +197,30 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         name, _, value = items
         return self._rule(meta, ast.DEFAULT, name, value, None)
 
+    def head_name(self, meta: Any, items: list[Token]) -> Token:
+        return Token.new_borrow_pos("NAME", ".".join(str(t) for t in items), items[0])
+
+    def default_function(self, meta: Any, items: list[Any]) -> ast.Rule:
+        name, *args, _, value = items
+        params = tuple(a for a in args if a is not None)
+        return self._rule(meta, ast.DEFAULT, name, value, None, args=params)
+
     def boolean_rule(self, meta: Any, items: list[Any]) -> ast.Rule:
+        items, elses = _split_elses(items)
         name, body = items
         true = ast.Scalar(True, loc=_tok_loc(self.path, name))
-        return self._rule(meta, ast.COMPLETE, name, true, body, boolean=True)
+        return self._rule(meta, ast.COMPLETE, name, true, body, boolean=True, elses=elses)
 
     def complete_rule(self, meta: Any, items: list[Any]) -> ast.Rule:
+        items, elses = _split_elses(items)
         name, _, value, body = items
-        return self._rule(meta, ast.COMPLETE, name, value, body)
+        return self._rule(meta, ast.COMPLETE, name, value, body, elses=elses)
+
+    def else_(self, meta: Any, items: list[Any]) -> ast.Else:
+        _op, value, body = items
+        loc = _loc(self.path, meta)
+        literals = body[0] if body is not None else ()
+        return ast.Else(value if value is not None else ast.Scalar(True, loc=loc), literals, loc=loc)
 
     def set_rule(self, meta: Any, items: list[Any]) -> ast.Rule:
         name, value, body = items
@@ -213,20 +231,21 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         return self._rule(meta, ast.OBJECT, name, value, body, key=key)
 
     def function_rule(self, meta: Any, items: list[Any]) -> ast.Rule:
+        items, elses = _split_elses(items)
         name, *args, op, value, body = items
         boolean = op is None
         if boolean:
             value = ast.Scalar(True, loc=_tok_loc(self.path, name))
         params = tuple(a for a in args if a is not None)
-        return self._rule(meta, ast.FUNCTION, name, value, body, args=params, boolean=boolean)
+        return self._rule(meta, ast.FUNCTION, name, value, body, args=params, boolean=boolean, elses=elses)
 
     def rule_body(self, meta: Any, items: list[Any]) -> tuple[tuple[Any, ...], bool]:
         if len(items) == 1:
-            return (items[0],), True
+            return _flatten([items[0]]), True
         return items[1], False
 
     def body(self, meta: Any, items: list[Any]) -> tuple[Any, ...]:
-        return tuple(i for i in items if not isinstance(i, Token))
+        return _flatten(i for i in items if not isinstance(i, Token))
 
     # literals
     def _withs(self, items: list[Any]) -> tuple[ast.With, ...]:
@@ -235,16 +254,47 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
     def not_literal(self, meta: Any, items: list[Any]) -> ast.NotLiteral:
         return ast.NotLiteral(items[0], self._withs(items[1:]), loc=_loc(self.path, meta))
 
+    def not_assign(self, meta: Any, items: list[Any]) -> ast.NotLiteral:
+        left, op, right, *rest = items
+        loc = _loc(self.path, meta)
+        if str(op) == ":=":
+            raise PolicyError("parse_error", "`:=` cannot be negated: a variable declared under `not` is never used", loc)
+        return ast.NotLiteral(ast.BinOp("==", left, right, loc=loc), self._withs(rest), loc=loc)
+
     def names(self, meta: Any, items: list[Token]) -> tuple[str, ...]:
         return tuple(str(t) for t in items)
 
-    def some_decl(self, meta: Any, items: list[Any]) -> ast.SomeDecl:
-        return ast.SomeDecl(items[0], loc=_loc(self.path, meta))
+    def some_terms(self, meta: Any, items: list[Any]) -> tuple[Any, ...]:
+        return tuple(items)
 
-    def some_in(self, meta: Any, items: list[Any]) -> ast.SomeIn:
-        names, collection = items
-        key, value = self._key_value(meta, names)
-        return ast.SomeIn(key, value, collection, loc=_loc(self.path, meta))
+    def some_decl(self, meta: Any, items: list[Any]) -> ast.SomeDecl:
+        names = []
+        for term in items[0]:
+            if not isinstance(term, ast.Var):
+                raise PolicyError("parse_error", "`some` declares variables: write `some x` or `some x in xs`", term.loc)
+            names.append(term.name)
+        return ast.SomeDecl(tuple(names), loc=_loc(self.path, meta))
+
+    def some_in(self, meta: Any, items: list[Any]) -> ast.SomeIn | tuple[Any, ...]:
+        terms, collection, *rest = items
+        loc = _loc(self.path, meta)
+        if len(terms) > 2:
+            raise PolicyError("parse_error", "`in` takes one value or a key and a value", loc)
+        # a constant or a pattern (`some {"a": x} in xs`, `some "k", v in obj`) iterates
+        # a fresh variable that the pattern must then match
+        names: list[str] = []
+        matches: list[ast.Assign] = []
+        for term in terms:
+            if isinstance(term, ast.Var):
+                names.append(term.name)
+                continue
+            fresh = f"__some{self.fresh}__"
+            self.fresh += 1
+            names.append(fresh)
+            matches.append(ast.Assign("=", term, ast.Var(fresh, loc=term.loc), loc=term.loc))
+        key, value = (names[0], names[1]) if len(names) == 2 else (None, names[0])
+        some = ast.SomeIn(key, value, collection, loc=loc, withs=self._withs(rest))
+        return (some, *matches) if matches else some
 
     def every(self, meta: Any, items: list[Any]) -> ast.Every:
         names, domain, _open, body = items
@@ -277,6 +327,14 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
     # expressions
     def member(self, meta: Any, items: list[Any]) -> ast.Member:
         return ast.Member(items[0], items[1], loc=_loc(self.path, meta))
+
+    def member_kv(self, meta: Any, items: list[Any]) -> ast.Member:
+        key, element, collection = items
+        return ast.Member(element, collection, loc=_loc(self.path, meta), key=key)
+
+    def deref(self, meta: Any, items: list[Any]) -> ast.Deref:
+        base, *path = items
+        return ast.Deref(base, tuple(path), loc=_loc(self.path, meta))
 
     def binop(self, meta: Any, items: list[Any]) -> ast.BinOp:
         left, op, right = items
@@ -352,9 +410,7 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         return ast.Scalar(str(items[0])[1:-1], loc=_loc(self.path, meta))
 
     def number(self, meta: Any, items: list[Token]) -> ast.Scalar:
-        text = str(items[0])
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
-        return ast.Scalar(value, loc=_loc(self.path, meta))
+        return ast.Scalar(_number(str(items[0])), loc=_loc(self.path, meta))
 
     def true(self, meta: Any, items: list[Any]) -> ast.Scalar:
         return ast.Scalar(True, loc=_loc(self.path, meta))
@@ -364,6 +420,41 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
 
     def null(self, meta: Any, items: list[Any]) -> ast.Scalar:
         return ast.Scalar(None, loc=_loc(self.path, meta))
+
+
+#: Integral literals beyond a float's exact range are kept exact (as OPA keeps
+#: `1e30 + 1`), up to this many digits.
+_EXACT_DIGITS = 1000
+
+
+def _number(text: str) -> int | float:
+    if not any(c in text for c in ".eE"):
+        return int(text)
+    value = float(text)
+    if abs(value) >= 2**53:
+        exact = decimal.Decimal(text)
+        if exact.adjusted() < _EXACT_DIGITS and exact == exact.to_integral_value():
+            return int(exact)
+    return value
+
+
+def _split_elses(items: list[Any]) -> tuple[list[Any], tuple[ast.Else, ...]]:
+    """A rule's items before its `else` clauses, and the clauses."""
+    cut = len(items)
+    while cut and isinstance(items[cut - 1], ast.Else):
+        cut -= 1
+    return items[:cut], tuple(items[cut:])
+
+
+def _flatten(items: Any) -> tuple[Any, ...]:
+    """Body literals, with the several literals one `some` pattern becomes spliced in."""
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, tuple):
+            out.extend(item)
+        else:
+            out.append(item)
+    return tuple(out)
 
 
 def _cache_file(grammar: str) -> str | bool:
@@ -407,6 +498,7 @@ class _Parser:
     def parse(self, text: str, path: str) -> tuple[Any, list[tuple[int, str]]]:
         self.postlex.path = path
         self.transformer.path = path
+        self.transformer.fresh = 0
         self.comments = []
         tree = self.lark.parse(text)
         return self.transformer.transform(tree), self.comments

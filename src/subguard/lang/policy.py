@@ -206,6 +206,53 @@ class CompiledPolicy:
             raise KeyError(name)
         return fn(runtime.Ctx(self.conform(input), from_json(data)))
 
+    def document(self, path: Sequence[str], input: Any, data: Any) -> Any:
+        """The value of `data.<path>` (like `opa eval data.a.b`): a rule's value, or a
+        package's document — its rules' values, its sub-packages' and the `data`
+        document's values at that path, merged into one object. Raises `Undefined` when
+        there is none, `EvalFault`/`BuiltinError` when a rule fails."""
+        ctx = runtime.Ctx(self.conform(input), from_json(data))
+        return self._document(tuple(path), ctx)
+
+    def _document(self, path: tuple[str, ...], ctx: runtime.Ctx) -> Any:
+        for cut in range(len(path) - 1, -1, -1):
+            package = ".".join(path[:cut])
+            fn = self._rule_fns.get(f"{package}.{path[cut]}") if package else None
+            if fn is not None:
+                value = fn(ctx)
+                for step in path[cut + 1:]:
+                    value = runtime.get(value, step)
+                return value
+        base: Any = ctx.data
+        for step in path:
+            try:
+                base = runtime.get(base, step)
+            except runtime.UNDEFINED_ERRORS:
+                base = runtime.MISSING
+                break
+        prefix = ".".join(path)
+        below = [p for p in self.packages if p == prefix or not prefix or p.startswith(prefix + ".")]
+        if not below:
+            if base is runtime.MISSING:
+                raise runtime.Undefined
+            return base
+        document: dict[str, Any] = dict(base) if isinstance(base, dict) else {}
+        for package in below:
+            rest = package.split(".")[len(path):] if prefix else package.split(".")
+            node = document
+            for step in rest:
+                child = node.get(step)
+                node[step] = dict(child) if isinstance(child, dict) else {}
+                node = node[step]
+            for group in self._groups:
+                if group.package != package or group.kind == ast.FUNCTION:
+                    continue
+                try:
+                    node[group.name] = self._rule_fns[group.qualified](ctx)
+                except runtime.UNDEFINED_ERRORS:
+                    continue
+        return document
+
     def rule_locations(self) -> dict[str, list[str]]:
         """`package.rule` → the `file:line` of each of its definitions."""
         return {

@@ -10,10 +10,13 @@ import attrs
 
 from subguard.errors import PolicyError
 from subguard.lang import ast
-from subguard.lang.builtins import Builtin
+from subguard.lang.builtins import BUILTINS, Builtin
 from subguard.lang.types import Schema
 
-__all__ = ["MAX_ERRORS", "Entrypoint", "Errors", "Line", "Program", "RuleGroup", "did_you_mean"]
+__all__ = [
+    "MAX_ERRORS", "Entrypoint", "Errors", "Line", "Program", "RuleGroup", "did_you_mean", "find_group", "function_key",
+    "rule_home",
+]
 
 #: Errors collected before the compiler gives up on reporting more.
 MAX_ERRORS: Final = 50
@@ -86,6 +89,9 @@ class Program:
     entrypoints: Mapping[str, Entrypoint] = attrs.Factory(dict)
     #: Builtins beyond the standard library (e.g. `subguard test`'s request builders).
     extra_builtins: Mapping[str, Builtin] = attrs.Factory(dict)
+    #: Report variables bound and never used (off only for bodies cut short on purpose:
+    #: `explain`'s prefixes of already checked bodies).
+    check_unused: bool = True
     groups: dict[str, dict[str, RuleGroup]] = attrs.Factory(dict)  # package → name → group
     by_index: list[RuleGroup] = attrs.Factory(list)
     imports: dict[int, dict[str, ast.Ref]] = attrs.Factory(dict)  # module id → alias → ref
@@ -102,3 +108,36 @@ class Program:
     #: `s[k]`, a builtin given the record), so that any field may be read
     #: (`CompiledPolicy.reads`).
     computed_fields: bool = False
+    #: The functions some `with` replaces (rule group index or builtin name).
+    mocked: set[int | str] = attrs.Factory(set)
+
+
+def function_key(program: Program, package: str, name: str) -> int | str | None:
+    """What `with` replaces when its target is `name`, written in `package`: a function's
+    rule group index, a builtin's name, or None when `name` is neither."""
+    group = find_group(program, package, name)
+    if group is not None:
+        return group.index if group.kind == ast.FUNCTION else None
+    if name in program.extra_builtins or name in BUILTINS:
+        return name
+    return None
+
+
+def find_group(program: Program, package: str, name: str) -> RuleGroup | None:
+    """The rule `name` names in `package`: a rule of the package, `data.<pkg>.<rule>`, or
+    `p.q.r`, a rule of the sub-package `<package>.p.q` (a head of several parts)."""
+    if "." not in name:
+        return program.groups.get(package, {}).get(name)
+    prefix, _, last = name.rpartition(".")
+    if prefix.startswith("data."):
+        return program.groups.get(prefix[5:], {}).get(last)
+    if prefix == "data":
+        return None
+    return program.groups.get(f"{package}.{prefix}", {}).get(last)
+
+
+def rule_home(module: ast.Module, rule: ast.Rule) -> tuple[str, str]:
+    """The package and name a rule defines: `p.q.r := 1` in package `a` is rule `r` of
+    package `a.p.q` (a rule head of several parts)."""
+    prefix, _, name = rule.name.rpartition(".")
+    return (f"{module.package_name}.{prefix}" if prefix else module.package_name), name

@@ -12,7 +12,8 @@ Each such literal is a `Requirement`: a necessary condition, stated over a path 
 mean; a caller that does (the engine knows where statements and tables are) builds an
 index from them and hands the compiled policy a selector (`CompiledPolicy.select`), as
 OPA's `ast/index.go` indexes rules by the constants their bodies compare with. A
-definition using `with` states no requirement (it could evaluate on another input).
+definition using `with` states no requirement (it could evaluate on another input), nor
+does one with `else`.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ class Requirement(NamedTuple):
 
 def requirements(rule: ast.Rule, imports: Mapping[str, ast.Ref]) -> tuple[Requirement, ...]:
     """The requirements stated by the top-level literals of one definition, in order."""
-    if any(getattr(lit, "withs", ()) for lit in rule.body):
-        return ()
+    if rule.elses or any(getattr(lit, "withs", ()) for lit in rule.body):
+        return ()  # an `else` produces a value exactly when the body does not hold
     binders: dict[str, Path] = {}  # iteration variable → the path it ranges over
     found: list[Requirement] = []
     for lit in rule.body:

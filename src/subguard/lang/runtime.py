@@ -39,25 +39,49 @@ _MISSING = object()
 class Ctx:
     """One evaluation: the documents and the memo of rule values computed so far."""
 
-    __slots__ = ("data", "input", "memo")
+    __slots__ = ("data", "input", "memo", "mocks")
 
-    def __init__(self, input: Any, data: Any, memo: dict[int, Any] | None = None) -> None:
+    def __init__(
+        self, input: Any, data: Any, memo: dict[int, Any] | None = None, mocks: dict[Any, Any] | None = None
+    ) -> None:
         self.input = input
         self.data = data
         self.memo: dict[int, Any] = {} if memo is None else memo
+        #: Functions replaced by `with f as …`: function (rule group index or builtin
+        #: name) → a replacement function `(ctx, *args)`, or a value every call returns.
+        self.mocks: dict[Any, Any] = {} if mocks is None else mocks
 
 
-def with_(ctx: Ctx, overrides: Iterable[tuple[str, tuple[Any, ...], int | None, Any]]) -> Ctx:
-    """A new context in which `with` replaced parts of `input`/`data` or rule values."""
+def with_(ctx: Ctx, overrides: Iterable[tuple[str, tuple[Any, ...], Any, Any]]) -> Ctx:
+    """A new context in which `with` replaced parts of `input`/`data`, rule values or
+    functions (root `"fn"`, the function's key in place of a rule index)."""
     inp, data, memo = ctx.input, ctx.data, {}
+    mocks = ctx.mocks
     for root, path, rule_index, value in overrides:
-        if rule_index is not None:
+        if root == "fn":
+            mocks = {**mocks, rule_index: value}
+        elif rule_index is not None:
             memo[rule_index] = value
         elif root == "input":
             inp = _replace(inp, path, value)
         else:
             data = _replace(data, path, value)
-    return Ctx(inp, data, memo)
+    return Ctx(inp, data, memo, mocks)
+
+
+def call_mockable(ctx: Ctx, key: Any, fn: Any, *args: Any) -> Any:
+    """Call a function that some `with` may replace: its replacement in this context
+    (called, or, for a value, returned), else the function itself."""
+    mocks = ctx.mocks
+    if mocks and key in mocks:
+        replacement = mocks[key]
+        if not callable(replacement):
+            return replacement
+        # inside the replacement, the function it replaces is the original again (OPA's
+        # scoping: `with f as g` where `g` calls `f` is no recursion)
+        inner = Ctx(ctx.input, ctx.data, {}, {k: v for k, v in mocks.items() if k != key})
+        return replacement(inner, *args)
+    return fn(ctx, *args)
 
 
 def _replace(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
@@ -72,7 +96,10 @@ def get(container: Any, key: Any) -> Any:
     """`container[key]` with Rego's rules: sets index by membership; booleans never
     index arrays; a miss raises KeyError (undefined)."""
     if type(container) is dict or type(container) is FrozenDict:
-        return container[key]
+        try:
+            return container[key]
+        except TypeError:  # an object or array key built at run time: its frozen form
+            return container[freeze(key)]
     if type(container) is tuple:
         if type(key) is int and key >= 0:
             return container[key]
@@ -113,17 +140,39 @@ def items_of(collection: Any) -> Iterable[tuple[Any, Any]]:
 
 
 def member(element: Any, collection: Any) -> bool:
-    """`x in c`: membership in an array or set, or among an object's values."""
+    """`x in c`: membership in an array or set, or among an object's values; `false`
+    for anything else (a string is not a collection of its substrings)."""
     if type(collection) is frozenset:
         try:
-            if element in collection:
-                return type(element) is not bool or any(
-                    type(v) is bool and v == element for v in collection
-                )
-            return False
+            found = element in collection
         except TypeError:
-            return freeze(element) in collection
-    return any(equal(element, v) for v in values_of(collection))
+            element = freeze(element)
+            found = element in collection
+        if not found or type(element) is str:
+            return found
+        # Python hashes `true` like `1`: confirm with Rego's equality
+        return any(equal(element, v) for v in collection)
+    if type(collection) is tuple or isinstance(collection, Mapping):
+        return any(equal(element, v) for v in values_of(collection))
+    # not a collection: false, as OPA's `internal.member_2` (never a substring test)
+    return False
+
+
+def member_kv(key: Any, value: Any, collection: Any) -> bool:
+    """`k, v in c`: the array has `v` at index `k`, the object `v` at key `k`, or the set
+    holds `v` and `k` equals it; `false` for anything else."""
+    if type(collection) is tuple:
+        if (type(key) is int or type(key) is float) and float(key).is_integer() and 0 <= key < len(collection):
+            return equal(collection[int(key)], value)
+        return False
+    if type(collection) is frozenset:
+        return equal(key, value) and member(value, collection)
+    if isinstance(collection, Mapping):
+        for k, v in collection.items():
+            if equal(k, key):
+                return equal(v, value)
+        return False
+    return False
 
 
 def eq(a: Any, b: Any) -> bool:
@@ -172,8 +221,9 @@ def mod(a: Any, b: Any) -> Any:
     _operands("%", a, b)
     if b == 0:
         raise EvalFault("modulo by zero")
-    if type(a) is not int or type(b) is not int:
-        raise EvalFault("`%` needs integers")
+    if not (float(a).is_integer() and float(b).is_integer()):
+        raise EvalFault("modulo on a floating-point number")
+    a, b = int(a), int(b)
     # Rego (Go) truncates toward zero: the remainder takes the dividend's sign
     remainder = abs(a) % abs(b)
     return -remainder if a < 0 else remainder
@@ -198,7 +248,12 @@ def intersect(a: Any, b: Any) -> frozenset[Any]:
 
 
 def less(a: Any, b: Any) -> bool:
-    if type(a) is type(b) and type(a) in (int, float, str):
+    """`a < b` in Rego's total order: across types by type (null < boolean < number <
+    string < …), never Python's (`True < 2`, `1 < "a"`)."""
+    ta, tb = type(a), type(b)
+    if (ta is int or ta is float) and (tb is int or tb is float):
+        return bool(a < b)
+    if ta is str and tb is str:
         return bool(a < b)
     return sort_key(a) < sort_key(b)
 
@@ -230,3 +285,41 @@ def build_object(pairs: list[tuple[Any, Any]], what: str) -> dict[Any, Any]:
 
 
 MISSING = _MISSING
+
+
+def package_document(
+    ctx: Ctx, path: tuple[str, ...], packages: tuple[tuple[str, ...], ...], rules: tuple[tuple[tuple[str, ...], str, Any], ...]
+) -> dict[str, Any]:
+    """The document at `data.<path>` when packages live there: the `data` document's
+    object at that path, with each package below it (by its path relative to `path`)
+    nested in, holding its rules' values (`(package path, rule name, rule function)`);
+    undefined rules are left out."""
+    base: Any = ctx.data
+    for step in path:
+        try:
+            base = get(base, step)
+        except UNDEFINED_ERRORS:
+            base = None
+            break
+    document: dict[str, Any] = dict(base) if isinstance(base, Mapping) else {}
+    built = {id(document)}  # objects made here; the `data` document's are copied first
+
+    def node(relative: tuple[str, ...]) -> dict[str, Any]:
+        current = document
+        for step in relative:
+            child: Any = current.get(step)
+            if id(child) not in built:
+                child = dict(child) if isinstance(child, Mapping) else {}
+                built.add(id(child))
+                current[step] = child
+            current = child
+        return current
+
+    for relative in packages:
+        node(relative)
+    for relative, name, fn in rules:
+        try:
+            node(relative)[name] = fn(ctx)
+        except UNDEFINED_ERRORS:
+            continue
+    return document

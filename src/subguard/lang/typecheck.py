@@ -19,6 +19,7 @@ __all__ = [
     "check_comparable",
     "check_iterable",
     "check_member",
+    "check_truth_test",
     "elem_type",
     "field_type",
     "is_boolean_expr",
@@ -49,6 +50,23 @@ def check_member(errors: Errors, et: Type, ct: Type, e: ast.Member) -> None:
     elem = ct.elem if ct.kind in ("set", "array", "object") else None
     if elem is not None and elem.is_scalar and et.is_scalar and elem.kind != et.kind and "null" not in (elem.kind, et.kind):
         errors.add("type_error", f"a {et} is never in a {ct}", e.loc)
+
+
+def check_truth_test(errors: Errors, e: ast.Expr, t: Type, *, negated: bool) -> None:
+    """A bare reference (or `not`) to a fact that may be `null` tests nothing: `null` is
+    not `false`, so `deny if input.sql.parse_error` would hold for every request that has
+    SQL, and `not input.sql.parse_error` for none. Refused at load, with the test meant."""
+    if not t.nullable or not isinstance(e, ast.Ref | ast.Var):
+        return
+    text = e.name if isinstance(e, ast.Var) else e.dotted() or "the value"
+    hint = f"write `{text} == null`" if negated else f"write `{text} != null`"
+    hint += ", or compare it with a value"
+    errors.add(
+        "type_error",
+        f"`{text}` may be null, and null is not false: {'`not` of it never holds' if negated else 'a bare reference to it holds even when it is null'}",
+        e.loc,
+        hint,
+    )
 
 
 def check_comparable(errors: Errors, op: str, lt: Type, rt: Type, loc: ast.Location) -> None:
