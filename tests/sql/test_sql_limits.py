@@ -1,0 +1,109 @@
+"""Bounded analysis: statements too deep or too large are unparseable facts (never a silent
+truncation, never a traceback), and the WHERE test gives up on huge conditions as unbounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from subguard.sql import analyze
+from subguard.sql._draft import MAX_DEPTH
+from subguard.sql._parse import MAX_NESTING, MAX_QUERIES
+from subguard.sql._where import MAX_WHERE_NODES
+
+
+def _tautologies(n: int) -> str:
+    return "DELETE FROM t WHERE " + " OR ".join(f"(b{i} = b{i})" for i in range(n))
+
+
+def _nested_subqueries(n: int) -> str:
+    return "SELECT * FROM " + "(SELECT * FROM " * n + "users" + ") x" * n
+
+
+def _cte_chain(n: int) -> str:
+    ctes = ", ".join(f"c{i} AS (SELECT * FROM c{i - 1})" if i else "c0 AS (SELECT 1)" for i in range(n))
+    return f"WITH {ctes} DELETE FROM users WHERE id IN (SELECT * FROM c{n - 1})"
+
+
+@pytest.mark.parametrize("n", [600, 4000])
+def test_tautology_chain_of_4000_terms_is_unbounded(n: int) -> None:
+    facts = analyze(_tautologies(n), dialect="postgres")
+    assert facts.parse_error is None
+    (stmt,) = facts.statements
+    assert (stmt.kind, stmt.has_where) == ("delete", False)
+
+
+def test_a_long_bounding_condition_within_the_limit_is_still_bounded() -> None:
+    # 700 terms of `id = k`: about 3,500 nodes, under MAX_WHERE_NODES; once a
+    # RecursionError in the simplifier turned this into an analysis failure
+    sql = "DELETE FROM t WHERE " + " OR ".join(f"id = {i}" for i in range(700))
+    facts = analyze(sql, dialect="postgres")
+    assert facts.parse_error is None
+    assert facts.statements[0].has_where is True
+
+
+def test_a_bounding_condition_beyond_the_limit_counts_as_unbounded() -> None:
+    n = MAX_WHERE_NODES // 4 + 10
+    sql = "DELETE FROM t WHERE " + " OR ".join(f"id = {i}" for i in range(n))
+    facts = analyze(sql, dialect="postgres")
+    assert facts.parse_error is None
+    assert facts.statements[0].has_where is False
+
+
+@pytest.mark.parametrize("n", [MAX_NESTING + 1, 4000])
+def test_4000_nested_subqueries_are_a_parse_error(n: int) -> None:
+    facts = analyze(_nested_subqueries(n), dialect="postgres")
+    assert facts.parse_error is not None and "too complex" in facts.parse_error
+    assert [s.kind for s in facts.statements] == ["unparseable"]
+
+
+def test_nesting_at_the_limit_is_analysed() -> None:
+    facts = analyze(_nested_subqueries(MAX_NESTING - 1), dialect="postgres")
+    assert facts.parse_error is None
+    assert facts.tables_read == frozenset({"users"})
+
+
+@pytest.mark.parametrize("n", [MAX_QUERIES + 1, 2000])
+def test_2000_chained_ctes_are_a_parse_error(n: int) -> None:
+    facts = analyze(_cte_chain(n), dialect="postgres")
+    assert facts.parse_error is not None and "more than" in facts.parse_error
+    assert [s.kind for s in facts.statements] == ["unparseable"]
+
+
+def test_a_cte_chain_at_the_limit_is_analysed() -> None:
+    facts = analyze(_cte_chain(MAX_QUERIES - 1), dialect="postgres")
+    assert facts.parse_error is None
+    assert "users" in facts.tables_written
+
+
+def test_deep_parentheses_are_a_parse_error() -> None:
+    sql = "DELETE FROM t WHERE " + "(" * 5000 + "id = 1" + ")" * 5000
+    facts = analyze(sql, dialect="postgres")
+    assert facts.parse_error is not None and "parentheses nested deeper" in facts.parse_error
+    assert facts.statements[0].kind == "unparseable"
+
+
+def test_too_complex_is_reported_in_the_right_statement() -> None:
+    sql = "SELECT 1; " + _nested_subqueries(MAX_NESTING + 5)
+    facts = analyze(sql, dialect="postgres")
+    assert facts.parse_error is not None and facts.parse_error.startswith("statement 2:")
+    assert [s.kind for s in facts.statements] == ["select", "unparseable"]
+
+
+def _execute_nest(depth: int) -> str:
+    sql = "EXECUTE 'DELETE FROM users'"
+    for _ in range(depth):
+        sql = "EXECUTE '" + sql.replace("'", "''") + "'"
+    return sql
+
+
+def test_execute_nested_five_deep_is_opaque_not_dropped() -> None:
+    facts = analyze(_execute_nest(MAX_DEPTH), dialect="tsql")
+    inner = facts.statements[-1]
+    assert inner.kind == "unparseable" and inner.nested and inner.opaque_code
+    assert inner.path == "0" + ".execute" * (MAX_DEPTH + 1)
+
+
+def test_execute_nested_within_the_depth_is_followed() -> None:
+    facts = analyze(_execute_nest(MAX_DEPTH - 1), dialect="tsql")
+    assert facts.statements[-1].kind == "delete"
+    assert "users" in facts.tables_written
