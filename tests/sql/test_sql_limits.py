@@ -20,7 +20,9 @@ def _nested_subqueries(n: int) -> str:
 
 
 def _cte_chain(n: int) -> str:
-    ctes = ", ".join(f"c{i} AS (SELECT * FROM c{i - 1})" if i else "c0 AS (SELECT 1)" for i in range(n))
+    ctes = ", ".join(
+        f"c{i} AS (SELECT * FROM c{i - 1})" if i else "c0 AS (SELECT 1)" for i in range(n)
+    )
     return f"WITH {ctes} DELETE FROM users WHERE id IN (SELECT * FROM c{n - 1})"
 
 

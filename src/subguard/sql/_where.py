@@ -20,6 +20,7 @@ that a hostile `(b0 = b0) OR (b1 = b1) OR …` costs a count, not a simplificati
 
 from __future__ import annotations
 
+import itertools
 from typing import Final
 
 from sqlglot import exp
@@ -59,10 +60,7 @@ def bounds_rows(condition: exp.Expr, targets: frozenset[str] | None) -> bool:
 
 
 def _larger_than(node: exp.Expr, limit: int) -> bool:
-    for count, _ in enumerate(node.walk(), start=1):
-        if count > limit:
-            return True
-    return False
+    return next(itertools.islice(node.walk(), limit, None), None) is not None
 
 
 def _bounds(condition: exp.Expr, targets: frozenset[str] | None) -> bool:
