@@ -29,6 +29,7 @@ from subguard.engine import (
     find_policy_files,
     load_policy,
 )
+from subguard.engine.engine import DEFAULT_MAX_REQUEST_BYTES
 from subguard.engine.sources import load_data, read_policy_source
 from subguard.errors import ConfigError, PolicyError, PolicyErrors, SubguardError
 from subguard.lang import format_text
@@ -298,6 +299,7 @@ def _open_store(url: str | None) -> Any:
 @click.option("--batch", "batch_file", type=click.Path(allow_dash=True), help="JSON lines of requests or {\"input\": …}.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True)
 @click.option("--store", "store_url", default=None, help="Record each decision in this decision log (URL).")
+@click.option("--max-request-bytes", envvar="SUBGUARD_MAX_REQUEST_BYTES", show_envvar=True, type=click.IntRange(min=1), default=DEFAULT_MAX_REQUEST_BYTES, show_default=True, help="Larger SQL or command text is denied `too_large`.")
 def eval_command(
     rules: tuple[str, ...],
     data_files: tuple[str, ...],
@@ -313,6 +315,7 @@ def eval_command(
     batch_file: str | None,
     fmt: str,
     store_url: str | None,
+    max_request_bytes: int,
 ) -> None:
     """Decide requests under a policy and print each decision."""
     sources = [x for x in (sql, command_text, input_file, batch_file) if x is not None]
@@ -332,7 +335,7 @@ def eval_command(
         request = SqlRequest(sql, dialect) if sql is not None else CommandRequest(command_text or "")
     document = _read_input_document(input_file) if input_file is not None else None
     log = _open_store(store_url)
-    engine = Engine(policy, log=log)
+    engine = Engine(policy, log=log, max_request_bytes=max_request_bytes)
     bad_lines = 0
     try:
         if document is not None:
