@@ -25,7 +25,7 @@ import attrs
 
 from subguard.lang import ast, runtime
 from subguard.lang.builtins import BUILTINS
-from subguard.lang.builtins_text import plain_text
+from subguard.lang.builtins_text import constant_pattern_error, plain_text
 from subguard.lang.program import Line, Program, RuleGroup, did_you_mean
 from subguard.lang.typecheck import (
     check_argument,
@@ -166,6 +166,7 @@ class BodyCompiler:
             fn.emit("try:")
             fn.emit(f"    {tmp} = {coll}")
             fn.emit_failing("except _U: ")
+            fn.emit(f"_spend({tmp})")
             check_iterable(self.errors, ctype, lit.collection.loc)
             elem = elem_type(ctype)
             if lit.key is None:
@@ -306,6 +307,7 @@ class BodyCompiler:
         tmp = self.tmp("d")
         fn.emit("try:")
         fn.emit(f"    {tmp} = {dom}")
+        fn.emit(f"    _spend({tmp})")
         if lit.key:
             fn.emit_failing(f"    if not all({check}(_a, _b) for _a, _b in _items({tmp})): ")
         else:
@@ -529,6 +531,11 @@ class BodyCompiler:
         elif builtin.args is not None:
             for position, (declared, (_code, actual), arg) in enumerate(zip(builtin.args, args, e.args), 1):
                 check_argument(self.errors, e.name, position, declared, actual, arg.loc)
+        if e.name not in self.program.extra_builtins:
+            constants = tuple(a.value if isinstance(a, ast.Scalar) else None for a in e.args)
+            bad_pattern = constant_pattern_error(e.name, constants)
+            if bad_pattern is not None:
+                self.errors.add("invalid_regex", bad_pattern[1], e.args[bad_pattern[0]].loc)
         fname = "_b_" + e.name.replace(".", "_")
         self.program.namespace[fname] = builtin.fn
         return f"{fname}({arg_code})", builtin.result
@@ -633,6 +640,7 @@ class BodyCompiler:
                 fn.emit("try:")
                 fn.emit(f"    {coll} = {code}")
                 fn.emit_failing("except _U: ")
+                fn.emit(f"_spend({coll})")
                 key_type = NUMBER if type_.kind == "array" else STRING if type_.kind in ("object", "record") else elem_type(type_)
                 key = self.bind(step.name, key_type, step.loc) if step.name != "_" else self.tmp("w")
                 if step.name != "_":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from subguard.lang import ast, runtime
+from subguard.lang import ast, budget, runtime
 from subguard.lang.bodies import BodyCompiler, Fn, constant, render
 from subguard.lang.program import Line, Program, RuleGroup
 from subguard.lang.types import ANY
@@ -143,6 +143,7 @@ def assemble(program: Program) -> None:
         _MISSING=runtime.MISSING,
         _get=runtime.get,
         _values=runtime.values_of,
+        _spend=budget.spend_on,
         _items=runtime.items_of,
         _member=runtime.member,
         _eq=runtime.eq,
