@@ -55,6 +55,11 @@ def _start(tok: Any, text: str) -> tuple[int, int]:
 MAX_NESTING: Final = 100
 #: How many queries (SELECT blocks: subqueries, CTEs, UNION branches) one statement may hold.
 MAX_QUERIES: Final = 500
+#: How many names (tables, columns, aliases) one statement may hold: each is resolved
+#: through the statement's scopes, the costliest part of the analysis per byte.
+MAX_NAMES: Final = 5000
+
+_NAMES: Final = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
 
 
 def complexity_error(tokens: Sequence[Any], text: str) -> str | None:
@@ -65,7 +70,7 @@ def complexity_error(tokens: Sequence[Any], text: str) -> str | None:
     limits would cost quadratic time or exhaust the stack. It is unparseable instead,
     which the rules refuse; nothing is silently cut short.
     """
-    depth = deepest = queries = 0
+    depth = deepest = queries = names = 0
     for tok in tokens:
         kind = tok.token_type
         if kind == TokenType.L_PAREN:
@@ -82,6 +87,11 @@ def complexity_error(tokens: Sequence[Any], text: str) -> str | None:
             if queries > MAX_QUERIES:
                 line, col = _start(tok, text)
                 return f"line {line}, col {col}: too complex (more than {MAX_QUERIES} queries in one statement)"
+        elif kind in _NAMES:
+            names += 1
+            if names > MAX_NAMES:
+                line, col = _start(tok, text)
+                return f"line {line}, col {col}: too complex (more than {MAX_NAMES} names in one statement)"
     return None
 
 

@@ -44,7 +44,7 @@ _UPPER: Final = (exp.LT, exp.LTE)
 ColumnKey = tuple[str, str]
 
 #: The largest condition (in expression nodes) the test examines; a larger one is unbounded.
-MAX_WHERE_NODES: Final = 4000
+MAX_WHERE_NODES: Final = 20_000
 
 
 def bounds_rows(condition: exp.Expr, targets: frozenset[str] | None) -> bool:
