@@ -45,6 +45,11 @@ __all__ = ["BodyCompiler", "Fn", "constant", "render"]
 
 _PLAIN_VERB = re.compile(r"%[sv]")
 
+# What a loop charges the evaluation's budget as it starts (see `budget`): the size of
+# what it iterates, inline (a call per loop would cost more than the check).
+_CHARGE = "ctx.meter[0] -= len({0}) if type({0}) in _SIZED else 1"
+_CHECK = "if ctx.meter[0] < 0: raise _over(ctx.meter)"
+
 
 
 @attrs.define
@@ -166,7 +171,8 @@ class BodyCompiler:
             fn.emit("try:")
             fn.emit(f"    {tmp} = {coll}")
             fn.emit_failing("except _U: ")
-            fn.emit(f"_spend({tmp})")
+            fn.emit(_CHARGE.format(tmp))
+            fn.emit(_CHECK)
             check_iterable(self.errors, ctype, lit.collection.loc)
             elem = elem_type(ctype)
             if lit.key is None:
@@ -307,7 +313,8 @@ class BodyCompiler:
         tmp = self.tmp("d")
         fn.emit("try:")
         fn.emit(f"    {tmp} = {dom}")
-        fn.emit(f"    _spend({tmp})")
+        fn.emit(f"    {_CHARGE.format(tmp)}")
+        fn.emit(f"    {_CHECK}")
         if lit.key:
             fn.emit_failing(f"    if not all({check}(_a, _b) for _a, _b in _items({tmp})): ")
         else:
@@ -640,7 +647,8 @@ class BodyCompiler:
                 fn.emit("try:")
                 fn.emit(f"    {coll} = {code}")
                 fn.emit_failing("except _U: ")
-                fn.emit(f"_spend({coll})")
+                fn.emit(_CHARGE.format(coll))
+                fn.emit(_CHECK)
                 key_type = NUMBER if type_.kind == "array" else STRING if type_.kind in ("object", "record") else elem_type(type_)
                 key = self.bind(step.name, key_type, step.loc) if step.name != "_" else self.tmp("w")
                 if step.name != "_":

@@ -5,16 +5,17 @@ ones (`numbers.range`, `sprintf` widths, `replace`, `concat`, `array.concat`) ch
 what they would allocate before allocating it. Exceeding the budget raises
 `BudgetExceeded`, a rule error: the decision fails closed (`deny`, `budget_exceeded`).
 
-The meter is per thread (evaluation runs synchronously on the caller's thread) and is
-reset when an evaluation starts, so a rule cannot escape it through `with` or a function.
+Each evaluation gets a fresh meter, kept on its context (and shared by every `with`
+context and function call inside it, so a rule cannot escape it) and made the thread's
+current one for builtins: evaluation runs synchronously on the caller's thread.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Final
+from typing import Final
 
-__all__ = ["DEFAULT_BUDGET", "BudgetExceeded", "charge_text", "reset", "spend", "spend_on"]
+__all__ = ["DEFAULT_BUDGET", "BudgetExceeded", "charge_text", "exceeded", "spend", "start"]
 
 #: Units one evaluation may spend by default: well under a second of generated loops.
 DEFAULT_BUDGET: Final = 1_000_000
@@ -29,35 +30,34 @@ class BudgetExceeded(Exception):
     code = "budget_exceeded"
 
 
-class _Meter(threading.local):
-    left: int = DEFAULT_BUDGET
-    budget: int = DEFAULT_BUDGET
+#: The meter of the evaluation running on this thread, for builtins (which get no context).
+_LOCAL: Final = threading.local()
 
 
-_METER: Final = _Meter()
+def start(budget: int = DEFAULT_BUDGET) -> list[int]:
+    """A new meter of `budget` units for one evaluation, made this thread's current one.
+    Generated code keeps it on the evaluation context (`Ctx.meter`) and charges it inline;
+    `with` contexts share it."""
+    meter = [budget, budget]
+    _LOCAL.meter = meter
+    return meter
 
 
-def reset(budget: int = DEFAULT_BUDGET) -> None:
-    """Start an evaluation with `budget` units."""
-    _METER.left = budget
-    _METER.budget = budget
+def exceeded(meter: list[int]) -> BudgetExceeded:
+    return BudgetExceeded(f"evaluation budget exceeded (more than {meter[1]} iterations and allocated elements)")
 
 
 def spend(units: int) -> None:
-    """Charge `units`; `BudgetExceeded` when the evaluation has spent its budget."""
-    left = _METER.left - units
-    _METER.left = left
-    if left < 0:
-        raise BudgetExceeded(f"evaluation budget exceeded (more than {_METER.budget} iterations and allocated elements)")
-
-
-def spend_on(collection: Any) -> None:
-    """What a generated loop charges as it starts: one unit per element (at least one)."""
-    try:
-        size = len(collection)
-    except TypeError:
-        size = 1
-    spend(size if size > 0 else 1)
+    """Charge `units` to this thread's evaluation; `BudgetExceeded` when it has spent its
+    budget. Outside an evaluation (a builtin called directly) one call may spend a budget."""
+    meter = getattr(_LOCAL, "meter", None)
+    if meter is None:
+        if units > DEFAULT_BUDGET:
+            raise exceeded([0, DEFAULT_BUDGET])
+        return
+    meter[0] -= units
+    if meter[0] < 0:
+        raise exceeded(meter)
 
 
 def charge_text(length: int) -> None:

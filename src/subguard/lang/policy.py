@@ -127,8 +127,7 @@ class CompiledPolicy:
     def run(self, input: Any, data: Any) -> Results:
         """Run the entrypoint definitions that can fire for `input`. A runtime error
         inside a definition is a `Fault`, never an exception."""
-        ctx = runtime.Ctx(input, data)
-        budget.reset(self.budget)
+        ctx = runtime.Ctx(input, data, None, budget.start(self.budget))
         hits: list[tuple[int, list[Any]]] = []
         faults: list[Fault] = []
         definitions = self.definitions
@@ -194,8 +193,7 @@ class CompiledPolicy:
         fn = self._rule_fns.get(name)
         if fn is None:
             raise KeyError(name)
-        ctx = runtime.Ctx(self.conform(input), from_json(data))
-        budget.reset(self.budget)
+        ctx = runtime.Ctx(self.conform(input), from_json(data), None, budget.start(self.budget))
         return fn(ctx)
 
     def rule_locations(self) -> dict[str, list[str]]:
@@ -208,8 +206,7 @@ class CompiledPolicy:
     def evaluate_all(self, input: Any, data: Any) -> dict[str, Any]:
         """Every non-function rule's value (absent when undefined; `"<error>"` when it
         raised). For tests and tools; decisions run the entrypoints (`run`)."""
-        ctx = runtime.Ctx(self.conform(input), from_json(data))
-        budget.reset(self.budget)
+        ctx = runtime.Ctx(self.conform(input), from_json(data), None, budget.start(self.budget))
         result: dict[str, Any] = {}
         for name, fn in self._rule_fns.items():
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from subguard.lang import budget
 from subguard.lang.builtins import BuiltinUndefined
 from subguard.lang.values import FrozenDict, equal, freeze, sort_key
 
@@ -35,16 +36,23 @@ UNDEFINED_ERRORS = (Undefined, KeyError, IndexError, TypeError, BuiltinUndefined
 
 _MISSING = object()
 
+#: The collection types whose size a loop charges to the budget (anything else costs 1).
+SIZED = frozenset({tuple, frozenset, dict, FrozenDict, list, set, str})
+
 
 class Ctx:
     """One evaluation: the documents and the memo of rule values computed so far."""
 
-    __slots__ = ("data", "input", "memo")
+    __slots__ = ("data", "input", "memo", "meter")
 
-    def __init__(self, input: Any, data: Any, memo: dict[int, Any] | None = None) -> None:
+    def __init__(
+        self, input: Any, data: Any, memo: dict[int, Any] | None = None, meter: list[int] | None = None
+    ) -> None:
         self.input = input
         self.data = data
         self.memo: dict[int, Any] = {} if memo is None else memo
+        #: The evaluation's budget meter (`budget.start`): units left, units given.
+        self.meter: list[int] = budget.start() if meter is None else meter
 
 
 def with_(ctx: Ctx, overrides: Iterable[tuple[str, tuple[Any, ...], int | None, Any]]) -> Ctx:
@@ -57,7 +65,7 @@ def with_(ctx: Ctx, overrides: Iterable[tuple[str, tuple[Any, ...], int | None, 
             inp = _replace(inp, path, value)
         else:
             data = _replace(data, path, value)
-    return Ctx(inp, data, memo)
+    return Ctx(inp, data, memo, ctx.meter)
 
 
 def _replace(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
