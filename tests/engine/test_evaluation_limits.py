@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import subguard
-from subguard import Effect, Engine, SqlRequest
+from subguard import CommandRequest, Effect, Engine, SqlRequest
 from subguard.lang.budget import DEFAULT_BUDGET
 
 
@@ -144,3 +144,24 @@ def test_a_budget_exceeded_rule_never_allows_under_default_allow(tmp_path: Path)
     decision = _decide(Engine(subguard.load_policy(tmp_path)))
     assert decision.effect is Effect.DENY
     assert [e.code for e in decision.errors] == ["budget_exceeded"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a builtin reading the whole request text once per argument
+        'deny contains "x" if {\n    some a in input.command.argv\n'
+        '    contains(input.request.text, concat("", [a, "zz"]))\n}',
+        # a membership scan of the argument list once per argument
+        'deny contains "x" if {\n    some a in input.command.argv\n'
+        '    not concat("", [a, "z"]) in input.command.argv\n    a == "nope"\n}',
+    ],
+    ids=["builtin_reads_large_text", "membership_scans_large_array"],
+)
+def test_reading_a_large_input_once_per_iteration_is_charged(tmp_path: Path, body: str) -> None:
+    engine = _engine(tmp_path, body)
+    small = engine.check(CommandRequest("ls " + "a " * 100))
+    assert small.effect is Effect.ALLOW and small.errors == ()
+    large = engine.check(CommandRequest("ls " + "a " * 100_000))
+    assert large.effect is Effect.DENY
+    assert [e.code for e in large.errors] == ["budget_exceeded"]

@@ -2,7 +2,9 @@
 iteration or one element (or 64 characters) a builtin allocates. Generated loops charge
 their collection's size when they start; builtins that build large values from small
 ones (`numbers.range`, `sprintf` widths, `replace`, `concat`, `array.concat`) charge
-what they would allocate before allocating it. Exceeding the budget raises
+what they would allocate before allocating it; every builtin call and membership test
+charges the size of its large arguments (a text of 1,024 characters or more, a collection
+of more than 256 elements), which it reads. Exceeding the budget raises
 `BudgetExceeded`, a rule error: the decision fails closed (`deny`, `budget_exceeded`).
 
 Each evaluation gets a fresh meter, kept on its context (and shared by every `with`
@@ -13,15 +15,25 @@ current one for builtins: evaluation runs synchronously on the caller's thread.
 from __future__ import annotations
 
 import threading
-from typing import Final
+from typing import Any, Final
 
-__all__ = ["DEFAULT_BUDGET", "BudgetExceeded", "charge_text", "exceeded", "spend", "start"]
+from subguard.lang.values import FrozenDict
+
+__all__ = ["DEFAULT_BUDGET", "BudgetExceeded", "charge_arguments", "charge_text", "exceeded", "spend", "start"]
 
 #: Units one evaluation may spend by default: well under a second of generated loops.
 DEFAULT_BUDGET: Final = 1_000_000
 
 #: Characters of text that cost one unit.
 TEXT_UNIT: Final = 64
+
+#: Texts up to this many characters and collections up to this many elements are free
+#: to read: larger arguments cost their size whenever a builtin or a membership test reads
+#: them, since a rule may read one input text once per iteration over another input list.
+FREE_TEXT: Final = 1024
+FREE_SIZE: Final = 256
+
+_COLLECTIONS: Final = frozenset({tuple, frozenset, dict, FrozenDict})
 
 
 class BudgetExceeded(Exception):
@@ -58,6 +70,17 @@ def spend(units: int) -> None:
     meter[0] -= units
     if meter[0] < 0:
         raise exceeded(meter)
+
+
+def charge_arguments(args: tuple[Any, ...]) -> None:
+    """What a builtin call costs beyond one unit: the size of its large arguments."""
+    for arg in args:
+        kind = type(arg)
+        if kind is str:
+            if len(arg) > FREE_TEXT:
+                spend(len(arg) // TEXT_UNIT)
+        elif kind in _COLLECTIONS and len(arg) > FREE_SIZE:
+            spend(len(arg))
 
 
 def charge_text(length: int) -> None:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from subguard.lang.budget import spend
+from subguard.lang.budget import charge_arguments, spend
 from subguard.lang.types import Type, parse_type
 from subguard.lang.values import from_json, marshal, sort_key, type_name
 
@@ -85,6 +85,7 @@ def _guarded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     # engine can record "`regex.match`: …" instead of crashing on a re.error.
     @functools.wraps(fn)
     def call(*args: Any) -> Any:
+        charge_arguments(args)  # reading a large input once per loop iteration adds up
         try:
             return fn(*args)
         except BuiltinError:

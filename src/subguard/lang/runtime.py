@@ -131,6 +131,8 @@ def member(element: Any, collection: Any) -> bool:
             return False
         except TypeError:
             return freeze(element) in collection
+    if type(collection) is tuple and len(collection) > budget.FREE_SIZE:
+        budget.spend(len(collection))  # a scan of a large array, maybe once per iteration
     return any(equal(element, v) for v in values_of(collection))
 
 
