@@ -122,3 +122,24 @@ def test_execute_nested_within_the_depth_is_followed() -> None:
     facts = analyze(_execute_nest(MAX_DEPTH - 1), dialect="tsql")
     assert facts.statements[-1].kind == "delete"
     assert "users" in facts.tables_written
+
+
+def test_recursion_error_in_the_parser_or_analysis_is_a_parse_error() -> None:
+    # a host with a small stack (or a deep call site) still gets facts, never a traceback
+    import inspect
+    import sys
+
+    sql = _nested_subqueries(MAX_NESTING - 5)
+    analyze("SELECT 1", dialect="postgres")  # dialect loaded outside the squeeze
+    errors = []
+    old = sys.getrecursionlimit()
+    for extra in range(30, 130, 10):
+        sys.setrecursionlimit(len(inspect.stack(0)) + extra)
+        try:
+            facts = analyze(f"{sql} -- {extra}", dialect="postgres")
+        finally:
+            sys.setrecursionlimit(old)
+        if facts.parse_error is not None:
+            assert [s.kind for s in facts.statements] == ["unparseable"]
+            errors.append(facts.parse_error)
+    assert any("RecursionError" in e for e in errors)

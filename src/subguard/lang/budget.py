@@ -1,5 +1,5 @@
 """The evaluation budget: what one evaluation of a policy may spend, in units of one loop
-iteration or one element (or 64 characters) a builtin allocates. Generated loops charge
+iteration or one element (or 512 characters) a builtin allocates. Generated loops charge
 their collection's size when they start; builtins that build large values from small
 ones (`numbers.range`, `sprintf` widths, `replace`, `concat`, `array.concat`) charge
 what they would allocate before allocating it; every builtin call and membership test
@@ -25,7 +25,7 @@ __all__ = ["DEFAULT_BUDGET", "BudgetExceeded", "charge_arguments", "charge_text"
 DEFAULT_BUDGET: Final = 1_000_000
 
 #: Characters of text that cost one unit.
-TEXT_UNIT: Final = 64
+TEXT_UNIT: Final = 512
 
 #: Texts up to this many characters and collections up to this many elements are free
 #: to read: larger arguments cost their size whenever a builtin or a membership test reads

@@ -54,7 +54,7 @@ def _start(tok: Any, text: str) -> tuple[int, int]:
 #: How deep parentheses may nest in one statement (subqueries, expressions, lists).
 MAX_NESTING: Final = 100
 #: How many queries (SELECT blocks: subqueries, CTEs, UNION branches) one statement may hold.
-MAX_QUERIES: Final = 500
+MAX_QUERIES: Final = 256
 #: How many names (tables, columns, aliases) one statement may hold: each is resolved
 #: through the statement's scopes, the costliest part of the analysis per byte.
 MAX_NAMES: Final = 5000
