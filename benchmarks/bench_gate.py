@@ -13,6 +13,10 @@ queries do, so the analysis is cached after the first. Each call is timed alone 
 thread polls in the background, so process CPU time would count it too: wall time on one
 thread is the honest measure here). The durable row is compared with the store's bare
 commit (a durable one-row WAL commit on the same disk, just before and just after).
+
+The write rows time a guarded `UPDATE … WHERE id = ?` (memory log) under the same policy
+with one more rule, which reads `estimated_rows` (so the adapter counts the WHERE's rows
+before deciding: "estimate on"), against the policy without it ("estimate off").
 """
 
 from __future__ import annotations
@@ -36,6 +40,16 @@ from subguard.adapters import dbapi
 from subguard.log import open_log
 
 SQL = "SELECT id, name, total FROM accounts WHERE id = ?"
+WRITE = "UPDATE accounts SET total = total + 1 WHERE id = ?"
+
+#: The rule that makes the adapter estimate writes (the bundled unbounded-writes rule).
+ESTIMATE_RULE = """
+approve contains "big write" if {
+    some s in statements
+    is_number(s.estimated_rows)
+    s.estimated_rows > 1000
+}
+"""
 
 POLICY = """package bench.gate
 
@@ -103,14 +117,14 @@ def bare_commit_us(tmp: str, n: int = 60) -> float:
     return sorted(times)[len(times) // 2] / 1000
 
 
-def guarded_call(policy: subguard.Policy, url: str) -> tuple[Callable[[int], Any], Any]:
+def guarded_call(policy: subguard.Policy, url: str, sql: str = SQL) -> tuple[Callable[[int], Any], Any]:
     log = open_log(url)
     engine = subguard.Engine(policy, log=log)
     conn = dbapi.guard(
         database(), engine, subject="bench-agent", resource={"name": "bench", "kind": "sqlite"},
         session=f"bench-{uuid.uuid4().hex[:8]}", tags={"accounts.email": ["pii"]},
     )
-    return (lambda i: conn.execute(SQL, (i,)).fetchone()), log
+    return (lambda i: conn.execute(sql, (i,)).fetchone()), log
 
 
 def main() -> None:
@@ -122,6 +136,19 @@ def main() -> None:
         policy_dir.mkdir()
         (policy_dir / "bench.guard").write_text(POLICY)
         policy = subguard.load_policy(policy_dir)
+        estimate_dir = Path(tmp) / "policy-estimate"
+        estimate_dir.mkdir()
+        (estimate_dir / "bench.guard").write_text(POLICY + ESTIMATE_RULE)
+        estimating = subguard.load_policy(estimate_dir)
+
+        write_raw = database()
+        write_direct = timed(lambda i: write_raw.execute(WRITE, (i,)).fetchone(), args.n)
+        off_call, off_log = guarded_call(policy, "memory://", WRITE)
+        write_off = timed(off_call, args.n)
+        off_log.close()
+        on_call, on_log = guarded_call(estimating, "memory://", WRITE)
+        write_on = timed(on_call, args.n)
+        on_log.close()
 
         raw = database()
         direct = timed(lambda i: raw.execute(SQL, (i,)).fetchone(), args.n)
@@ -169,6 +196,14 @@ def main() -> None:
     ]
     for name, values in rows:
         extra = "" if values is direct else f"{pct(values, 0.5) - pct(direct, 0.5):.1f}"
+        print(f"| {name} | {pct(values, 0.5):.1f} | {pct(values, 0.9):.1f} | {pct(values, 0.99):.1f} | {extra} |")
+    print()
+    print(f"`{WRITE}` (id varies), memory log: the estimate is a bounded count of the WHERE's rows.")
+    print()
+    print("| path | p50 µs | p90 µs | p99 µs | added p50 µs vs estimate off |")
+    print("|---|---:|---:|---:|---:|")
+    for name, values in (("direct sqlite3 UPDATE", write_direct), ("guarded UPDATE, estimate off", write_off), ("guarded UPDATE, estimate on", write_on)):
+        extra = f"{pct(values, 0.5) - pct(write_off, 0.5):.1f}" if values is write_on else ""
         print(f"| {name} | {pct(values, 0.5):.1f} | {pct(values, 0.9):.1f} | {pct(values, 0.99):.1f} | {extra} |")
     print()
     print(f"Bare durable commit on the same disk (p50, before / after the durable row): {before:.0f} / {after:.0f} µs.")

@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from subguard.adapters import ApprovalRequired, Denied, Refused, Terminated
 from subguard.engine import (
+    BatchItem,
     CommandRequest,
     Decision,
     Effect,
@@ -51,6 +52,7 @@ logging.getLogger("subguard").addHandler(logging.NullHandler())
 __all__ = [
     "AnalysisError",
     "ApprovalRequired",
+    "BatchItem",
     "CommandRequest",
     "ConfigError",
     "Decision",

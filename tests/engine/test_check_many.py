@@ -36,3 +36,14 @@ def test_a_batch_sees_the_session_state_of_its_own_earlier_requests() -> None:
     # the escalation pack ends session s1 after three denials
     assert batch[:6] == ["allow", "deny", "deny", "deny", "deny", "terminate"]
     assert batch[6:] == ["terminate", "deny"]
+
+
+def test_batch_items_by_name_decide_as_tuples() -> None:
+    """`BatchItem` names the fields of a `check_many` item; it decides as the plain tuple."""
+    from subguard import BatchItem
+
+    plain = [d.effect.value for d in _engine().check_many(_requests())]
+    named = [d.effect.value for d in _engine().check_many([BatchItem(*item) for item in _requests()])]
+    assert named == plain
+    (only,) = _engine().check_many([BatchItem(SqlRequest("DELETE FROM users"), subject="ci-bot", session="s")])
+    assert only.effect.value != "allow"

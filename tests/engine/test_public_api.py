@@ -13,6 +13,7 @@ import subguard
 PUBLIC = [
     "AnalysisError",
     "ApprovalRequired",
+    "BatchItem",
     "CommandRequest",
     "ConfigError",
     "Decision",

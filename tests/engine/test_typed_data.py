@@ -69,6 +69,8 @@ def test_data_matching_its_schema_is_loaded_and_typed(tmp_path: Path) -> None:
         ({"protected_tables": []}, [("data_type_error", "`data.limits`")]),
         ({"protected_tables": [], "limits": None}, [("data_type_error", "`data.limits`")]),
         ({"protected_table": [], "limits": {"max_requests": 10, "note": None}}, [("data_type_error", "`data.protected_table`"), ("data_type_error", "`data.protected_tables`")]),
+        # an undeclared top-level field is dynamic; a declared one missing is still an error
+        ({"owners_of_record": [], "limits": {"max_requests": 10, "note": None}}, [("data_type_error", "`data.protected_tables`")]),
     ],
 )
 def test_data_of_the_wrong_shape_is_a_load_error(tmp_path: Path, data: dict[str, Any], expected: list[tuple[str, str]]) -> None:
@@ -172,3 +174,17 @@ def test_subguard_test_sees_the_data_schema(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["test", str(d), "--data", str(good)])
     assert result.exit_code == 2
     assert "data_type_error" in result.stderr
+
+
+def test_undeclared_top_level_data_stays_dynamic(tmp_path: Path) -> None:
+    """The root of `data` is open: a rule pack typing its own settings can be loaded beside
+    rules reading data no schema declares, and that data is not checked."""
+    rules = RULES + '\ndeny contains "owner" if {\n    input.subject.id in data.owners_of_record\n}\n'
+    policy = load_policy(_dir(tmp_path, rules), data={**GOOD, "owners_of_record": ["ops"]})
+    assert policy is not None
+
+
+def test_bundled_packs_load_beside_undeclared_data() -> None:
+    rules = Path(__file__).resolve().parents[2] / "rules"
+    policy = load_policy(rules, data={"my_team": {"owners": ["ops"]}})
+    assert policy is not None

@@ -1,5 +1,6 @@
 """Adapters put subguard in the data path: the gate (the enforcement core every adapter
-shares), row masking, and the DB-API 2.0 wrapper (`subguard.adapters.dbapi`).
+shares), row masking, the DB-API 2.0 wrapper (`subguard.adapters.dbapi`) and the MCP
+guard (`subguard.adapters.mcp`, with the `mcp` extra).
 
 The exceptions are light to import; the gate, which brings the decision log, loads on
 first use.

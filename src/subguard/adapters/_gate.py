@@ -12,6 +12,7 @@ agent's next call.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 import uuid
@@ -20,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from subguard.adapters._errors import ApprovalRequired, Denied, Terminated, describe
+from subguard.adapters._estimate import ESTIMATE_PATH
 from subguard.adapters._masking import MaskPlan, Unplaceable, mask_key, plan_masks
 from subguard.engine import Decision, Effect, Engine, Request, Resource, Subject
 from subguard.log import DecisionLog, Topic, follow
@@ -144,12 +146,43 @@ class Gate:
         elif session is not None and session == self.session:
             self.close(f"session `{session}` was killed: {reason}".rstrip(": "))
 
-    # -- deciding ----------------------------------------------------------------------
-    def decide(self, request: Request, *, resource: Resource | None = None) -> Decision:
-        """The decision that lets `request` run, or an exception (see the class)."""
-        return self._decide(request, resource or self.resource, wait=self.approval_timeout > 0)
+    @functools.cached_property
+    def wants_estimate(self) -> bool:
+        """Whether a loaded rule reads a write's `estimated_rows`: an adapter holding a
+        connection estimates writes (and passes `SqlRequest(…, estimated_rows=n)`) only
+        then. True when the engine cannot tell."""
+        try:
+            return bool(self.engine.policy.reads(ESTIMATE_PATH))
+        except Exception:
+            return True
 
-    def _decide(self, request: Request, resource: Resource, *, wait: bool) -> Decision:
+    # -- deciding ----------------------------------------------------------------------
+    def decide(
+        self,
+        request: Request,
+        *,
+        resource: Resource | None = None,
+        approval_timeout: float | None = None,
+        waiting: Callable[[Decision, float], None] | None = None,
+    ) -> Decision:
+        """The decision that lets `request` run, or an exception (see the class).
+
+        `approval_timeout` overrides the gate's for this request; `waiting(decision,
+        seconds_waited)` is called while a held request waits (at least every quarter
+        second), so an adapter can tell its agent it is being held; an exception it
+        raises ends the wait."""
+        timeout = self.approval_timeout if approval_timeout is None else max(float(approval_timeout), 0.0)
+        return self._decide(request, resource or self.resource, wait=timeout > 0, timeout=timeout, waiting=waiting)
+
+    def _decide(
+        self,
+        request: Request,
+        resource: Resource,
+        *,
+        wait: bool,
+        timeout: float | None = None,
+        waiting: Callable[[Decision, float], None] | None = None,
+    ) -> Decision:
         self.ensure_open()
         decision = self.engine.check(request, subject=self.subject, resource=resource, session=self.session)
         self.ensure_open()  # revoked or killed while the decision was being made
@@ -157,14 +190,23 @@ class Gate:
         if effect is Effect.ALLOW or effect is Effect.MASK:
             return decision
         if effect is Effect.APPROVE:
-            return self._hold(request, resource, decision, wait=wait)
+            return self._hold(request, resource, decision, wait=wait, timeout=timeout, waiting=waiting)
         if effect is Effect.TERMINATE:
             message = f"terminated: {describe(decision)}"
             self.close(message, decision)
             raise Terminated(message, decision)
         raise Denied(f"denied: {describe(decision)}", decision)
 
-    def _hold(self, request: Request, resource: Resource, decision: Decision, *, wait: bool) -> Decision:
+    def _hold(
+        self,
+        request: Request,
+        resource: Resource,
+        decision: Decision,
+        *,
+        wait: bool,
+        timeout: float | None = None,
+        waiting: Callable[[Decision, float], None] | None = None,
+    ) -> Decision:
         approval = decision.approval_id
         held = _held_message(decision)
         if approval is None or self.log is None:
@@ -174,12 +216,16 @@ class Gate:
             )
         if not wait:
             raise ApprovalRequired(held, decision, approval)
-        deadline = time.monotonic() + self.approval_timeout
+        timeout = self.approval_timeout if timeout is None else timeout
+        started = time.monotonic()
+        deadline = started + timeout
         while True:
             self.ensure_open()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ApprovalRequired(f"{held} (no answer within {self.approval_timeout:g}s)", decision, approval)
+                raise ApprovalRequired(f"{held} (no answer within {timeout:g}s)", decision, approval)
+            if waiting is not None:
+                waiting(decision, time.monotonic() - started)
             outcome = self.log.wait_for_approval(approval, min(remaining, 0.25))
             if outcome.status == "pending":
                 continue

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import attrs
 
 from subguard.adapters._errors import ApprovalRequired, Denied, Refused, Terminated, describe
+from subguard.adapters._estimate import Estimator
 from subguard.adapters._gate import Gate, as_resource
 from subguard.adapters._masking import (
     MaskPlan,
@@ -136,6 +137,7 @@ class GuardedConnection:
         dialect: str,
         tags: Mapping[str, Sequence[str]],
         introspected: bool,
+        estimate_bound: int = 100_000,
     ) -> None:
         object.__setattr__(self, "_raw", raw)
         object.__setattr__(self, "_gate", gate)
@@ -148,6 +150,10 @@ class GuardedConnection:
         object.__setattr__(self, "_raw_closed", False)
         object.__setattr__(self, "_owner", threading.get_ident())
         object.__setattr__(self, "_functions", set())
+        functions = self._functions
+        object.__setattr__(
+            self, "_estimator", Estimator(raw, dialect, bound=estimate_bound, registered=lambda: bool(functions))
+        )
         object.__setattr__(self, "_tagged", tagged_columns(gate.resource.schema))
         #: analysed text → the tagged columns its result carries (cleared with the schema)
         object.__setattr__(self, "_carried", {})
@@ -199,14 +205,21 @@ class GuardedConnection:
                 return
             object.__setattr__(self, "_raw_closed", True)
 
-    def _prepare(self, operation: Any, *, rows: bool = True) -> tuple[str, _Prepared]:
-        """Decide a statement; returns the driver's text and what the gate decided."""
+    def _prepare(
+        self, operation: Any, *, rows: bool = True, parameters: Any = None, many: bool = False
+    ) -> tuple[str, _Prepared]:
+        """Decide a statement; returns the driver's text and what the gate decided.
+        With a rule reading `estimated_rows`, a write is first estimated with its
+        `parameters` (every set of them when `many`)."""
         self._ensure_open()
         text = _sql_text(operation, self._raw)
         analysed = for_analysis(text, numeric=self._numeric)
         resource = self._gate.resource
+        estimate = None
+        if self._gate.wants_estimate:
+            estimate = self._estimator.rows(text, parameters, schema=resource.schema, many=many)
         try:
-            decision = self._gate.decide(SqlRequest(analysed, self._dialect))
+            decision = self._gate.decide(SqlRequest(analysed, self._dialect, estimated_rows=estimate))
         except Refused as exc:
             if isinstance(exc, Terminated):
                 self._close_raw()
@@ -374,8 +387,10 @@ class GuardedCursor:
     def connection(self) -> GuardedConnection:
         return self._conn
 
-    def _start(self, operation: Any, *, rows: bool = True) -> tuple[str, _Prepared]:
-        text, prepared = self._conn._prepare(operation, rows=rows)
+    def _start(
+        self, operation: Any, *, rows: bool = True, parameters: Any = None, many: bool = False
+    ) -> tuple[str, _Prepared]:
+        text, prepared = self._conn._prepare(operation, rows=rows, parameters=parameters, many=many)
         _set(self, "_plan", None)
         return text, prepared
 
@@ -400,7 +415,7 @@ class GuardedCursor:
         self._conn._raise(Denied(f"refused: {why}; masked columns are never returned unmasked: {describe(decision)}", decision))
 
     def execute(self, operation: Any, parameters: Any = None, **kwargs: Any) -> GuardedCursor:
-        text, prepared = self._start(operation)
+        text, prepared = self._start(operation, parameters=parameters)
         if parameters is None:
             self._raw.execute(operation if not isinstance(operation, str) else text, **kwargs)
         else:
@@ -411,8 +426,11 @@ class GuardedCursor:
 
     def executemany(self, operation: Any, seq_of_parameters: Any, **kwargs: Any) -> GuardedCursor:
         """Decided once for every parameter set (the text is the same; values never
-        reach the analysis)."""
-        text, prepared = self._start(operation)
+        reach the analysis). A write is estimated over every set, so the sets are read
+        once, here, and handed on as a list."""
+        if self._conn.gate.wants_estimate and not isinstance(seq_of_parameters, list | tuple):
+            seq_of_parameters = list(seq_of_parameters)
+        text, prepared = self._start(operation, parameters=seq_of_parameters, many=True)
         self._raw.executemany(operation if not isinstance(operation, str) else text, seq_of_parameters, **kwargs)
         self._checked_plan(prepared)
         self._conn._after(prepared)
@@ -586,6 +604,7 @@ def guard(
     tags: Mapping[str, Sequence[str]] | None = None,
     mask_key: bytes | str | None = None,
     driver: Any = None,
+    estimate_bound: int = 100_000,
 ) -> GuardedConnection:
     """Wrap a PEP 249 connection so that every statement passes subguard's gate.
 
@@ -594,7 +613,8 @@ def guard(
     read again after DDL the gate let through. `approval_timeout` > 0 waits that long for
     a responder when a statement is held. `mask_key` keys the `hash` mask (else
     `SUBGUARD_MASK_KEY`). `driver` is the DB-API module, when it cannot be found from the
-    connection's type.
+    connection's type. `estimate_bound` caps SQLite's count behind `estimated_rows` (a
+    write matching more rows is estimated at `estimate_bound + 1`).
     """
     module = driver if driver is not None else _driver_module(raw_connection)
     drv = _Driver(module)
@@ -618,5 +638,11 @@ def guard(
         mask_key=mask_key,
     )
     return GuardedConnection(
-        raw_connection, gate, driver=drv, dialect=dialect, tags=tags or {}, introspected=introspected
+        raw_connection,
+        gate,
+        driver=drv,
+        dialect=dialect,
+        tags=tags or {},
+        introspected=introspected,
+        estimate_bound=estimate_bound,
     )

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from subguard.engine import (
+    BatchItem,
     CommandRequest,
     Decision,
     Effect,
@@ -171,7 +172,7 @@ def _check_fields(value: Any, allowed: frozenset[str], what: str) -> None:
         raise _LineError("unknown_field", f"`{unknown[0]}` is not a field of {what}{extra}")
 
 
-def _request_from_line(line: Mapping[str, Any]) -> tuple[Any, Subject, Resource, str | None]:
+def _request_from_line(line: Mapping[str, Any]) -> BatchItem:
     """A batch line's request, subject, resource and session; a `_LineError` naming the
     field when one is missing, unknown or of the wrong type (never coerced)."""
     _check_fields(line, _REQUEST_FIELDS, "a request")
@@ -194,7 +195,7 @@ def _request_from_line(line: Mapping[str, Any]) -> tuple[Any, Subject, Resource,
             request = HttpRequest.from_dict(line["http"])
     except FieldError as exc:
         raise _LineError(exc.code, exc.message) from None
-    return request, subject, resource, session
+    return BatchItem(request, subject, resource, session)
 
 
 def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:
@@ -457,6 +458,7 @@ def _register_extensions() -> None:
     register_log(main)
     __import__("subguard.cli.demo", fromlist=["register"]).register(main)
     register_test(main)
+    __import__("subguard.cli.mcp_command", fromlist=["register"]).register(main)
     _name_environment(main, "SUBGUARD")
 
 

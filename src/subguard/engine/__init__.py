@@ -19,6 +19,7 @@ from subguard.engine.policy import (
 )
 from subguard.engine.recorder import CheckContext, Preflight, Recorder
 from subguard.engine.types import (
+    BatchItem,
     CommandRequest,
     Decision,
     Effect,
@@ -30,12 +31,14 @@ from subguard.engine.types import (
     Resource,
     SqlRequest,
     Subject,
+    ToolRequest,
 )
 
 __all__ = [
     "DECISION_RULES",
     "INPUT_SCHEMA",
     "SESSION_FIELDS",
+    "BatchItem",
     "CheckContext",
     "Combined",
     "CommandRequest",
@@ -54,6 +57,7 @@ __all__ = [
     "Resource",
     "SqlRequest",
     "Subject",
+    "ToolRequest",
     "build_input",
     "combine",
     "find_policy_files",

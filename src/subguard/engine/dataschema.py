@@ -12,15 +12,26 @@ root of `data`::
 
 When a policy declares its data, rules reading `data.…` are type-checked like `input.…`
 (a misspelt field is `unknown_field` at load), and the `data` document is validated at
-load: a field of the wrong type, a field the schema does not declare, or a declared field
-missing is a `data_type_error` naming the path (records are closed and complete, as in the
-input schema; `T | null` lets a field be null, not absent). Data that
-does not fit its schema would make rules silently stop firing; it is refused instead.
-A policy without a schema file keeps `data` dynamic and unchecked, as before.
+load: a field of the wrong type, a field a declared record does not have, or a declared
+field missing is a `data_type_error` naming the path (records are closed and complete, as
+in the input schema; `T | null` lets a field be null, not absent). Data that does not fit
+its schema would make rules silently stop firing; it is refused instead.
+
+The root, `Data`, is open: a top-level field no schema declares stays dynamic and
+unchecked, as all of `data` is for a policy without a schema file — unless its name is a
+near miss of a declared field (`protected_tabels`), which is taken for a typo and refused. So a rule pack can type
+its own settings (`data.unbounded_writes`) and still be loaded beside policies whose data
+is not declared.
+
+A field may declare a default after `=`, as JSON: `"max_rows": "number = 1000"`, or
+`"limits": "Limits = {}"` (a record whose own fields have defaults). A default fills a
+field the given data lacks, before the data is validated, so a rule pack can ship
+settings that deployments override without having to give them all.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +42,15 @@ import attrs
 from subguard.errors import Location, PolicyError, PolicyErrors
 from subguard.lang import Schema, Type, parse_type
 
-__all__ = ["DATA_RECORD", "DATA_SCHEMA_FILE", "DataSchema", "load_data_schema", "type_errors", "validate_data"]
+__all__ = [
+    "DATA_RECORD",
+    "DATA_SCHEMA_FILE",
+    "DataSchema",
+    "load_data_schema",
+    "type_errors",
+    "validate_data",
+    "with_defaults",
+]
 
 #: The schema file's name, in any directory of a policy.
 DATA_SCHEMA_FILE = "data.schema.json"
@@ -49,6 +68,8 @@ class DataSchema:
 
     records: Mapping[str, Mapping[str, str]]
     sources: tuple[tuple[str, str], ...]
+    #: Record → field → the JSON value a missing field takes.
+    defaults: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
 
 def _schema_error(message: str, path: str) -> PolicyError:
@@ -96,6 +117,17 @@ def load_data_schema(files: Sequence[Path], input_records: Mapping[str, object])
             else:
                 records[name] = dict(fields)
                 origin[name] = shown
+    defaults: dict[str, dict[str, Any]] = {}
+    for name, fields in records.items():
+        for field, type_text in list(fields.items()):
+            bare, eq, default = type_text.partition("=")
+            if not eq:
+                continue
+            fields[field] = bare.strip()
+            try:
+                defaults.setdefault(name, {})[field] = json.loads(default)
+            except (ValueError, RecursionError):
+                errors.append(_schema_error(f"`{name}.{field}`: the default is not valid JSON", origin.get(name, str(files[0]))))
     if not errors and DATA_RECORD not in records:
         errors.append(_schema_error(f"a data schema declares the record `{DATA_RECORD}`, the root of `data`", str(files[0])))
     if not errors:
@@ -108,7 +140,34 @@ def load_data_schema(files: Sequence[Path], input_records: Mapping[str, object])
                     errors.append(_schema_error(f"`{name}.{field}`: {exc}", origin.get(name, str(files[0]))))
     if errors:
         raise PolicyErrors(errors)
-    return DataSchema(records, tuple(sources))
+    return DataSchema(records, tuple(sources), defaults)
+
+
+def with_defaults(data: Mapping[str, Any], schema: DataSchema) -> dict[str, Any]:
+    """`data` with every field it lacks that the schema gives a default, at every level
+    of records the data reaches (a copy; what the data gives is kept as given)."""
+
+    def fill(value: Any, record: str, depth: int) -> Any:
+        if not isinstance(value, Mapping) or depth > 32:
+            return value
+        out = dict(value)
+        for field, default in schema.defaults.get(record, {}).items():
+            if field not in out:
+                out[field] = json.loads(json.dumps(default))  # a fresh copy per document
+        fields = schema.records.get(record, {})
+        for field, item in out.items():
+            type_text = fields.get(field)
+            if type_text is not None and type_text.strip() in schema.records:
+                out[field] = fill(item, type_text.strip(), depth + 1)
+        return out
+
+    filled: dict[str, Any] = fill(data, DATA_RECORD, 0)
+    return filled
+
+
+def _near_miss(key: Any, fields: Mapping[str, Any]) -> bool:
+    """A field name so close to a declared one that it is taken for a typo of it."""
+    return bool(difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6))
 
 
 def _describe(value: Any) -> str:
@@ -132,13 +191,16 @@ def _describe(value: Any) -> str:
 def validate_data(data: Mapping[str, Any], schema: Schema, root: Type) -> list[PolicyError]:
     """Every place where the JSON-shaped `data` does not fit `root` (at most a few
     dozen), as `data_type_error`s naming the path; the messages name types, not values."""
-    messages = type_errors(data, schema, root, "data", complete=True)
+    messages = type_errors(data, schema, root, "data", complete=True, open_root=True)
     return [PolicyError("data_type_error", message, Location("<data>", 0, 0)) for message in messages]
 
 
-def type_errors(value: Any, schema: Schema, root: Type, where: str, *, complete: bool) -> list[str]:
-    """Where `value` does not fit `root`: a wrong type, a field a record does not have,
-    and (when `complete`) a field a record has that `value` lacks. Messages start with
+def type_errors(
+    value: Any, schema: Schema, root: Type, where: str, *, complete: bool, open_root: bool = False
+) -> list[str]:
+    """Where `value` does not fit `root`: a wrong type, a field a record does not have
+    (except at the root when `open_root`), and (when `complete`) a field a record has
+    that `value` lacks. Messages start with
     the path in backticks and name types, never values."""
     errors: list[str] = []
 
@@ -182,7 +244,7 @@ def type_errors(value: Any, schema: Schema, root: Type, where: str, *, complete:
                 return
             fields = schema.fields(t)
             for key in value:
-                if key not in fields:
+                if key not in fields and not (open_root and path == where and not _near_miss(key, fields)):
                     fail(f"{path}.{key}", f"is not a field of {t.record}")
             for field, field_type in fields.items():
                 if field in value:

@@ -15,7 +15,9 @@ from subguard.engine.dataschema import type_errors
 from subguard.engine.decision import combine
 from subguard.engine.policy import INPUT_SCHEMA, Policy
 from subguard.engine.recorder import ApprovalResult, CheckContext, Preflight, Recorder
+from subguard.engine.tools import tool_document, tool_identity
 from subguard.engine.types import (
+    BatchItem,
     CommandRequest,
     Decision,
     Effect,
@@ -27,6 +29,7 @@ from subguard.engine.types import (
     Resource,
     SqlRequest,
     Subject,
+    ToolRequest,
     build_decision,
     to_string_set,
 )
@@ -76,7 +79,7 @@ def resource_of(value: Resource | Mapping[str, Any] | None) -> Resource:
 
 def request_of(value: Request | str) -> Request:
     """A request: one of the request types, or SQL text. Anything else is a `FieldError`."""
-    if isinstance(value, SqlRequest | CommandRequest | HttpRequest):
+    if isinstance(value, SqlRequest | CommandRequest | HttpRequest | ToolRequest):
         return value
     if isinstance(value, str):
         return SqlRequest(value)
@@ -179,11 +182,14 @@ def build_input(
     sql: Any = None
     command: Any = None
     http: Any = None
+    tool: Any = None
     fingerprint: str | None = None
     exact_hash: str | None = None
     if isinstance(request, SqlRequest):
         facts = analyze(request.text, dialect=dialect_for(request, resource), schema=resource.schema)
         sql = facts.to_input()
+        if request.estimated_rows is not None:
+            sql = with_estimate(sql, request.estimated_rows)
         redacted, fingerprint, exact_hash = facts.redacted, facts.fingerprint, facts.exact_hash
     elif isinstance(request, CommandRequest):
         parsed = parse_command(request.text)
@@ -194,10 +200,12 @@ def build_input(
             nested = _merge_sql([a.to_input() for a in analysed])
         command = parsed.to_input(sql=nested)
         redacted = _redact_command(request.text, parsed.sql_texts, dialect)
+    elif isinstance(request, ToolRequest):
+        tool, sql, command, redacted, fingerprint, exact_hash = _tool_input(request, resource)
     else:
         http = http_facts(request.method, request.path, request.host, request.query)
         redacted = f"{http['method']} {http['path']}"
-    document = _document(request, subject, resource, session, redacted, fingerprint, time_ns, sql, command, http)
+    document = _document(request, subject, resource, session, redacted, fingerprint, time_ns, sql, command, http, tool)
     return _Analysed(document, redacted, fingerprint, exact_hash)
 
 
@@ -212,6 +220,7 @@ def _document(
     sql: Any,
     command: Any,
     http: Any,
+    tool: Any = None,
 ) -> dict[str, Any]:
     return {
         "subject": {"id": subject.id, "groups": subject.groups, "claims": from_json(dict(subject.claims))},
@@ -227,7 +236,44 @@ def _document(
         "sql": sql,
         "command": command,
         "http": http,
+        "tool": tool,
     }
+
+
+#: The statement kinds a planner estimate describes.
+ESTIMATED_KINDS = frozenset({"update", "delete", "merge"})
+
+
+def with_estimate(sql: dict[str, Any], estimated_rows: int) -> dict[str, Any]:
+    """`input.sql` with `estimated_rows` on its statement when the text is exactly one
+    UPDATE, DELETE or MERGE (nothing nested: a data-modifying CTE is a second statement);
+    otherwise unchanged, so the field stays null. `sql` is shared (cached): copied."""
+    statements = sql["statements"]
+    if len(statements) != 1 or statements[0]["kind"] not in ESTIMATED_KINDS:
+        return sql
+    return {**sql, "statements": ({**statements[0], "estimated_rows": estimated_rows},)}
+
+
+def _tool_input(request: ToolRequest, resource: Resource) -> tuple[Any, Any, Any, str, str, str]:
+    """`(tool, sql, command, redacted, fingerprint, exact_hash)` for an MCP tool call: its
+    analysed argument goes through the same analysis as a SQL or command request."""
+    sql: Any = None
+    command: Any = None
+    text: str | None = None
+    shape: str | None = None
+    if request.sql is not None:
+        facts = analyze(request.sql, dialect=request.dialect or resource.dialect or _kind_dialect(resource), schema=resource.schema)
+        sql, text, shape = facts.to_input(), facts.redacted, facts.fingerprint
+    elif request.command is not None:
+        parsed = parse_command(request.command)
+        dialect = request.dialect or resource.dialect or _kind_dialect(resource)
+        nested = None
+        if parsed.sql_texts:
+            nested = _merge_sql([analyze(t, dialect=dialect, schema=resource.schema).to_input() for t in parsed.sql_texts])
+        command = parsed.to_input(sql=nested)
+        text = _redact_command(request.command, parsed.sql_texts, dialect)
+    redacted, fingerprint, exact_hash = tool_identity(request, text, shape)
+    return tool_document(request), sql, command, redacted, fingerprint, exact_hash
 
 
 def _merge_sql(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -411,9 +457,10 @@ class Engine:
 
     def check_many(
         self,
-        items: Iterable[tuple[Request | str, Any, Any, str | None]],
+        items: Iterable[BatchItem | tuple[Request | str, Any, Any, str | None]],
     ) -> list[Decision]:
-        """Decide many requests `(request, subject, resource, session)` and record them
+        """Decide many requests — `BatchItem(request, subject, resource, session)`s or plain
+        4-tuples in that order — and record them
         in as few transactions as the log allows (what `eval --batch` uses).
 
         Decisions equal those of `check` one by one: when a request's session already

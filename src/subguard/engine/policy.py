@@ -10,12 +10,19 @@ from typing import Any, Final
 
 import attrs
 
-from subguard.engine.dataschema import DATA_RECORD, DataSchema, load_data_schema, validate_data
+from subguard.engine.dataschema import (
+    DATA_RECORD,
+    DataSchema,
+    load_data_schema,
+    validate_data,
+    with_defaults,
+)
 from subguard.engine.decision import ENTRYPOINTS, Decisions
 from subguard.engine.schema import INPUT_TYPE, RECORDS
 from subguard.engine.sources import find_policy_files, read_policy_source, scan_policy_paths
 from subguard.errors import Location, PolicyError, PolicyErrors
 from subguard.lang import (
+    EACH,
     Builtin,
     CompiledPolicy,
     Module,
@@ -139,6 +146,13 @@ class Policy:
     def packages(self) -> tuple[str, ...]:
         return self.compiled.packages
 
+    def reads(self, path: str) -> bool:
+        """Whether a loaded rule may read `path` of the input document, written as in
+        the docs (`input.sql.statements[i].estimated_rows`): adapters compute costly
+        live facts only when it does."""
+        steps = [EACH if step in ("[i]", "[*]", "[_]") else step for step in path.replace("[", ".[").split(".") if step]
+        return self.compiled.reads(steps)
+
 
 def load_policy(
     paths: PathLike | Sequence[PathLike],
@@ -233,6 +247,8 @@ def policy_from_sources(
     if errors:
         raise PolicyErrors(errors)
     schema = INPUT_SCHEMA
+    if data_schema is not None and data_schema.defaults:
+        data = with_defaults(data or {}, data_schema)
     data_document = from_json(dict(data or {}))
     if data_schema is not None:
         schema = Schema.from_strings(

@@ -23,6 +23,7 @@ RECORDS: Final[dict[str, dict[str, str]]] = {
         "sql": "Sql | null",
         "command": "Command | null",
         "http": "Http | null",
+        "tool": "Tool | null",
     },
     "Subject": {
         "id": "string",
@@ -87,6 +88,7 @@ RECORDS: Final[dict[str, dict[str, str]]] = {
         "alter_actions": "set<string>",
         "external_io": "set<string>",
         "columns_written_from": "array<ColumnFlow>",
+        "estimated_rows": "number | null",
     },
     "ColumnFlow": {
         "table": "string",
@@ -135,6 +137,11 @@ RECORDS: Final[dict[str, dict[str, str]]] = {
         "host": "string",
         "query": "any",
         "kubernetes": "Kubernetes | null",
+    },
+    "Tool": {
+        "server": "string",
+        "name": "string",
+        "arguments": "any",
     },
     "Kubernetes": {
         "verb": "string",

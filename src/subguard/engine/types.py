@@ -26,6 +26,7 @@ __all__ = [
     "Resource",
     "SqlRequest",
     "Subject",
+    "ToolRequest",
 ]
 
 
@@ -77,6 +78,12 @@ def _string(_instance: Any, attribute: Any, value: Any) -> None:
 def _optional_string(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None:
         _string(instance, attribute, value)
+
+
+def _optional_count(_instance: Any, _attribute: Any, value: Any) -> None:
+    """attrs validator: a non-negative integer (not a boolean) or None."""
+    if value is not None and (type(value) is not int or value < 0):
+        raise FieldError("type_error", "estimated_rows", f"must be a non-negative integer or null, not {_kind(value)}")
 
 
 def to_string_set(field: str, value: Any) -> frozenset[str]:
@@ -226,6 +233,10 @@ class SqlRequest:
 
     text: str = attrs.field(validator=_string, metadata={"path": "sql"})
     dialect: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "dialect"})
+    #: A live fact from the adapter holding the connection: the rows the database expects
+    #: the write to touch (`input.sql.statements[0].estimated_rows`). It reaches the input
+    #: only when the text is one UPDATE, DELETE or MERGE; `None` when not estimated.
+    estimated_rows: int | None = attrs.field(default=None, validator=_optional_count, kw_only=True)
 
     kind = "sql"
 
@@ -260,7 +271,40 @@ class HttpRequest:
         return cls(doc.get("method", "GET"), doc.get("path", "/"), doc.get("host", ""), doc.get("query", {}))
 
 
-Request = SqlRequest | CommandRequest | HttpRequest
+def _tool_arguments(value: Any) -> Mapping[str, Any]:
+    return to_mapping("tool.arguments", value)
+
+
+@attrs.frozen
+class ToolRequest:
+    """A call of an MCP tool (kind `tool`), or a tool as `tools/list` would show it (kind
+    `tool_list`, `listing=True`). `sql` or `command` is the text of the argument the
+    proxy analyses as SQL or as a shell command (`input.sql`, `input.command`)."""
+
+    server: str = attrs.field(validator=_string, metadata={"path": "tool.server"})
+    name: str = attrs.field(validator=_string, metadata={"path": "tool.name"})
+    arguments: Mapping[str, Any] = attrs.field(factory=dict, converter=_tool_arguments, eq=False)
+    sql: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "sql"})
+    command: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "command"})
+    dialect: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "dialect"})
+    listing: bool = False
+
+    @property
+    def kind(self) -> str:
+        return "tool_list" if self.listing else "tool"
+
+
+Request = SqlRequest | CommandRequest | HttpRequest | ToolRequest
+
+
+class BatchItem(NamedTuple):
+    """One request of `Engine.check_many`: what `check` takes, by name. A plain 4-tuple
+    in this order is accepted too."""
+
+    request: Request | str
+    subject: Subject | Mapping[str, Any] | str | None = None
+    resource: Resource | Mapping[str, Any] | str | None = None
+    session: str | None = None
 
 
 class Reason(NamedTuple):

@@ -180,6 +180,7 @@ class BodyCompiler:
                 source = tmp if ctype.kind in ("array", "set") else f"_values({tmp})"
                 fn.emit(f"for {value} in {source}:")
             else:
+                self.note_computed(ctype)
                 key = self.bind(lit.key, STRING if ctype.kind in ("object", "record") else NUMBER if ctype.kind == "array" else elem, lit.loc)
                 value = self.bind(lit.value, elem, lit.loc)
                 fn.emit(f"for {key}, {value} in _items({tmp}):")
@@ -296,11 +297,19 @@ class BodyCompiler:
         outer.lines.extend(inner.lines or [(outer.indent + 1, "pass", False)])
         return name
 
+    def note_computed(self, t: Type) -> None:
+        """A record reached by a computed key (or handed whole to a builtin): any of its
+        fields may be read."""
+        if t.kind == "record":
+            self.program.computed_fields = True
+
     def every(self, lit: ast.Every) -> None:
         fn = self.fn
         dom, dtype = self.expr(lit.domain, "ctx")
         check_iterable(self.errors, dtype, lit.domain.loc)
         elem = elem_type(dtype)
+        if lit.key:
+            self.note_computed(dtype)
         params = ([(lit.key, ANY, lit.loc)] if lit.key else []) + [(lit.value, elem, lit.loc)]
 
         def build(pys: list[str]) -> None:
@@ -529,6 +538,9 @@ class BodyCompiler:
                 did_you_mean(e.name, list(BUILTINS) + list(self.program.extra_builtins) + local_functions),
             )
             return "None", ANY
+        named_key = e.name == "object.get" and len(e.args) == 3 and isinstance(e.args[1], ast.Scalar)
+        for _code, actual in args[1:] if named_key else args:
+            self.note_computed(actual)  # `object.get(s, "field", d)` reads a named field
         if builtin.arity != len(args):
             self.errors.add(
                 "arity",
@@ -641,6 +653,7 @@ class BodyCompiler:
             if isinstance(step, ast.Var) and (step.name == "_" or not self.bound(step.name)) and self.lookup_global(step.name) is None:
                 # iteration: bind the index variable over the collection's keys
                 check_iterable(self.errors, type_, step.loc)
+                self.note_computed(type_)
                 coll = self.tmp("c")
                 value = self.tmp("e")
                 fn = self.fn
@@ -669,6 +682,7 @@ class BodyCompiler:
                 type_ = of_field
                 continue
             key, _key_type = self.expr(step, cx)
+            self.note_computed(type_)
             if type_.kind == "record":
                 type_ = ANY
             elif type_.is_scalar:

@@ -19,7 +19,7 @@ from subguard.lang import ast, budget, runtime
 from subguard.lang.bodies import constant, render
 from subguard.lang.builtins import BuiltinError
 from subguard.lang.program import Line, Program
-from subguard.lang.requirements import Requirement, requirements
+from subguard.lang.requirements import EACH, Requirement, names_mentioned, requirements
 from subguard.lang.types import conform
 from subguard.lang.values import from_json
 
@@ -116,6 +116,19 @@ class CompiledPolicy:
         self.budget = budget.DEFAULT_BUDGET
         self.source = "\n".join(program.source)
         self.rules = tuple(g.qualified for g in self._groups)
+        self._names = names_mentioned(program.modules)
+        self._computed_fields = program.computed_fields
+
+    def reads(self, path: Sequence[str]) -> bool:
+        """Whether some rule may read the value at `path` (steps from `input`, `EACH` for
+        "an element of"): its field is named in the policy (`s.estimated_rows`,
+        `object.get(s, "estimated_rows", …)`), or some rule reaches a record's fields by a
+        computed key. Over-approximate: a caller may skip producing a costly value only
+        when this is false."""
+        fields = [step for step in path if step != EACH]
+        if not fields:
+            return True
+        return self._computed_fields or fields[-1] in self._names
 
     def select(self, selector: Selector) -> None:
         """Run only the definitions `selector` picks for each input from now on; its

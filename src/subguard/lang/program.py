@@ -98,3 +98,7 @@ class Program:
     #: function `def_functions` names runs them, and so does the fused function that
     #: inlines the unconditional ones (`CompiledPolicy.select`).
     entry_bodies: dict[str, list[Line]] = attrs.Factory(dict)
+    #: Whether some rule reaches a record's fields by computed keys (`some k, v in s`,
+    #: `s[k]`, a builtin given the record), so that any field may be read
+    #: (`CompiledPolicy.reads`).
+    computed_fields: bool = False

@@ -17,12 +17,14 @@ definition using `with` states no requirement (it could evaluate on another inpu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Final, NamedTuple
+
+import attrs
 
 from subguard.lang import ast
 
-__all__ = ["EACH", "Requirement", "requirements"]
+__all__ = ["EACH", "Requirement", "names_mentioned", "requirements"]
 
 #: A path step meaning "some element of the collection here".
 EACH: Final = "[*]"
@@ -106,3 +108,23 @@ def _path(e: ast.Expr, binders: Mapping[str, Path], imports: Mapping[str, ast.Re
         head, *more = imported.split(".")
         steps = [*more, *steps]
     return ("input", *steps) if head == "input" else None
+
+
+def names_mentioned(modules: Iterable[ast.Module]) -> frozenset[str]:
+    """Every string constant in the modules: field steps (`s.kind`), string keys
+    (`s["kind"]`, `object.get(s, "kind", …)`) and literals alike. A rule can read a field
+    by name only if its name is here (or it reaches fields by computed keys, which the
+    compiler notes apart: `Program.computed_fields`)."""
+    found: set[str] = set()
+    stack: list[object] = list(modules)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Scalar):
+            if isinstance(node.value, str):
+                found.add(node.value)
+            continue
+        if isinstance(node, tuple | list):
+            stack.extend(node)
+        elif attrs.has(type(node)) and not isinstance(node, ast.Location):
+            stack.extend(getattr(node, f.name) for f in attrs.fields(type(node)))  # type: ignore[arg-type]
+    return frozenset(found)

@@ -68,11 +68,16 @@ def field_type(errors: Errors, schema: Schema | None, t: Type, name: str, loc: a
     if t.kind == "record" and schema is not None:
         fields = schema.fields(t)
         if name not in fields:
+            hint = did_you_mean(name, fields)
+            if schema.data is not None and t.record == schema.data.record and hint is None:
+                # The root of `data` is open: a field no schema declares stays dynamic,
+                # unless it is a near miss of one that is declared (a typo, then).
+                return ANY
             errors.add(
                 "unknown_field",
                 f"`{name}` is not a field of {_article(t.record or '')}",
                 loc,
-                did_you_mean(name, fields),
+                hint,
             )
             return ANY
         return fields[name]

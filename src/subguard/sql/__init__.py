@@ -7,6 +7,7 @@ unknown dialect yields `parse_error` and an `unparseable` statement so rules fai
 from subguard.sql._analyze import CACHE, analyze, fingerprint, redact
 from subguard.sql._cache import LRUCache
 from subguard.sql._dialects import DIALECT_ALIASES
+from subguard.sql._estimate import CountQuery, count_query
 from subguard.sql._facts import (
     Column,
     ColumnFlow,
@@ -26,6 +27,7 @@ __all__ = [
     "KINDS",
     "Column",
     "ColumnFlow",
+    "CountQuery",
     "Grant",
     "LRUCache",
     "OutputColumn",
@@ -36,6 +38,7 @@ __all__ = [
     "Statement",
     "Table",
     "analyze",
+    "count_query",
     "fingerprint",
     "output_lineage",
     "redact",

@@ -156,6 +156,8 @@ class Statement:
             "alter_actions": self.alter_actions,
             "external_io": self.external_io,
             "columns_written_from": tuple(f.to_input() for f in self.columns_written_from),
+            # a live fact: the adapter holding the connection may estimate it (engine)
+            "estimated_rows": None,
         }
 
 

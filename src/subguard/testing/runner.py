@@ -8,6 +8,9 @@ exist only while tests run:
 - `sql_request(text, context)` — the input document for a SQL text, built by the same
   analysis the engine runs (`context`: `subject`, `resource`, `session`, `dialect`);
 - `command_request(text, context)` — the same for a shell command line;
+- `tool_request(tool, context)` — the same for an MCP tool call: `tool` is
+  `{"server", "name", "arguments", "sql", "command", "listing"}` (`sql` or `command`: the
+  text of the argument the proxy analyses; `listing: true` makes a `tool_list` request);
 - `decide(document)` — the decision of the loaded policy for an input document:
   `{"effect", "messages", "rules", "reasons", "masks", "errors"}`.
 """
@@ -33,6 +36,7 @@ from subguard.engine import (
     Resource,
     SqlRequest,
     Subject,
+    ToolRequest,
     build_input,
     combine,
     load_policy,
@@ -68,7 +72,7 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 #: Fields a request context may carry.
-_CONTEXT_FIELDS = ("subject", "resource", "session", "dialect", "time_ns")
+_CONTEXT_FIELDS = ("subject", "resource", "session", "dialect", "time_ns", "estimated_rows")
 
 #: The time every built request carries unless the context names one: tests repeat.
 TEST_TIME_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -121,7 +125,13 @@ def sql_input(text: str, context: Any = None) -> dict[str, Any]:
     if not isinstance(text, str):
         raise BuiltinError("`sql_request`: the SQL text must be a string")
     subject, resource, session, dialect, time_ns = _context("sql_request", context)
-    built = build_input(SqlRequest(text, dialect), subject, resource, session, time_ns)
+    # the live fact an adapter holding a connection adds to a single write
+    estimate = context.get("estimated_rows") if isinstance(context, Mapping) else None
+    try:
+        request = SqlRequest(text, dialect, estimated_rows=estimate)
+    except FieldError as exc:
+        raise BuiltinError(f"`sql_request`: {exc.message}") from None
+    built = build_input(request, subject, resource, session, time_ns)
     document: dict[str, Any] = freeze(built.input)
     return document
 
@@ -134,6 +144,33 @@ def command_input(text: str, context: Any = None) -> dict[str, Any]:
     if not resource.kind:
         resource = attrs.evolve(resource, kind="shell")
     built = build_input(CommandRequest(text), subject, resource, session, time_ns)
+    document: dict[str, Any] = freeze(built.input)
+    return document
+
+
+_TOOL_FIELDS = ("server", "name", "arguments", "sql", "command", "listing")
+
+
+def tool_input(tool: Any, context: Any = None) -> dict[str, Any]:
+    """The input document for an MCP tool call (see `tool_request`)."""
+    fields = _fields("tool", tool, _TOOL_FIELDS, "tool_request")
+    subject, resource, session, dialect, time_ns = _context("tool_request", context)
+    listing = fields.get("listing", False)
+    if type(listing) is not bool:
+        raise BuiltinError("`tool_request`: `listing` must be a boolean")
+    try:
+        request = ToolRequest(
+            fields.get("server", ""),
+            fields.get("name", ""),
+            fields.get("arguments", {}),
+            sql=fields.get("sql"),
+            command=fields.get("command"),
+            dialect=dialect,
+            listing=listing,
+        )
+    except FieldError as exc:
+        raise BuiltinError(f"`tool_request`: {exc.message}") from None
+    built = build_input(request, subject, resource, session, time_ns)
     document: dict[str, Any] = freeze(built.input)
     return document
 
@@ -207,6 +244,7 @@ def test_builtins(recorder: Any = None) -> dict[str, Builtin]:
     return {
         "sql_request": Builtin("sql_request", 2, sql_input, "any"),
         "command_request": Builtin("command_request", 2, command_input, "any"),
+        "tool_request": Builtin("tool_request", 2, tool_input, "any"),
         "decide": Builtin("decide", 1, rec.decide, "any"),
     }
 

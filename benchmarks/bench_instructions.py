@@ -1,0 +1,86 @@
+"""Instructions per decision, counted by valgrind's callgrind: a before/after comparison
+that a busy, shared machine cannot blur (seconds move with the load; instruction counts
+of the same code and inputs do not).
+
+    python benchmarks/bench_instructions.py --src OLD/src --src src [--n 2000]
+
+Each `--src` is a source tree of subguard (a `git worktree` of an older commit, say). For
+each tree and workload the workload runs twice under callgrind, with `n` operations and
+with none; the difference divided by `n` is the cost of one operation, free of start-up.
+Workloads, both on the memory log (no disk):
+
+- `record`: what the log adds to a check (preflight `before` + `record`), as in
+  bench_log.py's "before+record" rows.
+- `check`: `Engine.check` end to end with bench_log.py's two-rule policy and a repeated
+  statement (analysis cache hit), as in its "Engine.check" rows.
+
+Needs valgrind. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+WORKLOAD = r"""
+import sys
+sys.path.insert(0, {bench!r})
+import bench_log as b
+from subguard.log import open_log
+
+n, which = int(sys.argv[1]), sys.argv[2]
+log = open_log("memory://")
+op = b.check_op(log) if which == "record" else b.engine_op(b.make_engine(log))
+op(0)  # warm: caches filled, session known
+for _ in range(n):
+    op(0)
+"""
+
+COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def instructions(src: str, which: str, n: int) -> int:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(WORKLOAD.format(bench=HERE))
+        script = f.name
+    try:
+        env = {**os.environ, "PYTHONPATH": os.path.abspath(src), "PYTHONHASHSEED": "0"}
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+             sys.executable, script, str(n), which],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    finally:
+        os.unlink(script)
+    found = COLLECTED.findall(done.stderr)
+    if not found:
+        raise SystemExit(f"no instruction count in callgrind's output:\n{done.stderr[-2000:]}")
+    return int(found[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--src", action="append", required=True, help="a subguard source tree")
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--workload", action="append", choices=("record", "check"))
+    args = parser.parse_args()
+    workloads = args.workload or ["record", "check"]
+    print("| workload | " + " | ".join(args.src) + " | last ÷ first |")
+    print("|---|" + "---:|" * (len(args.src) + 1))
+    for which in workloads:
+        per_op = []
+        for src in args.src:
+            total = instructions(src, which, args.n) - instructions(src, which, 0)
+            per_op.append(total / args.n)
+        cells = " | ".join(f"{x:,.0f}" for x in per_op)
+        print(f"| {which} (instructions per operation) | {cells} | {per_op[-1] / per_op[0]:.2f}× |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
