@@ -37,6 +37,7 @@ from subguard.engine import (
     load_policy,
 )
 from subguard.engine.decode import JsonDecoder, Slow
+from subguard.engine.engine import DEFAULT_MAX_REQUEST_BYTES
 from subguard.engine.sources import load_data, read_policy_source
 from subguard.errors import ConfigError, PolicyError, PolicyErrors, SubguardError
 from subguard.lang import format_text
@@ -350,6 +351,7 @@ def _open_store(url: str | None) -> Any:
 @click.option("--query", default=None, help="Print the value of a rule or document (`data.pkg.rule`) instead of a decision.")
 @click.option("--untyped", is_flag=True, help="With --query: compile without the input schema (inputs outside it).")
 @click.option("--explain", is_flag=True, help="After the decision, show which decision rules fired and why the others did not.")
+@click.option("--max-request-bytes", envvar="SUBGUARD_MAX_REQUEST_BYTES", show_envvar=True, type=click.IntRange(min=1), default=DEFAULT_MAX_REQUEST_BYTES, show_default=True, help="Larger SQL or command text is denied `too_large`.")
 def eval_command(
     rules: tuple[str, ...],
     data_files: tuple[str, ...],
@@ -368,6 +370,7 @@ def eval_command(
     query: str | None,
     untyped: bool,
     explain: bool,
+    max_request_bytes: int,
 ) -> None:
     """Decide requests under a policy and print each decision (or, with --query, the
     value of a rule)."""
@@ -396,7 +399,7 @@ def eval_command(
         request = SqlRequest(sql, dialect) if sql is not None else CommandRequest(command_text or "")
     document = _read_input_document(input_file) if input_file is not None else None
     log = _open_store(store_url)
-    engine = Engine(policy, log=log)
+    engine = Engine(policy, log=log, max_request_bytes=max_request_bytes)
     bad_lines = 0
     gc.freeze()  # the policy, the engine and the modules live to the end: no collection walks them
     try:

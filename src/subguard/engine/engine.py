@@ -35,9 +35,10 @@ from subguard.engine.types import (
     to_string_set,
 )
 from subguard.lang import from_json
-from subguard.sql import DIALECT_ALIASES, analyze, redact
+from subguard.sql import DIALECT_ALIASES, SqlFacts, Statement, analyze, redact
 
 __all__ = [
+    "DEFAULT_MAX_REQUEST_BYTES",
     "SESSION_FIELDS",
     "Engine",
     "build_input",
@@ -102,6 +103,67 @@ class _Analysed:
     redacted: str
     fingerprint: str | None
     exact_hash: str | None
+    #: Why the request is refused whatever the rules say (`too_large`), if it is.
+    refusal: EvalError | None = None
+
+
+#: The largest request text (SQL or command, in UTF-8 bytes) the engine analyses by default.
+DEFAULT_MAX_REQUEST_BYTES: Final = 256 * 1024
+
+
+def _oversize(request: Request, limit: int) -> int | None:
+    """The size in bytes of a request's text when it is over `limit`, else None."""
+    if isinstance(request, SqlRequest | CommandRequest):
+        text = request.text
+    elif isinstance(request, HttpRequest):
+        text = request.path
+    else:  # a request kind without a text: its own adapter bounds it
+        return None
+    if len(text) * 4 <= limit:  # no character is longer than 4 bytes in UTF-8
+        return None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    return size if size > limit else None
+
+
+def _too_large(
+    request: Request,
+    subject: Subject,
+    resource: Resource,
+    session: Mapping[str, Any],
+    time_ns: int,
+    size: int,
+    limit: int,
+) -> _Analysed:
+    """The input document of a request too large to analyse: no analysis ran, its text is
+    not kept (the log reads a placeholder), its facts say `unparseable`, and the decision
+    is refused with `too_large` whatever the rules say."""
+    message = f"request too large: {size} bytes, the limit is {limit}"
+    placeholder = f"-- not analysed: {size} bytes"
+    sql: Any = None
+    command: Any = None
+    http: Any = None
+    unparseable = SqlFacts(
+        dialect=dialect_for(request, resource) if isinstance(request, SqlRequest) else None,
+        statements=(Statement(kind="unparseable", path="0"),),
+        tables_read=frozenset(),
+        tables_written=frozenset(),
+        columns_read=(),
+        functions=frozenset(),
+        parse_error=f"line 1, col 1: {message}",
+        redacted=placeholder,
+        fingerprint="",
+        exact_hash="",
+    ).to_input()
+    if isinstance(request, SqlRequest):
+        sql = unparseable
+    elif isinstance(request, CommandRequest):
+        command = dict(parse_command("").to_input(sql=unparseable))
+        if "parse_error" in command:
+            command["parse_error"] = message
+    elif isinstance(request, HttpRequest):
+        http = http_facts(request.method, "/", request.host, None)
+    document = _document(request, subject, resource, session, placeholder, None, time_ns, sql, command, http)
+    return _Analysed(document, placeholder, None, None, EvalError("too_large", message))
 
 
 def _redact_command(text: str, sql_texts: Sequence[str], dialect: str | None) -> str:
@@ -144,7 +206,24 @@ def build_input(
     else:
         http = http_facts(request.method, request.path, request.host, request.query)
         redacted = f"{http['method']} {http['path']}"
-    document = {
+    document = _document(request, subject, resource, session, redacted, fingerprint, time_ns, sql, command, http, tool)
+    return _Analysed(document, redacted, fingerprint, exact_hash)
+
+
+def _document(
+    request: Request,
+    subject: Subject,
+    resource: Resource,
+    session: Mapping[str, Any],
+    redacted: str,
+    fingerprint: str | None,
+    time_ns: int,
+    sql: Any,
+    command: Any,
+    http: Any,
+    tool: Any = None,
+) -> dict[str, Any]:
+    return {
         "subject": {"id": subject.id, "groups": subject.groups, "claims": from_json(dict(subject.claims))},
         "resource": {
             "name": resource.name,
@@ -160,7 +239,6 @@ def build_input(
         "http": http,
         "tool": tool,
     }
-    return _Analysed(document, redacted, fingerprint, exact_hash)
 
 
 #: The statement kinds a planner estimate describes.
@@ -290,7 +368,11 @@ class Engine:
         *,
         log: Recorder | None = None,
         fail_closed: bool = True,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     ) -> None:
+        if type(max_request_bytes) is not int or max_request_bytes <= 0:
+            raise ValueError("`max_request_bytes` must be a positive integer")
+        self.max_request_bytes = max_request_bytes
         self.policy = policy
         self.log = log
         self.fail_closed = fail_closed
@@ -452,7 +534,12 @@ class Engine:
         request = request_of(request)
         subj, res = subject_of(subject), resource_of(resource)
         now = time.time_ns()
-        analysed = build_input(request, subj, res, session_document(session, now), now)
+        size = _oversize(request, self.max_request_bytes)
+        if size is not None:
+            # refused before any analysis: the cost of a request is bounded by its size
+            analysed = _too_large(request, subj, res, session_document(session, now), now, size, self.max_request_bytes)
+        else:
+            analysed = build_input(request, subj, res, session_document(session, now), now)
         ctx = CheckContext(
             request=request,
             subject=subj,
@@ -482,7 +569,10 @@ class Engine:
                     policy_hash=self.policy.hash,
                     elapsed_ns=time.perf_counter_ns() - start,
                 )
-        return self._evaluate(document, start)
+        decision = self._evaluate(document, start)
+        if analysed.refusal is not None:
+            return _refused(decision, analysed.refusal)
+        return decision
 
     def _decide(self, ctx: CheckContext, analysed: _Analysed, start: int) -> Decision:
         decision = self._evaluate_with_log(ctx, analysed, start)
@@ -520,6 +610,19 @@ class Engine:
 
 #: The one-pass decoder of raw input documents (see `engine.decode`).
 _RAW_DECODE: Final = raw_decoder(INPUT_SCHEMA)
+
+
+def _refused(decision: Decision, refusal: EvalError) -> Decision:
+    """`decision` refused for `refusal` whatever the rules decided (a `terminate` stays)."""
+    effect = Effect.TERMINATE if decision.effect is Effect.TERMINATE else Effect.DENY
+    kept = tuple(r for r in decision.reasons if r.effect in (Effect.DENY, Effect.TERMINATE))
+    return attrs.evolve(
+        decision,
+        effect=effect,
+        reasons=(Reason(Effect.DENY, "subguard", refusal.code, refusal.message, ""), *kept),
+        masks=(),
+        errors=(*decision.errors, refusal),
+    )
 
 
 def _is_frozen(document: Mapping[str, Any]) -> bool:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -33,7 +34,95 @@ from subguard.lang import (
     parse_module,
 )
 
-__all__ = ["INPUT_SCHEMA", "Policy", "find_policy_files", "load_policy", "policy_from_sources"]
+__all__ = [
+    "DEFAULT_MAX_POLICY_BYTES",
+    "DEFAULT_MAX_RULES",
+    "INPUT_SCHEMA",
+    "Policy",
+    "find_policy_files",
+    "load_policy",
+    "policy_from_sources",
+]
+
+#: The most `.guard` source (UTF-8 bytes, every file together) a policy may have by
+#: default (`SUBGUARD_MAX_POLICY_BYTES`); the bundled packs are under a tenth of it.
+DEFAULT_MAX_POLICY_BYTES: Final = 1024 * 1024
+#: The most rule definitions (every package together) by default (`SUBGUARD_MAX_RULES`).
+DEFAULT_MAX_RULES: Final = 5000
+
+# A line that starts a rule definition, as idiomatic policy text is laid out (heads at
+# column 0): counted before parsing, so that a file of a hundred thousand one-line rules
+# fails at once instead of after minutes of parsing. The exact count follows the parse.
+_RULE_HEAD: Final = re.compile(
+    r"^(?:default[ \t]+)?(?!package\b|import\b|default\b)[A-Za-z_][A-Za-z0-9_]*"
+    r"(?:[ \t]*(?::=|=|\(|\[|\{)|[ \t]+(?:if|contains)\b|[ \t]*$)",
+    re.MULTILINE,
+)
+
+
+def _limit(value: int | None, variable: str, default: int) -> int:
+    """A limit given by the caller, else by the environment variable, else the default.
+    A malformed variable is a load error (every command that loads a policy reports it)."""
+    if value is not None:
+        if type(value) is not int or value <= 0:
+            raise ValueError("policy limits must be positive integers")
+        return value
+    raw = os.environ.get(variable)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        parsed = int(raw)
+    except ValueError:
+        parsed = 0
+    if parsed <= 0:
+        raise PolicyErrors(
+            [PolicyError("bad_limit", f"`{variable}` must be a positive integer", Location("<environment>", 0, 0))]
+        )
+    return parsed
+
+
+def _check_size(sources: Sequence[tuple[str, str]], max_bytes: int) -> None:
+    sizes = [len(text.encode("utf-8", "surrogatepass")) for _path, text in sources]
+    total = sum(sizes)
+    if total <= max_bytes:
+        return
+    running = 0
+    for (path, _text), size in zip(sources, sizes):
+        running += size
+        if running > max_bytes:  # the file that crosses the limit
+            raise PolicyErrors(
+                [
+                    PolicyError(
+                        "policy_too_large",
+                        f"policy sources are {total:,} bytes; the limit is {max_bytes:,}",
+                        Location(path, 1, 1),
+                        hint="raise the limit with `max_policy_bytes=` or SUBGUARD_MAX_POLICY_BYTES",
+                    )
+                ]
+            )
+
+
+def _too_many_rules(path: str, line: int, max_rules: int) -> PolicyErrors:
+    return PolicyErrors(
+        [
+            PolicyError(
+                "too_many_rules",
+                f"the policy defines more than {max_rules} rules",
+                Location(path, line, 1),
+                hint="raise the limit with `max_rules=` or SUBGUARD_MAX_RULES",
+            )
+        ]
+    )
+
+
+def _check_rule_heads(sources: Sequence[tuple[str, str]], max_rules: int) -> None:
+    seen = 0
+    for path, text in sources:
+        for match in _RULE_HEAD.finditer(text):
+            seen += 1
+            if seen > max_rules:
+                raise _too_many_rules(path, text.count("\n", 0, match.start()) + 1, max_rules)
+
 
 #: The input document's schema, as the type checker sees it.
 INPUT_SCHEMA = Schema.from_strings(RECORDS, INPUT_TYPE)
@@ -73,13 +162,19 @@ def load_policy(
     builtins: Mapping[str, Builtin] | None = None,
     tests: bool = False,
     parse_cache: bool = False,
+    max_policy_bytes: int | None = None,
+    max_rules: int | None = None,
 ) -> Policy:
     """Load, check and compile the policy in `paths` (files or directories; `*_test.guard`
     files in directories only with `tests`). A `data.schema.json` beside the rules types
     `data` (see `engine.dataschema`): rules are checked against it and `data` validated.
 
     Raises `PolicyErrors` with every error found in every file. With `parse_cache`,
-    parsed sources are kept on disk for the next load (see `engine.policycache`).
+    parsed sources are kept on disk for the next load (see `engine.policycache`). A policy larger than
+    `max_policy_bytes` or with more than `max_rules` definitions is refused
+    (`policy_too_large`, `too_many_rules`; defaults `DEFAULT_MAX_POLICY_BYTES`,
+    `DEFAULT_MAX_RULES`, or the `SUBGUARD_MAX_POLICY_BYTES`/`SUBGUARD_MAX_RULES`
+    environment variables).
 
     >>> import tempfile, pathlib
     >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -91,7 +186,9 @@ def load_policy(
         paths = [paths]
     sources: list[tuple[str, str]] = []
     errors: list[PolicyError] = []
-    files, schema_files = scan_policy_paths(paths, tests=tests)  # `PolicyErrors` for every path it cannot read
+    files, schema_files = scan_policy_paths(
+        paths, tests=tests
+    )  # `PolicyErrors` for every path it cannot read
     data_schema = load_data_schema(schema_files, RECORDS)
     for file in files:
         try:
@@ -101,7 +198,13 @@ def load_policy(
     if errors:
         raise PolicyErrors(errors)
     return policy_from_sources(
-        sources, data=data, builtins=builtins, data_schema=data_schema, parse_cache=parse_cache
+        sources,
+        data=data,
+        builtins=builtins,
+        data_schema=data_schema,
+        parse_cache=parse_cache,
+        max_policy_bytes=max_policy_bytes,
+        max_rules=max_rules,
     )
 
 
@@ -112,21 +215,41 @@ def policy_from_sources(
     builtins: Mapping[str, Builtin] | None = None,
     data_schema: DataSchema | None = None,
     parse_cache: bool = False,
+    max_policy_bytes: int | None = None,
+    max_rules: int | None = None,
 ) -> Policy:
     """Compile `(path, text)` pairs; the path only names the source in errors. With a
-    `data_schema`, `data` is validated against it and rules reading it type-checked."""
+    `data_schema`, `data` is validated against it and rules reading it type-checked.
+    The limits are `load_policy`'s."""
+    max_bytes = _limit(max_policy_bytes, "SUBGUARD_MAX_POLICY_BYTES", DEFAULT_MAX_POLICY_BYTES)
+    rules_limit = _limit(max_rules, "SUBGUARD_MAX_RULES", DEFAULT_MAX_RULES)
+    _check_size(sources, max_bytes)
+    _check_rule_heads(sources, rules_limit)
     modules: list[Module] = []
     errors: list[PolicyError] = []
+    defined = 0
     for path, text in sources:
         try:
             text = text.removeprefix("\ufeff")  # a byte order mark is no text
-            modules.append(parse_cached(text, path) if parse_cache else parse_module(text, path))
+            module = parse_cached(text, path) if parse_cache else parse_module(text, path)
         except PolicyErrors as exc:
             errors.extend(exc.errors)
+            continue
         except PolicyError as exc:
             errors.append(exc)
+            continue
+        modules.append(module)
+        defined += len(module.rules)
+        if defined > rules_limit:
+            raise _too_many_rules(
+                path,
+                module.rules[len(module.rules) - (defined - rules_limit)].loc.line,
+                rules_limit,
+            )
     if not sources:
-        errors.append(PolicyError("no_policy", "no `.guard` files found", Location("<policy>", 0, 0)))
+        errors.append(
+            PolicyError("no_policy", "no `.guard` files found", Location("<policy>", 0, 0))
+        )
     if errors:
         raise PolicyErrors(errors)
     schema = INPUT_SCHEMA
@@ -134,7 +257,9 @@ def policy_from_sources(
         data = with_defaults(data or {}, data_schema)
     data_document = from_json(dict(data or {}))
     if data_schema is not None:
-        schema = Schema.from_strings({**RECORDS, **data_schema.records}, INPUT_TYPE, data=DATA_RECORD)
+        schema = Schema.from_strings(
+            {**RECORDS, **data_schema.records}, INPUT_TYPE, data=DATA_RECORD
+        )
         assert schema.data is not None
         data_errors = validate_data(dict(data or {}), schema, schema.data)
         if data_errors:

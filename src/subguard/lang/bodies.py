@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from subguard.lang import ast, runtime
-from subguard.lang.emit import Fn, Var, render
+from subguard.lang.emit import CHARGE, CHECK, Fn, Var, render
 from subguard.lang.program import Program, RuleGroup
 from subguard.lang.references import References
 from subguard.lang.typecheck import (
@@ -113,6 +113,8 @@ class BodyCompiler(References):
             fn.emit("try:")
             fn.emit(f"    {tmp} = {coll}")
             fn.emit_failing("except _U: ")
+            fn.emit(CHARGE.format(tmp))
+            fn.emit(CHECK)
             check_iterable(self.errors, ctype, lit.collection.loc)
             elem = elem_type(ctype)
             if lit.key is None:
@@ -272,6 +274,8 @@ class BodyCompiler(References):
         tmp = self.tmp("d")
         fn.emit("try:")
         fn.emit(f"    {tmp} = {dom}")
+        fn.emit(f"    {CHARGE.format(tmp)}")
+        fn.emit(f"    {CHECK}")
         if lit.key:
             fn.emit_failing(f"    if not all({check}(_a, _b) for _a, _b in _items({tmp})): ")
         else:

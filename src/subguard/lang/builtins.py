@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from subguard.lang.budget import charge_arguments, spend
 from subguard.lang.types import Type, parse_type
 from subguard.lang.values import from_json, marshal, sort_key, type_name
 
@@ -84,6 +85,7 @@ def _guarded(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     # engine can record "`regex.match`: …" instead of crashing on a re.error.
     @functools.wraps(fn)
     def call(*args: Any) -> Any:
+        charge_arguments(args)  # reading a large input once per loop iteration adds up
         try:
             return fn(*args)
         except BuiltinError:
@@ -234,6 +236,7 @@ def _floor(x: Any) -> int:
 def _range(a: Any, b: Any) -> tuple[int, ...]:
     start, stop = _int("numbers.range", 1, a), _int("numbers.range", 2, b)
     step = 1 if stop >= start else -1
+    spend(abs(stop - start) + 1)  # before allocating: `numbers.range(1, 1e9)` is refused
     return tuple(range(start, stop + step, step))
 
 
@@ -345,6 +348,7 @@ def _array_concat(a: Any, b: Any) -> tuple[Any, ...]:
         raise _bad("array.concat", 1, "array", a)
     if not isinstance(b, tuple):
         raise _bad("array.concat", 2, "array", b)
+    spend(len(a) + len(b))
     return a + b
 
 

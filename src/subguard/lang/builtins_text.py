@@ -11,10 +11,12 @@ import re
 from typing import Any
 
 from subguard.caching import bounded_cache
+from subguard.lang.budget import charge_text
 from subguard.lang.builtins import BuiltinError, _bad, _builtin, _int, _str, _strings
+from subguard.lang.regexes import PATTERN_ARGUMENTS, RegexError, compile_regex
 from subguard.lang.values import marshal, type_name
 
-__all__ = ["plain_text"]
+__all__ = ["constant_pattern_error", "plain_text"]
 
 
 # --- strings ------------------------------------------------------------------------------
@@ -62,7 +64,11 @@ def _trim_space(x: Any) -> str:
 
 @_builtin("replace", ("string", "string", "string"), "string")
 def _replace(x: Any, old: Any, new: Any) -> str:
-    return _str("replace", 1, x).replace(_str("replace", 2, old), _str("replace", 3, new))
+    text, before, after = _str("replace", 1, x), _str("replace", 2, old), _str("replace", 3, new)
+    if len(after) > len(before):
+        # the result's size, before building it (`replace(x, "", y)` multiplies)
+        charge_text(len(text) + (text.count(before) if before else len(text) + 1) * (len(after) - len(before)))
+    return text.replace(before, after)
 
 
 @_builtin("split", ("string", "string"), "array<string>")
@@ -79,7 +85,9 @@ def _concat(delimiter: Any, collection: Any) -> str:
     sep = _str("concat", 1, delimiter)
     if type(collection) is str:
         raise _bad("concat", 2, "array or set of strings", collection)
-    return sep.join(_strings("concat", 2, collection))
+    parts = _strings("concat", 2, collection)
+    charge_text(sum(map(len, parts)) + len(sep) * len(parts))
+    return sep.join(parts)
 
 
 @_builtin("startswith", ("string", "string"), "boolean")
@@ -220,6 +228,8 @@ def _sprintf(format_: Any, values: Any) -> str:
         except StopIteration:
             return f"%!{verb}(MISSING)"
         used += 1
+        # a width or precision is padding built before any check could see it: charge it
+        charge_text(int(width or 0) + int(precision or 0))
         return _format_one(verb, flags, width, precision, value)
 
     text = _VERB.sub(substitute, template)
@@ -238,8 +248,9 @@ def _sprintf(format_: Any, values: Any) -> str:
     justified_by="rules/ packs match agent text with constant patterns (rules/sql/*.guard, rules/shell/*.guard); "
     "compiling one costs ~300 µs, matching it ~0.1 µs (timeit, privilege.guard's SET ROLE pattern)",
 )
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _regex(pattern: str) -> Any:
+    # RE2 (see `regexes`): linear time whatever the pattern
+    return compile_regex(pattern)
 
 
 @_builtin("regex.match", ("string", "string"), "boolean")
@@ -255,7 +266,7 @@ def _regex_is_valid(pattern: Any) -> bool:
         return False
     try:
         _regex(pattern)
-    except re.error:
+    except RegexError:
         return False
     return True
 
@@ -270,8 +281,9 @@ def _regex_split(pattern: Any, value: Any) -> tuple[str, ...]:
     1024,
     justified_by="as `_regex`: a glob is translated to a regex and compiled, per distinct pattern",
 )
-def _glob(pattern: str, delimiters: tuple[str, ...]) -> re.Pattern[str]:
-    """Translate a gobwas/glob pattern (what OPA uses) into an anchored Python regex.
+def _glob(pattern: str, delimiters: tuple[str, ...]) -> Any:
+    """Translate a gobwas/glob pattern (what OPA uses) into a regex, compiled by RE2 and
+    matched whole.
 
     `*` matches any run of non-delimiter characters, `**` any run at all, `?` one
     non-delimiter character; `[abc]`, `[!a-z]`, `{a,b}` and `\\` escapes as in gobwas.
@@ -330,7 +342,7 @@ def _glob(pattern: str, delimiters: tuple[str, ...]) -> re.Pattern[str]:
         i += 1
     if depth:
         raise ValueError(f"unclosed `{{` in glob `{pattern}`")
-    return re.compile("".join(out), re.DOTALL)
+    return compile_regex("".join(out), dot_all=True)
 
 
 @_builtin("glob.match", ("string", "any", "string"), "boolean")
@@ -391,3 +403,30 @@ def _cidr_intersects(a: Any, b: Any) -> bool:
 #: How `sprintf`'s `%v`/`%s` print a value; the compiler calls it directly for
 #: constant formats.
 plain_text = _plain
+
+
+def constant_pattern_error(name: str, args: tuple[Any, ...]) -> tuple[int, str] | None:
+    """For a call of `name` whose pattern argument is the constant string in `args` (None
+    where an argument is not a constant), the position and message of its error when RE2
+    rejects it (a compile-time error: the rule could only ever fail)."""
+    if name == "glob.match":
+        position = 0
+    else:
+        found = PATTERN_ARGUMENTS.get(name)
+        if found is None:
+            return None
+        position = found
+    pattern = args[position] if position < len(args) else None
+    if type(pattern) is not str:
+        return None
+    try:
+        if name == "glob.match":
+            delimiters = args[1] if len(args) > 1 else None
+            _glob(pattern, tuple(delimiters) if isinstance(delimiters, tuple) else (".",))
+        else:
+            _regex(pattern)
+    except RegexError as exc:
+        return position, f"`{name}`: `{pattern}` is an {exc} (RE2 has no backreferences or lookaround)"
+    except ValueError as exc:
+        return position, f"`{name}`: {exc}"
+    return None

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from subguard.lang import ast, runtime
+from subguard.lang import ast, budget, runtime
 from subguard.lang.bodies import BodyCompiler, Fn, constant, render
 from subguard.lang.program import Line, Program, RuleGroup, function_key, rule_home
 from subguard.lang.types import ANY
@@ -207,6 +207,8 @@ def assemble(program: Program) -> None:
         _MISSING=runtime.MISSING,
         _get=runtime.get,
         _values=runtime.values_of,
+        _over=budget.exceeded,
+        _SIZED=runtime.SIZED,
         _items=runtime.items_of,
         _member=runtime.member,
         _member_kv=runtime.member_kv,

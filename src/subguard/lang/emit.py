@@ -11,6 +11,11 @@ from subguard.lang import ast
 from subguard.lang.program import Line
 from subguard.lang.types import Type
 
+# What a loop charges the evaluation's budget as it starts (see `budget`): the size of
+# what it iterates, inline (a call per loop would cost more than the check).
+CHARGE = "ctx.meter[0] -= len({0}) if type({0}) in _SIZED else 1"
+CHECK = "if ctx.meter[0] < 0: raise _over(ctx.meter)"
+
 __all__ = ["Fn", "Var", "render"]
 
 

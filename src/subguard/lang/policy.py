@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 import attrs
 
-from subguard.lang import ast, runtime
+from subguard.lang import ast, budget, runtime
 from subguard.lang.bodies import constant, render
 from subguard.lang.builtins import BuiltinError
 from subguard.lang.program import Line, Program
@@ -112,6 +112,8 @@ class CompiledPolicy:
         self._fused: Callable[..., None] | None = None
         self._watched = False
         self.packages = tuple(sorted(program.groups))
+        #: Units one evaluation may spend (see `budget`); exceeding them fails the rule.
+        self.budget = budget.DEFAULT_BUDGET
         self.source = "\n".join(program.source)
         self.rules = tuple(g.qualified for g in self._groups)
         self._names = names_mentioned(program.modules)
@@ -138,7 +140,7 @@ class CompiledPolicy:
     def run(self, input: Any, data: Any) -> Results:
         """Run the entrypoint definitions that can fire for `input`. A runtime error
         inside a definition is a `Fault`, never an exception."""
-        ctx = runtime.Ctx(input, data)
+        ctx = runtime.Ctx(input, data, None, budget.start(self.budget))
         hits: list[tuple[int, list[Any]]] = []
         faults: list[Fault] = []
         definitions = self.definitions
@@ -204,7 +206,8 @@ class CompiledPolicy:
         fn = self._rule_fns.get(name)
         if fn is None:
             raise KeyError(name)
-        return fn(runtime.Ctx(self.conform(input), from_json(data)))
+        ctx = runtime.Ctx(self.conform(input), from_json(data), None, budget.start(self.budget))
+        return fn(ctx)
 
     def document(self, path: Sequence[str], input: Any, data: Any) -> Any:
         """The value of `data.<path>` (like `opa eval data.a.b`): a rule's value, or a
@@ -263,7 +266,7 @@ class CompiledPolicy:
     def evaluate_all(self, input: Any, data: Any) -> dict[str, Any]:
         """Every non-function rule's value (absent when undefined; `"<error>"` when it
         raised). For tests and tools; decisions run the entrypoints (`run`)."""
-        ctx = runtime.Ctx(self.conform(input), from_json(data))
+        ctx = runtime.Ctx(self.conform(input), from_json(data), None, budget.start(self.budget))
         result: dict[str, Any] = {}
         for name, fn in self._rule_fns.items():
             try:
@@ -314,7 +317,7 @@ def _first(hit: tuple[int, list[Any]]) -> int:
 
 def _fault(exc: Exception, definition: Definition) -> Fault:
     package, rule, location = definition.package, definition.rule, definition.location
-    if isinstance(exc, runtime.EvalFault):
+    if isinstance(exc, runtime.EvalFault | budget.BudgetExceeded):
         return Fault(exc.code, str(exc), package, rule, location)
     if isinstance(exc, BuiltinError):
         return Fault("builtin_error", str(exc), package, rule, location)

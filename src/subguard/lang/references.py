@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from subguard.lang import ast
 from subguard.lang.builtins import BUILTINS
-from subguard.lang.builtins_text import plain_text
+from subguard.lang.builtins_text import constant_pattern_error, plain_text
+from subguard.lang.emit import CHARGE, CHECK
 from subguard.lang.program import RuleGroup, did_you_mean, find_group, function_key
 from subguard.lang.typecheck import check_argument, check_iterable, elem_type, field_type
 from subguard.lang.types import ANY, NUMBER, STRING, Type
@@ -150,6 +151,11 @@ class References:
         elif builtin.args is not None:
             for position, (declared, (_code, actual), arg) in enumerate(zip(builtin.args, args, e.args), 1):
                 check_argument(self.errors, e.name, position, declared, actual, arg.loc)
+        if e.name not in self.program.extra_builtins:
+            constants = tuple(a.value if isinstance(a, ast.Scalar) else None for a in e.args)
+            bad_pattern = constant_pattern_error(e.name, constants)
+            if bad_pattern is not None:
+                self.errors.add("invalid_regex", bad_pattern[1], e.args[bad_pattern[0]].loc)
         fname = "_b_" + e.name.replace(".", "_")
         self.program.namespace[fname] = builtin.fn
         if e.name in self.program.mocked:
@@ -283,6 +289,8 @@ class References:
                 fn.emit("try:")
                 fn.emit(f"    {coll} = {code}")
                 fn.emit_failing("except _U: ")
+                fn.emit(CHARGE.format(coll))
+                fn.emit(CHECK)
                 fn.emit(f"for {key}, {value} in _items({coll}):")
                 fn.indent += 1
                 fn.loops += 1
@@ -299,6 +307,8 @@ class References:
                 fn.emit("try:")
                 fn.emit(f"    {coll} = {code}")
                 fn.emit_failing("except _U: ")
+                fn.emit(CHARGE.format(coll))
+                fn.emit(CHECK)
                 key_type = NUMBER if type_.kind == "array" else STRING if type_.kind in ("object", "record") else elem_type(type_)
                 key = self.bind(step.name, key_type, step.loc) if step.name != "_" else self.tmp("w")
                 if step.name != "_":

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from subguard.lang import budget
 from subguard.lang.builtins import BuiltinUndefined
 from subguard.lang.values import FrozenDict, equal, freeze, sort_key
 
@@ -35,18 +36,28 @@ UNDEFINED_ERRORS = (Undefined, KeyError, IndexError, TypeError, BuiltinUndefined
 
 _MISSING = object()
 
+#: The collection types whose size a loop charges to the budget (anything else costs 1).
+SIZED = frozenset({tuple, frozenset, dict, FrozenDict, list, set, str})
+
 
 class Ctx:
     """One evaluation: the documents and the memo of rule values computed so far."""
 
-    __slots__ = ("data", "input", "memo", "mocks")
+    __slots__ = ("data", "input", "memo", "meter", "mocks")
 
     def __init__(
-        self, input: Any, data: Any, memo: dict[int, Any] | None = None, mocks: dict[Any, Any] | None = None
+        self,
+        input: Any,
+        data: Any,
+        memo: dict[int, Any] | None = None,
+        meter: list[int] | None = None,
+        mocks: dict[Any, Any] | None = None,
     ) -> None:
         self.input = input
         self.data = data
         self.memo: dict[int, Any] = {} if memo is None else memo
+        #: The evaluation's budget meter (`budget.start`): units left, units given.
+        self.meter: list[int] = budget.start() if meter is None else meter
         #: Functions replaced by `with f as …`: function (rule group index or builtin
         #: name) → a replacement function `(ctx, *args)`, or a value every call returns.
         self.mocks: dict[Any, Any] = {} if mocks is None else mocks
@@ -66,7 +77,7 @@ def with_(ctx: Ctx, overrides: Iterable[tuple[str, tuple[Any, ...], Any, Any]]) 
             inp = _replace(inp, path, value)
         else:
             data = _replace(data, path, value)
-    return Ctx(inp, data, memo, mocks)
+    return Ctx(inp, data, memo, ctx.meter, mocks)
 
 
 def call_mockable(ctx: Ctx, key: Any, fn: Any, *args: Any) -> Any:
@@ -79,7 +90,7 @@ def call_mockable(ctx: Ctx, key: Any, fn: Any, *args: Any) -> Any:
             return replacement
         # inside the replacement, the function it replaces is the original again (OPA's
         # scoping: `with f as g` where `g` calls `f` is no recursion)
-        inner = Ctx(ctx.input, ctx.data, {}, {k: v for k, v in mocks.items() if k != key})
+        inner = Ctx(ctx.input, ctx.data, {}, ctx.meter, {k: v for k, v in mocks.items() if k != key})
         return replacement(inner, *args)
     return fn(ctx, *args)
 
@@ -153,6 +164,8 @@ def member(element: Any, collection: Any) -> bool:
         # Python hashes `true` like `1`: confirm with Rego's equality
         return any(equal(element, v) for v in collection)
     if type(collection) is tuple or isinstance(collection, Mapping):
+        if len(collection) > budget.FREE_SIZE:
+            budget.spend(len(collection))  # a scan of a large collection, maybe once per iteration
         return any(equal(element, v) for v in values_of(collection))
     # not a collection: false, as OPA's `internal.member_2` (never a substring test)
     return False

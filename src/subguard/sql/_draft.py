@@ -21,7 +21,8 @@ from subguard.sql._facts import (
 from subguard.sql._kinds import node_kind
 from subguard.sql._schema import Schema
 
-#: How deep dynamic SQL may nest (EXECUTE of an EXECUTE of …) before we stop following it.
+#: How deep dynamic SQL may nest (EXECUTE of an EXECUTE of …). SQL text nested deeper is
+#: not analysed: it stands as an unparseable, opaque statement, never as nothing.
 MAX_DEPTH: Final = 4
 
 
@@ -46,8 +47,10 @@ class Context:
         return Context(self.dialect, self.schema, self.analyse_text, self.depth + 1)
 
     def nested_text(self, text: str, path: str) -> list[Statement]:
-        if self.depth >= MAX_DEPTH or not text.strip():
+        if not text.strip():
             return []
+        if self.depth >= MAX_DEPTH:
+            return [Statement(kind="unparseable", path=path, nested=True, opaque_code=True)]
         return self.analyse_text(text, path, self.deeper())
 
 

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import attrs
 from sqlglot.errors import ParseError
+from sqlglot.tokenizer_core import TokenType
 
 from subguard.sql._dialects import dialect_object
 from subguard.sql._kinds import node_kind
@@ -50,6 +51,50 @@ def _start(tok: Any, text: str) -> tuple[int, int]:
     return int(tok.line), start - text.rfind("\n", 0, start)
 
 
+#: How deep parentheses may nest in one statement (subqueries, expressions, lists).
+MAX_NESTING: Final = 100
+#: How many queries (SELECT blocks: subqueries, CTEs, UNION branches) one statement may hold.
+MAX_QUERIES: Final = 256
+#: How many names (tables, columns, aliases) one statement may hold: each is resolved
+#: through the statement's scopes, the costliest part of the analysis per byte.
+MAX_NAMES: Final = 5000
+
+_NAMES: Final = frozenset({TokenType.VAR, TokenType.IDENTIFIER})
+
+
+def complexity_error(tokens: Sequence[Any], text: str) -> str | None:
+    """Why a statement is too deep or too large to analyse in bounded time, or None.
+
+    Checked on the tokens, before parsing: sqlglot's parser and scopes recurse once per
+    level of nesting and relate every query to every other, so a statement beyond these
+    limits would cost quadratic time or exhaust the stack. It is unparseable instead,
+    which the rules refuse; nothing is silently cut short.
+    """
+    depth = deepest = queries = names = 0
+    for tok in tokens:
+        kind = tok.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_NESTING:
+                    line, col = _start(tok, text)
+                    return f"line {line}, col {col}: too complex (parentheses nested deeper than {MAX_NESTING})"
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+        elif kind == TokenType.SELECT:
+            queries += 1
+            if queries > MAX_QUERIES:
+                line, col = _start(tok, text)
+                return f"line {line}, col {col}: too complex (more than {MAX_QUERIES} queries in one statement)"
+        elif kind in _NAMES:
+            names += 1
+            if names > MAX_NAMES:
+                line, col = _start(tok, text)
+                return f"line {line}, col {col}: too complex (more than {MAX_NAMES} names in one statement)"
+    return None
+
+
 # A parser resets itself on every call but is not safe to share between threads, and
 # building one per statement is a measurable share of parsing a short one. Each thread
 # keeps one per dialect.
@@ -69,6 +114,9 @@ def _parser(dialect: str) -> Any:
 
 def parse_piece(tokens: Sequence[Any], text: str, dialect: str) -> Piece:
     """Parse one statement's tokens; never raises."""
+    too_complex = complexity_error(tokens, text)
+    if too_complex is not None:
+        return Piece(tokens, None, too_complex)
     parser = _parser(dialect)
     try:
         nodes = parser.parse(list(tokens), text)

@@ -13,11 +13,14 @@ else counts, because each of these can be made true for every row:
 - NOT, EXISTS, CASE, functions, boolean columns, anything else.
 
 When unsure the answer is "unbounded": a false "bounded" lets a mass write through
-unreviewed, a false "unbounded" only holds a statement for approval.
+unreviewed, a false "unbounded" only holds a statement for approval. For the same reason a
+condition larger than `MAX_WHERE_NODES` is not examined at all: it counts as unbounded, so
+that a hostile `(b0 = b0) OR (b1 = b1) OR …` costs a count, not a simplification.
 """
 
 from __future__ import annotations
 
+import itertools
 from typing import Final
 
 from sqlglot import exp
@@ -40,6 +43,9 @@ _UPPER: Final = (exp.LT, exp.LTE)
 
 ColumnKey = tuple[str, str]
 
+#: The largest condition (in expression nodes) the test examines; a larger one is unbounded.
+MAX_WHERE_NODES: Final = 20_000
+
 
 def bounds_rows(condition: exp.Expr, targets: frozenset[str] | None) -> bool:
     """True when `condition` provably restricts the rows of a target.
@@ -48,6 +54,16 @@ def bounds_rows(condition: exp.Expr, targets: frozenset[str] | None) -> bool:
     to count as a target column; None means every column counts (a one-table statement
     without joins). Unqualified columns count only then.
     """
+    if _larger_than(condition, MAX_WHERE_NODES):
+        return False
+    return _bounds(condition, targets)
+
+
+def _larger_than(node: exp.Expr, limit: int) -> bool:
+    return next(itertools.islice(node.walk(), limit, None), None) is not None
+
+
+def _bounds(condition: exp.Expr, targets: frozenset[str] | None) -> bool:
     branches = _flatten(condition, exp.Or)
     return bool(branches) and all(_conjunction_bounds(b, targets) for b in branches)
 
@@ -59,10 +75,18 @@ def _unparen(node: exp.Expr) -> exp.Expr:
 
 
 def _flatten(node: exp.Expr, cls: type[exp.Expr]) -> list[exp.Expr]:
-    node = _unparen(node)
-    if isinstance(node, cls):
-        return [x for part in (node.this, node.expression) for x in _flatten(part, cls)]
-    return [node]
+    """The operands of a chain of `cls` (AND or OR), left to right; iterative, because a
+    chain of n terms is a tree n deep."""
+    found: list[exp.Expr] = []
+    stack = [node]
+    while stack:
+        current = _unparen(stack.pop())
+        if isinstance(current, cls):
+            stack.append(current.expression)
+            stack.append(current.this)
+        else:
+            found.append(current)
+    return found
 
 
 def _conjunction_bounds(node: exp.Expr, targets: frozenset[str] | None) -> bool:
@@ -71,7 +95,7 @@ def _conjunction_bounds(node: exp.Expr, targets: frozenset[str] | None) -> bool:
     upper: set[ColumnKey] = set()
     for term in terms:
         if isinstance(term, exp.Or):
-            if bounds_rows(term, targets):
+            if _bounds(term, targets):
                 return True
             continue
         if _pins(term, targets):
