@@ -145,11 +145,26 @@ class Gate:
             self.close(f"session `{session}` was killed: {reason}".rstrip(": "))
 
     # -- deciding ----------------------------------------------------------------------
-    def decide(self, request: Request, *, resource: Resource | None = None) -> Decision:
-        """The decision that lets `request` run, or an exception (see the class)."""
-        return self._decide(request, resource or self.resource, wait=self.approval_timeout > 0)
+    def decide(
+        self,
+        request: Request,
+        *,
+        resource: Resource | None = None,
+        on_hold: Callable[[Decision, str], None] | None = None,
+    ) -> Decision:
+        """The decision that lets `request` run, or an exception (see the class).
+        `on_hold(decision, message)` is called once before waiting for a responder, so
+        the agent can be told at once how it is being held."""
+        return self._decide(request, resource or self.resource, wait=self.approval_timeout > 0, on_hold=on_hold)
 
-    def _decide(self, request: Request, resource: Resource, *, wait: bool) -> Decision:
+    def _decide(
+        self,
+        request: Request,
+        resource: Resource,
+        *,
+        wait: bool,
+        on_hold: Callable[[Decision, str], None] | None = None,
+    ) -> Decision:
         self.ensure_open()
         decision = self.engine.check(request, subject=self.subject, resource=resource, session=self.session)
         self.ensure_open()  # revoked or killed while the decision was being made
@@ -157,14 +172,22 @@ class Gate:
         if effect is Effect.ALLOW or effect is Effect.MASK:
             return decision
         if effect is Effect.APPROVE:
-            return self._hold(request, resource, decision, wait=wait)
+            return self._hold(request, resource, decision, wait=wait, on_hold=on_hold)
         if effect is Effect.TERMINATE:
             message = f"terminated: {describe(decision)}"
             self.close(message, decision)
             raise Terminated(message, decision)
         raise Denied(f"denied: {describe(decision)}", decision)
 
-    def _hold(self, request: Request, resource: Resource, decision: Decision, *, wait: bool) -> Decision:
+    def _hold(
+        self,
+        request: Request,
+        resource: Resource,
+        decision: Decision,
+        *,
+        wait: bool,
+        on_hold: Callable[[Decision, str], None] | None = None,
+    ) -> Decision:
         approval = decision.approval_id
         held = _held_message(decision)
         if approval is None or self.log is None:
@@ -175,6 +198,8 @@ class Gate:
         if not wait:
             raise ApprovalRequired(held, decision, approval)
         deadline = time.monotonic() + self.approval_timeout
+        if on_hold is not None:
+            on_hold(decision, held)
         while True:
             self.ensure_open()
             remaining = deadline - time.monotonic()

@@ -449,11 +449,13 @@ def _decide_batch(engine: Engine, batch_file: str, fmt: str, progress: _Progress
 def _register_extensions() -> None:
     """Commands that live beside the packages they drive."""
     from subguard.cli.log_commands import register as register_log
+    from subguard.cli.proxy_command import register as register_proxy
     from subguard.cli.test_command import register as register_test
 
     register_log(main)
     __import__("subguard.cli.demo", fromlist=["register"]).register(main)
     register_test(main)
+    register_proxy(main)
     _name_environment(main, "SUBGUARD")
 
 
