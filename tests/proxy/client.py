@@ -30,7 +30,7 @@ class RawClient:
         while len(self.buf) < 5 or len(self.buf) < 1 + struct.unpack("!i", self.buf[1:5])[0]:
             try:
                 chunk = self.sock.recv(65536)
-            except (ConnectionResetError, TimeoutError, socket.timeout):
+            except (ConnectionResetError, TimeoutError):
                 return None
             if not chunk:
                 return None

@@ -97,7 +97,7 @@ def test_asyncpg_binary_masking_and_refusal(proxy: Proxy, token: Callable[..., s
         conn = await asyncpg.connect(host="127.0.0.1", port=proxy.port, user="agent", password=token(subject), database="test")
         try:
             rows = await conn.fetch("SELECT id, email, ssn, phone, age FROM sgpx_users ORDER BY id")
-            assert [tuple(r) for r in rows][0] == (1, "****@example.com", "****6789", "****", None)
+            assert next(tuple(r) for r in rows) == (1, "****@example.com", "****6789", "****", None)
             assert await conn.fetchval("SELECT email FROM sgpx_users WHERE id = $1", 2) == "****@example.org"
             stmt = await conn.prepare("SELECT ssn FROM sgpx_users WHERE id = $1")
             assert [await stmt.fetchval(i) for i in (1, 2)] == ["****6789", "****4321"]

@@ -139,6 +139,6 @@ def test_terminate_decision_closes_the_connection(proxy: Proxy, token: Callable[
 def test_token_expiry_ends_the_session(proxy: Proxy, token: Callable[..., str], subject: str) -> None:
     client = RawClient(proxy.port)
     assert client.login(token(subject, expires_in=2))[-1][0] == b"Z"
-    elapsed, code = _wait_fatal(client, 6)
+    _elapsed, code = _wait_fatal(client, 6)
     assert code == "57P01"
     client.close()

@@ -39,7 +39,12 @@ def proxy() -> None:
 def postgres(config_file: str | None, **flags: Any) -> None:
     """Run the PostgreSQL proxy: agents log in with a token as their password, every
     statement is decided and logged before the database sees it."""
-    from subguard.adapters.postgres import ProxyConfig, ProxyServer, introspect_schema, read_config_file
+    from subguard.adapters.postgres import (
+        ProxyConfig,
+        ProxyServer,
+        introspect_schema,
+        read_config_file,
+    )
     from subguard.adapters.postgres.upstream import UpstreamError
     from subguard.engine import Engine, load_policy
     from subguard.engine.sources import load_data

@@ -90,9 +90,10 @@ def read_config_file(path: str | Path) -> ConfigFile:
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        found = re.search(r"\(at line (\d+)", str(exc))
+        line = int(found.group(1)) if found else (text.count("\n") + 1 if "end of document" in str(exc) else None)
         where = f"{p}:{line}" if line else str(p)
-        raise ConfigError(f"{where}: not valid TOML: {str(exc).split(' (at line')[0]}") from None
+        raise ConfigError(f"{where}: not valid TOML: {str(exc).split(' (at ')[0].lower()}") from None
     config = ConfigFile(p, doc, text)
     for table, value in doc.items():
         if table not in _TABLES:
@@ -211,7 +212,7 @@ class ProxyConfig:
         upstream_url, where = pick("resource", "upstream")
         if not upstream_url:
             raise ConfigError("no upstream database: give --upstream or `upstream` in [resource]")
-        password_file, pw_where = pick("resource", "password_file", "upstream_password_file")
+        password_file, _pw_where = pick("resource", "password_file", "upstream_password_file")
         password = os.environ.get(PASSWORD_ENV) or None
         if password_file:
             path = fpath(password_file) if from_file("resource", "password_file") else password_file

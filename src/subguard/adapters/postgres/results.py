@@ -8,8 +8,8 @@ text-like columns get the strategy's text, any other column NULL.
 from __future__ import annotations
 
 import asyncio
-import collections
 import codecs
+import collections
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +18,7 @@ import attrs
 from subguard.adapters._masking import MaskPlan
 from subguard.adapters.postgres import wire
 
-__all__ = ["Masker", "Owed", "Prepared", "ResultTracker", "TEXT_OIDS"]
+__all__ = ["TEXT_OIDS", "Masker", "Owed", "Prepared", "ResultTracker"]
 
 #: text, varchar, bpchar, name, char: their binary form is their text.
 TEXT_OIDS = frozenset({25, 1043, 1042, 19, 18})
@@ -64,7 +64,7 @@ class Masker:
     """Rewrites the masked positions of DataRows for one result."""
 
     def __init__(self, plan: MaskPlan, fields: Sequence[wire.Field], formats: Sequence[int], encoding: str) -> None:
-        self.codec = _ENCODINGS.get(encoding.upper().replace("-", ""), None)
+        self.codec = _ENCODINGS.get(encoding.upper().replace("-", ""))
         if self.codec is None:
             try:
                 self.codec = codecs.lookup(encoding).name

@@ -138,6 +138,11 @@ class ProxySession:
             return
         self._fatal("57P01", reason)
 
+    def _gate_closed(self, error: Terminated) -> None:
+        """The gate's close callback: any thread (the log's watcher, a worker)."""
+        with contextlib.suppress(RuntimeError):  # the loop is gone: so is the session
+            self.loop.call_soon_threadsafe(self.terminate, error.message)
+
     # -- startup and login -----------------------------------------------------------------
     async def _read_startup(self) -> tuple[int, bytes]:
         header = await self.reader.readexactly(4)
@@ -211,7 +216,7 @@ class ProxySession:
         if gate.closed:  # revoked already: no database connection for it
             self._fatal("28000", gate._closed.message if gate._closed is not None else "refused")
             return
-        gate.on_close(lambda error: self.loop.call_soon_threadsafe(self.terminate, error.message))
+        gate.on_close(self._gate_closed)
         if identity.expires_at is not None:
             delay = max(identity.expires_at - time.time(), 0.0)
             self._expiry = self.loop.call_later(delay, gate.close, "the token expired")

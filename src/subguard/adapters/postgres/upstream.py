@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -87,10 +88,8 @@ class Upstream:
 
     def close(self) -> None:
         if not self.writer.is_closing():
-            try:
+            with contextlib.suppress(Exception):
                 self.writer.write(wire.message(b"X"))
-            except Exception:
-                pass
             self.writer.close()
 
 
