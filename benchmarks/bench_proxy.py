@@ -205,8 +205,11 @@ def decision_parts(tmp: Path) -> dict[str, float]:
         with open_log(url) as log:
             engine = subguard.Engine(policy, log=log)
             resource = subguard.Resource(name="test", kind="postgres", dialect="postgres")
-            out[f"Engine.check, cached text, {name} log"] = p50(lambda: engine.check(subguard.SqlRequest(same, "postgres"), subject="b", resource=resource, session="s"))
-            out[f"Engine.check, new literal, {name} log"] = p50(lambda: engine.check(subguard.SqlRequest(text(), "postgres"), subject="b", resource=resource, session="s"))
+            def check(sql: str, engine: subguard.Engine = engine, resource: subguard.Resource = resource) -> None:
+                engine.check(subguard.SqlRequest(sql, "postgres"), subject="b", resource=resource, session="s")
+
+            out[f"Engine.check, cached text, {name} log"] = p50(lambda: check(same))
+            out[f"Engine.check, new literal, {name} log"] = p50(lambda: check(text()))
     return out
 
 

@@ -19,7 +19,7 @@ from .conftest import free_port, write_setup
 
 
 @contextmanager
-def running_proxy(directory: Path, **overrides: Any) -> Iterator[tuple[ProxyServer, dict[str, int]]]:
+def running_proxy(directory: Path, *, introspect: bool = True, **overrides: Any) -> Iterator[tuple[ProxyServer, dict[str, int]]]:
     """A started proxy and a count of the database connections its sessions opened."""
     port = free_port()
     config_path = write_setup(directory, port)
@@ -42,7 +42,7 @@ def running_proxy(directory: Path, **overrides: Any) -> Iterator[tuple[ProxyServ
         asyncio.set_event_loop(loop)
         from subguard.adapters.postgres import introspect_schema
 
-        schema = loop.run_until_complete(introspect_schema(config))
+        schema = loop.run_until_complete(introspect_schema(config)) if introspect else {}
         server = ProxyServer(config, engine, schema=schema)
         loop.run_until_complete(server.start())
         holder["server"] = server

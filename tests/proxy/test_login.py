@@ -99,3 +99,27 @@ def test_slow_startup_is_closed(tmp_path: Path) -> None:
         assert counts["upstream"] == 0
 
 
+
+
+def test_unreachable_database_is_a_postgres_error(tmp_path: Path) -> None:
+    with running_proxy(tmp_path, introspect=False, upstream="postgresql://postgres@127.0.0.1:1/test") as (server, _):
+        got = _login(server, make_token("nowhere"))
+        err = fields(next(b for k, b in got if k == b"E"))
+        assert (err["S"], err["C"]) == ("FATAL", "08006")
+
+
+def test_many_idle_connections(inproc: tuple[ProxyServer, dict[str, int]]) -> None:
+    server, _ = inproc
+    clients = []
+    try:
+        for i in range(40):
+            client = RawClient(server.config.listen[1])
+            assert client.login(make_token(f"idle-{i}"))[-1][0] == b"Z"
+            clients.append(client)
+        last = clients[-1]
+        last.send(b"Q" + (len(b"SELECT 1\0") + 4).to_bytes(4, "big") + b"SELECT 1\0")
+        assert [k for k, _ in last.until_ready()][-1] == b"Z"
+        assert len(server.live) >= 40
+    finally:
+        for client in clients:
+            client.close()

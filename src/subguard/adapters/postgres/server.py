@@ -59,7 +59,11 @@ class ProxyServer:
     def __init__(self, config: ProxyConfig, engine: Engine, *, schema: dict[str, Any] | None = None) -> None:
         self.config = config
         self.engine = engine
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="subguard-proxy")
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="subguard-proxy")
+        #: statements held for a responder wait here, one thread each, never on `executor`
+        self.hold_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(config.max_connections, 16), thread_name_prefix="subguard-proxy-hold"
+        )
         self.resource = Resource(
             name=config.resource_name,
             kind="postgres",
@@ -186,6 +190,7 @@ class ProxyServer:
         for session in list(self.live):
             session.terminate("the proxy is shutting down")
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.hold_executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _ssl_context(config: ProxyConfig) -> ssl.SSLContext | None:

@@ -263,6 +263,13 @@ class ProxySession:
         self.upstream.writer.write(data)
 
     async def _on_client(self, kind: bytes, body: memoryview, whole: bytes) -> None:
+        try:
+            await self._dispatch(kind, body, whole)
+        except Terminated as exc:
+            self.terminate(exc.message)
+            raise _Closed from None
+
+    async def _dispatch(self, kind: bytes, body: memoryview, whole: bytes) -> None:
         if self.skip_until_sync and kind != b"S":
             if kind == b"X":
                 raise _Closed
@@ -321,11 +328,13 @@ class ProxySession:
             raise wire.ProtocolViolation(f"unexpected message type `{kind.decode('latin-1')}`")
 
     # -- deciding ----------------------------------------------------------------------------
-    def _judge(self, text: str, on_hold: Any) -> Prepared:
+    def _judge(self, text: str, decision: Decision | None = None) -> Prepared:
         """In a worker thread: the gate's decision (committed to the log before this
-        returns) and where its masks fall; raises `Refused`."""
+        returns; without waiting for a responder) and where its masks fall; raises
+        `Refused`. `decision`: one the gate already made (after a responder's grant)."""
         resource = self.server.resource
-        decision: Decision = self.gate.decide(SqlRequest(text, "postgres"), resource=resource, on_hold=on_hold)
+        if decision is None:
+            decision = self.gate._decide(SqlRequest(text, "postgres"), resource, wait=False)
         sql = decision.input.get("sql") or {}
         statements = sql.get("statements") or ()
         lineage = functools.partial(output_lineage, text, "postgres", resource.schema)
@@ -354,11 +363,24 @@ class ProxySession:
             self.writer.write(data)
 
     async def _decide(self, text: str) -> Prepared:
+        run = self.loop.run_in_executor
+        try:
+            return await run(self.server.executor, self._judge, text, None)
+        except ApprovalRequired as exc:
+            if self.gate.approval_timeout <= 0 or exc.decision is None or exc.approval_id is None:
+                raise
+            held = exc.decision
+        # Held: the gate waits for a responder (and re-checks once granted) on a thread of
+        # its own, so held statements never take the threads other sessions decide on.
         self.holding = True
         try:
-            return await self.loop.run_in_executor(self.server.executor, self._judge, text, self._notify_hold)
+            hold = functools.partial(
+                self.gate._hold, SqlRequest(text, "postgres"), self.server.resource, held, wait=True, on_hold=self._notify_hold
+            )
+            granted = await run(self.server.hold_executor, hold)
         finally:
             self.holding = False
+        return await run(self.server.executor, self._judge, text, granted)
 
     async def _simple_query(self, text: str, whole: bytes) -> None:
         try:
