@@ -59,7 +59,7 @@ class ProxyServer:
     def __init__(self, config: ProxyConfig, engine: Engine, *, schema: dict[str, Any] | None = None) -> None:
         self.config = config
         self.engine = engine
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="subguard-proxy")
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="subguard-proxy")
         #: statements held for a responder wait here, one thread each, never on `executor`
         self.hold_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(config.max_connections, 16), thread_name_prefix="subguard-proxy-hold"

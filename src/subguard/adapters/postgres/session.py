@@ -82,6 +82,7 @@ class ProxySession:
         self._relay_task: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._schema_dirty = False
+        self._outgoing: list[bytes] = []
         self.loop = asyncio.get_running_loop()
 
     # -- life ------------------------------------------------------------------------------
@@ -252,15 +253,22 @@ class ProxySession:
                 await self._on_client(kind, body, whole)
                 if self.closed:
                     return
+            self._flush()
             upstream = self.upstream
             if upstream is not None:
                 await upstream.writer.drain()
 
     def _forward(self, data: bytes, owed: Owed | None = None) -> None:
-        assert self.upstream is not None
+        """Queue `data` for the database (written at the end of the client's chunk, or
+        before the proxy waits for anything)."""
         if owed is not None:
             self.tracker.push(owed)
-        self.upstream.writer.write(data)
+        self._outgoing.append(data)
+
+    def _flush(self) -> None:
+        if self._outgoing and self.upstream is not None and not self.closed:
+            self.upstream.writer.write(b"".join(self._outgoing))
+        self._outgoing.clear()
 
     async def _on_client(self, kind: bytes, body: memoryview, whole: bytes) -> None:
         try:
@@ -321,6 +329,7 @@ class ProxySession:
             self._forward(whole)  # COPY FROM STDIN data, after its COPY was decided
         elif kind == b"X":
             self._forward(whole)
+            self._flush()
             raise _Closed
         elif kind == b"F":
             await self._refuse_local("42501", "function calls over the fast-path interface are not accepted by the proxy", extended=True)
@@ -363,6 +372,7 @@ class ProxySession:
             self.writer.write(data)
 
     async def _decide(self, text: str) -> Prepared:
+        self._flush()  # what came before in the batch proceeds while this is decided
         run = self.loop.run_in_executor
         try:
             return await run(self.server.executor, self._judge, text, None)
@@ -428,6 +438,7 @@ class ProxySession:
         """Let the database answer everything already forwarded."""
         if self.tracker.needs_sync:
             self._forward(wire.message(b"S"), Owed("S", swallow=True))
+        self._flush()
         await self.tracker.wait_idle()
 
     async def _fail_transaction(self, code: str, text: str) -> None:
@@ -440,6 +451,7 @@ class ProxySession:
             f"DO ${tag}$ BEGIN RAISE EXCEPTION USING ERRCODE = '{code}', MESSAGE = ${tag}m${safe}${tag}m$; END ${tag}$"
         )
         self._forward(wire.query_message(raise_sql), Owed("Q", None, swallow=True))
+        self._flush()
         await self.tracker.wait_idle()
 
     async def _refuse(self, exc: Refused, *, extended: bool) -> None:
@@ -513,12 +525,15 @@ class ProxySession:
                 return tracker.masker.row(body)
             return None if swallow else whole
         if kind == b"T":
-            fields = wire.parse_row_description(body)
             if head is not None and head.kind in ("DS", "DP"):
-                head.target.fields = fields  # a statement's or a portal's columns
+                target = head.target
+                prepared = target.statement if isinstance(target, Portal) else target
+                if prepared.masked:  # the columns matter only where masks are placed
+                    target.fields = wire.parse_row_description(body)
                 tracker.pop()
             elif head is not None and head.kind == "Q":
-                tracker.start_result(head.target, fields)
+                masked = head.target is not None and head.target.masked
+                tracker.start_result(head.target, wire.parse_row_description(body) if masked else None)
                 if tracker.refusing:
                     return None
             return None if swallow else whole
