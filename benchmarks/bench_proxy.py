@@ -95,7 +95,7 @@ def start_subguard(tmp: Path, store: str) -> tuple[int, subprocess.Popen[bytes]]
     command = [exe] if exe else [sys.executable, "-m", "subguard"]
     process = subprocess.Popen(
         [*command, "proxy", "postgres", "--listen", f"127.0.0.1:{port}", "--upstream", f"postgresql://postgres@{PG[0]}:{PG[1]}/test",
-         "--rules", str(tmp / "bench.guard"), "--jwt-secret-file", str(tmp / "jwt.secret"), "--store", store],
+         "--rules", str(tmp / "bench.guard"), "--jwt-secret-file", str(tmp / "jwt.secret"), "--store", store, "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     wait_port(port, process, "subguard")

@@ -197,14 +197,15 @@ tags_file = "tags.json"
 
 
 def start_proxy(directory: Path, config: Path, port: int) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [*subguard_command(), "proxy", "postgres", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=directory,
-    )
+    with open(directory / "proxy.stderr", "w") as errors:  # a pipe nobody reads would fill up
+        process = subprocess.Popen(
+            [*subguard_command(), "proxy", "postgres", "--config", str(config)],
+            stdout=subprocess.DEVNULL, stderr=errors, text=True, cwd=directory,
+        )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the proxy exited: {process.stderr.read() if process.stderr else ''}")
+            raise RuntimeError(f"the proxy exited: {(directory / 'proxy.stderr').read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return process

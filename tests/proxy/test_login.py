@@ -123,3 +123,16 @@ def test_many_idle_connections(inproc: tuple[ProxyServer, dict[str, int]]) -> No
     finally:
         for client in clients:
             client.close()
+
+
+def test_session_start_and_end_are_logged(inproc: tuple[ProxyServer, dict[str, int]], caplog: pytest.LogCaptureFixture) -> None:
+    server, _ = inproc
+    caplog.set_level("INFO", logger="subguard.proxy")
+    _login(server, make_token("logged-bot"), application_name="nightly-job")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any("session ended" in r.getMessage() for r in caplog.records):
+        time.sleep(0.05)
+    lines = [r.getMessage() for r in caplog.records if r.name == "subguard.proxy"]
+    started = next(line for line in lines if line.startswith("session started"))
+    assert "subject='logged-bot'" in started and "application_name='nightly-job'" in started and "peer='127.0.0.1:" in started
+    assert any(line.startswith("session ended") for line in lines)

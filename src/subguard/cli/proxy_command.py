@@ -36,9 +36,18 @@ def proxy() -> None:
 @click.option("--approval-timeout", type=float, help="Seconds a held statement waits for a responder (default 0: refuse at once).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False), help="Server certificate (PEM) for clients' SSLRequest.")
 @click.option("--tls-key", type=click.Path(dir_okay=False), help="The certificate's private key (PEM).")
-def postgres(config_file: str | None, **flags: Any) -> None:
+@click.option("--quiet", is_flag=True, help="Do not print session starts and ends on stderr.")
+def postgres(config_file: str | None, quiet: bool, **flags: Any) -> None:
     """Run the PostgreSQL proxy: agents log in with a token as their password, every
     statement is decided and logged before the database sees it."""
+    import logging
+
+    if not quiet:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s subguard.proxy: %(message)s"))
+        proxy_logger = logging.getLogger("subguard.proxy")
+        proxy_logger.addHandler(handler)
+        proxy_logger.setLevel(logging.INFO)
     from subguard.adapters.postgres import (
         ProxyConfig,
         ProxyServer,

@@ -104,7 +104,10 @@ class ProxyServer:
         self.live.discard(session)
 
     def log_event(self, what: str, **fields: Any) -> None:
-        logger.info("%s %s", what, " ".join(f"{k}={v}" for k, v in fields.items()))
+        """An operational line on the `subguard.proxy` logger (session start and end,
+        refused logins); the decisions themselves are in the decision log."""
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("%s %s", what, " ".join(f"{k}={v!r}" for k, v in fields.items()))
 
     async def cancel(self, pid: int, secret: int) -> None:
         """Forward a CancelRequest with the database's key for the client's session."""

@@ -83,6 +83,7 @@ class ProxySession:
         self._expiry: asyncio.TimerHandle | None = None
         self._schema_dirty = False
         self._outgoing: list[bytes] = []
+        self.started: float | None = None
         self.loop = asyncio.get_running_loop()
 
     # -- life ------------------------------------------------------------------------------
@@ -112,6 +113,13 @@ class ProxySession:
         if not self.closed:
             self.closed = True
             self.close_reason = reason
+            if self.started is not None:
+                self.server.log_event(
+                    "session ended",
+                    session=self.session_id,
+                    seconds=round(time.monotonic() - self.started, 3),
+                    reason=reason,
+                )
         if self._expiry is not None:
             self._expiry.cancel()
         if self.gate is not None and not self.gate.closed:
@@ -234,6 +242,15 @@ class ProxySession:
         self.tracker.status = self.upstream.status
         self.writer.write(b"".join(out))
         self.server.register(self)
+        self.started = time.monotonic()
+        self.server.log_event(
+            "session started",
+            session=self.session_id,
+            peer=self.peer,
+            subject=identity.subject.id,
+            application_name=params.get("application_name", ""),
+            tls=self.tls,
+        )
         self._relay_task = asyncio.create_task(self._relay())
 
     # -- client → database -----------------------------------------------------------------
