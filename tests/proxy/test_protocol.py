@@ -182,3 +182,21 @@ def test_notices_pass_through_and_listen_fails_closed(proxy: Proxy, token: Calla
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("LISTEN sgpx_channel")
         assert conn.execute("SELECT pg_notify('sgpx_channel', 'x')").fetchone() == ("",)
+
+
+def test_database_errors_never_quote_tagged_values(proxy: Proxy, token: Callable[..., str], subject: str) -> None:
+    with psycopg.connect(proxy.dsn(token(subject)), autocommit=True) as conn:
+        for text in (
+            "SELECT email::int FROM sgpx_users",
+            "SELECT 1 / (length(ssn) - 11), ssn FROM sgpx_users",
+            "SELECT id FROM sgpx_users WHERE ssn::int > 0",  # not in the output: no mask, still read
+        ):
+            with pytest.raises(psycopg.Error) as info:
+                conn.execute(text)
+            assert info.value.sqlstate in ("22P02", "22012")
+            shown = f"{info.value} {info.value.diag.message_detail} {info.value.diag.context}"
+            assert not any(s in shown for s in SECRETS)
+            assert "withheld" in str(info.value)
+        # without a mask the database's own message comes through
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="invalid input syntax"):
+            conn.execute("SELECT status::int FROM sgpx_orders")

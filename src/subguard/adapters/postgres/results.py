@@ -39,6 +39,9 @@ class Prepared:
     ddl: bool = False
     policy: int = 0
     fields: tuple[wire.Field, ...] | None = None
+    #: reads a tagged column anywhere (or is masked): the database's error texts, which
+    #: may quote values, are withheld
+    sensitive: bool = False
 
 
 @attrs.define

@@ -378,7 +378,8 @@ class ProxySession:
                     decision,
                 )
         ddl = any(s.get("kind") in _DDL for s in statements)
-        return Prepared(text, decision, plan, bool(decision.masks), ddl, self.server.policy_version)
+        sensitive = bool(decision.masks) or any(c.get("tags") for c in sql.get("columns_read") or ())
+        return Prepared(text, decision, plan, bool(decision.masks), ddl, self.server.policy_version, sensitive=sensitive)
 
     def _notify_hold(self, _decision: Decision, message: str) -> None:
         notice = wire.notice_response("01000", message, hint="the statement runs once a responder approves it")
@@ -572,10 +573,16 @@ class ProxySession:
             return None if owed is not None and owed.swallow else whole
         if kind == b"E":
             tracker.end_result()
+            out = whole
+            if head is not None and head.kind in ("Q", "E"):
+                target = head.target
+                prepared = target.statement if isinstance(target, Portal) else target
+                if isinstance(prepared, Prepared) and prepared.sensitive:
+                    out = _withheld_error(body)
             if head is not None and head.kind != "Q":
                 tracker.pop()
                 tracker.pop_until_sync()
-            return None if swallow else whole
+            return None if swallow else out
         if kind in (b"1", b"2", b"3", b"n"):
             if head is not None and head.kind in ("P", "B", "C", "DS", "DP"):
                 tracker.pop()
@@ -597,6 +604,20 @@ class ProxySession:
                 return None
             return whole
         return whole  # NoticeResponse, NotificationResponse, CopyIn/Both, others: as is
+
+
+def _withheld_error(body: memoryview) -> bytes:
+    """The database's error for a statement that reads tagged columns, its text withheld:
+    messages such as `invalid input syntax for type integer: "…"` quote the very values
+    a mask hides (a cast in a WHERE clause would read them out). The SQLSTATE and
+    severity stay."""
+    fields = wire.parse_error_fields(body)
+    code = fields.get("C", "XX000")
+    return wire.error_response(
+        code,
+        f"the statement failed (SQLSTATE {code}); the database's message is withheld because the result is masked",
+        severity=fields.get("V") or fields.get("S") or "ERROR",
+    )
 
 
 def _is_loopback(host: str) -> bool:
