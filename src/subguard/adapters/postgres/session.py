@@ -237,6 +237,9 @@ class ProxySession:
         out = [wire.authentication(0)]
         out.extend(wire.parameter_status(k, v) for k, v in self.upstream.parameters.items())
         self.tracker.encoding = self.upstream.parameters.get("client_encoding", "UTF8")
+        if not _safe_encoding(self.tracker.encoding):
+            self._fatal("22023", f"client_encoding `{self.tracker.encoding}` is not accepted by the proxy (use UTF8)")
+            return
         out.append(wire.backend_key_data(*self.key))
         out.append(wire.ready_for_query(self.upstream.status))
         self.tracker.status = self.upstream.status
@@ -593,6 +596,10 @@ class ProxySession:
             name, _, rest = bytes(body).partition(b"\0")
             if name == b"client_encoding":
                 tracker.encoding = rest.rstrip(b"\0").decode("ascii", "replace")
+                if not _safe_encoding(tracker.encoding):
+                    # the text the analysis reads must be the text the server runs
+                    self.loop.call_soon(self._fatal, "22023", f"client_encoding `{tracker.encoding}` is not accepted by the proxy (use UTF8)")
+                    return None
             return whole
         if kind in (b"H", b"d", b"c"):
             target = head.target if head is not None else None
@@ -603,7 +610,20 @@ class ProxySession:
                 self.loop.call_soon(self._fatal, "42501", "COPY output under a mask is never sent")
                 return None
             return whole
+        if kind == b"N" and head is not None and head.kind in ("Q", "E"):
+            target = head.target
+            prepared = target.statement if isinstance(target, Portal) else target
+            if isinstance(prepared, Prepared) and prepared.sensitive:
+                return None  # a notice raised while tagged values are read may quote them
         return whole  # NoticeResponse, NotificationResponse, CopyIn/Both, others: as is
+
+
+def _safe_encoding(name: str) -> bool:
+    """Encodings in which the proxy reads the client's bytes as the server does. In
+    others (SJIS, BIG5, GBK, …) a byte that is a quote or backslash in UTF-8 can be
+    the second half of a character, so the analysis and the server would read
+    different statements."""
+    return name.upper().replace("-", "").replace("_", "") in ("UTF8", "UNICODE", "SQLASCII")
 
 
 def _withheld_error(body: memoryview) -> bytes:
