@@ -142,3 +142,24 @@ def test_token_expiry_ends_the_session(proxy: Proxy, token: Callable[..., str], 
     _elapsed, code = _wait_fatal(client, 6)
     assert code == "57P01"
     client.close()
+
+
+def test_cancel_while_held_refuses_the_statement(proxy: Proxy, token: Callable[..., str], subject: str) -> None:
+    notices: list[str] = []
+    with psycopg.connect(proxy.dsn(token(subject)), autocommit=True) as conn:
+        conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+        timer = threading.Thread(target=lambda: (_wait_for(lambda: bool(notices)), conn.cancel()))
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute("UPDATE sgpx_orders SET status = 'cancelled-update'")
+        assert time.monotonic() - started < 10
+        timer.join(5)
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert admin("SELECT count(*) FROM sgpx_orders WHERE status = 'cancelled-update'") == [(0,)]
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)

@@ -187,7 +187,10 @@ class Gate:
         *,
         wait: bool,
         on_hold: Callable[[Decision, str], None] | None = None,
+        cancelled: threading.Event | None = None,
     ) -> Decision:
+        """Wait for a responder's answer to a held decision (see `decide`); `cancelled`,
+        when set, stops the wait as the agent's own cancel (the request is refused)."""
         approval = decision.approval_id
         held = _held_message(decision)
         if approval is None or self.log is None:
@@ -202,10 +205,12 @@ class Gate:
             on_hold(decision, held)
         while True:
             self.ensure_open()
+            if cancelled is not None and cancelled.is_set():
+                raise Denied(f"{held} (cancelled by the client while waiting)", decision)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ApprovalRequired(f"{held} (no answer within {self.approval_timeout:g}s)", decision, approval)
-            outcome = self.log.wait_for_approval(approval, min(remaining, 0.25))
+            outcome = self.log.wait_for_approval(approval, min(remaining, 0.1 if cancelled is not None else 0.25))
             if outcome.status == "pending":
                 continue
             if outcome.granted:

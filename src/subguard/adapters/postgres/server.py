@@ -114,6 +114,9 @@ class ProxyServer:
         session = self.sessions.get(pid)
         if session is None or not hmac.compare_digest(session.key[1].to_bytes(4, "big"), (secret & 0xFFFFFFFF).to_bytes(4, "big")):
             return
+        if session.holding:
+            session.cancel_hold.set()  # the statement is still with the proxy, not the database
+            return
         upstream = session.upstream
         if upstream is None:
             return

@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import secrets
 import ssl
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -47,11 +48,17 @@ _DDL = frozenset({"create", "alter", "drop"})
 _READ = 65536
 
 
+class _Cancelled(Denied):
+    """The client cancelled a statement while it was held for approval."""
+
+
 class _Closed(Exception):
     """The session is over (the client left, or the proxy closed it)."""
 
 
 def _refusal_code(exc: Refused) -> str:
+    if isinstance(exc, _Cancelled):
+        return "57014"  # query_canceled, as the server says for a cancelled statement
     return "57P01" if isinstance(exc, Terminated) else "42501"
 
 
@@ -79,6 +86,7 @@ class ProxySession:
         self.closed = False
         self.close_reason = ""
         self.holding = False
+        self.cancel_hold = threading.Event()
         self._relay_task: asyncio.Task[None] | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._schema_dirty = False
@@ -404,11 +412,23 @@ class ProxySession:
         # Held: the gate waits for a responder (and re-checks once granted) on a thread of
         # its own, so held statements never take the threads other sessions decide on.
         self.holding = True
+        self.cancel_hold.clear()
         try:
             hold = functools.partial(
-                self.gate._hold, SqlRequest(text, "postgres"), self.server.resource, held, wait=True, on_hold=self._notify_hold
+                self.gate._hold,
+                SqlRequest(text, "postgres"),
+                self.server.resource,
+                held,
+                wait=True,
+                on_hold=self._notify_hold,
+                cancelled=self.cancel_hold,
             )
-            granted = await run(self.server.hold_executor, hold)
+            try:
+                granted = await run(self.server.hold_executor, hold)
+            except Denied as exc:
+                if self.cancel_hold.is_set():
+                    raise _Cancelled(exc.message, exc.decision) from None
+                raise
         finally:
             self.holding = False
         return await run(self.server.executor, self._judge, text, granted)
