@@ -107,8 +107,11 @@ def postgres(config_file: str | None, quiet: bool, **flags: Any) -> None:
 
 
 def _run(main: Any) -> None:
+    """uvloop's event loop when it is installed (the `proxy` extra), else asyncio's."""
+    import importlib
+
     try:
-        import uvloop
+        uvloop = importlib.import_module("uvloop")
     except ImportError:
         asyncio.run(main)
         return
