@@ -234,7 +234,7 @@ def test_public_surface_is_pinned() -> None:
     import subguard.identity as identity
 
     assert identity.__all__ == ["TOKEN_ERROR_CODES", "Identity", "IdentityConfig", "TokenError", "TokenVerifier", "verify_token"]
-    assert identity.TOKEN_ERROR_CODES == {
+    assert {
         "malformed", "unsupported_algorithm", "unknown_key", "bad_signature", "expired", "not_yet_valid",
         "missing_claim", "bad_claim", "bad_issuer", "bad_audience", "no_keys", "key_error",
-    }
+    } == identity.TOKEN_ERROR_CODES
