@@ -120,7 +120,7 @@ def test_kill_closes_that_session(proxy: Proxy, token: Callable[..., str], subje
         assert mine, sessions.stdout
         done = cli("kill", mine[0]["session"], "--reason", "incident", store=proxy.store)
         assert done.returncode == 0, done.stderr
-        time.sleep(1.0)
+        _wait_for(lambda: conn.closed or conn.pgconn.status != 0, 3)  # closed by the proxy
         with pytest.raises(psycopg.OperationalError):
             conn.execute("SELECT 1")
 
