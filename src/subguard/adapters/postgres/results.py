@@ -184,3 +184,110 @@ class ResultTracker:
         while self.owed and self.owed[0].kind not in ("S", "Q"):
             dropped.append(self.owed.popleft())
         return dropped
+
+
+def translate(tracker: ResultTracker, kind: bytes, body: memoryview, whole: bytes) -> tuple[bytes | None, tuple[str, str] | None]:
+    """What the client receives for one upstream message (None: nothing), and, when the
+    session must end instead, the FATAL error's (SQLSTATE, message)."""
+    head = tracker.owed[0] if tracker.owed else None
+    swallow = head is not None and head.swallow
+    if kind == b"D":
+        if tracker.refusing:
+            return None, None
+        if tracker.masker is None and head is not None and head.kind == "E" and not head.started:
+            portal = head.target
+            tracker.start_result(portal, portal.fields or portal.statement.fields)
+            head.started = True
+            if tracker.refusing:
+                return None, None
+        if tracker.masker is not None:
+            return tracker.masker.row(body), None
+        return None if swallow else whole, None
+    if kind == b"T":
+        if head is not None and head.kind in ("DS", "DP"):
+            target = head.target
+            prepared = target.statement if isinstance(target, Portal) else target
+            if prepared.masked:  # the columns matter only where masks are placed
+                target.fields = wire.parse_row_description(body)
+            tracker.pop()
+        elif head is not None and head.kind == "Q":
+            masked = head.target is not None and head.target.masked
+            tracker.start_result(head.target, wire.parse_row_description(body) if masked else None)
+            if tracker.refusing:
+                return None, None
+        return None if swallow else whole, None
+    if kind in (b"C", b"I", b"s"):
+        refusing = tracker.refusing
+        tracker.end_result()
+        if head is not None and head.kind == "E":
+            tracker.pop()
+        if refusing:
+            return wire.error_response("42501", f"refused: {refusing}; masked columns are never returned unmasked"), None
+        return None if swallow else whole, None
+    if kind == b"Z":
+        tracker.status = bytes(body[:1])
+        tracker.end_result()
+        owed = tracker.pop()
+        return None if owed is not None and owed.swallow else whole, None
+    if kind == b"E":
+        tracker.end_result()
+        out = whole
+        if head is not None and head.kind in ("Q", "E"):
+            target = head.target
+            prepared = target.statement if isinstance(target, Portal) else target
+            if isinstance(prepared, Prepared) and prepared.sensitive:
+                out = _withheld_error(body)
+        if head is not None and head.kind != "Q":
+            tracker.pop()
+            tracker.pop_until_sync()
+        return None if swallow else out, None
+    if kind in (b"1", b"2", b"3", b"n"):
+        if head is not None and head.kind in ("P", "B", "C", "DS", "DP"):
+            tracker.pop()
+        return None if swallow else whole, None
+    if kind == b"t":
+        return None if swallow else whole, None  # ParameterDescription, before the RowDescription or NoData
+    if kind == b"S":
+        name, _, rest = bytes(body).partition(b"\0")
+        if name == b"client_encoding":
+            tracker.encoding = rest.rstrip(b"\0").decode("ascii", "replace")
+            if not safe_encoding(tracker.encoding):
+                # the text the analysis reads must be the text the server runs
+                return None, ("22023", f"client_encoding `{tracker.encoding}` is not accepted by the proxy (use UTF8)")
+        return whole, None
+    if kind in (b"H", b"d", b"c"):
+        target = head.target if head is not None else None
+        prepared = target.statement if isinstance(target, Portal) else target
+        if isinstance(prepared, Prepared) and prepared.masked:
+            # rows in a form the proxy cannot rewrite under a mask: end the session
+            # rather than let one byte through
+            return None, ("42501", "COPY output under a mask is never sent")
+        return whole, None
+    if kind == b"N" and head is not None and head.kind in ("Q", "E"):
+        target = head.target
+        prepared = target.statement if isinstance(target, Portal) else target
+        if isinstance(prepared, Prepared) and prepared.sensitive:
+            return None, None  # a notice raised while tagged values are read may quote them
+    return whole, None  # NoticeResponse, NotificationResponse, CopyIn/Both, others: as is
+
+
+def safe_encoding(name: str) -> bool:
+    """Encodings in which the proxy reads the client's bytes as the server does. In
+    others (SJIS, BIG5, GBK, …) a byte that is a quote or backslash in UTF-8 can be
+    the second half of a character, so the analysis and the server would read
+    different statements."""
+    return name.upper().replace("-", "").replace("_", "") in ("UTF8", "UNICODE", "SQLASCII")
+
+
+def _withheld_error(body: memoryview) -> bytes:
+    """The database's error for a statement that reads tagged columns, its text withheld:
+    messages such as `invalid input syntax for type integer: "…"` quote the very values
+    a mask hides (a cast in a WHERE clause would read them out). The SQLSTATE and
+    severity stay."""
+    fields = wire.parse_error_fields(body)
+    code = fields.get("C", "XX000")
+    return wire.error_response(
+        code,
+        f"the statement failed (SQLSTATE {code}); the database's message is withheld because the result is masked",
+        severity=fields.get("V") or fields.get("S") or "ERROR",
+    )

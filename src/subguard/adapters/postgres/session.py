@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any
 from subguard.adapters._errors import ApprovalRequired, Denied, Refused, Terminated, describe
 from subguard.adapters._masking import tagged_in_output, unjudged_column
 from subguard.adapters.postgres import wire
-from subguard.adapters.postgres.results import Owed, Portal, Prepared, ResultTracker
+from subguard.adapters.postgres.results import (
+    Owed,
+    Portal,
+    Prepared,
+    ResultTracker,
+    safe_encoding,
+    translate,
+)
 from subguard.adapters.postgres.upstream import Upstream, UpstreamError, connect
 from subguard.engine import Decision, SqlRequest
 from subguard.identity import Identity, TokenError, verify_token
@@ -245,7 +252,7 @@ class ProxySession:
         out = [wire.authentication(0)]
         out.extend(wire.parameter_status(k, v) for k, v in self.upstream.parameters.items())
         self.tracker.encoding = self.upstream.parameters.get("client_encoding", "UTF8")
-        if not _safe_encoding(self.tracker.encoding):
+        if not safe_encoding(self.tracker.encoding):
             self._fatal("22023", f"client_encoding `{self.tracker.encoding}` is not accepted by the proxy (use UTF8)")
             return
         out.append(wire.backend_key_data(*self.key))
@@ -550,114 +557,14 @@ class ProxySession:
 
     def _on_upstream(self, kind: bytes, body: memoryview, whole: bytes) -> bytes | None:
         """What the client receives for one upstream message (None: nothing)."""
-        tracker = self.tracker
-        head = tracker.owed[0] if tracker.owed else None
-        swallow = head is not None and head.swallow
-        if kind == b"D":
-            if tracker.refusing:
-                return None
-            if tracker.masker is None and head is not None and head.kind == "E" and not head.started:
-                portal = head.target
-                tracker.start_result(portal, portal.fields or portal.statement.fields)
-                head.started = True
-                if tracker.refusing:
-                    return None
-            if tracker.masker is not None:
-                return tracker.masker.row(body)
-            return None if swallow else whole
-        if kind == b"T":
-            if head is not None and head.kind in ("DS", "DP"):
-                target = head.target
-                prepared = target.statement if isinstance(target, Portal) else target
-                if prepared.masked:  # the columns matter only where masks are placed
-                    target.fields = wire.parse_row_description(body)
-                tracker.pop()
-            elif head is not None and head.kind == "Q":
-                masked = head.target is not None and head.target.masked
-                tracker.start_result(head.target, wire.parse_row_description(body) if masked else None)
-                if tracker.refusing:
-                    return None
-            return None if swallow else whole
-        if kind in (b"C", b"I", b"s"):
-            refusing = tracker.refusing
-            tracker.end_result()
-            if head is not None and head.kind == "E":
-                tracker.pop()
-            if refusing:
-                return wire.error_response("42501", f"refused: {refusing}; masked columns are never returned unmasked")
-            return None if swallow else whole
-        if kind == b"Z":
-            tracker.status = bytes(body[:1])
-            tracker.end_result()
-            owed = tracker.pop()
-            if self._schema_dirty:
-                self._schema_dirty = False
-                self.server.refresh_schema()
-            return None if owed is not None and owed.swallow else whole
-        if kind == b"E":
-            tracker.end_result()
-            out = whole
-            if head is not None and head.kind in ("Q", "E"):
-                target = head.target
-                prepared = target.statement if isinstance(target, Portal) else target
-                if isinstance(prepared, Prepared) and prepared.sensitive:
-                    out = _withheld_error(body)
-            if head is not None and head.kind != "Q":
-                tracker.pop()
-                tracker.pop_until_sync()
-            return None if swallow else out
-        if kind in (b"1", b"2", b"3", b"n"):
-            if head is not None and head.kind in ("P", "B", "C", "DS", "DP"):
-                tracker.pop()
-            return None if swallow else whole
-        if kind == b"t":
-            return None if swallow else whole  # ParameterDescription, before the RowDescription or NoData
-        if kind == b"S":
-            name, _, rest = bytes(body).partition(b"\0")
-            if name == b"client_encoding":
-                tracker.encoding = rest.rstrip(b"\0").decode("ascii", "replace")
-                if not _safe_encoding(tracker.encoding):
-                    # the text the analysis reads must be the text the server runs
-                    self.loop.call_soon(self._fatal, "22023", f"client_encoding `{tracker.encoding}` is not accepted by the proxy (use UTF8)")
-                    return None
-            return whole
-        if kind in (b"H", b"d", b"c"):
-            target = head.target if head is not None else None
-            prepared = target.statement if isinstance(target, Portal) else target
-            if isinstance(prepared, Prepared) and prepared.masked:
-                # rows in a form the proxy cannot rewrite under a mask: end the session
-                # rather than let one byte through
-                self.loop.call_soon(self._fatal, "42501", "COPY output under a mask is never sent")
-                return None
-            return whole
-        if kind == b"N" and head is not None and head.kind in ("Q", "E"):
-            target = head.target
-            prepared = target.statement if isinstance(target, Portal) else target
-            if isinstance(prepared, Prepared) and prepared.sensitive:
-                return None  # a notice raised while tagged values are read may quote them
-        return whole  # NoticeResponse, NotificationResponse, CopyIn/Both, others: as is
-
-
-def _safe_encoding(name: str) -> bool:
-    """Encodings in which the proxy reads the client's bytes as the server does. In
-    others (SJIS, BIG5, GBK, …) a byte that is a quote or backslash in UTF-8 can be
-    the second half of a character, so the analysis and the server would read
-    different statements."""
-    return name.upper().replace("-", "").replace("_", "") in ("UTF8", "UNICODE", "SQLASCII")
-
-
-def _withheld_error(body: memoryview) -> bytes:
-    """The database's error for a statement that reads tagged columns, its text withheld:
-    messages such as `invalid input syntax for type integer: "…"` quote the very values
-    a mask hides (a cast in a WHERE clause would read them out). The SQLSTATE and
-    severity stay."""
-    fields = wire.parse_error_fields(body)
-    code = fields.get("C", "XX000")
-    return wire.error_response(
-        code,
-        f"the statement failed (SQLSTATE {code}); the database's message is withheld because the result is masked",
-        severity=fields.get("V") or fields.get("S") or "ERROR",
-    )
+        out, fatal = translate(self.tracker, kind, body, whole)
+        if fatal is not None:
+            self.loop.call_soon(self._fatal, *fatal)
+            return None
+        if kind == b"Z" and self._schema_dirty:
+            self._schema_dirty = False
+            self.server.refresh_schema()
+        return out
 
 
 def _is_loopback(host: str) -> bool:
