@@ -215,6 +215,18 @@ def start_proxy(directory: Path, config: Path, port: int) -> subprocess.Popen[st
     raise RuntimeError("the proxy did not start listening")
 
 
+@pytest.fixture(autouse=True)
+def _sigpipe_ignored() -> Iterator[None]:
+    """`subguard`'s main() (run in-process by CLI tests) restores SIGPIPE's default so a
+    closed pipe ends the command quietly; in this process a send to a socket the proxy
+    closed must raise instead of killing the test run."""
+    import signal
+
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGPIPE, previous)
+
+
 @pytest.fixture(scope="session")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     postgres_or_skip()

@@ -129,10 +129,15 @@ def test_session_start_and_end_are_logged(inproc: tuple[ProxyServer, dict[str, i
     server, _ = inproc
     caplog.set_level("INFO", logger="subguard.proxy")
     _login(server, make_token("logged-bot"), application_name="nightly-job")
+
+    def mine() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "subguard.proxy"]
+
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not any("session ended" in r.getMessage() for r in caplog.records):
+    while time.monotonic() < deadline and not any("logged-bot" in line for line in mine()):
         time.sleep(0.05)
-    lines = [r.getMessage() for r in caplog.records if r.name == "subguard.proxy"]
-    started = next(line for line in lines if line.startswith("session started"))
+    time.sleep(0.2)  # the end follows the client's disconnect
+    lines = mine()
+    started = next(line for line in lines if line.startswith("session started") and "logged-bot" in line)
     assert "subject='logged-bot'" in started and "application_name='nightly-job'" in started and "peer='127.0.0.1:" in started
     assert any(line.startswith("session ended") for line in lines)
