@@ -228,3 +228,13 @@ def test_arbitrary_claims_either_verify_cleanly_or_raise_a_code(claims: dict[str
         return
     assert isinstance(identity.subject.id, str) and identity.subject.id
     assert identity.expires_at is not None and identity.expires_at > time.time()
+
+
+def test_public_surface_is_pinned() -> None:
+    import subguard.identity as identity
+
+    assert identity.__all__ == ["TOKEN_ERROR_CODES", "Identity", "IdentityConfig", "TokenError", "TokenVerifier", "verify_token"]
+    assert {
+        "malformed", "unsupported_algorithm", "unknown_key", "bad_signature", "expired", "not_yet_valid",
+        "missing_claim", "bad_claim", "bad_issuer", "bad_audience", "no_keys", "key_error",
+    } == identity.TOKEN_ERROR_CODES

@@ -164,15 +164,19 @@ class Gate:
         resource: Resource | None = None,
         approval_timeout: float | None = None,
         waiting: Callable[[Decision, float], None] | None = None,
+        on_hold: Callable[[Decision, str], None] | None = None,
     ) -> Decision:
         """The decision that lets `request` run, or an exception (see the class).
 
-        `approval_timeout` overrides the gate's for this request; `waiting(decision,
-        seconds_waited)` is called while a held request waits (at least every quarter
-        second), so an adapter can tell its agent it is being held; an exception it
-        raises ends the wait."""
+        `approval_timeout` overrides the gate's for this request; `on_hold(decision,
+        message)` is called once before waiting for a responder, so the agent can be told
+        at once how it is being held; `waiting(decision, seconds_waited)` is called while
+        a held request waits (at least every quarter second); an exception either raises
+        ends the wait."""
         timeout = self.approval_timeout if approval_timeout is None else max(float(approval_timeout), 0.0)
-        return self._decide(request, resource or self.resource, wait=timeout > 0, timeout=timeout, waiting=waiting)
+        return self._decide(
+            request, resource or self.resource, wait=timeout > 0, timeout=timeout, waiting=waiting, on_hold=on_hold
+        )
 
     def _decide(
         self,
@@ -182,6 +186,7 @@ class Gate:
         wait: bool,
         timeout: float | None = None,
         waiting: Callable[[Decision, float], None] | None = None,
+        on_hold: Callable[[Decision, str], None] | None = None,
     ) -> Decision:
         self.ensure_open()
         decision = self.engine.check(request, subject=self.subject, resource=resource, session=self.session)
@@ -190,7 +195,7 @@ class Gate:
         if effect is Effect.ALLOW or effect is Effect.MASK:
             return decision
         if effect is Effect.APPROVE:
-            return self._hold(request, resource, decision, wait=wait, timeout=timeout, waiting=waiting)
+            return self._hold(request, resource, decision, wait=wait, timeout=timeout, waiting=waiting, on_hold=on_hold)
         if effect is Effect.TERMINATE:
             message = f"terminated: {describe(decision)}"
             self.close(message, decision)
@@ -206,7 +211,11 @@ class Gate:
         wait: bool,
         timeout: float | None = None,
         waiting: Callable[[Decision, float], None] | None = None,
+        on_hold: Callable[[Decision, str], None] | None = None,
+        cancelled: threading.Event | None = None,
     ) -> Decision:
+        """Wait for a responder's answer to a held decision (see `decide`); `cancelled`,
+        when set, stops the wait as the agent's own cancel (the request is refused)."""
         approval = decision.approval_id
         held = _held_message(decision)
         if approval is None or self.log is None:
@@ -219,14 +228,18 @@ class Gate:
         timeout = self.approval_timeout if timeout is None else timeout
         started = time.monotonic()
         deadline = started + timeout
+        if on_hold is not None:
+            on_hold(decision, held)
         while True:
             self.ensure_open()
+            if cancelled is not None and cancelled.is_set():
+                raise Denied(f"{held} (cancelled by the client while waiting)", decision)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ApprovalRequired(f"{held} (no answer within {timeout:g}s)", decision, approval)
             if waiting is not None:
                 waiting(decision, time.monotonic() - started)
-            outcome = self.log.wait_for_approval(approval, min(remaining, 0.25))
+            outcome = self.log.wait_for_approval(approval, min(remaining, 0.1 if cancelled is not None else 0.25))
             if outcome.status == "pending":
                 continue
             if outcome.granted:

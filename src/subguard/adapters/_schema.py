@@ -20,10 +20,10 @@ def introspect(
         columns = _postgres_columns(raw)
     else:
         raise ValueError(f"cannot introspect a `{dialect}` database; give resource.schema")
-    return _with_tags(columns, tags or {})
+    return with_tags(columns, tags or {})
 
 
-def _with_tags(
+def with_tags(
     columns: list[tuple[str, str, str]], tags: Mapping[str, Sequence[str]]
 ) -> dict[str, Any]:
     wanted = {
@@ -54,7 +54,7 @@ def _sqlite_columns(raw: Any) -> list[tuple[str, str, str]]:
         cur.close()
 
 
-_PG_COLUMNS = """
+PG_COLUMNS = """
 SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), array_position(current_schemas(false), n.nspname::text)
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
@@ -70,7 +70,7 @@ def _postgres_columns(raw: Any) -> list[tuple[str, str, str]]:
     idle = info is not None and int(getattr(info, "transaction_status", 0)) == 0
     cur = raw.cursor()
     try:
-        cur.execute(_PG_COLUMNS)
+        cur.execute(PG_COLUMNS)
         rows = cur.fetchall()
     finally:
         cur.close()

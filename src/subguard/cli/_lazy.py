@@ -25,6 +25,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "demo": "subguard.cli.demo",
     "test": "subguard.cli.test_command",
     "mcp": "subguard.cli.mcp_command",
+    "proxy": "subguard.cli.proxy_command",
 }  # fmt: skip
 
 
