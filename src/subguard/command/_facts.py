@@ -175,6 +175,8 @@ def _script(text: str, depth: int, via: tuple[str, ...], state: _State) -> None:
         state.error(script.error)
     for simple in script.commands:
         _simple(simple, depth, via, state)
+    for nested in script.nested:
+        _script(nested, depth + 1, via, state)
 
 
 def basename(word: str) -> str:

@@ -81,6 +81,9 @@ class Script:
     commands: list[Simple]
     #: Why the text is malformed (with its line and column), or None.
     error: str | None
+    #: Bodies of backtick substitutions with escapes (`` `a \`b\`` ``): read again as
+    #: scripts, since backslashes there quote inner backticks.
+    nested: list[str] = attrs.field(factory=list)
 
 
 def read_script(text: str) -> Script:
@@ -92,7 +95,7 @@ def read_script(text: str) -> Script:
     if root.has_error:
         reader.error = _first_error(root)
     reader.visit(root, None, [], 0)
-    return Script(reader.commands, reader.error)
+    return Script(reader.commands, reader.error, reader.nested)
 
 
 def _first_error(root: Any) -> str:
@@ -121,6 +124,7 @@ class _Reader:
         self.source = source
         self.commands: list[Simple] = []
         self.error: str | None = None
+        self.nested: list[str] = []
 
     def text(self, node: Any) -> str:
         return self.source[node.start_byte : node.end_byte].decode("utf-8", "surrogateescape")
@@ -149,6 +153,11 @@ class _Reader:
                 for child in node.named_children:
                     self.visit(child, None, [], depth + 1)
             return []
+        if kind == "command_substitution":
+            body = self.text(node)
+            if body.startswith("`") and "\\" in body:
+                inner = body[1:-1] if body.endswith("`") else body[1:]
+                self.nested.append(inner.replace("\\\\", "\x00").replace("\\`", "`").replace("\\$", "$").replace("\x00", "\\"))
         found: list[Simple] = []
         inner_stdin = stdin if kind not in ("command_substitution", "process_substitution") else None
         inner_redirects = redirects if inner_stdin is stdin else []

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from subguard.command import http_facts, parse_command
+from subguard.command import http_facts, parse_command, redact_command
 from subguard.engine.dataschema import type_errors
 from subguard.engine.decision import combine
 from subguard.engine.policy import INPUT_SCHEMA, Policy
@@ -100,10 +100,13 @@ class _Analysed:
     exact_hash: str | None
 
 
-def _redact_command(text: str, sql_texts: Sequence[str], dialect: str | None) -> str:
+def _redact_command(
+    text: str, sql_texts: Sequence[str], dialect: str | None, secret_patterns: Sequence[str] | None = None
+) -> str:
+    """The command as the log keeps it: SQL literals and secrets taken out."""
     for sql in sql_texts:
         text = text.replace(sql, redact(sql, dialect))
-    return text
+    return redact_command(text, secret_patterns)
 
 
 def build_input(
@@ -112,6 +115,8 @@ def build_input(
     resource: Resource,
     session: Mapping[str, Any],
     time_ns: int,
+    *,
+    secret_patterns: Sequence[str] | None = None,
 ) -> _Analysed:
     """The input document for one request: the request's facts and its context."""
     sql: Any = None
@@ -131,7 +136,7 @@ def build_input(
             analysed = [analyze(t, dialect=dialect, schema=resource.schema) for t in parsed.sql_texts]
             nested = _merge_sql([a.to_input() for a in analysed])
         command = parsed.to_input(sql=nested)
-        redacted = _redact_command(request.text, parsed.sql_texts, dialect)
+        redacted = _redact_command(request.text, parsed.sql_texts, dialect, secret_patterns)
     else:
         http = http_facts(request.method, request.path, request.host, request.query)
         redacted = f"{http['method']} {http['path']}"
@@ -244,8 +249,12 @@ class Engine:
         *,
         log: Recorder | None = None,
         fail_closed: bool = True,
+        secret_patterns: Sequence[str] | None = None,
     ) -> None:
         self.policy = policy
+        #: Regular expressions of secrets taken out of commands before they are logged
+        #: (None: `subguard.command.DEFAULT_SECRET_PATTERNS`).
+        self.secret_patterns = tuple(secret_patterns) if secret_patterns is not None else None
         self.log = log
         self.fail_closed = fail_closed
         self._compiled = policy.compiled
@@ -401,7 +410,9 @@ class Engine:
         request = request_of(request)
         subj, res = subject_of(subject), resource_of(resource)
         now = time.time_ns()
-        analysed = build_input(request, subj, res, session_document(session, now), now)
+        analysed = build_input(
+            request, subj, res, session_document(session, now), now, secret_patterns=self.secret_patterns
+        )
         ctx = CheckContext(
             request=request,
             subject=subj,
