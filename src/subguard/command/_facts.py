@@ -52,7 +52,7 @@ class Invocation:
     #: The wrappers it runs under, outermost first (`("sudo", "bash")`).
     via: tuple[str, ...] = ()
     #: Options as the program reads them, under canonical names (`--recursive`).
-    options: dict[str, str] = attrs.field(factory=dict)
+    options: dict[str, str] = attrs.field(factory=dict, hash=False)
     #: Arguments that are not options (nor option values), in order.
     operands: tuple[str, ...] = ()
     #: Arguments and redirect targets that name files, normalised (`..` resolved).
@@ -70,7 +70,7 @@ class Invocation:
     #: Its subcommand (`git status`, `kubectl delete`, `terraform destroy`), if it has one.
     verb: str | None = None
     #: What a kubectl/oc/helm invocation does to the cluster.
-    kubernetes: dict[str, Any] | None = None
+    kubernetes: dict[str, Any] | None = attrs.field(default=None, hash=False)
     #: It runs code or SQL the analysis cannot read (a script file, a pipe from the network).
     opaque_script: bool = False
     #: It runs another invocation (listed after it).
@@ -158,10 +158,18 @@ def parse_command(text: str) -> CommandFacts:
     )
 
 
+#: Wrappers `program` looks through: `sudo rm x` is about `rm` (a shell, `su` or `ssh`
+#: is a program of its own there; `pipeline` lists what they run).
+_LOOK_THROUGH = frozenset(
+    ("sudo", "doas", "env", "nohup", "time", "exec", "command", "builtin", "nice", "ionice",
+     "stdbuf", "setsid", "timeout", "xargs", "chroot", "unbuffer", "busybox", "toybox")
+)  # fmt: skip
+
+
 def _first_program(invocations: Sequence[Invocation]) -> Invocation | None:
     # the first invocation that is not a wrapper: `sudo rm x` is about `rm`
     for inv in invocations:
-        if not inv.wrapper:
+        if not (inv.wrapper and inv.program in _LOOK_THROUGH):
             return inv
     return invocations[0] if invocations else None
 

@@ -195,6 +195,13 @@ class _Reader:
                 feed = fed
             after.extend(rest)
         found = self.visit(body, feed, redirects + own, depth + 1) if body is not None else []
+        extra = [r[1] for r in after if isinstance(r, tuple)]
+        after = [r for r in after if not isinstance(r, tuple)]
+        if extra and body is not None and body.type == "command" and found:
+            for node in extra:
+                for word in normalise_word([node], self.source):
+                    found[0].words.append(word)
+                    found[0].spans.append((node.start_byte, node.end_byte))
         for rest in after:
             # `cat <<E | bash`: the pipeline continues after the heredoc's start line
             if rest.type == "pipeline":
@@ -243,9 +250,12 @@ class _Reader:
             targets = [c for c in node.named_children if c.type != "file_descriptor"]
             for t in targets:
                 self.visit(t, None, [], depth + 1)
+            # `cmd > out arg`: words after the target are the command's arguments
+            extra = [t for t in targets[1:] if t.start_byte > targets[0].end_byte]
+            targets = [t for t in targets if t not in extra]
             word = normalise_word(targets, self.source)[0] if targets else None
             fed = Stdin("file", path=word.text if word else None) if op in ("<", "<>") else None
-            return Redirect(op, word, fd), fed, []
+            return Redirect(op, word, fd), fed, [("word", e) for e in extra]
         return None, None, [node]
 
     def command(self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int) -> Simple:
@@ -263,7 +273,10 @@ class _Reader:
                 if fed is not None:
                     feed = fed
                 for r in rest:
-                    self.visit(r, None, [], depth + 1)
+                    if isinstance(r, tuple):
+                        groups.append([r[1]])
+                    else:
+                        self.visit(r, None, [], depth + 1)
                 continue
             if kind == "variable_assignment":
                 name_node = child.child_by_field_name("name")
