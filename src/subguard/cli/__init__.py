@@ -454,6 +454,7 @@ def _register_extensions() -> None:
     register_log(main)
     __import__("subguard.cli.demo", fromlist=["register"]).register(main)
     register_test(main)
+    __import__("subguard.cli.exec_command", fromlist=["register"]).register(main)
     _name_environment(main, "SUBGUARD")
 
 
