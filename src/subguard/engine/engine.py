@@ -3,6 +3,7 @@ record it (write-ahead) — and always return a `Decision`, never raise."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -137,6 +138,8 @@ def build_input(
             nested = _merge_sql([a.to_input() for a in analysed])
         command = parsed.to_input(sql=nested)
         redacted = _redact_command(request.text, parsed.sql_texts, dialect, secret_patterns)
+        # a once-grant matches this exact command (the text is never stored, its hash is)
+        exact_hash = hashlib.sha256(b"command\0" + request.text.encode("utf-8", "surrogatepass")).hexdigest()
     else:
         http = http_facts(request.method, request.path, request.host, request.query)
         redacted = f"{http['method']} {http['path']}"
