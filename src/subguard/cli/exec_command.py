@@ -130,7 +130,7 @@ def exec_command(
     sys.stdout.flush()
     command = ["/bin/sh", "-c", script] if script is not None else list(argv)
     try:
-        completed = subprocess.run(command, check=False)  # noqa: S603 - judged above
+        completed = subprocess.run(command, check=False)
     except OSError as exc:
         _refuse(f"cannot run `{command[0]}`: {exc.strerror}")
     sys.exit(completed.returncode if completed.returncode >= 0 else 128 - completed.returncode)

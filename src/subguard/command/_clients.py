@@ -20,7 +20,7 @@ import attrs
 
 from subguard.command._options import SPECS, Spec, parse_options
 
-__all__ = ["ClientInput", "client_input", "SQL_CLIENTS"]
+__all__ = ["SQL_CLIENTS", "ClientInput", "client_input"]
 
 SQL_CLIENTS = frozenset(("psql", "mysql", "mariadb", "sqlite3", "duckdb", "clickhouse-client", "clickhouse"))
 

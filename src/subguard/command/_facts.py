@@ -216,7 +216,7 @@ def _redirect_pairs(redirects: Sequence[Redirect]) -> tuple[tuple[str, str], ...
     for r in redirects:
         target = "" if r.target is None else r.target.text
         op = (r.fd or "") + r.op
-        if r.target is not None and r.op in (">", ">>", ">|", "&>", "&>>", "<", "<>") or (
+        if (r.target is not None and r.op in (">", ">>", ">|", "&>", "&>>", "<", "<>")) or (
             r.op in (">&", "<&") and r.target is not None and not r.target.text.isdigit() and r.target.text != "-"
         ):
             target = normalise_path(target)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-__all__ = ["Parsed", "Spec", "SPECS", "parse_options"]
+__all__ = ["SPECS", "Parsed", "Spec", "parse_options"]
 
 
 @attrs.frozen
@@ -121,7 +121,7 @@ class _Recording(dict[str, str]):
         self.pairs.append((key, value))
         super().__setitem__(key, value)
 
-    def setdefault(self, key: str, default: str = "") -> str:  # type: ignore[override]
+    def setdefault(self, key: str, default: str = "") -> str:
         self.pairs.append((key, default))
         return super().setdefault(key, default)
 

@@ -80,9 +80,9 @@ def file_operands(
         if program in _FILE_PROGRAMS or program in _FIRST_NOT_FILE or program.startswith("mkfs") or _looks_like_path(op):
             found.append(op)
     for key in ("--target-directory", "--output", "--file", "--reference"):
-        value = options.get(key)
-        if value:
-            found.append(value)
+        option_value = options.get(key)
+        if option_value:
+            found.append(option_value)
     return tuple(dict.fromkeys(normalise_path(p) for p in found if p))
 
 
@@ -105,9 +105,9 @@ def writes_of(
     elif program in _OVERWRITES or program.startswith("mkfs"):
         found.extend(ops)
     elif program in ("cp", "mv", "install", "ln", "rsync", "scp"):
-        target = options.get("--target-directory")
-        if target:
-            found.append(target)
+        directory = options.get("--target-directory")
+        if directory:
+            found.append(directory)
         elif len(ops) >= 2:
             found.append(ops[-1])
     elif program == "sed" and "--in-place" in options:

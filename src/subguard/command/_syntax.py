@@ -243,8 +243,8 @@ class _Reader:
                 self.visit(v, None, [], depth + 1)
             words = normalise_word(values, self.source) if values else [Word("")]
             word = words[0]
-            text = None if word.dynamic else " ".join(w.text for w in words) + "\n"
-            return Redirect("<<<", word, fd), Stdin("herestring", text=text), []
+            said: str | None = None if word.dynamic else " ".join(w.text for w in words) + "\n"
+            return Redirect("<<<", word, fd), Stdin("herestring", text=said), []
         if kind == "file_redirect":
             op = next((self.text(c) for c in node.children if not c.is_named), ">")
             targets = [c for c in node.named_children if c.type != "file_descriptor"]
@@ -253,9 +253,9 @@ class _Reader:
             # `cmd > out arg`: words after the target are the command's arguments
             extra = [t for t in targets[1:] if t.start_byte > targets[0].end_byte]
             targets = [t for t in targets if t not in extra]
-            word = normalise_word(targets, self.source)[0] if targets else None
-            fed = Stdin("file", path=word.text if word else None) if op in ("<", "<>") else None
-            return Redirect(op, word, fd), fed, [("word", e) for e in extra]
+            target: Word | None = normalise_word(targets, self.source)[0] if targets else None
+            fed = Stdin("file", path=target.text if target else None) if op in ("<", "<>") else None
+            return Redirect(op, target, fd), fed, [("word", e) for e in extra]
         return None, None, [node]
 
     def command(self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int) -> Simple:

@@ -224,7 +224,7 @@ def _find_brace(chars: list[_Char]) -> tuple[int, int, list[int]] | None:
     for open_at, (c, special) in enumerate(chars):
         if not (special and c == "{"):
             continue
-        depth, commas = 0, []
+        depth, commas = 0, list[int]()
         for j in range(open_at + 1, len(chars)):
             d, sp = chars[j]
             if not sp:

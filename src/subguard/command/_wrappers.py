@@ -342,7 +342,7 @@ def _find(words: Sequence[Word]) -> list[Unwrapped]:
     texts = _texts(words)
     roots: list[str] = []
     i = 1
-    while i < len(texts) and texts[i] in ("-H", "-L", "-P") or (i < len(texts) and texts[i].startswith("-O")):
+    while (i < len(texts) and texts[i] in ("-H", "-L", "-P")) or (i < len(texts) and texts[i].startswith("-O")):
         i += 1
     while i < len(texts) and not texts[i].startswith(("-", "(", "!")):
         roots.append(texts[i])
