@@ -65,8 +65,10 @@ class Invocation:
     dynamic: bool = False
     #: The program itself is only known at run time.
     dynamic_program: bool = False
-    #: What feeds its standard input: (kind, source) — heredoc, herestring, pipe, file.
-    stdin: tuple[str, str] | None = None
+    #: What feeds its standard input: (kind, source, upstream) — kind is heredoc,
+    #: herestring, pipe or file; source the producing program or the file; upstream every
+    #: program before it in the pipeline (`pg_dump | gzip | curl`: gzip, pg_dump).
+    stdin: tuple[str, str, tuple[str, ...]] | None = None
     #: Its subcommand (`git status`, `kubectl delete`, `terraform destroy`), if it has one.
     verb: str | None = None
     #: What a kubectl/oc/helm invocation does to the cluster.
@@ -89,7 +91,9 @@ class Invocation:
             "redirects": tuple({"op": op, "target": target} for op, target in self.redirects),
             "dynamic": self.dynamic,
             "dynamic_program": self.dynamic_program,
-            "stdin": {"kind": self.stdin[0], "source": self.stdin[1]} if self.stdin else None,
+            "stdin": {"kind": self.stdin[0], "source": self.stdin[1], "upstream": self.stdin[2]}
+            if self.stdin
+            else None,
             "verb": self.verb,
             "kubernetes": self.kubernetes,
             "opaque_script": self.opaque_script,
@@ -198,17 +202,24 @@ def _simple(simple: Simple, depth: int, via: tuple[str, ...], state: _State) -> 
     _invocation(words, simple, depth, via, state)
 
 
-def _stdin_fact(stdin: Stdin | None) -> tuple[str, str] | None:
+def _stdin_fact(stdin: Stdin | None) -> tuple[str, str, tuple[str, ...]] | None:
+    """(kind, source, every program upstream in the pipeline, nearest first)."""
     if stdin is None:
         return None
     if stdin.kind == "pipe":
-        source = "?"
-        if stdin.producer is not None and stdin.producer.words:
-            source = basename(stdin.producer.words[0].text)
-        return ("pipe", source)
+        upstream: list[str] = []
+        feed: Stdin | None = stdin
+        while feed is not None and feed.kind == "pipe" and len(upstream) < 64:
+            producer = feed.producer
+            if producer is None or not producer.words:
+                upstream.append("?")
+                break
+            upstream.append(basename(producer.words[0].text))
+            feed = producer.stdin
+        return ("pipe", upstream[0], tuple(upstream))
     if stdin.kind == "file":
-        return ("file", normalise_path(stdin.path or ""))
-    return (stdin.kind, "")
+        return ("file", normalise_path(stdin.path or ""), ())
+    return (stdin.kind, "", ())
 
 
 def _redirect_pairs(redirects: Sequence[Redirect]) -> tuple[tuple[str, str], ...]:
@@ -258,7 +269,8 @@ def _invocation(words: list[Word], simple: Simple, depth: int, via: tuple[str, .
     paths = tuple(dict.fromkeys((*paths, *(t for op, t in redirects if t and not t.isdigit() and t != "-"))))
     writes = writes_of(program, argv, options, operands, redirects)
     inner = unwrap(program, words)
-    dynamic = dynamic_program or any(w.dynamic or w.glob for w in words[1:])
+    # a glob argument stays a path (`/e*` is under `/`); only expansions are dynamic
+    dynamic = dynamic_program or any(w.dynamic for w in words[1:])
     opaque = False
     nested_via = (*via, program)
     scripts: list[tuple[str, bool]] = []  # (script text, dynamic)

@@ -47,7 +47,7 @@ _ALIASES = {
     "role": "roles", "rolebinding": "rolebindings", "clusterrole": "clusterroles",
     "clusterrolebinding": "clusterrolebindings", "ev": "events", "event": "events", "ep": "endpoints",
     "sc": "storageclasses", "storageclass": "storageclasses", "pdb": "poddisruptionbudgets",
-    "project": "projects", "dc": "deploymentconfigs", "deploymentconfig": "deploymentconfigs",
+    "project": "namespaces", "projects": "namespaces", "dc": "deploymentconfigs", "deploymentconfig": "deploymentconfigs",
     "route": "routes", "bc": "buildconfigs", "is": "imagestreams",
 }  # fmt: skip
 

@@ -194,7 +194,13 @@ class _Reader:
             if fed is not None:
                 feed = fed
             after.extend(rest)
-        found = self.visit(body, feed, redirects + own, depth + 1) if body is not None else []
+        if body is not None:
+            found = self.visit(body, feed, redirects + own, depth + 1)
+        else:
+            # `> /etc/passwd` alone: the shell opens (and truncates) the file as `: >` would
+            bare = Simple([Word(":")], [(node.start_byte, node.start_byte)], [], redirects + own, feed)
+            self.commands.append(bare)
+            found = [bare]
         extra = [r[1] for r in after if isinstance(r, tuple)]
         after = [r for r in after if not isinstance(r, tuple)]
         if extra and body is not None and body.type == "command" and found:

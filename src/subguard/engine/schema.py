@@ -151,6 +151,7 @@ RECORDS: Final[dict[str, dict[str, str]]] = {
     "Stdin": {
         "kind": "string",
         "source": "string",
+        "upstream": "array<string>",
     },
     "KubeCommand": {
         "verb": "string",
