@@ -426,6 +426,11 @@ def _script_file(word: Word, stdin: Stdin | None, stdin_text: str | None) -> tup
         if stdin_text is None:
             return [], True
         return [(stdin_text, False)], False
+    if word.source is not None:
+        # `source <(echo …)`: the script is the inner commands' output, when literal
+        text = output_of(word.source)
+        if text is not None:
+            return [(text, False)], False
     # a file (or a process substitution's output): what it holds is out of sight
     return [], True
 

@@ -270,6 +270,7 @@ class _Reader:
         feed = stdin
         assignments: list[tuple[str, Word, tuple[int, int]]] = []
         groups: list[list[Any]] = []
+        sources: dict[int, Simple] = {}
         for child in node.children:
             kind = child.type
             if kind in ("file_redirect", "heredoc_redirect", "herestring_redirect"):
@@ -296,8 +297,10 @@ class _Reader:
             if kind == "comment":
                 continue
             # substitutions inside the word run too
-            self.visit(child, None, [], depth + 1)
+            inner = self.visit(child, None, [], depth + 1)
             target = child.named_children[0] if kind == "command_name" and child.named_child_count else child
+            if target.type == "process_substitution" and inner:
+                sources[target.start_byte] = inner[-1]
             if groups and groups[-1][-1].end_byte == child.start_byte:
                 groups[-1].append(target)
             else:
@@ -306,6 +309,8 @@ class _Reader:
         spans: list[tuple[int, int]] = []
         for group in groups:
             for word in normalise_word(group, self.source):
+                if len(group) == 1 and group[0].start_byte in sources:
+                    word = attrs.evolve(word, source=sources[group[0].start_byte])
                 words.append(word)
                 spans.append((group[0].start_byte, group[-1].end_byte))
         simple = Simple(words, spans, assignments, own, feed)

@@ -40,6 +40,9 @@ class Word:
     glob: bool = False
     #: The word had quotes or escapes (`'-rf'`, `\\rm`).
     quoted: bool = False
+    #: For a process substitution (`<(…)`), the last command inside it: what the
+    #: program reads from the path it receives.
+    source: Any = attrs.field(default=None, eq=False, hash=False, repr=False)
 
 
 # A character of a word before brace expansion: its value and whether the shell may

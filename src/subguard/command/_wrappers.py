@@ -249,7 +249,9 @@ def _flock(words: Sequence[Word]) -> Unwrapped | None:
     return Unwrapped(tuple(rest)) if rest else None
 
 
-def _parallel(words: Sequence[Word]) -> Unwrapped | None:
+def _parallel(words: Sequence[Word]) -> list[Unwrapped]:
+    """GNU parallel runs its command through a shell once per argument after `:::`
+    (appended, or in place of `{}`); without `:::` the commands come from stdin."""
     texts = _texts(words)
     with_value = frozenset("jSIaCdEsPX") | {"--jobs", "-S", "--sshlogin", "--arg-file", "--colsep",
                                             "--delimiter", "--joblog", "--results", "--timeout",
@@ -259,10 +261,21 @@ def _parallel(words: Sequence[Word]) -> Unwrapped | None:
         t = texts[i]
         i += 2 if (t in with_value or (len(t) == 2 and t[1] in with_value)) else 1
     end = next((j for j in range(i, len(texts)) if texts[j] in (":::", "::::", ":::+", "::::+")), len(texts))
-    inner = tuple(words[i:end])
-    if not inner:
-        return Unwrapped((Word("$INPUT", dynamic=True),), shell=True, dynamic=True)
-    return Unwrapped(inner, shell=True, dynamic=True)
+    command = list(words[i:end])
+    args = [w for w in words[end + 1 :] if w.text not in (":::", "::::", ":::+", "::::+")]
+    from_files = end < len(texts) and texts[end].startswith("::::")
+    if not command:
+        return [Unwrapped((Word("$INPUT", dynamic=True),), shell=True, dynamic=True)]
+    if end >= len(texts) or from_files or not args:
+        return [Unwrapped((*command, Word("{}", dynamic=True)), shell=True, dynamic=True)]
+    found = []
+    for arg in args:
+        if any("{}" in w.text for w in command):
+            body = tuple(attrs.evolve(w, text=w.text.replace("{}", arg.text)) for w in command)
+        else:
+            body = (*command, arg)
+        found.append(Unwrapped(body, shell=True))
+    return found
 
 
 _SSH_WITH_VALUE = frozenset("BbcDEeFIiJLlmOoPpQRSWw")
@@ -361,7 +374,9 @@ def _find(words: Sequence[Word]) -> list[Unwrapped]:
                     for w in inner
                 )
                 if replaced:
-                    found.append(Unwrapped(replaced, dynamic=True))
+                    # `{}` stands under each starting point (`/tmp/{}`): the paths are known
+                    # as far as rules need them
+                    found.append(Unwrapped(replaced))
             i = j + 1
             continue
         i += 1
@@ -390,7 +405,7 @@ def unwrap(program: str, words: Sequence[Word]) -> list[Unwrapped]:
     elif program == "flock":
         found = _flock(words)
     elif program in ("parallel", "sem"):
-        found = _parallel(words)
+        return [u for u in _parallel(words) if u.words]
     elif program in ("ssh", "mosh", "dbclient"):
         found = _ssh(words)
     elif program in ("docker", "podman", "nerdctl", "kubectl", "oc", "crictl", "lxc", "incus"):
