@@ -208,7 +208,7 @@ def verb_of(program: str, argv: Sequence[str]) -> str | None:
 
 _SUBCOMMANDS = frozenset(
     ("systemctl", "pg_ctl", "mysqladmin", "docker", "podman", "apt", "apt-get", "dnf", "yum",
-     "pip", "npm", "brew", "redis-cli", "supervisorctl", "launchctl", "gcloud", "az", "rc-service",
+     "pip", "npm", "brew", "supervisorctl", "launchctl", "gcloud", "az", "rc-service",
      "initctl", "sv", "nerdctl", "crictl", "virsh", "lxc", "zfs", "zpool", "lvremove", "vgremove",
      "btrfs", "cargo", "go", "make", "helm", "oc", "kubectl")
 )  # fmt: skip

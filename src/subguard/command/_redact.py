@@ -92,7 +92,7 @@ def _tokens(text: str, patterns: Sequence[re.Pattern[str]]) -> str:
     for pattern in patterns:
         text = pattern.sub(MASK, text)
     name, eq, value = text.partition("=")
-    if eq and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name.lstrip("-")) and _SECRET_NAME.search(name):
+    if eq and not any(c.isspace() for c in value) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name.lstrip("-")) and _SECRET_NAME.search(name):
         return f"{name}={_mask_value(name, value)}"
     parts = re.split(r"(\s+|[:=,;&?])", text)
     if any(_high_entropy(p) for p in parts):
