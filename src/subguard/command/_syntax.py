@@ -234,8 +234,20 @@ class _Reader:
         if kind == "heredoc_redirect":
             body = next((c for c in node.named_children if c.type == "heredoc_body"), None)
             start = next((c for c in node.named_children if c.type == "heredoc_start"), None)
-            rest = [c for c in node.named_children if c.type not in ("heredoc_body", "heredoc_start", "heredoc_end")]
-            text = self.text(body) if body is not None else ""
+            end = next((c for c in node.named_children if c.type == "heredoc_end"), None)
+            # tree-sitter misreads some bodies (lines starting with a backslash become
+            # words of the redirect): the body is what lies between the start line and
+            # the end delimiter, and only syntax on the start line follows the heredoc
+            first_line = self.source.find(b"\n", start.end_byte) if start is not None else -1
+            rest = [
+                c for c in node.named_children
+                if c.type not in ("heredoc_body", "heredoc_start", "heredoc_end")
+                and (first_line < 0 or c.start_byte < first_line)
+            ]
+            if first_line >= 0 and end is not None:
+                text = self.source[first_line + 1 : end.start_byte].decode("utf-8", "surrogateescape")
+            else:
+                text = self.text(body) if body is not None else ""
             if body is not None:
                 self.visit(body, None, [], depth + 1)
             quoted = start is not None and any(q in self.text(start) for q in "'\"\\")
