@@ -33,6 +33,8 @@ class Spec:
     stop_at_operand: bool = False
     #: Long options are accepted by any unambiguous prefix (GNU getopt_long).
     abbreviations: bool = True
+    #: `-0`, `-10` are options (`xargs -0`), not operands (a negative number).
+    digit_options: bool = False
 
 
 @attrs.frozen
@@ -83,7 +85,7 @@ def parse_options(argv: Sequence[str], spec: Spec | None, start: int = 1) -> Par
                 options.setdefault(canonical, "")
             i += 1
             continue
-        if word.startswith("-") and len(word) > 1 and not word[1:].isdigit():
+        if word.startswith("-") and len(word) > 1 and (spec.digit_options or not word[1:].isdigit()):
             flags = word[1:]
             for j, flag in enumerate(flags):
                 canonical = spec.aliases.get(flag, "-" + flag)

@@ -40,7 +40,7 @@ class Unwrapped:
 def _spec(short_value: str = "", *long: str, flags: Sequence[str] = ()) -> Spec:
     table: dict[str, bool | None] = {"--" + name: True for name in long}
     table.update({"--" + name: False for name in flags})
-    return Spec(short_value=short_value, long=table, stop_at_operand=True)
+    return Spec(short_value=short_value, long=table, stop_at_operand=True, digit_options=True)
 
 
 # wrapper → (its option spec, operands it takes before the command)
