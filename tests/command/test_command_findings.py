@@ -137,3 +137,24 @@ def test_secret_patterns_are_configurable() -> None:
 def test_redaction_never_raises_on_malformed_text() -> None:
     for text in ("mysql -psecret 'unclosed", "\x00", "$(", "a" * 10000, "PGPASSWORD='x"):
         assert isinstance(redact_command(text), str)
+
+
+# -- fuzz: no traceback, no hang, no allow on malformed input ----------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_shellish = st.text(alphabet=st.sampled_from(list("rm -f/'\"\\|&;()<>{}$`#\n\t=*?~,.x\x00\x1b")), max_size=60)
+
+
+@settings(max_examples=200, deadline=2000)
+@given(_shellish)
+def test_fuzz_command_lines_never_raise_and_malformed_is_never_allowed(text: str) -> None:
+    facts = parse_command(text)
+    assert isinstance(redact_command(text), str)
+    decision = _FUZZ_ENGINE.check(CommandRequest(text), subject=AGENT)
+    if facts.parse_error is not None:
+        assert decision.effect is Effect.DENY, (text, facts.parse_error)
+
+
+_FUZZ_ENGINE = Engine(load_policy(policy_files(RULES)))
