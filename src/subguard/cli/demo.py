@@ -162,6 +162,30 @@ class _Story:
             self.failures.append(told)
 
 
+#: The shell rules of the demo: recursive removal outside /tmp is denied, text that does
+#: not parse is denied, other commands run.
+SHELL_POLICY = """package demo.shell
+
+import input.command.pipeline
+
+deny contains "the command does not parse" if input.command.parse_error != null
+
+deny contains msg if {
+    some inv in pipeline
+    inv.program == "rm"
+    inv.options["--recursive"] != null
+    some path in inv.paths
+    not startswith(path, "/tmp/")
+    msg := sprintf("`rm -r %s` outside /tmp is never allowed", [path])
+}
+
+allow if {
+    input.command.program != ""
+    input.command.parse_error == null
+}
+"""
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `subguard ARGS` as a separate process (the responder's terminal)."""
     return subprocess.run(
@@ -315,6 +339,24 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
         story.check(
             effects == ["allow", "mask", "approve", "allow", "approve", "deny", "allow", "deny", "terminate"],
             "the log holds every decision of the session, in order, without literal values",
+        )
+
+        story.step("Another agent (deploy-bot) runs shell commands through the gate (`subguard exec`)")
+        shell_rules = workdir / "shell-policy"
+        shell_rules.mkdir()
+        (shell_rules / "shell.guard").write_text(SHELL_POLICY)
+        gate = ("exec", "--rules", str(shell_rules), "--store", store, "--subject", "deploy-bot", "--group", "agents",
+                "--session", "shell-1")  # fmt: skip
+        story.agent(f"subguard exec … -- ls {workdir}")
+        listed = _cli(*gate, "--", "ls", str(workdir))
+        story.check(listed.returncode == 0 and "shop.db" in listed.stdout, "`ls` is allowed and runs: its own output and status")
+        hidden = "echo 'rm -rf /etc' | bash"
+        story.agent(f"subguard exec … --shell {hidden!r}")
+        refused = _cli(*gate, "--shell", hidden)
+        console.print(escape(refused.stderr.strip()))
+        story.check(
+            refused.returncode == 126 and "rm -r" in refused.stderr,
+            "`rm -rf` piped into a shell is seen and denied; nothing starts (exit 126)",
         )
 
         story.step("subguard verify")

@@ -9,5 +9,14 @@ from __future__ import annotations
 
 from subguard.command._facts import CommandFacts, Invocation, parse_command
 from subguard.command._http import http_facts, kubernetes_facts
+from subguard.command._redact import DEFAULT_SECRET_PATTERNS, redact_command
 
-__all__ = ["CommandFacts", "Invocation", "http_facts", "kubernetes_facts", "parse_command"]
+__all__ = [
+    "DEFAULT_SECRET_PATTERNS",
+    "CommandFacts",
+    "Invocation",
+    "http_facts",
+    "kubernetes_facts",
+    "parse_command",
+    "redact_command",
+]

@@ -1,109 +1,153 @@
-"""Find the SQL that database command-line clients are asked to run (`psql -c …`).
+"""The SQL database command-line clients are asked to run, wherever it comes from.
 
-Only SQL given on the command line is found; scripts read from files or heredocs are out
-of reach of a command-line analysis, and rules should treat such clients as opaque.
+`psql -c/--command` (repeatable, abbreviations too), `-f/--file` (a file: opaque, unless
+it is standard input), standard input (a heredoc, a herestring, a pipe from a producer
+whose output is literal); `mysql -e/--execute` and standard input; `sqlite3 DB SQL…`
+and duckdb alike, with their dot-commands (`.shell`/`.system` run a command; `.read`,
+`.import`, `.output`, `.load` reach files: opaque); psql meta-commands (`\\!` runs a
+command, `\\copy` is a COPY, `\\d…` a read-only describe, others opaque) and mysql's
+`system`/`\\!`.
+
+SQL the analysis cannot see (a file, a pipe from an unknown producer) makes the
+invocation `opaque_script`: rules hold or refuse it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-__all__ = ["sql_texts"]
+import attrs
 
+from subguard.command._options import SPECS, Spec, parse_options
 
-def _getopt(
-    argv: Sequence[str],
-    *,
-    sql: str,
-    sql_long: tuple[str, ...],
-    takes_value: str,
-    optional_value: str = "",
-    long_with_value: tuple[str, ...] = (),
-) -> list[str]:
-    """Scan GNU-getopt style options and return the values of the SQL option.
+__all__ = ["SQL_CLIENTS", "ClientInput", "client_input"]
 
-    `takes_value` lists short options whose value follows (attached or as the next
-    word), `optional_value` those whose value can only be attached (mysql's `-p`).
-    """
-    found: list[str] = []
-    i = 1
-    while i < len(argv):
-        word = argv[i]
-        if word == "--":
-            break
-        if word.startswith("--"):
-            name, eq, value = word.partition("=")
-            if name in sql_long:
-                if eq:
-                    found.append(value)
-                elif i + 1 < len(argv):
-                    found.append(argv[i + 1])
-                    i += 1
-            elif name in long_with_value and not eq:
-                i += 1
-        elif word.startswith("-") and len(word) > 1:
-            for j, flag in enumerate(word[1:], start=1):
-                rest = word[j + 1 :]
-                if flag == sql or flag in takes_value:
-                    value = rest
-                    if not rest and i + 1 < len(argv):
-                        value = argv[i + 1]
-                        i += 1
-                    if flag == sql:
-                        found.append(value)
-                    break
-                if flag in optional_value:
-                    break
-        i += 1
-    return found
+SQL_CLIENTS = frozenset(("psql", "mysql", "mariadb", "sqlite3", "duckdb", "clickhouse-client", "clickhouse"))
+
+_STDIN_PATHS = frozenset(("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"))
 
 
-def _psql(argv: Sequence[str]) -> list[str]:
-    return _getopt(
-        argv,
-        sql="c",
-        sql_long=("--command",),
-        takes_value="dfFhLoPpRTUv",
-        long_with_value=(
-            "--dbname", "--file", "--field-separator", "--host", "--log-file", "--output",
-            "--port", "--pset", "--record-separator", "--table-attr", "--username",
-            "--set", "--variable",
-        ),
-    )  # fmt: skip
+@attrs.frozen
+class ClientInput:
+    """What a client invocation runs."""
+
+    sql: tuple[str, ...] = ()
+    #: Shell scripts the client runs (`\\!`, `.shell`, `system`).
+    scripts: tuple[str, ...] = ()
+    #: Some SQL or command it runs is out of the analysis's sight.
+    opaque: bool = False
 
 
-def _mysql(argv: Sequence[str]) -> list[str]:
-    return _getopt(
-        argv,
-        sql="e",
-        sql_long=("--execute",),
-        takes_value="DhPSuO",
-        optional_value="p",
-        long_with_value=("--database", "--host", "--port", "--socket", "--user"),
+_READ_ONLY_META = frozenset(("d", "l", "dt", "di", "ds", "dv", "dn", "df", "du", "dp", "dx", "conninfo",
+                             "timing", "x", "pset", "echo", "q", "?", "h", "encoding", "a", "t",
+                             "z", "sf", "sv", "lo_list", "errverbose", "c", "connect"))  # fmt: skip
+
+
+def _split_meta(program: str, text: str) -> ClientInput:
+    """SQL text with client meta/dot-commands taken out."""
+    sql: list[str] = []
+    scripts: list[str] = []
+    opaque = False
+    kept: list[str] = []
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if program in ("sqlite3", "duckdb") and stripped.startswith("."):
+            name, _, rest = stripped[1:].partition(" ")
+            if name in ("shell", "system"):
+                scripts.append(rest)
+            elif name in ("read", "import", "output", "once", "load", "save", "restore", "backup",
+                          "open", "excel", "cd", "log", "dump", "clone", "archive", "ar", "recover"):
+                opaque = True
+            continue
+        if program in ("mysql", "mariadb") and (stripped.lower().startswith("system ") or stripped.startswith("\\!")):
+            scripts.append(stripped[2:] if stripped.startswith("\\!") else stripped[7:])
+            continue
+        if program == "psql" and "\\" in stripped and not stripped.startswith("--"):
+            head, _, meta = line.partition("\\")
+            if head.strip():
+                kept.append(head)
+            name = meta.split(None, 1)[0] if meta.split() else ""
+            arg = meta[len(name) :].strip()
+            if name == "!":
+                scripts.append(arg)
+            elif name == "copy":
+                kept.append("COPY " + arg.rstrip(";") + ";")
+            elif name.rstrip("+S") in _READ_ONLY_META or name.startswith("d"):
+                pass
+            elif name in ("g", "gx", "p", "r", "w", "e"):
+                opaque = opaque or name in ("w", "e")
+            else:  # \i, \o, \gexec, \set, \copy …: reads files, runs results, or changes state
+                opaque = True
+            continue
+        kept.append(line)
+    body = "\n".join(kept)
+    if body.strip():
+        sql.append(body)
+    return ClientInput(tuple(sql), tuple(scripts), opaque)
+
+
+def _merge(*parts: ClientInput) -> ClientInput:
+    return ClientInput(
+        tuple(s for p in parts for s in p.sql),
+        tuple(s for p in parts for s in p.scripts),
+        any(p.opaque for p in parts),
     )
 
 
-def _clickhouse(argv: Sequence[str]) -> list[str]:
-    return _getopt(
-        argv,
-        sql="q",
-        sql_long=("--query",),
-        takes_value="hdu",
-        long_with_value=("--host", "--port", "--user", "--password", "--database"),
+def client_input(
+    program: str, argv: Sequence[str], stdin_text: str | None, stdin_fed: bool
+) -> ClientInput:
+    """What `argv` (a client invocation) runs. `stdin_text` is its standard input when the
+    analysis knows it; `stdin_fed` says whether something other than a terminal feeds it."""
+    if program not in SQL_CLIENTS:
+        return ClientInput()
+    if program in ("sqlite3", "duckdb"):
+        return _sqlite_like(program, argv, stdin_text, stdin_fed)
+    spec = SPECS.get(program if program != "clickhouse" else "clickhouse-client")
+    parsed = parse_options(argv, spec)
+    parts: list[ClientInput] = []
+    command_keys = {"psql": ("--command",), "mysql": ("--execute",), "mariadb": ("--execute",)}.get(
+        program, ("--query",)
     )
+    ran_command = False
+    # every -c/--command given, in order (parse_options keeps only the last)
+    for text in _all_values(argv, spec, command_keys):
+        parts.append(_split_meta(program, text))
+        ran_command = True
+    files = _all_values(argv, spec, ("--file", "--queries-file"))
+    for path in files:
+        if path in _STDIN_PATHS:
+            parts.append(_stdin(program, stdin_text, stdin_fed))
+        else:
+            parts.append(ClientInput(opaque=True))
+    if not ran_command and not files and stdin_fed:
+        parts.append(_stdin(program, stdin_text, stdin_fed))
+    if "--init-command" in parsed.options:
+        parts.append(_split_meta(program, parsed.options["--init-command"]))
+    return _merge(*parts)
 
 
-# sqlite3 and duckdb take single-dash long options; these are the ones with a value.
+def _stdin(program: str, text: str | None, fed: bool) -> ClientInput:
+    if text is None:
+        return ClientInput(opaque=fed)
+    return _split_meta(program, text)
+
+
+def _all_values(argv: Sequence[str], spec: Spec | None, keys: tuple[str, ...]) -> list[str]:
+    """Every value of the options `keys` (canonical long names), in order."""
+    return [value for key, value in parse_options(argv, spec).pairs if key in keys]
+
+
 _SQLITE_WITH_VALUE = frozenset(
     ("-separator", "-newline", "-nullvalue", "-init", "-vfs", "-maxsize", "-mmap", "-pagecache",
-     "-escape", "-zip", "-append")
+     "-escape", "-zip", "-append", "-heap", "-lookaside")
 )  # fmt: skip
-_SQLITE_LOOKASIDE = "-lookaside"  # takes two values
 
 
-def _sqlite_like(argv: Sequence[str], sql_options: frozenset[str]) -> list[str]:
+def _sqlite_like(program: str, argv: Sequence[str], stdin_text: str | None, stdin_fed: bool) -> ClientInput:
     """`sqlite3 [OPTIONS] DB [SQL…]`; duckdb follows the same shape with `-c`."""
-    found: list[str] = []
+    sql_options = {"-cmd"} | ({"-c", "-s"} if program == "duckdb" else set())
+    parts: list[ClientInput] = []
     operands: list[str] = []
     i = 1
     while i < len(argv):
@@ -111,42 +155,20 @@ def _sqlite_like(argv: Sequence[str], sql_options: frozenset[str]) -> list[str]:
         option = "-" + word.lstrip("-") if word.startswith("-") and len(word) > 1 else ""
         if option in sql_options:
             if i + 1 < len(argv):
-                found.append(argv[i + 1])
+                parts.append(_split_meta(program, argv[i + 1]))
             i += 2
             continue
+        if option == "-init":
+            parts.append(ClientInput(opaque=True))
         if option in _SQLITE_WITH_VALUE:
-            i += 2
-            continue
-        if option == _SQLITE_LOOKASIDE:
-            i += 3
+            i += 3 if option == "-lookaside" else 2
             continue
         if not option:
             operands.append(word)
         i += 1
     # the first operand is the database; every further one is SQL (or a dot-command)
-    found.extend(operands[1:])
-    return [text for text in found if text.strip() and not text.lstrip().startswith(".")]
-
-
-def _sqlite3(argv: Sequence[str]) -> list[str]:
-    return _sqlite_like(argv, frozenset(("-cmd",)))
-
-
-def _duckdb(argv: Sequence[str]) -> list[str]:
-    return _sqlite_like(argv, frozenset(("-c", "-s", "-cmd")))
-
-
-_CLIENTS: dict[str, Callable[[Sequence[str]], list[str]]] = {
-    "psql": _psql,
-    "mysql": _mysql,
-    "mariadb": _mysql,
-    "sqlite3": _sqlite3,
-    "duckdb": _duckdb,
-    "clickhouse-client": _clickhouse,
-}
-
-
-def sql_texts(program: str, argv: Sequence[str]) -> list[str]:
-    """SQL that `argv` (an invocation of `program`) hands to a database client."""
-    client = _CLIENTS.get(program)
-    return client(argv) if client is not None else []
+    for text in operands[1:]:
+        parts.append(_split_meta(program, text))
+    if len(operands) <= 1 and stdin_fed:
+        parts.append(_stdin(program, stdin_text, stdin_fed))
+    return _merge(*parts)

@@ -1,194 +1,287 @@
-"""Split a shell command line into simple commands the way a POSIX shell would, never failing.
+"""The word normaliser: what a shell word becomes once the shell has read it.
 
-`shlex` splits words well but cannot say whether a `|` or `;` was quoted, treats a
-newline as plain whitespace (so `echo hi\\nrm -rf /` would hide the `rm`), and knows
-nothing of `$(…)` or backticks. Each of those would let a command slip past a rule, so
-this module keeps shlex's word rules (POSIX quoting and escapes) but tracks operators,
-newlines and command substitutions itself.
+tree-sitter-bash finds the words; this module turns each word's syntax tree into the
+strings the program would receive: quotes removed, `$'…'` decoded, backslashes
+resolved, braces expanded (`{rm,-rf,/}`, `/{etc,usr}`, `{1..3}`). A word whose value
+is only known at run time (`$x`, `${x}`, `$(…)`, backticks, `$((…))`) is marked
+`dynamic`, and a word with unquoted glob characters is marked `glob`: rules cannot
+know what either names, and fail closed on them.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from typing import Any
+
 import attrs
 
-__all__ = ["Split", "split_commands"]
+__all__ = ["Word", "ansi_c", "expand_braces", "normalise_word", "unescape_unquoted"]
 
-# Operators that end a simple command, longest first so `&&` wins over `&`.
-_SEPARATORS = ("&&", "||", ";;", "|&", "|", "&", ";", "(", ")")
-# Redirections: the word after one is a file (or fd), not an argument.
-_REDIRECTIONS = ("&>>", "<<<", "<<-", ">>", "<<", "<&", ">&", "&>", "<>", ">|", "<", ">")
+#: Node types whose value is only known when the command runs.
+DYNAMIC_NODES = frozenset(
+    ("simple_expansion", "expansion", "command_substitution", "arithmetic_expansion")
+)
+#: Brace expansion never produces more words than this; beyond it the word is dynamic.
+MAX_BRACE_WORDS = 256
+
+_GLOB = frozenset("*?[")
 
 
 @attrs.frozen
-class Split:
-    """What a command line splits into."""
+class Word:
+    """One word as the program receives it."""
 
-    #: Each simple command as its words, quotes removed, in the order they run.
-    commands: tuple[tuple[str, ...], ...]
-    #: Text of `$(…)`, `` `…` `` and `<(…)` substitutions, to be parsed as commands too.
-    substitutions: tuple[str, ...]
-    #: Why the text is not well-formed shell (an unclosed quote), or None.
-    error: str | None
+    #: The value (for a dynamic word, its source text).
+    text: str
+    #: Part of the value is only known at run time.
+    dynamic: bool = False
+    #: Unquoted glob characters: the shell may replace it with file names.
+    glob: bool = False
+    #: The word had quotes or escapes (`'-rf'`, `\\rm`).
+    quoted: bool = False
+    #: For a process substitution (`<(…)`), the last command inside it: what the
+    #: program reads from the path it receives.
+    source: Any = attrs.field(default=None, eq=False, hash=False, repr=False)
 
 
-def split_commands(text: str) -> Split:
-    """Split `text` into simple commands; best effort on malformed input, never raising."""
-    commands: list[tuple[str, ...]] = []
-    substitutions: list[str] = []
-    error: str | None = None
-    words: list[str] = []
-    word: list[str] = []
-    in_word = False
-    redirect_target = False  # the next word completes a redirection
-    i, n = 0, len(text)
+# A character of a word before brace expansion: its value and whether the shell may
+# treat it specially (unquoted `{`, `,`, `}`, glob characters).
+_Char = tuple[str, bool]
 
-    def end_word() -> None:
-        nonlocal in_word, redirect_target
-        if in_word:
-            if redirect_target:
-                redirect_target = False
-            else:
-                words.append("".join(word))
-        word.clear()
-        in_word = False
 
-    def end_command() -> None:
-        end_word()
-        if words:
-            commands.append(tuple(words))
-        words.clear()
+def _decode_escape(text: str, i: int) -> tuple[str, int]:
+    """Decode the ANSI-C escape at `text[i]` (just after the backslash)."""
+    c = text[i]
+    simple = {"a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r",
+              "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?"}  # fmt: skip
+    if c in simple:
+        return simple[c], i + 1
+    if c in "01234567":
+        m = re.match(r"[0-7]{1,3}", text[i:])
+        assert m is not None
+        return chr(int(m.group(), 8) & 0xFF), i + len(m.group())
+    for prefix, width in (("x", 2), ("u", 4), ("U", 8)):
+        if c == prefix:
+            m = re.match(rf"[0-9a-fA-F]{{1,{width}}}", text[i + 1 :])
+            if m is None:
+                return "\\" + c, i + 1
+            code = int(m.group(), 16)
+            return (chr(code) if code < 0x110000 else "\ufffd"), i + 1 + len(m.group())
+    if c == "c" and i + 1 < len(text):
+        return chr(ord(text[i + 1]) & 0x1F), i + 2
+    return "\\" + c, i + 1
 
-    def substitution(start: int, opener: str) -> int:
-        """Record the substitution whose body starts at `start`; return the index after it."""
-        nonlocal error
-        depth, j, quote = 1, start, ""
-        while j < n:
-            c = text[j]
-            if quote:
-                if c == quote:
-                    quote = ""
-                elif c == "\\" and quote == '"':
-                    j += 1
-            elif c == "\\":
-                j += 1
-            elif c in "'\"":
-                quote = c
-            elif opener == "`" and c == "`":
-                depth = 0
-            elif opener == "(" and c == "(":
-                depth += 1
-            elif opener == "(" and c == ")":
-                depth -= 1
-            if depth == 0:
-                substitutions.append(text[start:j])
-                return j + 1
-            j += 1
-        error = error or f"unclosed `{'$(' if opener == '(' else '`'}`"
-        substitutions.append(text[start:])
-        return n
 
-    while i < n:
+def ansi_c(body: str) -> str:
+    """The value of `$'body'`."""
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            value, i = _decode_escape(body, i + 1)
+            out.append(value)
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(out)
+
+
+def unescape_unquoted(text: str) -> list[_Char]:
+    """Characters of unquoted word text: `\\x` is a literal x, `\\<newline>` vanishes."""
+    out: list[_Char] = []
+    i = 0
+    while i < len(text):
         c = text[i]
-        if c == "\\":
-            if i + 1 < n and text[i + 1] == "\n":
-                i += 2  # line continuation
-                continue
-            word.append(text[i + 1] if i + 1 < n else "\\")
-            in_word = True
+        if c == "\\" and i + 1 < len(text):
+            if text[i + 1] != "\n":
+                out.append((text[i + 1], False))
             i += 2
             continue
-        if c == "'":
-            close = text.find("'", i + 1)
-            if close < 0:
-                error = error or "unclosed single quote"
-                close = n
-            word.append(text[i + 1 : close])
-            in_word = True
-            i = close + 1
-            continue
-        if c == '"':
-            in_word = True
-            i += 1
-            while i < n and text[i] != '"':
-                d = text[i]
-                if d == "\\" and i + 1 < n and text[i + 1] in '$`"\\\n':
-                    if text[i + 1] != "\n":
-                        word.append(text[i + 1])
-                    i += 2
-                    continue
-                if d == "$" and text.startswith("$(", i) and not text.startswith("$((", i):
-                    end = substitution(i + 2, "(")
-                    word.append(text[i:end])
-                    i = end
-                    continue
-                if d == "`":
-                    end = substitution(i + 1, "`")
-                    word.append(text[i:end])
-                    i = end
-                    continue
-                word.append(d)
-                i += 1
-            if i >= n:
-                error = error or "unclosed double quote"
-            i += 1
-            continue
-        if c == "$" and text.startswith("$((", i):
-            # arithmetic expansion runs no command; keep it as part of the word
-            close = text.find("))", i + 3)
-            end = n if close < 0 else close + 2
-            word.append(text[i:end])
-            in_word = True
-            i = end
-            continue
-        if c == "$" and text.startswith("$(", i):
-            end = substitution(i + 2, "(")
-            word.append(text[i:end])
-            in_word = True
-            i = end
-            continue
-        if c == "`":
-            end = substitution(i + 1, "`")
-            word.append(text[i:end])
-            in_word = True
-            i = end
-            continue
-        if c in "<>" and text.startswith("(", i + 1) and not in_word:
-            # process substitution <(…) / >(…) runs a command too
-            end = substitution(i + 2, "(")
-            word.append(text[i:end])
-            in_word = True
-            i = end
-            continue
-        if c in " \t\r":
-            end_word()
-            i += 1
-            continue
-        if c == "\n":
-            end_command()
-            i += 1
-            continue
-        if c == "#" and not in_word:
-            newline = text.find("\n", i)
-            i = n if newline < 0 else newline
-            continue
-        redirection = next((r for r in _REDIRECTIONS if text.startswith(r, i)), None)
-        if redirection is not None:
-            # `2>` / `10<`: digits right before the operator name a file descriptor
-            if in_word and "".join(word).isdigit():
-                word.clear()
-                in_word = False
-            end_word()
-            redirect_target = True
-            i += len(redirection)
-            continue
-        separator = next((s for s in _SEPARATORS if text.startswith(s, i)), None)
-        if separator is not None:
-            end_command()
-            redirect_target = False
-            i += len(separator)
-            continue
-        word.append(c)
-        in_word = True
+        out.append((c, c in "{},*?[" or c == "~"))
         i += 1
-    end_command()
-    return Split(tuple(commands), tuple(substitutions), error)
+    return out
+
+
+def _double_quoted(text: str) -> list[_Char]:
+    """Characters of text between double quotes (outside expansions)."""
+    out: list[_Char] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text) and text[i + 1] in '$`"\\\n':
+            if text[i + 1] != "\n":
+                out.append((text[i + 1], False))
+            i += 2
+            continue
+        out.append((c, False))
+        i += 1
+    return out
+
+
+@attrs.define
+class _Builder:
+    chars: list[_Char] = attrs.field(factory=list)
+    dynamic: bool = False
+    quoted: bool = False
+
+
+def _text(node: Any, source: bytes) -> str:
+    return source[node.start_byte : node.end_byte].decode("utf-8", "surrogateescape")
+
+
+def _add(node: Any, source: bytes, b: _Builder, *, in_quotes: bool = False) -> None:
+    kind = node.type
+    if kind in DYNAMIC_NODES:
+        b.dynamic = True
+        b.chars.extend((c, False) for c in _text(node, source))
+        return
+    if kind == "process_substitution":
+        # the program receives a path such as /dev/fd/63; what it reads is the inner
+        # commands' output, analysed as commands of their own
+        b.chars.extend((c, False) for c in "/dev/fd/63")
+        return
+    if kind == "raw_string":
+        b.quoted = True
+        b.chars.extend((c, False) for c in _text(node, source)[1:-1])
+        return
+    if kind == "ansi_c_string":
+        b.quoted = True
+        b.chars.extend((c, False) for c in ansi_c(_text(node, source)[2:-1]))
+        return
+    if kind in ("string", "translated_string"):
+        b.quoted = True
+        start = node.start_byte + (2 if kind == "translated_string" else 1)
+        end = node.end_byte - 1
+        pos = start
+        for child in node.named_children:
+            if child.type == "string_content":
+                continue
+            if child.start_byte > pos:
+                b.chars.extend(_double_quoted(source[pos : child.start_byte].decode("utf-8", "surrogateescape")))
+            _add(child, source, b, in_quotes=True)
+            pos = max(pos, child.end_byte)
+        if end > pos:
+            b.chars.extend(_double_quoted(source[pos:end].decode("utf-8", "surrogateescape")))
+        return
+    if kind == "concatenation" or (node.named_child_count and kind not in ("word", "number")):
+        pos = node.start_byte
+        for child in node.children:
+            if child.start_byte > pos:
+                gap = source[pos : child.start_byte].decode("utf-8", "surrogateescape")
+                b.chars.extend(unescape_unquoted(gap))
+            _add(child, source, b, in_quotes=in_quotes)
+            pos = max(pos, child.end_byte)
+        if node.end_byte > pos:
+            b.chars.extend(unescape_unquoted(source[pos : node.end_byte].decode("utf-8", "surrogateescape")))
+        return
+    text = _text(node, source)
+    if in_quotes:
+        b.chars.extend(_double_quoted(text))
+        return
+    if "\\" in text:
+        b.quoted = True
+    b.chars.extend(unescape_unquoted(text))
+
+
+def normalise_word(nodes: Iterable[Any], source: bytes) -> list[Word]:
+    """The words that adjacent argument nodes (one shell word) become after expansion.
+
+    tree-sitter may split one shell word into several nodes (`$"x"`); the caller passes
+    every node of the word, adjacent in the source.
+    """
+    b = _Builder()
+    previous: Any = None
+    for node in nodes:
+        if previous is not None and previous.type == "$" and node.type == "string":
+            b.chars.pop()  # `$"…"` is a translated string: the `$` is not part of it
+        _add(node, source, b)
+        previous = node
+    raw = _tilde(b.chars)
+    expanded = expand_braces(raw)
+    if expanded is None:
+        text = "".join(c for c, _ in raw)
+        return [Word(text, dynamic=True, glob=False, quoted=b.quoted)]
+    words: list[Word] = []
+    for chars in expanded:
+        text = "".join(c for c, _ in chars)
+        glob = any(special and c in _GLOB for c, special in chars)
+        words.append(Word(text, dynamic=b.dynamic, glob=glob, quoted=b.quoted))
+    return words
+
+
+def _tilde(chars: list[_Char]) -> list[_Char]:
+    # `~` and `~user` stay as written: the path normaliser reads them as a home directory
+    return chars
+
+
+def expand_braces(chars: list[_Char]) -> list[list[_Char]] | None:
+    """Bash brace expansion over unquoted `{a,b}` and `{1..3}`; None when the result
+    would exceed `MAX_BRACE_WORDS` words."""
+    result = _expand(chars, 0)
+    return result
+
+
+def _find_brace(chars: list[_Char]) -> tuple[int, int, list[int]] | None:
+    """The first unquoted `{…}` with a top-level comma or a `..` range: (open, close, commas)."""
+    for open_at, (c, special) in enumerate(chars):
+        if not (special and c == "{"):
+            continue
+        depth, commas = 0, list[int]()
+        for j in range(open_at + 1, len(chars)):
+            d, sp = chars[j]
+            if not sp:
+                continue
+            if d == "{":
+                depth += 1
+            elif d == "}":
+                if depth == 0:
+                    inner = "".join(x for x, _ in chars[open_at + 1 : j])
+                    if commas or re.fullmatch(r"-?\d+\.\.-?\d+(\.\.-?\d+)?|[A-Za-z]\.\.[A-Za-z](\.\.-?\d+)?", inner):
+                        return open_at, j, commas
+                    break
+                depth -= 1
+            elif d == "," and depth == 0:
+                commas.append(j)
+    return None
+
+
+def _sequence(inner: str) -> list[str]:
+    parts = inner.split("..")
+    step = abs(int(parts[2])) if len(parts) == 3 and parts[2].lstrip("-").isdigit() else 1
+    step = step or 1
+    a, b = parts[0], parts[1]
+    if a.lstrip("-").isdigit() and b.lstrip("-").isdigit():
+        x, y = int(a), int(b)
+        if abs(y - x) // step > MAX_BRACE_WORDS:
+            return ["\0" for _ in range(MAX_BRACE_WORDS + 1)]
+        rng = range(x, y + 1, step) if x <= y else range(x, y - 1, -step)
+        return [str(v) for v in rng]
+    x, y = ord(a), ord(b)
+    rng = range(x, y + 1, step) if x <= y else range(x, y - 1, -step)
+    return [chr(v) for v in rng]
+
+
+def _expand(chars: list[_Char], depth: int) -> list[list[_Char]] | None:
+    if depth > 16:
+        return None
+    found = _find_brace(chars)
+    if found is None:
+        return [chars]
+    open_at, close_at, commas = found
+    prefix, suffix = chars[:open_at], chars[close_at + 1 :]
+    if commas:
+        bounds = [open_at, *commas, close_at]
+        alternatives = [chars[bounds[k] + 1 : bounds[k + 1]] for k in range(len(bounds) - 1)]
+    else:
+        inner = "".join(c for c, _ in chars[open_at + 1 : close_at])
+        alternatives = [[(c, False) for c in v] for v in _sequence(inner)]
+    out: list[list[_Char]] = []
+    for alt in alternatives:
+        expanded = _expand(prefix + alt + suffix, depth + 1)
+        if expanded is None:
+            return None
+        out.extend(expanded)
+        if len(out) > MAX_BRACE_WORDS:
+            return None
+    return out

@@ -3,6 +3,7 @@ record it (write-ahead) — and always return a `Decision`, never raise."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,7 +11,7 @@ from typing import Any, Final
 
 import attrs
 
-from subguard.command import http_facts, parse_command
+from subguard.command import http_facts, parse_command, redact_command
 from subguard.engine.dataschema import type_errors
 from subguard.engine.decision import combine
 from subguard.engine.decode import Slow, raw_decoder
@@ -166,10 +167,13 @@ def _too_large(
     return _Analysed(document, placeholder, None, None, EvalError("too_large", message))
 
 
-def _redact_command(text: str, sql_texts: Sequence[str], dialect: str | None) -> str:
+def _redact_command(
+    text: str, sql_texts: Sequence[str], dialect: str | None, secret_patterns: Sequence[str] | None = None
+) -> str:
+    """The command as the log keeps it: SQL literals and secrets taken out."""
     for sql in sql_texts:
         text = text.replace(sql, redact(sql, dialect))
-    return text
+    return redact_command(text, secret_patterns)
 
 
 def build_input(
@@ -178,6 +182,8 @@ def build_input(
     resource: Resource,
     session: Mapping[str, Any],
     time_ns: int,
+    *,
+    secret_patterns: Sequence[str] | None = None,
 ) -> _Analysed:
     """The input document for one request: the request's facts and its context."""
     sql: Any = None
@@ -200,9 +206,11 @@ def build_input(
             analysed = [analyze(t, dialect=dialect, schema=resource.schema) for t in parsed.sql_texts]
             nested = _merge_sql([a.to_input() for a in analysed])
         command = parsed.to_input(sql=nested)
-        redacted = _redact_command(request.text, parsed.sql_texts, dialect)
+        redacted = _redact_command(request.text, parsed.sql_texts, dialect, secret_patterns)
+        # a once-grant matches this exact command (the text is never stored, its hash is)
+        exact_hash = hashlib.sha256(b"command\0" + request.text.encode("utf-8", "surrogatepass")).hexdigest()
     elif isinstance(request, ToolRequest):
-        tool, sql, command, redacted, fingerprint, exact_hash = _tool_input(request, resource)
+        tool, sql, command, redacted, fingerprint, exact_hash = _tool_input(request, resource, secret_patterns)
     else:
         http = http_facts(request.method, request.path, request.host, request.query)
         redacted = f"{http['method']} {http['path']}"
@@ -255,7 +263,9 @@ def with_estimate(sql: dict[str, Any], estimated_rows: int) -> dict[str, Any]:
     return {**sql, "statements": ({**statements[0], "estimated_rows": estimated_rows},)}
 
 
-def _tool_input(request: ToolRequest, resource: Resource) -> tuple[Any, Any, Any, str, str, str]:
+def _tool_input(
+    request: ToolRequest, resource: Resource, secret_patterns: Sequence[str] | None = None
+) -> tuple[Any, Any, Any, str, str, str]:
     """`(tool, sql, command, redacted, fingerprint, exact_hash)` for an MCP tool call: its
     analysed argument goes through the same analysis as a SQL or command request."""
     sql: Any = None
@@ -272,7 +282,7 @@ def _tool_input(request: ToolRequest, resource: Resource) -> tuple[Any, Any, Any
         if parsed.sql_texts:
             nested = _merge_sql([analyze(t, dialect=dialect, schema=resource.schema).to_input() for t in parsed.sql_texts])
         command = parsed.to_input(sql=nested)
-        text = _redact_command(request.command, parsed.sql_texts, dialect)
+        text = _redact_command(request.command, parsed.sql_texts, dialect, secret_patterns)
     redacted, fingerprint, exact_hash = tool_identity(request, text, shape)
     return tool_document(request), sql, command, redacted, fingerprint, exact_hash
 
@@ -369,11 +379,15 @@ class Engine:
         log: Recorder | None = None,
         fail_closed: bool = True,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        secret_patterns: Sequence[str] | None = None,
     ) -> None:
         if type(max_request_bytes) is not int or max_request_bytes <= 0:
             raise ValueError("`max_request_bytes` must be a positive integer")
         self.max_request_bytes = max_request_bytes
         self.policy = policy
+        #: Regular expressions of secrets taken out of commands before they are logged
+        #: (None: `subguard.command.DEFAULT_SECRET_PATTERNS`).
+        self.secret_patterns = tuple(secret_patterns) if secret_patterns is not None else None
         self.log = log
         self.fail_closed = fail_closed
         self._compiled = policy.compiled
@@ -539,7 +553,9 @@ class Engine:
             # refused before any analysis: the cost of a request is bounded by its size
             analysed = _too_large(request, subj, res, session_document(session, now), now, size, self.max_request_bytes)
         else:
-            analysed = build_input(request, subj, res, session_document(session, now), now)
+            analysed = build_input(
+                request, subj, res, session_document(session, now), now, secret_patterns=self.secret_patterns
+            )
         ctx = CheckContext(
             request=request,
             subject=subj,
