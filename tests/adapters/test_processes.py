@@ -25,7 +25,7 @@ from .conftest import SCHEMA_SQL, TAGS, fill
 
 def cli(*args: str, store: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("subguard")
-    command = [exe] if exe else [sys.executable, "-m", "subguard.cli"]
+    command = [exe] if exe else [sys.executable, "-m", "subguard"]
     return subprocess.run(
         [*command, *args, "--store", store], capture_output=True, text=True, timeout=60,
         env={**os.environ}, check=False,

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 import subguard
 from subguard import CommandRequest, Effect, Engine, HttpRequest, SqlRequest
 from subguard.cli import main
-from subguard.engine import engine as engine_module
-from subguard.engine.engine import DEFAULT_MAX_REQUEST_BYTES
+from subguard.engine import inputs as inputs_module
+from subguard.engine.inputs import DEFAULT_MAX_REQUEST_BYTES
 from subguard.log import open_log
 
 OPEN = """\
@@ -44,7 +44,7 @@ def test_sql_over_the_limit_is_denied_too_large_before_analysis(
     def analysed(*_args: Any, **_kwargs: Any) -> Any:
         raise AssertionError("a too-large request must not be analysed")
 
-    monkeypatch.setattr(engine_module, "analyze", analysed)
+    monkeypatch.setattr(inputs_module, "analyze", analysed)
     decision = engine.check(SqlRequest("SELECT 1 -- " + "x" * 2000), subject="bot")
     assert decision.effect is Effect.DENY
     assert [e.code for e in decision.errors] == ["too_large"]

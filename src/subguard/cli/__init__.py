@@ -37,7 +37,7 @@ from subguard.engine import (
     load_policy,
 )
 from subguard.engine.decode import JsonDecoder, Slow
-from subguard.engine.engine import DEFAULT_MAX_REQUEST_BYTES
+from subguard.engine.inputs import DEFAULT_MAX_REQUEST_BYTES
 from subguard.engine.sources import load_data, read_policy_source
 from subguard.errors import ConfigError, PolicyError, PolicyErrors, SubguardError
 from subguard.lang import format_text

@@ -1,9 +1,9 @@
 """Policy, Engine and the request and decision types: where rules meet facts."""
 
 from subguard.engine.decision import DECISION_RULES, Combined, Outputs, combine
-from subguard.engine.engine import (
+from subguard.engine.engine import Engine
+from subguard.engine.inputs import (
     SESSION_FIELDS,
-    Engine,
     build_input,
     request_of,
     resource_of,

@@ -2,6 +2,11 @@
 non-recursive transformer to frozen AST nodes (so deep input cannot overflow the stack).
 
 Users never see a Lark type: every failure becomes a located `PolicyError`.
+
+Why one module of ~630 lines: most of it is `_ToAst`, one method per rule of
+`grammar/subguard.lark` in the grammar's order, and the post-lexer whose marks the grammar
+relies on. A change to the grammar changes the three together; kept side by side, a rule
+without its method (or a mark without its rule) is seen in one read.
 """
 
 from __future__ import annotations
