@@ -71,7 +71,8 @@ WRAPPERS = [
     lambda t: f"ls | {t}",
     lambda t: f"({t})",
     lambda t: f"{{ {t}; }}",
-    lambda t: f"echo $({t})",
+    # a space after `$(`: `$((…))` would be arithmetic to every shell, not a substitution
+    lambda t: f"echo $( {t})",
     lambda t: f"echo `{t}`",
     lambda t: f"if true; then {t}; fi",
     lambda t: f"ls\n{t}",

@@ -10,6 +10,7 @@ inside.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import shlex
@@ -31,13 +32,13 @@ DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
     r"glpat-[A-Za-z0-9_\-]{16,}",  # GitLab
     r"xox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack
     r"sk-[A-Za-z0-9_\-]{16,}",  # API keys of several vendors
-    r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",  # JWT
+    r"(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",  # JWT
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
 )
 
 _SECRET_NAME = re.compile(r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth|cookie|session[-_]?key|signature|\bkey$|_key$")
 _ALWAYS_SECRET = re.compile(r"(?i)pass|pwd|secret|token")
-_URL_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<secret>[^@/\s]+)(?=@)")
+_URL_USERINFO = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<secret>[^@/\s]+)(?=@)")
 _HEADER = re.compile(r"(?i)^\s*(?P<name>authorization|proxy-authorization|cookie|set-cookie|x-[a-z0-9-]*(?:token|key|secret|auth)[a-z0-9-]*|[a-z0-9-]*api-?key)\s*:\s*(?P<value>.+)$")
 
 # program → short options whose value is a secret; `attached` ones only take `-pX`
@@ -102,11 +103,24 @@ def _tokens(text: str, patterns: Sequence[re.Pattern[str]]) -> str:
 
 def redact_command(text: str, patterns: Iterable[str] | None = None, *, _depth: int = 0) -> str:
     """`text` with every secret it carries replaced by `***`. Never raises."""
-    compiled = [re.compile(p) for p in (DEFAULT_SECRET_PATTERNS if patterns is None else tuple(patterns))]
+    compiled = _compiled(DEFAULT_SECRET_PATTERNS if patterns is None else tuple(patterns))
     try:
         return _redact(text, compiled, _depth)
     except RecursionError:  # pragma: no cover - bounded by the depth below
         return MASK
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """The patterns as one alternation (one pass over each word instead of one per
+    pattern), or each on its own when one refers to its groups."""
+    singles = tuple(re.compile(p) for p in patterns)
+    if len(singles) < 2 or any(p.groups or p.groupindex for p in singles):
+        return singles
+    try:
+        return (re.compile("|".join(f"(?:{p})" for p in patterns)),)
+    except re.error:  # a pattern with global flags (`(?i)…`) cannot be one branch
+        return singles
 
 
 def _redact(text: str, patterns: Sequence[re.Pattern[str]], depth: int) -> str:
@@ -192,7 +206,9 @@ def _simple(simple: Simple, patterns: Sequence[re.Pattern[str]], depth: int, edi
             edits[span] = _quote(new)
             continue
         inner = _tokens(value, patterns)
-        if inner == value and i > 0 and any(c.isspace() for c in value) and depth < 6:
+        # a quoted script (`bash -c '…'`, `ssh host '…'`) is read again; a substitution's
+        # commands are already commands of this script, so its text is not
+        if inner == value and i > 0 and not word.dynamic and depth < 6 and any(c.isspace() for c in value):
             inner = _redact(value, patterns, depth + 1)
         if inner != value:
             edits[span] = _quote(inner)

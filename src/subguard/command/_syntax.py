@@ -18,12 +18,19 @@ import attrs
 import tree_sitter
 import tree_sitter_bash
 
+from subguard.command._arith import hazard, nested_subshells
 from subguard.command._words import Word, normalise_word
 
 __all__ = ["Redirect", "Script", "Simple", "Stdin", "read_script"]
 
 #: Syntax nested deeper than this is not read; the text is then malformed.
 MAX_TREE_DEPTH = 200
+#: Every command's words are normalised whole, substitutions included, so nesting makes
+#: the work the text's length times its depth: past this many bytes per byte of text
+#: (plus a floor) the rest is not read and the text is malformed. Bounds the cost of one
+#: request to a constant times its length.
+WORK_PER_BYTE = 16
+WORK_FLOOR = 64 * 1024
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_bash.language())
 _local = threading.local()
@@ -95,6 +102,8 @@ def read_script(text: str) -> Script:
     if root.has_error:
         reader.error = _first_error(root)
     reader.visit(root, None, [], 0)
+    if reader.error is None:
+        reader.error = hazard(root, source)
     return Script(reader.commands, reader.error, reader.nested)
 
 
@@ -125,6 +134,7 @@ class _Reader:
         self.commands: list[Simple] = []
         self.error: str | None = None
         self.nested: list[str] = []
+        self.work_left = WORK_PER_BYTE * len(source) + WORK_FLOOR
 
     def text(self, node: Any) -> str:
         return self.source[node.start_byte : node.end_byte].decode("utf-8", "surrogateescape")
@@ -153,6 +163,10 @@ class _Reader:
                 for child in node.named_children:
                     self.visit(child, None, [], depth + 1)
             return []
+        subshells = nested_subshells(node, self.source)
+        if subshells is not None:
+            # `((…))`: arithmetic to bash, nested subshells to a POSIX shell (see _arith)
+            self.nested.append(subshells)
         if kind == "command_substitution":
             body = self.text(node)
             if body.startswith("`") and "\\" in body:
@@ -277,6 +291,10 @@ class _Reader:
         return None, None, [node]
 
     def command(self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int) -> Simple:
+        self.work_left -= node.end_byte - node.start_byte
+        if self.work_left < 0:
+            self.fail("command is too complex to read")
+            return Simple([], [], [], list(redirects), stdin)
         position = len(self.commands)  # before the commands of its substitutions
         own = list(redirects)
         feed = stdin

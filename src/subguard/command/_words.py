@@ -45,8 +45,9 @@ class Word:
     source: Any = attrs.field(default=None, eq=False, hash=False, repr=False)
 
 
-# A character of a word before brace expansion: its value and whether the shell may
-# treat it specially (unquoted `{`, `,`, `}`, glob characters).
+# A piece of a word before brace expansion: its text and whether the shell may treat it
+# specially (one unquoted `{`, `,`, `}` or glob character). Text the shell takes
+# literally is one piece however long, so a word costs its pieces, not its characters.
 _Char = tuple[str, bool]
 
 
@@ -87,36 +88,35 @@ def ansi_c(body: str) -> str:
     return "".join(out)
 
 
+_UNQUOTED = re.compile(r"\\(?:\n|.)|[{},*?\[~]", re.DOTALL)
+_IN_DOUBLE_QUOTES = re.compile(r"\\[$`\"\\\n]")
+
+
 def unescape_unquoted(text: str) -> list[_Char]:
-    """Characters of unquoted word text: `\\x` is a literal x, `\\<newline>` vanishes."""
+    """Pieces of unquoted word text: `\\x` is a literal x, `\\<newline>` vanishes, and each
+    character the shell may treat specially is a piece of its own."""
     out: list[_Char] = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            if text[i + 1] != "\n":
-                out.append((text[i + 1], False))
-            i += 2
-            continue
-        out.append((c, c in "{},*?[" or c == "~"))
-        i += 1
+    pos = 0
+    for m in _UNQUOTED.finditer(text):
+        if m.start() > pos:
+            out.append((text[pos : m.start()], False))
+        token = m.group()
+        if token[0] == "\\":
+            if token[1] != "\n":
+                out.append((token[1], False))
+        else:
+            out.append((token, True))
+        pos = m.end()
+    if pos < len(text):
+        out.append((text[pos:], False))
     return out
 
 
 def _double_quoted(text: str) -> list[_Char]:
-    """Characters of text between double quotes (outside expansions)."""
-    out: list[_Char] = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text) and text[i + 1] in '$`"\\\n':
-            if text[i + 1] != "\n":
-                out.append((text[i + 1], False))
-            i += 2
-            continue
-        out.append((c, False))
-        i += 1
-    return out
+    """Text between double quotes (outside expansions), as one piece."""
+    if "\\" in text:
+        text = _IN_DOUBLE_QUOTES.sub(lambda m: "" if m.group()[1] == "\n" else m.group()[1], text)
+    return [(text, False)] if text else []
 
 
 @attrs.define
@@ -124,6 +124,10 @@ class _Builder:
     chars: list[_Char] = attrs.field(factory=list)
     dynamic: bool = False
     quoted: bool = False
+
+
+def _double_quoted_literal(text: str) -> list[_Char]:
+    return [(text, False)] if text else []
 
 
 def _text(node: Any, source: bytes) -> str:
@@ -134,20 +138,20 @@ def _add(node: Any, source: bytes, b: _Builder, *, in_quotes: bool = False) -> N
     kind = node.type
     if kind in DYNAMIC_NODES:
         b.dynamic = True
-        b.chars.extend((c, False) for c in _text(node, source))
+        b.chars.append((_text(node, source), False))
         return
     if kind == "process_substitution":
         # the program receives a path such as /dev/fd/63; what it reads is the inner
         # commands' output, analysed as commands of their own
-        b.chars.extend((c, False) for c in "/dev/fd/63")
+        b.chars.append(("/dev/fd/63", False))
         return
     if kind == "raw_string":
         b.quoted = True
-        b.chars.extend((c, False) for c in _text(node, source)[1:-1])
+        b.chars.extend(_double_quoted_literal(_text(node, source)[1:-1]))
         return
     if kind == "ansi_c_string":
         b.quoted = True
-        b.chars.extend((c, False) for c in ansi_c(_text(node, source)[2:-1]))
+        b.chars.extend(_double_quoted_literal(ansi_c(_text(node, source)[2:-1])))
         return
     if kind in ("string", "translated_string"):
         b.quoted = True
@@ -198,6 +202,8 @@ def normalise_word(nodes: Iterable[Any], source: bytes) -> list[Word]:
         _add(node, source, b)
         previous = node
     raw = _tilde(b.chars)
+    if not any(special for _, special in raw):  # nothing for the shell to expand
+        return [Word("".join([c for c, _ in raw]), dynamic=b.dynamic, glob=False, quoted=b.quoted)]
     expanded = expand_braces(raw)
     if expanded is None:
         text = "".join(c for c, _ in raw)
