@@ -27,6 +27,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "mcp": "subguard.cli.mcp_command",
     "proxy": "subguard.cli.proxy_command",
     "exec": "subguard.cli.exec_command",
+    "lsp": "subguard.cli.lsp",
 }  # fmt: skip
 
 

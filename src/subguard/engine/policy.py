@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import attrs
@@ -164,10 +165,15 @@ def load_policy(
     parse_cache: bool = False,
     max_policy_bytes: int | None = None,
     max_rules: int | None = None,
+    texts: Mapping[str, str] | None = None,
 ) -> Policy:
     """Load, check and compile the policy in `paths` (files or directories; `*_test.guard`
     files in directories only with `tests`). A `data.schema.json` beside the rules types
     `data` (see `engine.dataschema`): rules are checked against it and `data` validated.
+
+    `texts` maps a policy file's path to the text that stands for its contents, such as
+    an editor's unsaved buffer: a file found under `paths` is read from it instead of the
+    disk, and a file named in `paths` that exists only there is loaded too.
 
     Raises `PolicyErrors` with every error found in every file. With `parse_cache`,
     parsed sources are kept on disk for the next load (see `engine.policycache`). A policy larger than
@@ -184,13 +190,23 @@ def load_policy(
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
+    overrides = {os.path.abspath(path): text for path, text in (texts or {}).items()}
+    # a file named directly that exists only as given text (a buffer not yet saved)
+    unsaved = [
+        path for path in paths
+        if os.path.abspath(path) in overrides and not os.path.lexists(path)
+    ]  # fmt: skip
     sources: list[tuple[str, str]] = []
     errors: list[PolicyError] = []
     files, schema_files = scan_policy_paths(
-        paths, tests=tests
+        [path for path in paths if path not in unsaved], tests=tests
     )  # `PolicyErrors` for every path it cannot read
     data_schema = load_data_schema(schema_files, RECORDS)
-    for file in files:
+    for file in [*files, *(Path(path) for path in unsaved)]:
+        text = overrides.get(os.path.abspath(file))
+        if text is not None:
+            sources.append((str(file), text))
+            continue
         try:
             sources.append((str(file), read_policy_source(file)))
         except PolicyError as exc:
