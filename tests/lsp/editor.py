@@ -42,13 +42,19 @@ class Editor:
 
     async def start(self, folder: Path | None, *args: str, encodings: Sequence[str] = ()) -> None:
         await self.client.start_io(sys.executable, "-m", "subguard", "lsp", *args)
-        general = types.GeneralClientCapabilities(position_encodings=list(encodings)) if encodings else None
+        general = (
+            types.GeneralClientCapabilities(position_encodings=list(encodings))
+            if encodings
+            else None
+        )
         result = await asyncio.wait_for(
             self.client.initialize_async(
                 types.InitializeParams(
                     capabilities=types.ClientCapabilities(general=general),
                     root_uri=uri_of(folder) if folder else None,
-                    workspace_folders=[types.WorkspaceFolder(uri_of(folder), folder.name)] if folder else None,
+                    workspace_folders=[types.WorkspaceFolder(uri_of(folder), folder.name)]
+                    if folder
+                    else None,
                 )
             ),
             TIMEOUT,
@@ -73,10 +79,18 @@ class Editor:
         self.diagnostics.pop(uri, None)
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
-                types.TextDocumentItem(uri, "subguard", 1, path.read_text() if text is None else text)
+                types.TextDocumentItem(
+                    uri, "subguard", 1, path.read_text() if text is None else text
+                )
             )
         )
         return uri
+
+    def close(self, uri: str) -> None:
+        self.diagnostics.pop(uri, None)
+        self.client.text_document_did_close(
+            types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri))
+        )
 
     def replace(self, uri: str, text: str) -> None:
         """The whole text replaced, as an editor sends a change."""
@@ -114,7 +128,9 @@ class Editor:
     async def complete(self, uri: str, line: int, char: int) -> list[types.CompletionItem]:
         result = await asyncio.wait_for(
             self.client.text_document_completion_async(
-                types.CompletionParams(types.TextDocumentIdentifier(uri), types.Position(line, char))
+                types.CompletionParams(
+                    types.TextDocumentIdentifier(uri), types.Position(line, char)
+                )
             ),
             TIMEOUT,
         )
@@ -124,7 +140,10 @@ class Editor:
 
 
 def session(
-    folder: Path | None, scenario: Callable[[Editor], Awaitable[T]], *args: str, encodings: Sequence[str] = ()
+    folder: Path | None,
+    scenario: Callable[[Editor], Awaitable[T]],
+    *args: str,
+    encodings: Sequence[str] = (),
 ) -> T:
     """Run `scenario` against a fresh server (started with `args`), then shut it down."""
 

@@ -67,13 +67,21 @@ def test_the_policy_directory_is_the_highest_parent_holding_policy_files(tmp_pat
     document = tmp_path / "rules" / "sql" / "x.guard"
     assert policy_root(document, folders=[tmp_path]) == tmp_path / "rules"
     # a new directory joins the policy above it; one without policy files stops the walk
-    assert policy_root(tmp_path / "rules" / "sql" / "new" / "x.guard", folders=[tmp_path]) == tmp_path / "rules"
+    assert (
+        policy_root(tmp_path / "rules" / "sql" / "new" / "x.guard", folders=[tmp_path])
+        == tmp_path / "rules"
+    )
     assert policy_root(tmp_path / "rules" / "bare" / "deep" / "x.guard", folders=[tmp_path]) == (
         tmp_path / "rules" / "bare" / "deep"
     )
     # a root given on the command line wins: the innermost holding the document
-    assert policy_root(document, roots=[tmp_path, tmp_path / "rules" / "sql"]) == tmp_path / "rules" / "sql"
-    assert policy_root(document, roots=[tmp_path / "other"], folders=[tmp_path]) == tmp_path / "rules"
+    assert (
+        policy_root(document, roots=[tmp_path, tmp_path / "rules" / "sql"])
+        == tmp_path / "rules" / "sql"
+    )
+    assert (
+        policy_root(document, roots=[tmp_path / "other"], folders=[tmp_path]) == tmp_path / "rules"
+    )
     # never above the workspace folder, even when that holds policy files
     (tmp_path / "top.guard").write_text("package top\n")
     assert policy_root(document, folders=[tmp_path / "rules"]) == tmp_path / "rules"
@@ -92,7 +100,7 @@ def test_the_repository_packs_compile_clean_rules_and_tests() -> None:
 
 def test_a_typo_is_reported_with_its_code_and_exact_span(tmp_path: Path) -> None:
     document = tmp_path / "p.guard"
-    text = "package p\n\ndeny contains \"x\" if {\n    some s in input.sql.statements\n    s.kinds == \"drop\"\n}\n"
+    text = 'package p\n\ndeny contains "x" if {\n    some s in input.sql.statements\n    s.kinds == "drop"\n}\n'
     found = diagnose(document, text)
     [problem] = found[str(document)]
     assert problem.code == "unknown_field"
@@ -109,7 +117,9 @@ def test_a_parse_error_spans_the_token_it_stopped_at(tmp_path: Path) -> None:
 
 
 def test_test_files_compile_with_the_test_builtins_and_rule_files_without(tmp_path: Path) -> None:
-    (tmp_path / "p.guard").write_text('package p\n\ndeny contains "no drops" if input.sql.statements[_].kind == "drop"\n')
+    (tmp_path / "p.guard").write_text(
+        'package p\n\ndeny contains "no drops" if input.sql.statements[_].kind == "drop"\n'
+    )
     test_text = (
         "package p_test\n\ntest_drop if {\n"
         '    d := decide(sql_request("DROP TABLE t", {}))\n    d.effect == "deny"\n}\n'
@@ -119,7 +129,9 @@ def test_test_files_compile_with_the_test_builtins_and_rule_files_without(tmp_pa
     assert {p.code for p in found[str(tmp_path / "q.guard")]} == {"unknown_function"}
 
 
-def test_an_unsaved_buffer_stands_for_its_file_and_errors_land_in_their_file(tmp_path: Path) -> None:
+def test_an_unsaved_buffer_stands_for_its_file_and_errors_land_in_their_file(
+    tmp_path: Path,
+) -> None:
     lib = tmp_path / "lib.guard"
     lib.write_text('package lib\n\nis_admin(id) if id in {"root"}\n')
     main = tmp_path / "main.guard"
@@ -128,8 +140,22 @@ def test_an_unsaved_buffer_stands_for_its_file_and_errors_land_in_their_file(tmp
     # the buffer of lib renames the function: main's call no longer resolves
     renamed = 'package lib\n\nis_root(id) if id in {"root"}\nbad := input.subject.idd\n'
     found = diagnose(main, text, open_texts={str(lib): renamed})
-    assert [(p.code, p.span) for p in found[str(main)]] == [("unknown_function", Span(2, 25, 2, 60))]
+    assert [(p.code, p.span) for p in found[str(main)]] == [
+        ("unknown_function", Span(2, 25, 2, 60))
+    ]
     assert [(p.code, p.span) for p in found[str(lib)]] == [("unknown_field", Span(3, 21, 3, 24))]
+
+
+def test_without_a_root_sibling_directories_are_separate_policies(tmp_path: Path) -> None:
+    (tmp_path / "shell").mkdir()
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "shell" / "lib.guard").write_text('package lib\n\nis_admin(id) if id in {"root"}\n')
+    main = tmp_path / "sql" / "main.guard"
+    text = 'package main\n\ndeny contains "admin" if data.lib.is_admin(input.subject.id)\n'
+    assert [p.code for p in diagnose(main, text, folders=[tmp_path])[str(main)]] == [
+        "unknown_function"
+    ]
+    assert diagnose(main, text, roots=[tmp_path]) == {str(main): []}
 
 
 def test_a_document_without_a_file_compiles_alone() -> None:
@@ -146,8 +172,8 @@ def test_a_document_without_a_file_compiles_alone() -> None:
         "package p\nallow if " + "[" * 5000 + "]" * 5000 + "\n",
         "package p\nallow if " + "(" * 3000 + "1" + ")" * 3000 + "\n",
         "package p\n" + "x := 1 " * 20000 + "\n",
-        "package p\nallow if \"unterminated\n",
-        "\ufeffpackage p\nallow if input.subject.id == \"é😀\"\n",
+        'package p\nallow if "unterminated\n',
+        '\ufeffpackage p\nallow if input.subject.id == "é😀"\n',
     ],
 )
 def test_bad_text_gives_diagnostics_never_an_exception(tmp_path: Path, text: str) -> None:
@@ -165,7 +191,14 @@ def test_bad_text_gives_diagnostics_never_an_exception(tmp_path: Path, text: str
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("input.sql[_]{}() \n\t\"#:=some every in s x.kind é")), max_size=120), st.integers(0, 6), st.integers(0, 40))
+@given(
+    st.text(
+        alphabet=st.sampled_from(list('input.sql[_]{}() \n\t"#:=some every in s x.kind é')),
+        max_size=120,
+    ),
+    st.integers(0, 6),
+    st.integers(0, 40),
+)
 def test_hover_and_completion_never_raise(text: str, line: int, char: int) -> None:
     found = hover(text, line, char)
     if found is not None:
@@ -189,12 +222,26 @@ def test_hover_and_completion_never_raise(text: str, line: int, char: int) -> No
         (8, "i,", "i", "number", ""),
         (9, "stdin", "inv.stdin", "Stdin | null", FIELD_DOCS["Invocation.stdin"]),
         (9, "kind", "inv.stdin.kind", "string", FIELD_DOCS["Stdin.kind"]),
-        (10, "tables", "input.sql.statements[_].tables", "array<Table>", FIELD_DOCS["Statement.tables"]),
+        (
+            10,
+            "tables",
+            "input.sql.statements[_].tables",
+            "array<Table>",
+            FIELD_DOCS["Statement.tables"],
+        ),
         (11, "qualified", "t.qualified", "string", FIELD_DOCS["Table.qualified"]),
-        (10, "input", "input", "Input", "The request's facts, as the input document's schema types them."),
+        (
+            10,
+            "input",
+            "input",
+            "Input",
+            "The request's facts, as the input document's schema types them.",
+        ),
     ],
 )
-def test_hover_names_the_field_its_type_and_doc(line: int, word: str, path: str, type_: str, doc: str) -> None:
+def test_hover_names_the_field_its_type_and_doc(
+    line: int, word: str, path: str, type_: str, doc: str
+) -> None:
     found = hover(POLICY, *at(POLICY, line, word))
     assert found is not None
     assert (found.path, found.type, found.doc) == (path, type_, doc)
@@ -216,12 +263,18 @@ def test_hover_spans_the_name_under_the_cursor() -> None:
 
 def test_completion_lists_the_record_after_the_dot() -> None:
     lines = POLICY.split("\n")
-    assert [f.name for f in complete(POLICY, 7, lines[7].index(".") + 1)] == list(RECORDS["Statement"])
+    assert [f.name for f in complete(POLICY, 7, lines[7].index(".") + 1)] == list(
+        RECORDS["Statement"]
+    )
     # a partial name after the dot: the record's fields all the same (the editor filters)
-    assert [f.name for f in complete(POLICY, 7, lines[7].index(".") + 3)] == list(RECORDS["Statement"])
+    assert [f.name for f in complete(POLICY, 7, lines[7].index(".") + 3)] == list(
+        RECORDS["Statement"]
+    )
     sql = [(f.name, f.type, f.doc) for f in complete(POLICY, 10, lines[10].index("statements"))]
     assert sql == [(n, t, FIELD_DOCS[f"Sql.{n}"]) for n, t in RECORDS["Sql"].items()]
-    assert [f.name for f in complete(POLICY, 10, lines[10].index("tables"))] == list(RECORDS["Statement"])
+    assert [f.name for f in complete(POLICY, 10, lines[10].index("tables"))] == list(
+        RECORDS["Statement"]
+    )
     assert [f.name for f in complete(POLICY, 9, lines[9].index("kind"))] == list(RECORDS["Stdin"])
     assert complete(POLICY, 7, 5) == []  # no dot before the cursor
     assert complete(POLICY, 4, 12) == []  # in a comment
@@ -240,13 +293,17 @@ def test_load_policy_reads_given_texts_instead_of_the_disk(tmp_path: Path) -> No
     assert load_policy(tmp_path, texts=fixed).packages == ("a",)
     # a relative spelling of the same file is the same file
     relative = os.path.relpath(tmp_path / "a.guard")
-    assert load_policy(tmp_path, texts={relative: fixed[str(tmp_path / "a.guard")]}).packages == ("a",)
+    assert load_policy(tmp_path, texts={relative: fixed[str(tmp_path / "a.guard")]}).packages == (
+        "a",
+    )
 
 
 def test_load_policy_loads_a_named_file_that_exists_only_as_text(tmp_path: Path) -> None:
     (tmp_path / "a.guard").write_text("package a\n\ndefault allow := false\n")
     new = tmp_path / "b.guard"
-    policy = load_policy([tmp_path, new], texts={str(new): "package b\n\ndeny contains \"x\" if true\n"})
+    policy = load_policy(
+        [tmp_path, new], texts={str(new): 'package b\n\ndeny contains "x" if true\n'}
+    )
     assert sorted(policy.packages) == ["a", "b"]
     assert str(new) in policy.files
     # a path neither on disk nor given is still an error

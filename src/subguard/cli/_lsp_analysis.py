@@ -131,11 +131,15 @@ def diagnose(
     except PolicyError as exc:
         errors = [exc]
     except Exception as exc:  # the compiler failed: say so, never take the editor down
-        errors = [PolicyError("internal_error", f"the compiler failed: {type(exc).__name__}", Location(key, 0, 0))]
+        errors = [
+            PolicyError(
+                "internal_error", f"the compiler failed: {type(exc).__name__}", Location(key, 0, 0)
+            )
+        ]
     else:
         errors = []
     for error in errors[:_MAX_PROBLEMS]:
-        path = _error_path(error.path, key)
+        path = _error_path(error.path, key, sources)
         if path not in sources:
             sources[path] = _read(path)
         found.setdefault(path, []).append(
@@ -148,14 +152,15 @@ def diagnose(
 _MAX_PROBLEMS: Final = 500
 
 
-def _error_path(path: str, document: str) -> str:
+def _error_path(path: str, document: str, known: Mapping[str, str]) -> str:
     """The file an error is about; errors about no file (`<environment>`, `<policy>`) and
     about a directory go on the document."""
     if path == document:
         return path
-    if path.startswith("<") or not os.path.isfile(path):
+    if path.startswith("<"):
         return document
-    return os.path.abspath(path)
+    full = os.path.abspath(path)
+    return full if full in known or os.path.isfile(full) else document
 
 
 def _read(path: str) -> str:
@@ -269,7 +274,7 @@ def _blank(text: str) -> str:
             while i < n and text[i] != "\n":
                 out[i] = " "
                 i += 1
-        elif c in "\"`":
+        elif c in '"`':
             i += 1
             while i < n and text[i] != c and text[i] != "\n":
                 if c == '"' and text[i] == "\\" and i + 1 < n:
@@ -327,12 +332,18 @@ def _ref_ending_at(line: str, end: int) -> Steps | None:
 
 _NAME: Final = r"[A-Za-z_][A-Za-z0-9_]*"
 _REF: Final = rf"{_NAME}(?:\.{_NAME}|\[[^\]\n]*\])*"
-_IMPORT: Final = re.compile(rf"^[ \t]*import[ \t]+(input(?:\.{_NAME})*)(?:[ \t]+as[ \t]+({_NAME}))?", re.MULTILINE)
-_ITERATION: Final = re.compile(rf"\b(?:some|every)[ \t]+({_NAME})(?:[ \t]*,[ \t]*({_NAME}))?[ \t]+in[ \t]+({_REF})")
+_IMPORT: Final = re.compile(
+    rf"^[ \t]*import[ \t]+(input(?:\.{_NAME})*)(?:[ \t]+as[ \t]+({_NAME}))?", re.MULTILINE
+)
+_ITERATION: Final = re.compile(
+    rf"\b(?:some|every)[ \t]+({_NAME})(?:[ \t]*,[ \t]*({_NAME}))?[ \t]+in[ \t]+({_REF})"
+)
 _ASSIGNMENT: Final = re.compile(rf"(?<![\w.])({_NAME})[ \t]*:=[ \t]*({_REF})(?![\w.\[(])")
 
 
-def _resolve(code: str, steps: Steps, offset: int, depth: int = 0) -> tuple[str, Field | None] | None:
+def _resolve(
+    code: str, steps: Steps, offset: int, depth: int = 0
+) -> tuple[str, Field | None] | None:
     """The type `steps` name at `offset` of `code` (blanked text), and the last field
     read on the way."""
     if not steps or steps[0] is None or depth > 8:

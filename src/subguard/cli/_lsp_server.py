@@ -89,7 +89,9 @@ class SubguardServer(LanguageServer):
     def current(self, group: tuple[str, bool], generation: int) -> bool:
         return self.generation.get(group) == generation
 
-    async def refresh(self, group: tuple[str, bool], uri: str, delay: float, generation: int) -> None:
+    async def refresh(
+        self, group: tuple[str, bool], uri: str, delay: float, generation: int
+    ) -> None:
         if delay:
             await asyncio.sleep(delay)
         if not self.current(group, generation):
@@ -129,8 +131,12 @@ class SubguardServer(LanguageServer):
         for stale in before - found.keys():
             found[stale] = []
         self.published[group] = {p for p, problems in found.items() if problems}
+        open_now = {
+            str(p) for d in list(self.workspace.text_documents.values()) if (p := _policy_path(d))
+        }
         for file, problems in found.items():
-            self.publish(file, problems, versions.get(file))
+            if file in open_now or os.path.isfile(file):  # not a buffer closed meanwhile
+                self.publish(file, problems, versions.get(file))
 
     def publish_alone(self, document: TextDocument) -> None:
         found = analysis.diagnose(None, document.source)
@@ -162,7 +168,11 @@ class SubguardServer(LanguageServer):
         if document is not None:
             return list(document.lines)
         try:
-            return Path(problems[0].path).read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+            return (
+                Path(problems[0].path)
+                .read_text(encoding="utf-8", errors="replace")
+                .splitlines(keepends=True)
+            )
         except OSError:
             return []
 
@@ -192,7 +202,9 @@ class SubguardServer(LanguageServer):
             path = to_fs_path(uri)
             if path is not None:
                 files.discard(os.path.abspath(path))
-        self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+        )
 
 
 def _policy_path(document: TextDocument) -> Path | None:
@@ -259,4 +271,3 @@ def build_server(roots: Sequence[Path] = (), version: str = "0") -> SubguardServ
         return types.CompletionList(is_incomplete=False, items=items)
 
     return server
-
