@@ -97,6 +97,7 @@ def diagnose(
     roots: Sequence[Path] = (),
     folders: Sequence[Path] = (),
     named: Iterable[Path] = (),
+    parse_cache: bool = False,
 ) -> dict[str, list[Problem]]:
     """Every compiler error of the policy `document` belongs to, by file (absolute paths;
     the document itself always has an entry, empty when it is clean). `text` is the
@@ -106,7 +107,8 @@ def diagnose(
     A test file (`*_test.guard`) is compiled with its directory's tests and the test
     builtins, as `subguard test` does; any other file as `subguard check` does. A
     document with no file (`document` None) is compiled alone. Never raises: a failure
-    of the compiler itself is reported as `internal_error` on the document."""
+    of the compiler itself is reported as `internal_error` on the document. With
+    `parse_cache`, parsed sources are kept for the next compile (`engine.policycache`)."""
     key = os.path.abspath(document) if document is not None else "<buffer>"
     found: dict[str, list[Problem]] = {key: []}
     sources: dict[str, str] = {key: text}
@@ -125,6 +127,7 @@ def diagnose(
                 texts=texts,
                 tests=tests,
                 builtins=test_builtins() if tests else None,
+                parse_cache=parse_cache,
             )
     except PolicyErrors as exc:
         errors = exc.errors

@@ -122,6 +122,7 @@ class SubguardServer(LanguageServer):
                 roots=self.roots,
                 folders=self.folders(),
                 named=named,
+                parse_cache=True,
             )
         if not self.current(group, generation):
             return  # the text changed while it compiled: the newer compile publishes

@@ -11,7 +11,9 @@ configure an editor.
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -45,7 +47,13 @@ def lsp(roots: tuple[Path, ...]) -> None:
         server_version = version("subguard")
     except PackageNotFoundError:  # pragma: no cover - run from a source tree
         server_version = "0"
-    build_server(roots, server_version).start_io()
+    # parsed sources are kept between compiles, in a directory of this session only (every
+    # version of an edited buffer is a new entry: the user's cache is no place for them);
+    # an empty SUBGUARD_CACHE_DIR still turns the cache off
+    with tempfile.TemporaryDirectory(prefix="subguard-lsp-") as cache:
+        if os.environ.get("SUBGUARD_CACHE_DIR") != "":
+            os.environ["SUBGUARD_CACHE_DIR"] = cache
+        build_server(roots, server_version).start_io()
 
 
 def register(group: click.Group) -> None:
