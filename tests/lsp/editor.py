@@ -73,16 +73,17 @@ class Editor:
             if server is not None and server.returncode is None:
                 server.kill()
 
-    def open(self, path: Path, text: str | None = None) -> str:
-        uri = uri_of(path)
+    def open(self, path: Path | str, text: str | None = None, language: str = "subguard") -> str:
+        """Open a file (its text, or `text` as an unsaved buffer), or a buffer with no
+        file when `path` is a URI."""
+        uri = path if isinstance(path, str) else uri_of(path)
+        if text is None:
+            assert isinstance(path, Path)
+            text = path.read_text()
         self.versions[uri] = 1
         self.diagnostics.pop(uri, None)
         self.client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                types.TextDocumentItem(
-                    uri, "subguard", 1, path.read_text() if text is None else text
-                )
-            )
+            types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, language, 1, text))
         )
         return uri
 

@@ -202,7 +202,16 @@ def test_bad_text_gives_diagnostics_and_the_server_stays_up(tmp_path: Path) -> N
             tmp_path / "good.guard",
             'package good\n\ndeny contains "x" if input.subject.id == "x"\n',
         )
+        # a file of another language the client sends is left alone; a buffer with no
+        # file compiles alone
+        notes = editor.open(tmp_path / "notes.txt", "not ( a policy", language="plaintext")
+        untitled = editor.open("untitled:Untitled-1", "package u\nallow if input.subject.idd\n")
         assert await editor.published(good) == []
+        [typo] = await editor.published(untitled)
+        assert (typo.code, span(typo)) == ("unknown_field", (1, 23, 1, 26))
+        editor.replace(good, "package good\n")  # a compile queued after any for notes.txt
+        assert await editor.published(good) == []
+        assert notes not in editor.diagnostics
         # closing a document takes its diagnostics away
         garbage = uri_of(tmp_path / "garbage.guard")
         editor.close(garbage)

@@ -71,6 +71,8 @@ class SubguardServer(LanguageServer):
         """Compile the document's policy after `delay` seconds, and the policies of the
         other open documents of its directory (an edit of a rule changes its tests). A
         change that comes meanwhile supersedes the compile: only the latest publishes."""
+        if not _is_policy(document):
+            return  # another language the client sent by its configuration: not ours
         group = self.group(document)
         if group is None:
             self.publish_alone(document)
@@ -78,7 +80,7 @@ class SubguardServer(LanguageServer):
         groups = {group}
         for other in list(self.workspace.text_documents.values()):
             other_group = self.group(other)
-            if other_group is not None and other_group[0] == group[0]:
+            if other_group is not None and other_group[0] == group[0] and _is_policy(other):
                 groups.add(other_group)
         for key in groups:
             self.generation[key] = generation = self.generation.get(key, 0) + 1
@@ -101,7 +103,7 @@ class SubguardServer(LanguageServer):
                 return
             documents = [
                 d for d in list(self.workspace.text_documents.values())
-                if self.group(d) == group
+                if _is_policy(d) and self.group(d) == group
             ]  # fmt: skip
             if not documents:
                 return
@@ -110,7 +112,7 @@ class SubguardServer(LanguageServer):
             assert path is not None
             open_texts = {
                 str(p): d.source for d in list(self.workspace.text_documents.values())
-                if (p := _policy_path(d)) is not None
+                if _is_policy(d) and (p := _policy_path(d)) is not None
             }  # fmt: skip
             named = [p for d in documents if (p := _policy_path(d)) is not None]
             versions = {str(_policy_path(d)): d.version for d in documents}
@@ -206,6 +208,13 @@ class SubguardServer(LanguageServer):
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
         )
+
+
+def _is_policy(document: TextDocument) -> bool:
+    """A `.guard` file, or a buffer without a file that the client calls `subguard`."""
+    if document.uri.startswith("file:"):
+        return document.uri.endswith(".guard")
+    return document.language_id == "subguard"
 
 
 def _policy_path(document: TextDocument) -> Path | None:
