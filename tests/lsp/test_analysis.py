@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from subguard.cli._lsp_analysis import Span, complete, diagnose, hover, policy_root
+from subguard.cli._lsp_analysis import (
+    Span,
+    complete,
+    diagnose,
+    hover,
+    policy_paths,
+    policy_root,
+)
 from subguard.engine import load_policy
 from subguard.engine.schema import FIELD_DOCS, RECORDS
 from subguard.errors import PolicyErrors
@@ -86,6 +93,18 @@ def test_the_policy_directory_is_the_highest_parent_holding_policy_files(tmp_pat
     (tmp_path / "top.guard").write_text("package top\n")
     assert policy_root(document, folders=[tmp_path / "rules"]) == tmp_path / "rules"
     assert policy_root(document, folders=[tmp_path]) == tmp_path
+
+
+def test_a_file_outside_every_folder_loads_only_the_files_beside_it(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for name in ("a.guard", "a_test.guard", "sub/b.guard", "data.schema.json", "notes.txt"):
+        (tmp_path / name).write_text("")
+    paths = policy_paths(tmp_path / "a.guard")
+    assert paths == [str(tmp_path / "a.guard"), str(tmp_path / "data.schema.json")]
+    assert str(tmp_path / "a_test.guard") in policy_paths(tmp_path / "a_test.guard")
+    # inside a workspace folder (or a root): the directory, walked
+    assert policy_paths(tmp_path / "a.guard", folders=[tmp_path]) == [str(tmp_path)]
+    assert policy_paths(tmp_path / "a.guard", roots=[tmp_path]) == [str(tmp_path)]
 
 
 def test_the_repository_packs_compile_clean_rules_and_tests() -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "complete",
     "diagnose",
     "hover",
+    "policy_paths",
     "policy_root",
 ]
 
@@ -89,6 +90,29 @@ def policy_root(document: Path, roots: Sequence[Path] = (), folders: Sequence[Pa
     return root
 
 
+def policy_paths(document: Path, roots: Sequence[Path] = (), folders: Sequence[Path] = ()) -> list[str]:
+    """What to load with `document`: its policy directory (`policy_root`) when a root or a
+    workspace folder holds the document; otherwise (a file opened on its own, perhaps in
+    a home directory) only the policy files beside it, never a walk of what is below."""
+    document = Path(os.path.abspath(document))
+    root = policy_root(document, roots, folders)
+    bounds = [Path(os.path.abspath(p)) for p in (*roots, *folders)]
+    if any(bound == root or bound in root.parents for bound in bounds):
+        return [str(root)]
+    try:
+        entries = sorted(os.scandir(document.parent), key=lambda e: e.name)
+    except OSError:
+        return []
+    return [
+        entry.path for entry in entries
+        if entry.is_file()
+        and (
+            entry.name == DATA_SCHEMA_FILE
+            or (entry.name.endswith(".guard") and (is_test_file(document) or not is_test_file(entry.name)))
+        )
+    ]  # fmt: skip
+
+
 def diagnose(
     document: Path | None,
     text: str,
@@ -120,8 +144,8 @@ def diagnose(
             texts = {os.path.abspath(p): t for p, t in (open_texts or {}).items()}
             texts[key] = text
             sources.update(texts)
-            root = policy_root(document, roots, folders)
-            paths = dict.fromkeys([str(root), key, *(os.path.abspath(p) for p in named)])
+            policy = policy_paths(document, roots, folders)
+            paths = dict.fromkeys([*policy, key, *(os.path.abspath(p) for p in named)])
             load_policy(
                 list(paths),
                 texts=texts,
