@@ -104,6 +104,25 @@ class Editor:
             )
         )
 
+    def edit(self, uri: str, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+        """An incremental change: `text` replaces the range (client units) from `start`
+        to `end`."""
+        self.versions[uri] += 1
+        self.diagnostics.pop(uri, None)
+        change = types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(*start), types.Position(*end)), text=text
+        )
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(self.versions[uri], uri), [change]
+            )
+        )
+
+    def save(self, uri: str) -> None:
+        self.client.text_document_did_save(
+            types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(uri))
+        )
+
     async def published(
         self, uri: str, until: Callable[[list[types.Diagnostic]], bool] = lambda _: True
     ) -> list[types.Diagnostic]:

@@ -227,6 +227,26 @@ def test_hover_and_completion_never_raise(text: str, line: int, char: int) -> No
         assert field.record in FIELD_DOCS
 
 
+_POLICY_PIECES = st.sampled_from(
+    ["package p\n", "import input.sql.statements\n", "deny contains ", '"x"', " if ", "{", "}",
+     "\n", "    ", "some s in statements", "s.kind", "s.kinds", " == ", "input.", "sql.", "[_]",
+     "not ", ":=", "x", "count(", ")", "# note", "\t", "é😀", "every x in ", "1", "\r\n"]
+)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_POLICY_PIECES, max_size=30).map("".join))
+def test_diagnostics_of_any_text_are_located_inside_it(text: str) -> None:
+    [(_, problems)] = diagnose(None, text).items()
+    lines = text.split("\n")
+    for problem in problems:
+        assert problem.code != "internal_error"
+        start, end = (problem.span.line, problem.span.char), (problem.span.end_line, problem.span.end_char)
+        assert start <= end
+        assert 0 <= start[0] <= end[0] < len(lines)
+        assert end[1] <= len(lines[end[0]])
+
+
 # ── hover and completion ─────────────────────────────────────────────────────────────
 
 

@@ -95,6 +95,31 @@ def test_ranges_count_utf16_units_and_utf32_when_negotiated(tmp_path: Path) -> N
     session(tmp_path, utf32, encodings=[types.PositionEncodingKind.Utf32])
 
 
+def test_incremental_edits_in_utf16_units_are_applied_before_compiling(tmp_path: Path) -> None:
+    text = 'package p\n\n# “😀”\ndeny contains "😀" if input.sql.statements[0].kind == "drop"\n'
+    document = tmp_path / "p.guard"
+    document.write_text(text)
+    line = text.split("\n")[3]
+    kind = line.index("kind") + 1  # the emoji before it is two UTF-16 units
+
+    async def scenario(editor: Editor) -> None:
+        uri = editor.open(document)
+        assert await editor.published(uri) == []
+        editor.edit(uri, (3, kind + 4), (3, kind + 4), "z")  # kind → kindz
+        [typo] = await editor.published(uri, bool)
+        assert (typo.code, span(typo)) == ("unknown_field", (3, kind, 3, kind + 5))
+        editor.edit(uri, (3, kind + 4), (3, kind + 5), "")
+        assert await editor.published(uri, lambda d: not d) == []
+        # a save compiles too (the file on disk is what the buffer holds)
+        document.write_text(text.replace("kind", "knd"))
+        editor.replace(uri, text.replace("kind", "knd"))
+        editor.save(uri)
+        [saved] = await editor.published(uri, bool)
+        assert saved.code == "unknown_field"
+
+    session(tmp_path, scenario)
+
+
 def test_other_files_of_the_policy_resolve_and_their_buffers_count(tmp_path: Path) -> None:
     # sql/ and shell/ hold the policy, their parent no file of its own: `--root` joins them
     policy = tmp_path / "policy"
