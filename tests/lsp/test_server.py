@@ -122,7 +122,7 @@ def test_incremental_edits_in_utf16_units_are_applied_before_compiling(tmp_path:
 
 def test_other_files_of_the_policy_resolve_and_their_buffers_count(tmp_path: Path) -> None:
     # sql/ and shell/ hold the policy, their parent no file of its own: `--root` joins them
-    policy = tmp_path / "policy"
+    policy = tmp_path / "my policy é"  # URIs quote the space and the accent
     (policy / "shell").mkdir(parents=True)
     (policy / "sql").mkdir()
     lib = policy / "shell" / "lib.guard"

@@ -152,9 +152,15 @@ class SubguardServer(LanguageServer):
             )
         )
 
+    def open_document(self, file: str) -> TextDocument | None:
+        documents: list[TextDocument] = list(self.workspace.text_documents.values())
+        return next((d for d in documents if str(_policy_path(d)) == file), None)
+
     def publish(self, file: str, problems: list[analysis.Problem], version: int | None) -> None:
-        uri = from_fs_path(file) or file
-        lines = self.lines_of(uri, problems)
+        document = self.open_document(file)
+        # an open file's diagnostics go to the URI the client spelled it with
+        uri = document.uri if document is not None else from_fs_path(file) or file
+        lines = self.lines_of(document, problems)
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(
                 uri=uri,
@@ -163,11 +169,12 @@ class SubguardServer(LanguageServer):
             )
         )
 
-    def lines_of(self, uri: str, problems: list[analysis.Problem]) -> list[str]:
+    def lines_of(
+        self, document: TextDocument | None, problems: list[analysis.Problem]
+    ) -> list[str]:
         """The file's lines as the client has them (for its position encoding)."""
         if not problems:
             return []
-        document = self.workspace.text_documents.get(uri)
         if document is not None:
             return list(document.lines)
         try:
