@@ -380,9 +380,11 @@ def _reason(rule: str, package: str, message: str, location: str) -> Reason:
 
 def _reasons(filed: list[Any]) -> tuple[Reason, ...]:
     return tuple(
-        _reason(head[1], head[0], v if type(v) is str else _message(v), head[2])
-        for head, values in filed
-        for v in (values if len(values) == 1 else sorted(values, key=_message))
+        [
+            _reason(head[1], head[0], v if type(v) is str else _message(v), head[2])
+            for head, values in filed
+            for v in (values if len(values) == 1 else sorted(values, key=_message))
+        ]
     )
 
 
