@@ -16,6 +16,9 @@ Workloads, both on the memory log (no disk):
 - `evaluate`: `Engine.evaluate` of the 20-rule guardrail policy over bench_policy.py's
   seeded input documents (ready documents: no analysis, no log), one document per
   operation, cycling over 200 of them.
+- `gate`: one guarded `execute(...).fetchone()` through the DB-API gate on the memory
+  log, as bench_gate.py's "guarded, memory log" row (sqlite3 in memory, the statement's
+  shape repeated, the id a parameter).
 
 The tree measured is the one `--src` names, whatever is installed: the workload imports
 `subguard` from it before anything else (bench_log.py puts its own tree first on
@@ -55,12 +58,20 @@ if which == "evaluate":
         evaluate(doc)
     def op(k):
         evaluate(docs[k % 200])
+elif which == "gate":
+    import bench_gate as g
+    from subguard.engine.policy import policy_from_sources
+    call, _log = g.guarded_call(policy_from_sources([("gate.guard", g.POLICY)]), "memory://")
+    for i in range(200):  # warm
+        call(i % 1000 + 1)
+    def op(k):
+        call(k % 1000 + 1)
 else:
     log = open_log("memory://")
     op = b.check_op(log) if which == "record" else b.engine_op(b.make_engine(log))
     op(0)  # warm: caches filled, session known
 for k in range(n):
-    op(k if which == "evaluate" else 0)
+    op(k if which in ("evaluate", "gate") else 0)
 """
 
 COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
@@ -89,9 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--src", action="append", required=True, help="a subguard source tree")
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--workload", action="append", choices=("record", "check", "evaluate"))
+    parser.add_argument("--workload", action="append", choices=("record", "check", "evaluate", "gate"))
     args = parser.parse_args()
-    workloads = args.workload or ["record", "check", "evaluate"]
+    workloads = args.workload or ["record", "check", "evaluate", "gate"]
     print("| workload | " + " | ".join(args.src) + " | last ÷ first |")
     print("|---|" + "---:|" * (len(args.src) + 1))
     for which in workloads:

@@ -105,7 +105,7 @@ class Engine:
 
     def _evaluate(self, input_document: Mapping[str, Any], start: int) -> Decision:
         """`evaluate`, timed from `start` (so a check's time includes its analysis)."""
-        if not isinstance(input_document, Mapping):
+        if type(input_document) is not dict and not isinstance(input_document, Mapping):
             message = f"`input`: must be an object, not {type(input_document).__name__}"
             return self._failure("invalid_request", message, start, {})
         try:
