@@ -157,6 +157,8 @@ class GuardedConnection:
         object.__setattr__(self, "_tagged", tagged_columns(gate.resource.schema))
         #: analysed text → the tagged columns its result carries (cleared with the schema)
         object.__setattr__(self, "_carried", {})
+        #: analysed text → its request (frozen, so one serves every execute of the text)
+        object.__setattr__(self, "_requests", {})
         for name in (*_FACTORIES, "cursor_factory", "server_cursor_factory"):
             current = getattr(raw, name, None)
             if current is not None:
@@ -219,7 +221,7 @@ class GuardedConnection:
         if self._gate.wants_estimate:
             estimate = self._estimator.rows(text, parameters, schema=resource.schema, many=many)
         try:
-            decision = self._gate.decide(SqlRequest(analysed, self._dialect, estimated_rows=estimate))
+            decision = self._gate.decide(self._request(analysed, estimate))
         except Refused as exc:
             if isinstance(exc, Terminated):
                 self._close_raw()
@@ -267,6 +269,20 @@ class GuardedConnection:
         statements = sql.get("statements") or ()
         ddl = any(s.get("kind") in _DDL for s in statements)
         return text, _Prepared(decision, plan, ddl)
+
+    def _request(self, analysed: str, estimate: int | None) -> SqlRequest:
+        """The request for a text: built once per text when no estimate goes with it (a
+        repeated statement's shape), else anew."""
+        if estimate is not None:
+            return SqlRequest(analysed, self._dialect, estimated_rows=estimate)
+        requests: dict[str, SqlRequest] = self._requests
+        request = requests.get(analysed)
+        if request is None:
+            request = SqlRequest(analysed, self._dialect)
+            if len(requests) >= 1024:
+                requests.clear()
+            requests[analysed] = request
+        return request
 
     def _after(self, prepared: _Prepared) -> None:
         if prepared.ddl and self._introspected:

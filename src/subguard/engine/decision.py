@@ -122,22 +122,43 @@ class RuleIndex:
         self.by_table = {k: tuple(v) for k, v in by_table.items()}
         self.by_both = {k: tuple(v) for k, v in by_both.items()}
         self.indexed = bool(by_kind or by_table or by_both)
+        #: whether some definition is indexed by table (else kinds alone decide)
+        self.tabled = bool(by_table or by_both)
+        self._memo: dict[Any, tuple[int, ...]] = {}
 
     @classmethod
     def of(cls, definitions: Iterable[Definition]) -> RuleIndex:
         return cls([guard(d) for d in definitions])
 
     def extra(self, input: Any) -> Sequence[int]:
-        """The indexed definitions (not `always`) that can fire for this input."""
+        """The indexed definitions (not `always`) that can fire for this input.
+
+        They depend only on the statements' kinds and the two table sets, so the answer
+        is kept per (kinds, tables read, tables written): requests repeat their shapes,
+        and one lookup replaces a lookup per kind and table (`_MEMO_SIZE`)."""
         if not self.indexed:
             return ()
         try:
             sql = input["sql"]
             statements = sql["statements"]
-            kinds: Any = (statements[0]["kind"],) if len(statements) == 1 else {s["kind"] for s in statements}
-            table_sets = (sql["tables_read"], sql["tables_written"]) if self.by_table or self.by_both else ()
+            kinds: Any = (statements[0]["kind"],) if len(statements) == 1 else frozenset([s["kind"] for s in statements])
+            key: Any = (kinds, sql["tables_read"], sql["tables_written"]) if self.tabled else kinds
         except (KeyError, TypeError, IndexError):
             return ()
+        memo = self._memo
+        try:
+            found = memo.get(key)
+        except TypeError:  # an unhashable part (a document not in the value model)
+            return self._lookup(kinds, key)
+        if found is None:
+            found = self._lookup(kinds, key)
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[key] = found
+        return found
+
+    def _lookup(self, kinds: Any, key: Any) -> tuple[int, ...]:
+        table_sets = (key[1], key[2]) if self.tabled else ()
         chosen: list[int] = []
         by_kind, by_table, by_both = self.by_kind, self.by_table, self.by_both
         for k in kinds:
@@ -155,8 +176,15 @@ class RuleIndex:
                         if hit:
                             chosen.extend(hit)
         if len(chosen) > 1:
-            return sorted(set(chosen))
-        return chosen
+            return tuple(sorted(set(chosen)))
+        return tuple(chosen)
+
+
+#: Input shapes (statement kinds and table sets) whose indexed definitions a `RuleIndex`
+#: keeps; past it, it starts again. A hit is one dictionary lookup (~0.2 µs) where the
+#: lookups per kind and table cost ~1 µs on the guardrail policy (RESULTS.md, Policy
+#: evaluation); 1,024 shapes of a few short strings each are a few hundred KB at most.
+_MEMO_SIZE: Final = 1024
 
 
 # ── what the decision rules produced ───────────────────────────────────────────────
@@ -197,6 +225,8 @@ class Decisions:
             d.package: d.location for d in compiled.defaults if d.rule == "allow" and d.value is True
         }
         self._open_defaults_items = tuple(self._open_defaults.items())
+        #: the open defaults as (package, rule, location), as `decide` files what fired
+        self._open_default_heads = tuple((p, "allow", loc) for p, loc in self._open_defaults_items)
 
     def outputs(self, input: Any, data: Any) -> Outputs:
         """Run the decision rules that can fire for `input`; each definition that
@@ -232,6 +262,52 @@ class Decisions:
                 fired.append(Fired(package, "allow", location, (True,)))
         return new(Outputs, (tuple(fired), tuple(faults)))  # type: ignore[no-any-return]
 
+    def decide(self, input: Any, data: Any) -> Combined:
+        """`combine(self.outputs(input, data))` in one pass over the definitions that
+        produced values: each is filed under its rule as it comes (no `Fired`, no
+        `Outputs`), and the decision is built once from the strongest rule that fired.
+        The hot path of `Engine.evaluate`; tests hold it equal to the two-step path."""
+        hits, faults = self._run(input, data)
+        definitions = self._definitions
+        by_rule: dict[str, list[Any]] = {}
+        decided: set[str] | None = None  # packages whose `allow` produced a value
+        refused: dict[str, str] | None = None  # package → location of an `allow` that produced false
+        for i, out in hits:
+            definition = definitions[i]
+            rule = definition[1]
+            if rule == "allow":
+                if decided is None:
+                    decided = set()
+                decided.add(definition[0])
+                if out[0] is not True and not any(v is True for v in out):
+                    if refused is None:
+                        refused = {}
+                    refused.setdefault(definition[0], definition[2])
+                    continue
+            filed = by_rule.get(rule)
+            if filed is None:
+                by_rule[rule] = [(definition, out)]
+            else:
+                filed.append((definition, out))
+        if refused and "allow" in by_rule:
+            allowed = by_rule["allow"]
+            conflicted = {d[0] for d, _out in allowed if d[0] in refused}
+            if conflicted:
+                kept = [(d, out) for d, out in allowed if d[0] not in conflicted]
+                if kept:
+                    by_rule["allow"] = kept
+                else:
+                    del by_rule["allow"]
+                faults = [*faults, *(_conflict(p, refused[p]) for p in sorted(conflicted))]
+        for default in self._open_default_heads:
+            if decided is None or default[0] not in decided:
+                filed = by_rule.get("allow")
+                if filed is None:
+                    by_rule["allow"] = [(default, _TRUE)]
+                else:
+                    filed.append((default, _TRUE))
+        return _combine(by_rule, faults)
+
 
 def _conflict(package: str, location: str) -> Fault:
     # OPA: "complete rules must not produce multiple outputs"; the message is the one
@@ -254,6 +330,9 @@ class Combined(NamedTuple):
 
 
 
+_TRUE: Final = (True,)
+
+
 def _message(value: Any) -> str:
     return value if isinstance(value, str) else marshal(value)
 
@@ -273,44 +352,62 @@ class _MaskConflict(Exception):
 
 _NO_RULE = Reason(Effect.DENY, "subguard", "default", "no rule allowed the request", "")
 
+#: The effect each decision rule's reasons carry.
+_EFFECT: Final = {
+    "terminate": Effect.TERMINATE,
+    "deny": Effect.DENY,
+    "approve": Effect.APPROVE,
+    "allow": Effect.ALLOW,
+    "mask": Effect.MASK,
+}
+
 
 @bounded_cache(
     4096,
     justified_by="RESULTS.md, Policy evaluation, 'Per-decision latency, 20 rules', subguard row: "
     "rules say the same things again and again; a hit costs ~130 ns, building the Reason ~280 ns",
 )
-def _reason(effect: Effect, package: str, rule: str, message: str, location: str) -> Reason:
-    """The reason (shared: the same rule says the same thing for many requests)."""
-    return Reason(effect, package, rule, message, location)
+def _reason(rule: str, package: str, message: str, location: str) -> Reason:
+    """The reason (shared: the same rule says the same thing for many requests). Keyed
+    by strings only: an `Effect` in the key would hash through `Enum.__hash__`, a
+    Python-level call."""
+    return Reason(_EFFECT[rule], package, rule, message, location)
 
 
-def _reasons(effect: Effect, fired: list[Any]) -> list[Reason]:
-    return [
-        _reason(effect, f.package, f.rule, v if type(v) is str else _message(v), f.location)
-        for f in fired
-        for v in (f.values if len(f.values) == 1 else sorted(f.values, key=_message))
-    ]
+# `filed`: what one decision rule produced, as (head, values) pairs in definition order;
+# a head is (package, rule, location, …) — a `Definition` or a `Fired`.
 
 
-def _masks(fired: list[Any]) -> tuple[Any, list[Reason]]:
+def _reasons(filed: list[Any]) -> tuple[Reason, ...]:
+    return tuple(
+        [
+            _reason(head[1], head[0], v if type(v) is str else _message(v), head[2])
+            for head, values in filed
+            for v in (values if len(values) == 1 else sorted(values, key=_message))
+        ]
+    )
+
+
+def _masks(filed: list[Any]) -> tuple[Any, list[Reason]]:
     """Mask rules' values: column names (a set rule) or column → strategy (an object
     rule or object values). Returns the masks and one reason per masked column."""
     names: dict[str, str] = {}
     as_object = False
     reasons: list[Reason] = []
-    for f in fired:
-        for value in f.values:
+    for head, values in filed:
+        package, rule, location = head[0], head[1], head[2]
+        for value in values:
             if isinstance(value, tuple) and len(value) == 2:
                 as_object = True
                 column, strategy = _mask_name(value[0]), _message(value[1])
                 if names.get(column, strategy) != strategy:
                     raise _MaskConflict(f"column `{column}` has two mask strategies")
                 names[column] = strategy
-                reasons.append(Reason(Effect.MASK, f.package, f.rule, f"mask {_mask_name(value[0])}", f.location))
+                reasons.append(_reason(rule, package, f"mask {column}", location))
             else:
                 name = _mask_name(value)
                 names.setdefault(name, "")
-                reasons.append(Reason(Effect.MASK, f.package, f.rule, f"mask {name}", f.location))
+                reasons.append(_reason(rule, package, f"mask {name}", location))
     if as_object:
         return dict(sorted(names.items())), reasons
     return tuple(sorted(names)), reasons
@@ -322,37 +419,45 @@ def combine(outputs: Outputs) -> Combined:
     by_rule: dict[str, list[Any]] = {}
     for fired in outputs.fired:
         if fired.rule in by_rule:
-            by_rule[fired.rule].append(fired)
+            by_rule[fired.rule].append((fired, fired.values))
         else:
-            by_rule[fired.rule] = [fired]
+            by_rule[fired.rule] = [(fired, fired.values)]
+    return _combine(by_rule, outputs.faults)
+
+
+def _combine(by_rule: dict[str, list[Any]], faults: Sequence[Fault]) -> Combined:
+    """`combine` over what fired, filed by rule (see `_reasons`)."""
+    new = _new_tuple
     errors = (
-        tuple(EvalError(f.code, f.message, f.package, f.rule, f.location) for f in outputs.faults)
-        if outputs.faults
-        else ()
+        tuple([EvalError(f.code, f.message, f.package, f.rule, f.location) for f in faults]) if faults else ()
     )
-    if "terminate" in by_rule:
-        return _new_tuple(Combined, (Effect.TERMINATE, tuple(_reasons(Effect.TERMINATE, by_rule["terminate"])), (), errors))  # type: ignore[no-any-return]
-    if "deny" in by_rule:
-        return _new_tuple(Combined, (Effect.DENY, tuple(_reasons(Effect.DENY, by_rule["deny"])), (), errors))  # type: ignore[no-any-return]
+    filed = by_rule.get("terminate")
+    if filed is not None:
+        return new(Combined, (Effect.TERMINATE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
+    filed = by_rule.get("deny")
+    if filed is not None:
+        return new(Combined, (Effect.DENY, _reasons(filed), (), errors))  # type: ignore[no-any-return]
     if errors:
         failed = tuple(
             Reason(Effect.DENY, e.package, e.rule, f"rule failed: {e.message}", e.location) for e in errors
         )
-        return _new_tuple(Combined, (Effect.DENY, failed, (), errors))  # type: ignore[no-any-return]
-    if "approve" in by_rule:
-        return _new_tuple(Combined, (Effect.APPROVE, tuple(_reasons(Effect.APPROVE, by_rule["approve"])), (), errors))  # type: ignore[no-any-return]
-    if "allow" in by_rule:
-        allowed = [_reason(Effect.ALLOW, f.package, f.rule, "allowed", f.location) for f in by_rule["allow"]]
-        if "mask" in by_rule:
+        return new(Combined, (Effect.DENY, failed, (), errors))  # type: ignore[no-any-return]
+    filed = by_rule.get("approve")
+    if filed is not None:
+        return new(Combined, (Effect.APPROVE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
+    filed = by_rule.get("allow")
+    if filed is not None:
+        allowed = [_reason("allow", head[0], "allowed", head[2]) for head, _values in filed]
+        masking = by_rule.get("mask")
+        if masking is not None:
             try:
-                masks, mask_reasons = _masks(by_rule["mask"])
+                masks, mask_reasons = _masks(masking)
             except _MaskConflict as exc:
-                first = by_rule["mask"][0]
-                error = EvalError("conflict", str(exc), first.package, first.rule, first.location)
-                reason = Reason(Effect.DENY, first.package, first.rule, f"rule failed: {exc}", first.location)
-                return _new_tuple(Combined, (Effect.DENY, (reason,), (), (*errors, error)))  # type: ignore[no-any-return]
+                first = masking[0][0]
+                error = EvalError("conflict", str(exc), first[0], first[1], first[2])
+                reason = Reason(Effect.DENY, first[0], first[1], f"rule failed: {exc}", first[2])
+                return new(Combined, (Effect.DENY, (reason,), (), (*errors, error)))  # type: ignore[no-any-return]
             if masks:
-                return _new_tuple(Combined, (Effect.MASK, (*allowed, *mask_reasons), masks, errors))  # type: ignore[no-any-return]
-        return _new_tuple(Combined, (Effect.ALLOW, tuple(allowed), (), errors))  # type: ignore[no-any-return]
-    return _new_tuple(Combined, (Effect.DENY, (_NO_RULE,), (), errors))  # type: ignore[no-any-return]
-
+                return new(Combined, (Effect.MASK, (*allowed, *mask_reasons), masks, errors))  # type: ignore[no-any-return]
+        return new(Combined, (Effect.ALLOW, tuple(allowed), (), errors))  # type: ignore[no-any-return]
+    return new(Combined, (Effect.DENY, (_NO_RULE,), (), errors))  # type: ignore[no-any-return]

@@ -95,7 +95,7 @@ class Engine:
         self.log = log
         self.fail_closed = fail_closed
         self._compiled = policy.compiled
-        self._outputs = policy.decisions.outputs
+        self._decide_rules = policy.decisions.decide
         self._data = policy.data
 
     # evaluation over a ready input document
@@ -105,7 +105,7 @@ class Engine:
 
     def _evaluate(self, input_document: Mapping[str, Any], start: int) -> Decision:
         """`evaluate`, timed from `start` (so a check's time includes its analysis)."""
-        if not isinstance(input_document, Mapping):
+        if type(input_document) is not dict and not isinstance(input_document, Mapping):
             message = f"`input`: must be an object, not {type(input_document).__name__}"
             return self._failure("invalid_request", message, start, {})
         try:
@@ -123,8 +123,7 @@ class Engine:
                     if problems:
                         return self._failure("invalid_request", problems[0], start, {})
                     document = self._compiled.conform(dict(input_document))
-            outputs = self._outputs(document, self._data)
-            effect, reasons, masks, errors = combine(outputs)
+            effect, reasons, masks, errors = self._decide_rules(document, self._data)
         except Exception as exc:  # fail closed on anything unexpected
             return self._failure("engine_error", f"evaluation failed: {type(exc).__name__}", start, input_document)
         if errors:

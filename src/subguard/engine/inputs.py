@@ -222,13 +222,14 @@ def _document(
     tool: Any = None,
 ) -> dict[str, Any]:
     return {
-        "subject": {"id": subject.id, "groups": subject.groups, "claims": from_json(dict(subject.claims))},
+        # most subjects and resources carry no claims or tags: no copy to convert then
+        "subject": {"id": subject.id, "groups": subject.groups, "claims": from_json(dict(subject.claims)) if subject.claims else {}},
         "resource": {
             "name": resource.name,
             "kind": resource.kind,
             "dialect": resource.dialect,
             "env": resource.env,
-            "tags": from_json(dict(resource.tags)),
+            "tags": from_json(dict(resource.tags)) if resource.tags else {},
         },
         "session": session,
         "request": {"kind": request.kind, "text": redacted, "fingerprint": fingerprint, "time_ns": time_ns},

@@ -10,8 +10,11 @@ for this input, and reports which produced values and which failed.
 
 from __future__ import annotations
 
+import io
+import operator
+import tokenize
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import attrs
 
@@ -301,9 +304,65 @@ class CompiledPolicy:
             ]
         namespace = self._namespace
         # inlined, a body leaves its one-pass loop where its own function returns
-        exec(compile("\n".join(render(lines, 0, "break")), "<subguard policy: fused>", "exec"), namespace)
+        source = hoist_context("\n".join(render(lines, 0, "break")))
+        exec(compile(source, "<subguard policy: fused>", "exec"), namespace)
         fused: Callable[..., None] = namespace["_decide_always"]
         return fused
+
+
+#: The context's fields the fused function reads once, into locals of these names.
+_HOISTED: Final = {"input": "_fused_input", "meter": "_fused_meter"}
+
+
+def hoist_context(source: str) -> str:
+    """`source`, one generated function of a context `ctx`, reading `ctx.input` and
+    `ctx.meter` once, into locals, rather than at each use: the bodies the fused
+    function inlines read them dozens of times. Rewritten on Python's tokens, so a
+    string literal that reads `ctx.input` stays as it is. `source` comes back unchanged
+    unless its shape is the one recognised: one `def` first, `ctx` its first parameter,
+    neither `ctx` nor those fields ever assigned, the local names unused (`with` makes
+    contexts of other names: `runtime.with_`)."""
+    lines = source.split("\n")
+    if not lines or not lines[0].startswith("def ") or "(ctx," not in lines[0]:
+        return source
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return source
+    names = [t for t in tokens if t.type == tokenize.NAME]
+    if any(t.string in _HOISTED.values() for t in names):
+        return source
+    for i, token in enumerate(tokens):
+        if token.type == tokenize.NAME and token.string in ("def", "lambda") and token.start[0] > 1:
+            for later in tokens[i + 1 :]:
+                if later.type == tokenize.OP and later.string == ":":
+                    break
+                if later.type == tokenize.NAME and later.string == "ctx":
+                    return source  # an inner function with a `ctx` of its own
+    edits: list[tuple[int, int, int, str]] = []  # (row, start col, end col, local)
+    for i, token in enumerate(tokens):
+        if token.type != tokenize.NAME or token.string != "ctx":
+            continue
+        after = tokens[i + 1 : i + 4]
+        if after and after[0].type == tokenize.OP and after[0].string in ("=", ":="):
+            return source  # `ctx` rebound
+        if len(after) < 2 or after[0].string != "." or after[1].type != tokenize.NAME:
+            continue
+        local = _HOISTED.get(after[1].string)
+        if local is None:
+            continue
+        if len(after) > 2 and after[2].type == tokenize.OP and after[2].string == "=":
+            return source  # a field assigned
+        if token.end != after[0].start or after[0].end != after[1].start or token.start[0] != after[1].end[0]:
+            return source  # `ctx . input` spread out: not code this package writes
+        edits.append((token.start[0], token.start[1], after[1].end[1], local))
+    if not edits:
+        return source
+    for row, start, end, local in reversed(edits):
+        line = lines[row - 1]
+        lines[row - 1] = line[:start] + local + line[end:]
+    prologue = [f"    {local} = ctx.{field}" for field, local in _HOISTED.items()]
+    return "\n".join([lines[0], *prologue, *lines[1:]])
 
 
 #: One `Results` per input: `tuple.__new__` skips the named tuple's Python-level
@@ -311,8 +370,8 @@ class CompiledPolicy:
 _new_tuple: Any = tuple.__new__
 
 
-def _first(hit: tuple[int, list[Any]]) -> int:
-    return hit[0]
+#: A hit's definition number (what the fused path sorts its hits by).
+_first: Final = operator.itemgetter(0)
 
 
 def _fault(exc: Exception, definition: Definition) -> Fault:

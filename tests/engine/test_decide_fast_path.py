@@ -1,0 +1,173 @@
+"""The engine's hot path decides as the two-step reference does.
+
+`Decisions.decide` files what fired by rule in one pass and combines once; the
+reference runs every definition (no index, no fused function), lists what fired
+(`Decisions.outputs`) and combines it (`combine`). On generated policies — every
+decision rule, several packages, `allow` that produces false (conflicts), open and
+closed defaults, mask sets and objects (with conflicting strategies), rules that fail
+at run time — and generated inputs, both give the same effect, reasons, masks and errors.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from subguard.engine.decision import Decisions, RuleIndex, combine
+from subguard.engine.policy import policy_from_sources
+
+_KINDS = ("select", "insert", "delete", "drop")
+_TABLES = ("users", "orders", "audit")
+_GROUPS = ("dba", "ci", "agents")
+
+_CONDITIONS = (
+    'some s in input.sql.statements\n    s.kind == "{k}"',
+    'some s in input.sql.statements\n    s.kind in {{"{k}", "{k2}"}}',
+    'some s in input.sql.statements\n    s.kind == "{k}"\n    "{t}" in s.tables_read',
+    'some t in input.sql.tables_written\n    t == "{t}"',
+    '"{t}" in input.sql.tables_read',
+    '"{g}" in input.subject.groups',
+    'not "{g}" in input.subject.groups',
+    "count(input.sql.statements) > 1",
+    # fails at run time when there is no statement: a rule error
+    "1 / count(input.sql.statements) > 0",
+    "true",
+)
+
+_HEADS = (
+    'terminate contains "t{i}" if {{',
+    'deny contains "d{i}" if {{',
+    'deny contains msg if {{\n    some z in input.sql.statements\n    msg := sprintf("d{i} %s", [z.kind])',
+    'approve contains "a{i}" if {{',
+    "approve contains {{\"n\": {i}}} if {{",
+    "allow if {{",
+    "allow := false if {{",
+    'mask contains "c{i}" if {{',
+    'mask contains {{"table": "{t}", "column": "c{i}"}} if {{',
+    'mask["c{j}"] := "{strategy}" if {{',
+)
+
+
+@st.composite
+def _package(draw: st.DrawFn, name: str) -> str:
+    lines = [f"package {name}", ""]
+    default = draw(st.sampled_from(["", "default allow := true", "default allow := false"]))
+    if default:
+        lines += [default, ""]
+    heads = draw(st.lists(st.sampled_from(_HEADS), min_size=1, max_size=7))
+    object_mask = any(h.startswith("mask[") for h in heads)
+    for i, head in enumerate(heads):
+        if object_mask and head.startswith("mask contains"):
+            head = _HEADS[-1]  # one kind of mask rule per package
+        values = {
+            "i": i,
+            "j": draw(st.integers(0, 1)),
+            "t": draw(st.sampled_from(_TABLES)),
+            "strategy": draw(st.sampled_from(["hash", "redact"])),
+        }
+        condition = draw(st.sampled_from(_CONDITIONS)).format(
+            k=draw(st.sampled_from(_KINDS)),
+            k2=draw(st.sampled_from(_KINDS)),
+            t=draw(st.sampled_from(_TABLES)),
+            g=draw(st.sampled_from(_GROUPS)),
+        )
+        lines += [head.format(**values), f"    {condition}", "}", ""]
+    return "\n".join(lines)
+
+
+@st.composite
+def _inputs(draw: st.DrawFn) -> dict[str, object]:
+    tables = st.lists(st.sampled_from(_TABLES), max_size=2)
+    statements = draw(
+        st.lists(
+            st.fixed_dictionaries({"kind": st.sampled_from(_KINDS), "tables_read": tables, "tables_written": tables}),
+            max_size=3,
+        )
+    )
+    return {
+        "subject": {"id": "someone", "groups": draw(st.lists(st.sampled_from(_GROUPS), max_size=2, unique=True))},
+        "sql": {
+            "statements": statements,
+            "tables_read": sorted({t for s in statements for t in s["tables_read"]}),
+            "tables_written": sorted({t for s in statements for t in s["tables_written"]}),
+        },
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    texts=st.lists(st.integers(0, 2), min_size=1, max_size=2, unique=True).flatmap(
+        lambda ns: st.tuples(*(_package(f"p{n}") for n in ns))
+    ),
+    inputs=st.lists(_inputs(), min_size=1, max_size=4),
+)
+def test_decide_equals_combining_the_outputs_of_every_definition(
+    texts: tuple[str, ...], inputs: list[dict[str, object]]
+) -> None:
+    sources = [(f"p{i}.guard", text) for i, text in enumerate(texts)]
+    fast = policy_from_sources(sources)
+    reference = Decisions(policy_from_sources(sources).compiled, indexed=False)
+    for raw in inputs:
+        document = fast.compiled.conform(raw)
+        want = combine(reference.outputs(document, {}))
+        assert fast.decisions.decide(document, {}) == want, texts
+        assert combine(fast.decisions.outputs(document, {})) == want, texts
+
+
+def test_decide_reports_a_conflicting_allow_and_mask_strategies() -> None:
+    text = (
+        "package p\n\nallow if true\n\nallow := false if true\n\n"
+        'mask["c"] := "hash" if true\n\nmask["c"] := "redact" if true\n'
+    )
+    policy = policy_from_sources([("p.guard", text)])
+    document = policy.compiled.conform({"subject": {"id": "x"}})
+    combined = policy.decisions.decide(document, {})
+    assert combined == combine(policy.decisions.outputs(document, {}))
+    assert combined.effect.value == "deny"
+    assert [e.code for e in combined.errors] == ["conflict"]
+    assert [(e.package, e.rule) for e in combined.errors] == [("p", "allow")]
+
+
+# ── the index keeps its answers per input shape ────────────────────────────────────
+
+_SETS = st.frozensets(st.sampled_from(_TABLES), max_size=2)
+_GUARDS = st.lists(
+    st.tuples(st.none() | st.frozensets(st.sampled_from(_KINDS), min_size=1, max_size=2), st.none() | _SETS),
+    min_size=1,
+    max_size=8,
+)
+
+
+def _uncached(index: RuleIndex, sql: dict[str, object]) -> list[int]:
+    kinds = {s["kind"] for s in sql["statements"]}  # type: ignore[attr-defined]
+    chosen = {i for k in kinds for i in index.by_kind.get(k, ())}
+    for t in (*sql["tables_read"], *sql["tables_written"]):  # type: ignore[misc]
+        chosen.update(index.by_table.get(t, ()))
+        for k in kinds:
+            chosen.update(index.by_both.get((k, t), ()))
+    return sorted(chosen)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    guards=_GUARDS,
+    shapes=st.lists(
+        st.fixed_dictionaries(
+            {
+                "statements": st.lists(st.fixed_dictionaries({"kind": st.sampled_from(_KINDS)}), max_size=3).map(tuple),
+                "tables_read": _SETS,
+                "tables_written": _SETS,
+            }
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_the_index_answers_each_shape_as_looking_it_up_anew(guards: list, shapes: list[dict[str, object]]) -> None:
+    index = RuleIndex(guards)
+    for sql in [*shapes, *shapes]:  # the second time from what it kept
+        want = _uncached(index, sql) if index.indexed else []
+        assert list(index.extra({"sql": sql})) == want
+        # a document not in the value model (lists) is looked up, not kept
+        as_lists = {**sql, "tables_read": sorted(sql["tables_read"]), "tables_written": sorted(sql["tables_written"])}  # type: ignore[call-overload]
+        assert list(index.extra({"sql": as_lists})) == want
