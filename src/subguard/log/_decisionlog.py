@@ -27,6 +27,7 @@ from subguard.engine.recorder import CheckContext, Preflight
 from subguard.engine.types import Decision
 from subguard.errors import LogError
 from subguard.log import _builders as build
+from subguard.log._batch import StagedBatch
 from subguard.log._builders import PendingEvent, seconds_option
 from subguard.log._commit import GroupCommitter, Unit
 from subguard.log._events import (
@@ -266,6 +267,27 @@ class DecisionLog:
 
     def record(self, ctx: CheckContext, decision: Decision) -> Decision:
         return self.record_many([(ctx, decision)])[0]
+
+    def batch(self) -> StagedBatch:
+        """A batch of decisions to commit together (see `subguard.log._batch`)."""
+        return StagedBatch(
+            before=self.before,
+            commit=self.record_many,
+            session_is_new=self._session_is_new,
+            grant_for=self._grant_for,
+            facts=build.decision_facts,
+        )
+
+    def _session_is_new(self, name: str) -> bool:
+        with self._lock:
+            return self._state.head(session_aggregate_id(name))[0] == 0
+
+    def _grant_for(self, ctx: CheckContext, used: set[uuid.UUID]) -> tuple[uuid.UUID, str] | None:
+        with self._lock:
+            found = self._state.find_grant(
+                ctx.subject.id, ctx.exact_hash, ctx.fingerprint, self.clock(), used
+            )
+            return None if found is None or found.mode is None else (found.id, found.mode)
 
     def record_many(self, items: Sequence[tuple[CheckContext, Decision]]) -> list[Decision]:
         """Commit many decisions in one transaction; returns them as recorded."""
