@@ -113,6 +113,10 @@ class DecisionLog:
         self._lock = threading.RLock()  # guards _state
         self._write_lock = threading.Lock()  # one writer at a time in this process
         self._changed = threading.Condition(self._lock)
+        #: callers blocked in `wait_for_approval` (no one to notify: no notify)
+        self._waiting = 0
+        #: (session, subject) → (the state's generation, the preflight computed then)
+        self._preflights: dict[tuple[str | None, str], tuple[int, Preflight]] = {}
         self._since_checkpoint: dict[uuid.UUID, tuple[int, str]] = {}
         self._events_since_checkpoint = 0
         self._position = 0
@@ -199,7 +203,8 @@ class DecisionLog:
                 self._position = max(self._position, page[-1][0])
                 count += len(page)
                 self._fresh_at = time.monotonic()
-                self._changed.notify_all()
+                if self._waiting:
+                    self._changed.notify_all()
             if len(page) < 1000:
                 return count
 
@@ -226,6 +231,7 @@ class DecisionLog:
             self._state.heads.setdefault(agg, (0, ""))
             if name in self._state.terminated and session.terminated is None:
                 session.terminated = self._state.terminated[name]
+            self._state.generation += 1
             return session
 
     # ------------------------------------------------------------------------------------
@@ -251,7 +257,12 @@ class DecisionLog:
         except LogError as e:
             self._store_failed(e)
             raise
+        key = (name, ctx.subject.id)
         with self._lock:
+            generation = self._state.generation
+            cached = self._preflights.get(key)
+            if cached is not None and cached[0] == generation:
+                return cached[1]
             terminate = None
             revoked = self._state.revoked.get(ctx.subject.id)
             if revoked is not None:
@@ -263,7 +274,11 @@ class DecisionLog:
                 doc["id"] = None
             else:
                 doc = session.as_input(self._state.pending_by_session.get(session.id, 0))
-        return Preflight(session=doc, terminate=terminate)
+            preflight = Preflight(session=doc, terminate=terminate)
+            if len(self._preflights) >= 4096:
+                self._preflights.clear()
+            self._preflights[key] = (generation, preflight)
+            return preflight
 
     def record(self, ctx: CheckContext, decision: Decision) -> Decision:
         return self.record_many([(ctx, decision)])[0]
@@ -419,8 +434,12 @@ class DecisionLog:
                 force_checkpoint=checkpoint,
                 clock=self.clock,
             )
-        self.store.insert([r[0] for r in rows])
+        ids = self.store.insert([r[0] for r in rows])
         with self._lock:
+            if ids and ids[0] == self._position + 1 and ids[-1] - ids[0] == len(ids) - 1:
+                # Nothing but these rows since what the follower read: it need not
+                # read them back.
+                self._position = ids[-1]
             for stored, p, h in rows:
                 loading = p.state.get("session") if p.topic in Topic.SESSION else None
                 self._state.apply(
@@ -432,7 +451,8 @@ class DecisionLog:
             else:
                 self._since_checkpoint = covered
                 self._events_since_checkpoint = count
-            self._changed.notify_all()
+            if self._waiting:
+                self._changed.notify_all()
 
     # ------------------------------------------------------------------------------------
     # responders' actions
@@ -566,7 +586,11 @@ class DecisionLog:
                     expired = False
                 remaining = deadline - time.monotonic()
                 if not expired and remaining > 0:
-                    self._changed.wait(min(remaining, max(self.poll_interval, 0.05)))
+                    self._waiting += 1
+                    try:
+                        self._changed.wait(min(remaining, max(self.poll_interval, 0.05)))
+                    finally:
+                        self._waiting -= 1
             if expired:
                 # Record the expiry if we can; either way the request stays refused.
                 with contextlib.suppress(LogError):
