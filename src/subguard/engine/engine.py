@@ -192,9 +192,11 @@ class Engine:
         4-tuples in that order — and record them
         in as few transactions as the log allows (what `eval --batch` uses).
 
-        Decisions equal those of `check` one by one: when a request's session already
-        has a decision waiting in the batch, the batch is committed first, so that the
-        session state the rules see (`input.session`) includes it.
+        Decisions equal those of `check` one by one: the log's batch counts the
+        decisions staged before a request in the session state the rules see
+        (`input.session`), and commits first only where it cannot (the second request
+        of a session the log has not seen yet). No decision is returned before the
+        commit that holds it.
 
         Never raises, as `check`: an item that is not a 4-tuple gets a deny decision
         naming the error, and `items` that is not a sequence of them gets one deny."""
