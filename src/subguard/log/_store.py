@@ -355,6 +355,16 @@ class MemoryRecorder(POPOApplicationRecorder):
     """eventsourcing's in-memory recorder, with aggregate ids turned to text once (not
     twice per event) and positions read without building notifications."""
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self._database_lock:
+            self._assert_uniqueness(stored_events)
+            ids = self._update_table(stored_events)
+        if self._listeners:
+            self._notify_listeners()
+        return ids
+
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **_: Any) -> None:
         index = self._stored_events_index
         new = set()
