@@ -294,8 +294,27 @@ def test_engine_uses_only_the_recorder_protocol(tmp_path: Path) -> None:
             self.recorded.append(decision)
             return decision
 
-        def record_many(self, items: Any) -> list[Decision]:
-            return [self.record(c, d) for c, d in items]
+        def batch(self) -> Any:
+            outer = self
+
+            class Batch:
+                def __init__(self) -> None:
+                    self.staged: list[tuple[CheckContext, Decision]] = []
+
+                def must_commit(self, ctx: CheckContext) -> bool:
+                    return False
+
+                def before(self, ctx: CheckContext) -> Preflight:
+                    return outer.before(ctx)
+
+                def stage(self, ctx: CheckContext, decision: Decision) -> None:
+                    self.staged.append((ctx, decision))
+
+                def commit(self) -> list[Decision]:
+                    staged, self.staged = self.staged, []
+                    return [outer.record(c, d) for c, d in staged]
+
+            return Batch()
 
         def wait_for_approval(self, approval_id: uuid_.UUID, timeout: float) -> Any:
             return ("waited", approval_id, timeout)

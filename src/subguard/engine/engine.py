@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -27,7 +27,13 @@ from subguard.engine.inputs import (
     too_large,
 )
 from subguard.engine.policy import INPUT_SCHEMA, Policy
-from subguard.engine.recorder import ApprovalResult, CheckContext, Preflight, Recorder
+from subguard.engine.recorder import (
+    ApprovalResult,
+    CheckContext,
+    Preflight,
+    Recorder,
+    RecorderBatch,
+)
 from subguard.engine.types import (
     BatchItem,
     Decision,
@@ -185,9 +191,11 @@ class Engine:
         4-tuples in that order — and record them
         in as few transactions as the log allows (what `eval --batch` uses).
 
-        Decisions equal those of `check` one by one: when a request's session already
-        has a decision waiting in the batch, the batch is committed first, so that the
-        session state the rules see (`input.session`) includes it.
+        Decisions equal those of `check` one by one: the log's batch counts the
+        decisions staged before a request in the session state the rules see
+        (`input.session`), and commits first only where it cannot (the second request
+        of a session the log has not seen yet). No decision is returned before the
+        commit that holds it.
 
         Never raises, as `check`: an item that is not a 4-tuple gets a deny decision
         naming the error, and `items` that is not a sequence of them gets one deny."""
@@ -202,47 +210,45 @@ class Engine:
         return self._check_many(listed)
 
     def _check_many(self, items: list[Any]) -> list[Decision]:
-        recording = self.log is not None
+        log = self.log
         decided: list[Decision] = []
         pending: list[tuple[CheckContext | None, Decision]] = []
-        sessions: set[str] = set()
+        batch = log.batch() if log is not None else None
         for item in items:
             start = time.perf_counter_ns()
             if not isinstance(item, tuple | list) or len(item) != 4:
                 message = f"each item must be (request, subject, resource, session), not {type(item).__name__}"
                 failure = self._failure("invalid_request", message, start, {})
-                if recording:
+                if batch is not None:
                     pending.append((None, failure))
                 else:
                     decided.append(failure)
                 continue
             request, subject, resource, session = item
-            if not recording:
+            if batch is None:
                 decided.append(self.check(request, subject=subject, resource=resource, session=session))
                 continue
-            if isinstance(session, str) and session in sessions:
-                decided.extend(self._record_pending(pending))
-                pending, sessions = [], set()
             prepared = self._prepare_or_fail(request, subject, resource, session, start)
             if isinstance(prepared, Decision):
                 pending.append((None, prepared))
                 continue
             ctx, analysed = prepared
-            pending.append((ctx, self._evaluate_with_log(ctx, analysed, start)))
-            if isinstance(session, str):
-                sessions.add(session)
-        if pending:
-            decided.extend(self._record_pending(pending))
+            if batch.must_commit(ctx):
+                decided.extend(self._commit_batch(batch, pending))
+                pending = []
+            decision = self._evaluate_with_log(ctx, analysed, start, batch.before)
+            batch.stage(ctx, decision)
+            pending.append((ctx, decision))
+        if batch is not None and pending:
+            decided.extend(self._commit_batch(batch, pending))
         return decided
 
-    def _record_pending(self, pending: list[tuple[CheckContext | None, Decision]]) -> list[Decision]:
-        """Commit the recordable decisions in one transaction; fail closed if it fails."""
-        assert self.log is not None
-        recordable = [(c, d) for c, d in pending if c is not None]
-        if not recordable:
+    def _commit_batch(self, batch: RecorderBatch, pending: list[tuple[CheckContext | None, Decision]]) -> list[Decision]:
+        """Commit the staged decisions in one transaction; fail closed if it fails."""
+        if all(c is None for c, _d in pending):
             return [d for _c, d in pending]
         try:
-            recorded = iter(self.log.record_many(recordable))
+            recorded = iter(batch.commit())
         except Exception as exc:
             return [self._log_failed(d, exc) if c is not None else d for c, d in pending]
         return [next(recorded) if c is not None else d for c, d in pending]
@@ -272,11 +278,13 @@ class Engine:
         )
         return ctx, analysed
 
-    def _evaluate_with_log(self, ctx: CheckContext, analysed: Analysed, start: int) -> Decision:
+    def _evaluate_with_log(
+        self, ctx: CheckContext, analysed: Analysed, start: int, before: Callable[[CheckContext], Preflight] | None = None
+    ) -> Decision:
         document = analysed.input
         if self.log is not None:
             try:
-                preflight: Preflight = self.log.before(ctx)
+                preflight: Preflight = (before or self.log.before)(ctx)
             except Exception as exc:
                 return self._failure("log_unavailable", f"decision log unavailable: {type(exc).__name__}", start, document)
             document = {**document, "session": preflight.session}

@@ -3,10 +3,11 @@
 The engine calls `before` to learn the session state and whether the subject or session
 is already contained, evaluates, then calls `record`, which must commit the decision
 durably before returning (write-ahead). `record` may change the decision: an approval
-grant turns `approve` into `allow`, a held request gets its `approval_id`. `record_many`
-commits a batch the same way (what `check_many` uses); `wait_for_approval` blocks until
-a held request is settled. Any exception from `before`, `record` or `record_many` makes
-the engine fail closed.
+grant turns `approve` into `allow`, a held request gets its `approval_id`. `batch`
+opens a `RecorderBatch` (what `check_many` uses): decisions are staged one by one, each
+request's preflight counting the decisions staged before it, and committed together;
+`wait_for_approval` blocks until a held request is settled. Any exception from
+`before`, `record` or a batch's `before` or `commit` makes the engine fail closed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import attrs
 
 from subguard.engine.types import Decision, Request, Resource, Subject
 
-__all__ = ["ApprovalResult", "CheckContext", "Preflight", "Recorder"]
+__all__ = ["ApprovalResult", "CheckContext", "Preflight", "Recorder", "RecorderBatch"]
 
 
 @attrs.frozen
@@ -65,6 +66,22 @@ class ApprovalResult(Protocol):
     def granted(self) -> bool: ...
 
 
+class RecorderBatch(Protocol):
+    """Decisions staged for one commit. `before` is the recorder's preflight with the
+    staged decisions counted as committed; `must_commit(ctx)` says the staged decisions
+    must be committed before `ctx` is decided (the batch cannot stand in for them);
+    `commit` writes every staged decision durably and returns them as recorded, in the
+    order they were staged, and leaves the batch empty."""
+
+    def must_commit(self, ctx: CheckContext) -> bool: ...
+
+    def before(self, ctx: CheckContext) -> Preflight: ...
+
+    def stage(self, ctx: CheckContext, decision: Decision) -> None: ...
+
+    def commit(self) -> Sequence[Decision]: ...
+
+
 class Recorder(Protocol):
     """A decision log as the engine uses it."""
 
@@ -76,8 +93,8 @@ class Recorder(Protocol):
         """Commit one decision durably; returns it as recorded."""
         ...
 
-    def record_many(self, items: Sequence[tuple[CheckContext, Decision]]) -> Sequence[Decision]:
-        """Commit many decisions in one transaction; returns them as recorded, in order."""
+    def batch(self) -> RecorderBatch:
+        """An empty batch: decisions staged, then committed in one transaction."""
         ...
 
     def wait_for_approval(self, approval_id: uuid.UUID, timeout: float) -> ApprovalResult:

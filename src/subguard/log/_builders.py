@@ -68,10 +68,21 @@ class Prepared(NamedTuple):
     decisions: list[Decision]
 
 
-@functools.lru_cache(maxsize=4096)
+#: id(reason) → (that reason, its dict). Compiled rules hand out the same reason objects
+#: again and again; orjson only reads these dicts. Holding the reason keeps its id from
+#: being reused while it is cached.
+_REASONS: dict[int, tuple[Reason, dict[str, str]]] = {}
+
+
 def _reason_dict(reason: Reason) -> dict[str, str]:
-    # Compiled rules hand out the same reasons again and again; orjson only reads these.
-    return reason.as_dict()
+    hit = _REASONS.get(id(reason))
+    if hit is not None and hit[0] is reason:
+        return hit[1]
+    if len(_REASONS) >= 4096:
+        _REASONS.clear()
+    as_dict = reason.as_dict()
+    _REASONS[id(reason)] = (reason, as_dict)
+    return as_dict
 
 
 _NO_FACTS: dict[str, list[str]] = {
@@ -123,9 +134,12 @@ def _sorted(values: frozenset[str]) -> list[str]:
 
 
 def _masks(decision: Decision) -> Any:
-    if isinstance(decision.masks, Mapping):
-        return dict(decision.masks)
-    return list(decision.masks)
+    masks = decision.masks
+    if not masks:
+        return {} if isinstance(masks, Mapping) else []
+    if isinstance(masks, Mapping):
+        return dict(masks)
+    return list(masks)
 
 
 # ----------------------------------------------------------------------------------------

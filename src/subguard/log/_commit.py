@@ -4,6 +4,10 @@ Whichever caller finds no commit in flight becomes the leader, takes everything 
 (its own unit included), hands it to the commit function and releases each caller only
 after that commit returned; there is no timer, so a lone caller pays one commit and no
 wait. The commit function records a result or an error on every unit it is given.
+
+Each waiting caller sleeps on a lock of its own: a commit wakes exactly the callers it
+committed, and hands leadership to the first caller still queued (if any) by waking it
+alone, so no caller wakes only to find its decisions still waiting.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import collections
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
@@ -19,6 +24,8 @@ from subguard.engine.recorder import CheckContext
 from subguard.engine.types import Decision
 
 __all__ = ["GroupCommitter", "Unit"]
+
+_allocate_lock = threading.Lock
 
 
 @attrs.define
@@ -29,6 +36,8 @@ class Unit:
     result: list[Decision] | None = None
     error: BaseException | None = None
     done: bool = False
+    #: held while the caller waits; released when its unit is done or it is to lead
+    wake: Any = None
 
 
 class GroupCommitter:
@@ -58,14 +67,19 @@ class GroupCommitter:
             self._queue.append(unit)
             if self._gathering:
                 self._gather_cv.notify()
-            while not unit.done:
-                if not self._committing:
-                    self._committing = True
-                    batch = self._take_batch()
-                    break
-                cv.wait()
+            if self._committing:
+                wake = unit.wake = _allocate_lock()
+                wake.acquire()
             else:
+                self._committing = True
+                batch = self._take_batch()
+                wake = None
+        if wake is not None:
+            wake.acquire()  # released by the commit that did our unit, or to lead
+            if unit.done:
                 return
+            with cv:  # promoted: the previous leader handed the commit over to us
+                batch = self._take_batch()
         started = time.monotonic()
         try:
             self._commit(batch)
@@ -73,8 +87,14 @@ class GroupCommitter:
             elapsed = time.monotonic() - started
             with cv:
                 self._commit_time += (elapsed - self._commit_time) / 8
-                self._committing = False
-                cv.notify_all()
+                for done in batch:
+                    if done.wake is not None:
+                        done.wake.release()
+                if self._queue:
+                    # hand over: the first caller still queued leads the next commit
+                    self._queue[0].wake.release()
+                else:
+                    self._committing = False
 
     def _take_batch(self) -> list[Unit]:
         """The leader's batch; called with the queue lock held.

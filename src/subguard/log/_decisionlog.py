@@ -27,6 +27,7 @@ from subguard.engine.recorder import CheckContext, Preflight
 from subguard.engine.types import Decision
 from subguard.errors import LogError
 from subguard.log import _builders as build
+from subguard.log._batch import StagedBatch
 from subguard.log._builders import PendingEvent, seconds_option
 from subguard.log._commit import GroupCommitter, Unit
 from subguard.log._events import (
@@ -112,6 +113,10 @@ class DecisionLog:
         self._lock = threading.RLock()  # guards _state
         self._write_lock = threading.Lock()  # one writer at a time in this process
         self._changed = threading.Condition(self._lock)
+        #: callers blocked in `wait_for_approval` (no one to notify: no notify)
+        self._waiting = 0
+        #: (session, subject) → (the state's generation, the preflight computed then)
+        self._preflights: dict[tuple[str | None, str], tuple[int, Preflight]] = {}
         self._since_checkpoint: dict[uuid.UUID, tuple[int, str]] = {}
         self._events_since_checkpoint = 0
         self._position = 0
@@ -198,7 +203,8 @@ class DecisionLog:
                 self._position = max(self._position, page[-1][0])
                 count += len(page)
                 self._fresh_at = time.monotonic()
-                self._changed.notify_all()
+                if self._waiting:
+                    self._changed.notify_all()
             if len(page) < 1000:
                 return count
 
@@ -225,6 +231,7 @@ class DecisionLog:
             self._state.heads.setdefault(agg, (0, ""))
             if name in self._state.terminated and session.terminated is None:
                 session.terminated = self._state.terminated[name]
+            self._state.generation += 1
             return session
 
     # ------------------------------------------------------------------------------------
@@ -250,7 +257,12 @@ class DecisionLog:
         except LogError as e:
             self._store_failed(e)
             raise
+        key = (name, ctx.subject.id)
         with self._lock:
+            generation = self._state.generation
+            cached = self._preflights.get(key)
+            if cached is not None and cached[0] == generation:
+                return cached[1]
             terminate = None
             revoked = self._state.revoked.get(ctx.subject.id)
             if revoked is not None:
@@ -262,10 +274,35 @@ class DecisionLog:
                 doc["id"] = None
             else:
                 doc = session.as_input(self._state.pending_by_session.get(session.id, 0))
-        return Preflight(session=doc, terminate=terminate)
+            preflight = Preflight(session=doc, terminate=terminate)
+            if len(self._preflights) >= 4096:
+                self._preflights.clear()
+            self._preflights[key] = (generation, preflight)
+            return preflight
 
     def record(self, ctx: CheckContext, decision: Decision) -> Decision:
         return self.record_many([(ctx, decision)])[0]
+
+    def batch(self) -> StagedBatch:
+        """A batch of decisions to commit together (see `subguard.log._batch`)."""
+        return StagedBatch(
+            before=self.before,
+            commit=self.record_many,
+            session_is_new=self._session_is_new,
+            grant_for=self._grant_for,
+            facts=build.decision_facts,
+        )
+
+    def _session_is_new(self, name: str) -> bool:
+        with self._lock:
+            return self._state.head(session_aggregate_id(name))[0] == 0
+
+    def _grant_for(self, ctx: CheckContext, used: set[uuid.UUID]) -> tuple[uuid.UUID, str] | None:
+        with self._lock:
+            found = self._state.find_grant(
+                ctx.subject.id, ctx.exact_hash, ctx.fingerprint, self.clock(), used
+            )
+            return None if found is None or found.mode is None else (found.id, found.mode)
 
     def record_many(self, items: Sequence[tuple[CheckContext, Decision]]) -> list[Decision]:
         """Commit many decisions in one transaction; returns them as recorded."""
@@ -397,8 +434,12 @@ class DecisionLog:
                 force_checkpoint=checkpoint,
                 clock=self.clock,
             )
-        self.store.insert([r[0] for r in rows])
+        ids = self.store.insert([r[0] for r in rows])
         with self._lock:
+            if ids and ids[0] == self._position + 1 and ids[-1] - ids[0] == len(ids) - 1:
+                # Nothing but these rows since what the follower read: it need not
+                # read them back.
+                self._position = ids[-1]
             for stored, p, h in rows:
                 loading = p.state.get("session") if p.topic in Topic.SESSION else None
                 self._state.apply(
@@ -410,7 +451,8 @@ class DecisionLog:
             else:
                 self._since_checkpoint = covered
                 self._events_since_checkpoint = count
-            self._changed.notify_all()
+            if self._waiting:
+                self._changed.notify_all()
 
     # ------------------------------------------------------------------------------------
     # responders' actions
@@ -544,7 +586,11 @@ class DecisionLog:
                     expired = False
                 remaining = deadline - time.monotonic()
                 if not expired and remaining > 0:
-                    self._changed.wait(min(remaining, max(self.poll_interval, 0.05)))
+                    self._waiting += 1
+                    try:
+                        self._changed.wait(min(remaining, max(self.poll_interval, 0.05)))
+                    finally:
+                        self._waiting -= 1
             if expired:
                 # Record the expiry if we can; either way the request stays refused.
                 with contextlib.suppress(LogError):

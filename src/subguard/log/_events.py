@@ -103,17 +103,20 @@ def store_aggregate_id() -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "store")
 
 
-_last_second: list[Any] = [None, ""]
+#: seconds → their RFC 3339 text: a request's time and its recording's are usually in
+#: the same second or the one before.
+_SECONDS: dict[int, str] = {}
 
 
 def format_time(time_ns: int) -> str:
     """RFC 3339 in UTC with nanoseconds: `2026-11-30T01:02:03.123456789Z`."""
     seconds, nanos = divmod(time_ns, 1_000_000_000)
-    cached = _last_second
-    if cached[0] != seconds:
-        cached[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-        cached[0] = seconds
-    return f"{cached[1]}.{nanos:09d}Z"
+    text = _SECONDS.get(seconds)
+    if text is None:
+        if len(_SECONDS) >= 64:
+            _SECONDS.clear()
+        text = _SECONDS[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{text}.{nanos:09d}Z"
 
 
 def parse_time(text: str) -> int:

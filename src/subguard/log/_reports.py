@@ -227,9 +227,15 @@ def backtest(
         # the session's subject and resource as recorded, through the strict constructors
         recorded = start.get("subject") or {}
         subject = Subject.from_dict(
-            {**recorded, "id": str(s.get("subject")), "groups": s.get("groups") or recorded.get("groups") or ()}
+            {
+                **recorded,
+                "id": str(s.get("subject")),
+                "groups": s.get("groups") or recorded.get("groups") or (),
+            }
         )
-        resource = Resource.from_dict(start.get("resource") or {"name": str(s.get("resource") or "")})
+        resource = Resource.from_dict(
+            start.get("resource") or {"name": str(s.get("resource") or "")}
+        )
         kind = s.get("kind")
         request: Any
         if kind == "sql":

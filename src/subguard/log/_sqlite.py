@@ -6,8 +6,10 @@ setting."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -81,13 +83,7 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
         if kwargs or self.datastore.pool.is_sqlite_memory_mode:
             return super().insert_events(stored_events, **kwargs)
         rows = [
-            (
-                e.originator_id.hex if hasattr(e.originator_id, "hex") else e.originator_id,
-                e.originator_version,
-                e.topic,
-                e.state,
-            )
-            for e in stored_events
+            (_hex(e.originator_id), e.originator_version, e.topic, e.state) for e in stored_events
         ]
         with self._writer_lock:
             try:
@@ -199,3 +195,13 @@ class BatchSQLiteRecorder(SQLiteApplicationRecorder):
                 )
                 out.update((r[0], r[1]) for r in c.fetchall())
         return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _uuid_hex(value: uuid.UUID) -> str:
+    return value.hex
+
+
+def _hex(value: Any) -> Any:
+    """An aggregate id as the events table stores it (hex text), cached per id."""
+    return _uuid_hex(value) if isinstance(value, uuid.UUID) else value

@@ -85,6 +85,8 @@ class FoldedState:
     pending_by_session: dict[str, int] = attrs.field(factory=dict)
     revoked: dict[str, str] = attrs.field(factory=dict)
     policies: set[str] = attrs.field(factory=set)
+    #: counts changes to anything above (a cached view of it is valid while it holds)
+    generation: int = 0
 
     def head(self, aggregate_id: uuid.UUID) -> tuple[int, str]:
         return self.heads.get(aggregate_id, (0, ""))
@@ -115,6 +117,7 @@ class FoldedState:
                 # Not loaded here: remember only that it ended; load it when it is used.
                 if topic == Topic.SESSION_TERMINATED:
                     self.terminated[session] = str(state.get("reason", ""))
+                    self.generation += 1
                 return False
         current, _ = self.head(aggregate_id)
         if version <= current:
@@ -122,10 +125,12 @@ class FoldedState:
         if version != current + 1:
             if topic in Topic.SESSION and state.get("session") is not None:
                 self.stale_sessions.add(str(state["session"]))
+                self.generation += 1
                 return False
             if current != 0:
                 return False
         self.heads[aggregate_id] = (version, h)
+        self.generation += 1
         fold = _FOLDS.get(topic)
         if fold is not None:
             fold(self, aggregate_id, state)

@@ -27,12 +27,14 @@ from eventsourcing.persistence import (
     PersistenceError,
     StoredEvent,
 )
+from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.utils import Environment
 
 from subguard.errors import ConfigError, LogError
 from subguard.log._events import (
     SCHEMA_VERSION,
     Topic,
+    _uuid_text,
     decode_state,
     encode_event,
     format_time,
@@ -349,6 +351,57 @@ def open_store(url: str, *, create: bool | None = None, lock_timeout: float = 5.
     return store
 
 
+class MemoryRecorder(POPOApplicationRecorder):
+    """eventsourcing's in-memory recorder, with aggregate ids turned to text once (not
+    twice per event) and positions read without building notifications."""
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self._database_lock:
+            self._assert_uniqueness(stored_events)
+            ids = self._update_table(stored_events)
+        if self._listeners:
+            self._notify_listeners()
+        return ids
+
+    def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **_: Any) -> None:
+        index = self._stored_events_index
+        new = set()
+        for s in stored_events:
+            key = _uuid_text(s.originator_id)
+            versions = index.get(key)
+            if versions is not None and s.originator_version in versions:
+                raise IntegrityError(f"Stored event already recorded: {s}")
+            new.add((key, s.originator_version))
+        if len(new) < len(stored_events):
+            raise IntegrityError(f"Stored events are not unique: {stored_events}")
+
+    def _update_table(self, stored_events: Sequence[StoredEvent], **_: Any) -> Sequence[int]:
+        events = self._stored_events
+        index = self._stored_events_index
+        ids = []
+        for s in stored_events:
+            events.append(s)
+            position = len(events)
+            index[_uuid_text(s.originator_id)][s.originator_version] = position - 1
+            ids.append(position)
+        return ids
+
+    def select_positions(self, after: int, limit: int) -> list[tuple[int, Any, int, str]]:
+        with self._database_lock:
+            page = self._stored_events[max(after, 0) : max(after, 0) + limit]
+            return [
+                (after + 1 + i, s.originator_id, s.originator_version, s.topic)
+                for i, s in enumerate(page)
+            ]
+
+    def select_states(self, positions: Sequence[int]) -> list[tuple[int, bytes]]:
+        with self._database_lock:
+            events = self._stored_events
+            return [(p, events[p - 1].state) for p in positions if 0 < p <= len(events)]
+
+
 def _open_memory(url: str) -> Store:
     name = url.split("://", 1)[1] if "://" in url else ""
     with _MEMORY_LOCK:
@@ -357,7 +410,7 @@ def _open_memory(url: str) -> Store:
         factory: Any = InfrastructureFactory.construct(
             Environment("", {"PERSISTENCE_MODULE": "eventsourcing.popo"})
         )
-        store = Store("memory", url, factory, factory.application_recorder())
+        store = Store("memory", url, factory, MemoryRecorder())
         store.check_schema(create=True)
         if name:
             _MEMORY_STORES[name] = store
