@@ -106,7 +106,8 @@ COMMAND_CASES: list[tuple[str, Callable[[int], str], tuple[int, ...]]] = [
 
 SCAN_RULE = (
     'deny contains "x" if {\n    some a in input.command.argv\n'
-    '    contains(input.request.text, concat("", [a, "zz"]))\n}'
+    '    contains(input.request.text, concat("", [a, "zz"]))\n}\n\n'
+    'deny contains "unreadable" if input.command.parse_error != null'
 )
 REDOS_RULE = 'deny contains "a run of a" if regex.match("^(a+)+$", input.subject.id)'
 RANGE_RULE = 'deny contains "x" if {{\n    some n in numbers.range(1, {n})\n    n == -1\n}}'

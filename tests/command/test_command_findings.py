@@ -161,6 +161,25 @@ def test_redaction_is_linear_in_the_text(word: str) -> None:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
 
+def test_a_command_of_more_words_than_the_limit_is_malformed_and_still_redacted(tmp_path: Path) -> None:
+    # 100,000 arguments took 1.9 s to read and redact word by word; past MAX_WORDS the text
+    # is refused unread, and what was not read is redacted piece by piece
+    from subguard.command._syntax import MAX_WORDS
+
+    secret = "x9F2kLq8ZmP3vR7tY1wB5nH0jD4sQ6uE"
+    text = "ls " + "a " * (MAX_WORDS + 10) + secret + " AKIAIOSFODNN7EXAMPLE"
+    facts = parse_command(text)
+    assert facts.parse_error is not None and "too complex" in facts.parse_error
+    redacted = redact_command(text)
+    assert secret not in redacted and "AKIAIOSFODNN7EXAMPLE" not in redacted
+    assert parse_command("ls " + "a " * (MAX_WORDS - 10)).parse_error is None
+    (tmp_path / "p.guard").write_text(
+        'package p\n\ndefault allow := true\n\ndeny contains "unreadable" if input.command.parse_error != null\n'
+    )
+    decision = Engine(load_policy(tmp_path)).check(CommandRequest(text))
+    assert decision.effect is Effect.DENY
+
+
 # -- fuzz: no traceback, no hang, no allow on malformed input ----------------------------
 
 from hypothesis import given, settings  # noqa: E402

@@ -31,6 +31,10 @@ MAX_TREE_DEPTH = 200
 #: request to a constant times its length.
 WORK_PER_BYTE = 16
 WORK_FLOOR = 64 * 1024
+#: Words (and other parts of simple commands) one text may hold: past this the text is
+#: not read further and is malformed. Counted from the syntax tree before any word is
+#: normalised, so a 100,000-argument command is refused at the cost of its parse.
+MAX_WORDS = 20_000
 
 _LANGUAGE = tree_sitter.Language(tree_sitter_bash.language())
 _local = threading.local()
@@ -135,6 +139,7 @@ class _Reader:
         self.error: str | None = None
         self.nested: list[str] = []
         self.work_left = WORK_PER_BYTE * len(source) + WORK_FLOOR
+        self.words_left = MAX_WORDS
 
     def text(self, node: Any) -> str:
         return self.source[node.start_byte : node.end_byte].decode("utf-8", "surrogateescape")
@@ -292,7 +297,8 @@ class _Reader:
 
     def command(self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int) -> Simple:
         self.work_left -= node.end_byte - node.start_byte
-        if self.work_left < 0:
+        self.words_left -= node.child_count
+        if self.work_left < 0 or self.words_left < 0:
             self.fail("command is too complex to read")
             return Simple([], [], [], list(redirects), stdin)
         position = len(self.commands)  # before the commands of its substitutions
