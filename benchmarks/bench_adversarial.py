@@ -228,14 +228,14 @@ NOTES = """
 Reading the table: each family grows near-linearly up to its limit (µs per KB roughly
 flat), then drops to the cost of refusing. Two exceptions, both capped by a limit: chained
 CTEs grow quadratically (each CTE's scope sees every earlier one), so `MAX_QUERIES` (256)
-caps them; and loading a policy costs about 0.4 ms per rule, so the rule limit
-(5,000) caps loading at a few seconds. The nested `$(…)` rows are allowed by the bundled packs:
-the command parser's `parse_error` does not reach the shell pack yet (separate work); their
-cost is bounded all the same.
-Timings vary about twofold with the load of the shared 2-core machine they ran on: the
-256 KB command line took 540 ms in a quieter run and 2,071 ms in this one (the shell
-parser's cost, linear at 2–8 µs per byte); the SQL rows at the 256 KiB limit stay under
-1.3 s in both.
+caps them; and loading a policy costs about 0.2–0.4 ms per rule, so the rule limit
+(5,000) caps loading at one to two seconds. The nested `$(…)` rows are denied by the
+bundled shell pack (the command's `parse_error` reaches it). The command reader and its
+redaction are linear in the text (the 256 KB command line took 95 s before the URL-userinfo
+and JWT patterns, word pieces and the work budget per script; tens of milliseconds since);
+a text of more than 20,000 words is refused before any word is read, which is why the
+100,000-argument row costs less than the 10,000-argument one.
+Timings vary about twofold with the load of the shared 2-core machine they ran on.
 """
 
 
