@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,21 +66,22 @@ def test_custom_claims(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("claims", "code"),
+    # built when the test runs, not at collection: a slow run outlives a token's `exp`
     [
-        (_claims(exp=int(time.time()) - 10), "expired"),
-        (_claims(nbf=int(time.time()) + 600), "not_yet_valid"),
-        (_claims(iat=int(time.time()) + 600), "not_yet_valid"),
-        (_claims(exp=None), "missing_claim"),
-        (_claims(sub=None), "missing_claim"),
-        (_claims(sub=""), "bad_claim"),
-        (_claims(sub=7), "bad_claim"),
-        (_claims(groups="agents"), "bad_claim"),  # a string is not a list of groups
-        (_claims(groups=["agents", 1]), "bad_claim"),
-        (_claims(aud="someone-else"), "bad_audience"),  # aud present, none configured
+        (lambda: _claims(exp=int(time.time()) - 10), "expired"),
+        (lambda: _claims(nbf=int(time.time()) + 600), "not_yet_valid"),
+        (lambda: _claims(iat=int(time.time()) + 600), "not_yet_valid"),
+        (lambda: _claims(exp=None), "missing_claim"),
+        (lambda: _claims(sub=None), "missing_claim"),
+        (lambda: _claims(sub=""), "bad_claim"),
+        (lambda: _claims(sub=7), "bad_claim"),
+        (lambda: _claims(groups="agents"), "bad_claim"),  # a string is not a list of groups
+        (lambda: _claims(groups=["agents", 1]), "bad_claim"),
+        (lambda: _claims(aud="someone-else"), "bad_audience"),  # aud present, none configured
     ],
 )
-def test_bad_claims(secret_config: IdentityConfig, claims: dict[str, Any], code: str) -> None:
-    assert _code(_hs(claims), secret_config) == code
+def test_bad_claims(secret_config: IdentityConfig, claims: Callable[[], dict[str, Any]], code: str) -> None:
+    assert _code(_hs(claims()), secret_config) == code
 
 
 def test_issuer_and_audience(tmp_path: Path) -> None:

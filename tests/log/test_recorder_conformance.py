@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import uuid
 from typing import Any
 
@@ -24,6 +25,16 @@ from eventsourcing.tests.persistence import (
 from eventsourcing.utils import Environment
 
 from .conftest import PG_DSN, require_postgres
+
+
+def _join_readers() -> None:
+    """eventsourcing's `test_concurrent_no_conflicts` stops its two reader threads but
+    does not join them: one may still be inside `select_notifications` when tearDown
+    closes the connections, and SQLite then crashes the process. Wait for them first."""
+    for thread in threading.enumerate():
+        target = getattr(thread, "_target", None)
+        if thread is not threading.current_thread() and getattr(target, "__name__", "") == "read_continuously":
+            thread.join(timeout=30)
 
 
 def _sqlite_factory(path: str) -> Any:
@@ -47,6 +58,7 @@ class _SQLite:
         self.factory = _sqlite_factory(os.path.join(self._dir.name, "conformance.db"))
 
     def tearDown(self) -> None:
+        _join_readers()
         recorder = getattr(self, "_recorder", None)
         if recorder is not None:
             recorder.close_writer()
@@ -100,6 +112,7 @@ class _Postgres:
     def tearDown(self) -> None:
         import psycopg
 
+        _join_readers()
         self.factory.close()
         with psycopg.connect(PG_DSN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
