@@ -610,6 +610,11 @@ class Evaluator:
 
     def _function_key(self, name: str, module: ast.Module) -> str | None:
         """`package.name` of a policy function, a builtin's name, or None."""
+        head, dot, tail = name.partition(".")
+        for imp in module.imports if dot else ():
+            if imp.name == head and imp.path.head.name == "data":
+                steps = [s.value for s in imp.path.path if isinstance(s, ast.Scalar)]
+                name = "data." + ".".join([*map(str, steps), tail])
         package, _, rule = name.rpartition(".")
         if package.startswith("data.") and any(r.kind == ast.FUNCTION or r.args for _, r in self.rules.get(package[5:], {}).get(rule, [])):
             return f"{package[5:]}.{rule}"

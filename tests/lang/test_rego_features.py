@@ -208,3 +208,34 @@ def test_format_keeps_patterns_and_comments_of_else_clauses() -> None:
         'ok if {\n    some "a", [x, _] in {"a": [1, 2]}\n    x == 1\n}\n'
     )
     assert format_module(parse_module(source)) == source
+
+
+@pytest.mark.parametrize(
+    ("importing", "expected"),
+    [
+        ("import data.lib\n\nx := [lib.f(2), lib.g]", (20, 7)),
+        ("import data.lib as helpers\n\nx := helpers.f(3)", 30),
+        ("import data.a.lib\n\nx := lib.h(1)", 2),
+    ],
+)
+def test_a_function_called_through_an_import(importing: str, expected: Any) -> None:
+    # `import data.lib` then `lib.f(x)` calls package lib's function, as in Rego
+    modules = [
+        parse_module("package p\n\n" + importing + "\n"),
+        parse_module("package lib\n\nf(n) := n * 10\n\ng := 7\n"),
+        parse_module("package a.lib\n\nh(n) := n + 1\n"),
+    ]
+    compiled = compile_policy(modules).evaluate_all({}, {})
+    reference = evaluate_all(modules, {}, {})
+    assert _same(compiled["p.x"], expected)
+    assert _same(reference["p.x"], expected)
+
+
+def test_an_imported_package_without_the_function_is_unknown_function() -> None:
+    modules = [
+        parse_module("package p\n\nimport data.lib\n\nx := lib.nope(1)\n"),
+        parse_module("package lib\n\nf(n) := n\n"),
+    ]
+    with pytest.raises(PolicyErrors) as info:
+        compile_policy(modules)
+    assert [(e.code, e.line) for e in info.value.errors] == [("unknown_function", 5)]

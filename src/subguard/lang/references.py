@@ -108,7 +108,18 @@ class References:
         arg_code = ", ".join(c for c, _ in args)
         # a user function: local name, or data.<package>.<name>
         group: RuleGroup | None = None
-        if "." not in e.name:
+        head, dot, tail = e.name.partition(".")
+        if dot and head in self.imports:
+            # `import data.lib` then `lib.f(x)`: the function `f` of package `lib`
+            imported = self.imports[head]
+            steps = [s.value for s in imported.path if isinstance(s, ast.Scalar) and isinstance(s.value, str)]
+            if imported.head.name == "data" and len(steps) == len(imported.path):
+                group, rest = self.find_rule((*steps, *tail.split(".")))
+                if rest:
+                    group = None
+        if group is not None:
+            pass
+        elif "." not in e.name:
             group = self.program.groups.get(self.package, {}).get(e.name)
         elif e.name.startswith("data."):
             group, rest = self.find_rule(tuple(e.name.split(".")[1:]))
