@@ -144,7 +144,7 @@ def _redact(text: str, patterns: Sequence[re.Pattern[str]], depth: int) -> str:
             last = end
         pieces.append(source[last:])
         out = b"".join(pieces).decode("utf-8", "surrogatepass")
-    if script.error is not None and "too complex" in script.error:
+    if script.unread:
         # a text read only in part: every piece of the rest is judged by its own shape
         return "".join(_tokens(p, patterns) if p and not p.isspace() else p for p in re.split(r"(\s+)", out))
     # what the parser could not place (a broken quote, a heredoc body): shapes only

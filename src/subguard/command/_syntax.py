@@ -95,6 +95,8 @@ class Script:
     #: Bodies of backtick substitutions with escapes (`` `a \`b\`` ``): read again as
     #: scripts, since backslashes there quote inner backticks.
     nested: list[str] = attrs.field(factory=list)
+    #: Part of the text was left unread (a work or word limit): its commands are missing.
+    unread: bool = False
 
 
 def read_script(text: str) -> Script:
@@ -108,7 +110,7 @@ def read_script(text: str) -> Script:
     reader.visit(root, None, [], 0)
     if reader.error is None:
         reader.error = hazard(root, source)
-    return Script(reader.commands, reader.error, reader.nested)
+    return Script(reader.commands, reader.error, reader.nested, reader.unread)
 
 
 def _first_error(root: Any) -> str:
@@ -140,6 +142,7 @@ class _Reader:
         self.nested: list[str] = []
         self.work_left = WORK_PER_BYTE * len(source) + WORK_FLOOR
         self.words_left = MAX_WORDS
+        self.unread = False
 
     def text(self, node: Any) -> str:
         return self.source[node.start_byte : node.end_byte].decode("utf-8", "surrogateescape")
@@ -299,6 +302,7 @@ class _Reader:
         self.work_left -= node.end_byte - node.start_byte
         self.words_left -= node.child_count
         if self.work_left < 0 or self.words_left < 0:
+            self.unread = True
             self.fail("command is too complex to read")
             return Simple([], [], [], list(redirects), stdin)
         position = len(self.commands)  # before the commands of its substitutions
