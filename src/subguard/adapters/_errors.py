@@ -53,8 +53,10 @@ class ApprovalRequired(Refused):
         self, message: str, decision: Decision | None = None, approval_id: uuid.UUID | None = None
     ) -> None:
         super().__init__(message, decision)
-        self.approval_id = approval_id if approval_id is not None else (
-            decision.approval_id if decision is not None else None
+        self.approval_id = (
+            approval_id
+            if approval_id is not None
+            else (decision.approval_id if decision is not None else None)
         )
 
     def __reduce__(self) -> tuple[Any, ...]:

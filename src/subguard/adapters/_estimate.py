@@ -35,7 +35,10 @@ _log = logging.getLogger(__name__)
 ESTIMATE_PATH: Final = "input.sql.statements[i].estimated_rows"
 
 #: Statement kinds estimated, per dialect.
-_KINDS: Final = {"postgres": frozenset({"update", "delete", "merge"}), "sqlite": frozenset({"update", "delete"})}
+_KINDS: Final = {
+    "postgres": frozenset({"update", "delete", "merge"}),
+    "sqlite": frozenset({"update", "delete"}),
+}
 
 #: The most parameter sets of one `executemany` estimated one by one; beyond, the sum
 #: so far stands for all when it already exceeds the bound, else there is no estimate.
@@ -60,7 +63,11 @@ def plan_rows(plan: Any) -> int | None:
         children = node.get("Plans") or []
         if node.get("Node Type") == "ModifyTable":
             for child in children:
-                if isinstance(child, Mapping) and child.get("Parent Relationship") in ("Outer", "Member", None):
+                if isinstance(child, Mapping) and child.get("Parent Relationship") in (
+                    "Outer",
+                    "Member",
+                    None,
+                ):
                     rows = child.get("Plan Rows")
                     if isinstance(rows, int | float) and not isinstance(rows, bool) and rows >= 0:
                         return int(rows)
@@ -125,7 +132,10 @@ class Estimator:
         self.runs += 1
         # The client-binding cursor class of the caller's factory would interpolate the
         # parameters into the text: the estimate binds them on the server, like a write.
-        with raw.transaction(force_rollback=True), psycopg.Cursor(raw, row_factory=tuple_row) as cur:
+        with (
+            raw.transaction(force_rollback=True),
+            psycopg.Cursor(raw, row_factory=tuple_row) as cur,
+        ):
             # binary=True: the extended protocol, one statement only, with or without
             # parameters; prepare=False: nothing is left prepared on the server.
             cur.execute(f"EXPLAIN (FORMAT JSON) {text}", parameters, prepare=False, binary=True)

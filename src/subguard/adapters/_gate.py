@@ -105,7 +105,9 @@ class Gate:
             closed = self._closed
         callback(closed)
 
-    def close(self, reason: str = "the connection was closed", decision: Decision | None = None) -> None:
+    def close(
+        self, reason: str = "the connection was closed", decision: Decision | None = None
+    ) -> None:
         """Close the gate: every later `decide` raises `Terminated`; callbacks run once."""
         error = Terminated(reason, decision)
         with self._lock:
@@ -116,7 +118,9 @@ class Gate:
         if self.log is not None:
             _Watcher.unwatch(self.log, self)
         for callback in callbacks:
-            with contextlib.suppress(Exception):  # one failing callback must not keep others from running
+            with contextlib.suppress(
+                Exception
+            ):  # one failing callback must not keep others from running
                 callback(error)
 
     def ensure_open(self) -> None:
@@ -139,7 +143,9 @@ class Gate:
         if state.get("terminated"):
             self.close(f"session `{self.session}` is terminated")
 
-    def contain(self, *, subject: str | None = None, session: str | None = None, reason: str = "") -> None:
+    def contain(
+        self, *, subject: str | None = None, session: str | None = None, reason: str = ""
+    ) -> None:
         """Called by the watcher for a revocation or a kill recorded anywhere."""
         if subject is not None and subject == self.subject.id:
             self.close(f"subject `{subject}` was revoked: {reason}".rstrip(": "))
@@ -173,9 +179,16 @@ class Gate:
         at once how it is being held; `waiting(decision, seconds_waited)` is called while
         a held request waits (at least every quarter second); an exception either raises
         ends the wait."""
-        timeout = self.approval_timeout if approval_timeout is None else max(float(approval_timeout), 0.0)
+        timeout = (
+            self.approval_timeout if approval_timeout is None else max(float(approval_timeout), 0.0)
+        )
         return self._decide(
-            request, resource or self.resource, wait=timeout > 0, timeout=timeout, waiting=waiting, on_hold=on_hold
+            request,
+            resource or self.resource,
+            wait=timeout > 0,
+            timeout=timeout,
+            waiting=waiting,
+            on_hold=on_hold,
         )
 
     def _decide(
@@ -189,13 +202,47 @@ class Gate:
         on_hold: Callable[[Decision, str], None] | None = None,
     ) -> Decision:
         self.ensure_open()
-        decision = self.engine.check(request, subject=self.subject, resource=resource, session=self.session)
+        decision = self.engine.check(
+            request, subject=self.subject, resource=resource, session=self.session
+        )
+        return self.enforce(
+            request,
+            resource,
+            decision,
+            wait=wait,
+            timeout=timeout,
+            waiting=waiting,
+            on_hold=on_hold,
+        )
+
+    def enforce(
+        self,
+        request: Request,
+        resource: Resource,
+        decision: Decision,
+        *,
+        wait: bool,
+        timeout: float | None = None,
+        waiting: Callable[[Decision, float], None] | None = None,
+        on_hold: Callable[[Decision, str], None] | None = None,
+    ) -> Decision:
+        """What a recorded decision of this gate's subject and session means for
+        `request` (made by `engine.check`, or an engine batch): returned when it lets the
+        request run, else raised as `decide` says."""
         self.ensure_open()  # revoked or killed while the decision was being made
         effect = decision.effect
         if effect is Effect.ALLOW or effect is Effect.MASK:
             return decision
         if effect is Effect.APPROVE:
-            return self._hold(request, resource, decision, wait=wait, timeout=timeout, waiting=waiting, on_hold=on_hold)
+            return self._hold(
+                request,
+                resource,
+                decision,
+                wait=wait,
+                timeout=timeout,
+                waiting=waiting,
+                on_hold=on_hold,
+            )
         if effect is Effect.TERMINATE:
             message = f"terminated: {describe(decision)}"
             self.close(message, decision)
@@ -236,10 +283,14 @@ class Gate:
                 raise Denied(f"{held} (cancelled by the client while waiting)", decision)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ApprovalRequired(f"{held} (no answer within {timeout:g}s)", decision, approval)
+                raise ApprovalRequired(
+                    f"{held} (no answer within {timeout:g}s)", decision, approval
+                )
             if waiting is not None:
                 waiting(decision, time.monotonic() - started)
-            outcome = self.log.wait_for_approval(approval, min(remaining, 0.1 if cancelled is not None else 0.25))
+            outcome = self.log.wait_for_approval(
+                approval, min(remaining, 0.1 if cancelled is not None else 0.25)
+            )
             if outcome.status == "pending":
                 continue
             if outcome.granted:
@@ -248,9 +299,14 @@ class Gate:
                 return self._decide(request, resource, wait=False)
             why = f": {outcome.reason}" if outcome.reason else ""
             who = f" by {outcome.by}" if outcome.by else ""
-            raise Denied(f"approval {approval} was {outcome.status}{who}{why} [decision {decision.id}]", decision)
+            raise Denied(
+                f"approval {approval} was {outcome.status}{who}{why} [decision {decision.id}]",
+                decision,
+            )
 
-    def mask_plan(self, decision: Decision, lineage: Callable[[], ResultLineage]) -> MaskPlan | None:
+    def mask_plan(
+        self, decision: Decision, lineage: Callable[[], ResultLineage]
+    ) -> MaskPlan | None:
         """Where the decision's masks fall in the result, or `Denied` when a mask cannot be
         placed: a result is never returned unmasked. `lineage` is called only if needed."""
         if not decision.masks:
@@ -258,7 +314,9 @@ class Gate:
         try:
             return plan_masks(decision.masks, lineage(), self.mask_key)
         except Unplaceable as exc:
-            raise Denied(f"refused: a mask cannot be applied ({exc}): {describe(decision)}", decision) from None
+            raise Denied(
+                f"refused: a mask cannot be applied ({exc}): {describe(decision)}", decision
+            ) from None
 
 
 def _key(configured: bytes | str | None) -> bytes:
@@ -276,7 +334,9 @@ def _held_message(decision: Decision) -> str:
 class _Watcher:
     """One follower per decision log: closes gates on revocations and kills."""
 
-    _by_log: ClassVar[weakref.WeakKeyDictionary[DecisionLog, _Watcher]] = weakref.WeakKeyDictionary()
+    _by_log: ClassVar[weakref.WeakKeyDictionary[DecisionLog, _Watcher]] = (
+        weakref.WeakKeyDictionary()
+    )
     # Re-entrant: a gate's finalizer (`_release`) may run inside these sections when the
     # garbage collector happens to run there.
     _lock = threading.RLock()
@@ -332,7 +392,11 @@ class _Watcher:
         while not self.stop.is_set():
             try:
                 for record in follow(
-                    self.store, after=self.after, topics=topics, poll_interval=WATCH_INTERVAL, stop=self.stop
+                    self.store,
+                    after=self.after,
+                    topics=topics,
+                    poll_interval=WATCH_INTERVAL,
+                    stop=self.stop,
                 ):
                     self.after = record.position
                     self._dispatch(record.topic, record.state)

@@ -15,7 +15,16 @@ import attrs
 
 from subguard.sql import OutputLineage, ResultLineage
 
-__all__ = ["MaskPlan", "Unplaceable", "mask_key", "plan_masks", "strategy", "tagged_columns", "tagged_in_output", "unjudged_column"]
+__all__ = [
+    "MaskPlan",
+    "Unplaceable",
+    "mask_key",
+    "plan_masks",
+    "strategy",
+    "tagged_columns",
+    "tagged_in_output",
+    "unjudged_column",
+]
 
 #: What a redacted text value reads as.
 REDACTED = "****"
@@ -113,7 +122,9 @@ class MaskPlan:
         """Whether a result with these column names is the one the masks were placed on."""
         if len(names) != len(self.masks):
             return False
-        return all(want is None or want == _result_name(got) for want, got in zip(self.names, names))
+        return all(
+            want is None or want == _result_name(got) for want, got in zip(self.names, names)
+        )
 
     @property
     def active(self) -> bool:
@@ -193,7 +204,9 @@ def tagged_columns(schema: Mapping[str, Any] | None) -> frozenset[tuple[str, str
     return frozenset(out)
 
 
-def tagged_in_output(lineage: ResultLineage, tagged: frozenset[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+def tagged_in_output(
+    lineage: ResultLineage, tagged: frozenset[tuple[str, str]]
+) -> frozenset[tuple[str, str]]:
     """The tagged `(table, column)` pairs (lower case) a result's lineage carries."""
     if not tagged or lineage.columns is None:
         return frozenset()
@@ -205,7 +218,9 @@ def tagged_in_output(lineage: ResultLineage, tagged: frozenset[tuple[str, str]])
     )
 
 
-def unjudged_column(carried: frozenset[tuple[str, str]], columns_read: Sequence[Mapping[str, Any]]) -> str | None:
+def unjudged_column(
+    carried: frozenset[tuple[str, str]], columns_read: Sequence[Mapping[str, Any]]
+) -> str | None:
     """A tagged column the result carries although the facts the policy decided on do not
     list it as output (the policy could not have masked it), as `table.column`; else None."""
     if not carried:

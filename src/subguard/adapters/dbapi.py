@@ -49,32 +49,88 @@ _DDL = frozenset({"create", "alter", "drop"})
 
 _DIALECT_BY_MODULE = {"sqlite3": "sqlite", "psycopg": "postgres", "psycopg2": "postgres"}
 _KIND_BY_DIALECT = {"sqlite": "sqlite", "postgres": "postgres"}
-_SQL_KINDS = {"postgresql": "postgres", "postgres": "postgres", "sqlite": "sqlite", "mysql": "mysql"}
+_SQL_KINDS = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "sqlite": "sqlite",
+    "mysql": "mysql",
+}
 
 #: Connection attributes passed through to the driver; anything else is not exposed.
 _CONNECTION_ATTRS = frozenset(
     {
         # PEP 249 and common
-        "Error", "Warning", "InterfaceError", "DatabaseError", "DataError", "OperationalError",
-        "IntegrityError", "InternalError", "ProgrammingError", "NotSupportedError",
-        "autocommit", "closed", "broken",
+        "Error",
+        "Warning",
+        "InterfaceError",
+        "DatabaseError",
+        "DataError",
+        "OperationalError",
+        "IntegrityError",
+        "InternalError",
+        "ProgrammingError",
+        "NotSupportedError",
+        "autocommit",
+        "closed",
+        "broken",
         # sqlite3
-        "row_factory", "text_factory", "isolation_level", "in_transaction", "total_changes",
-        "set_progress_handler", "set_trace_callback", "interrupt", "getlimit", "setlimit",
+        "row_factory",
+        "text_factory",
+        "isolation_level",
+        "in_transaction",
+        "total_changes",
+        "set_progress_handler",
+        "set_trace_callback",
+        "interrupt",
+        "getlimit",
+        "setlimit",
         # psycopg
-        "info", "transaction", "read_only", "deferrable", "prepare_threshold",
-        "prepared_max", "add_notice_handler", "remove_notice_handler",
-        "add_notify_handler", "remove_notify_handler", "cancel", "cancel_safe", "notifies",
-        "set_autocommit", "set_isolation_level", "set_read_only", "set_deferrable",
+        "info",
+        "transaction",
+        "read_only",
+        "deferrable",
+        "prepare_threshold",
+        "prepared_max",
+        "add_notice_handler",
+        "remove_notice_handler",
+        "add_notify_handler",
+        "remove_notify_handler",
+        "cancel",
+        "cancel_safe",
+        "notifies",
+        "set_autocommit",
+        "set_isolation_level",
+        "set_read_only",
+        "set_deferrable",
         "client_encoding",
-        "tpc_begin", "tpc_prepare", "tpc_commit", "tpc_rollback", "tpc_recover", "xid",
+        "tpc_begin",
+        "tpc_prepare",
+        "tpc_commit",
+        "tpc_rollback",
+        "tpc_recover",
+        "xid",
     }
 )
 _CURSOR_ATTRS = frozenset(
     {
-        "description", "rowcount", "lastrowid", "arraysize", "setinputsizes", "setoutputsize",
-        "row_factory", "closed", "rownumber", "statusmessage", "pgresult_fields", "format",
-        "name", "scrollable", "withhold", "itersize", "scroll", "nextset",
+        "description",
+        "rowcount",
+        "lastrowid",
+        "arraysize",
+        "setinputsizes",
+        "setoutputsize",
+        "row_factory",
+        "closed",
+        "rownumber",
+        "statusmessage",
+        "pgresult_fields",
+        "format",
+        "name",
+        "scrollable",
+        "withhold",
+        "itersize",
+        "scroll",
+        "nextset",
     }
 )
 
@@ -152,7 +208,9 @@ class GuardedConnection:
         object.__setattr__(self, "_functions", set())
         functions = self._functions
         object.__setattr__(
-            self, "_estimator", Estimator(raw, dialect, bound=estimate_bound, registered=lambda: bool(functions))
+            self,
+            "_estimator",
+            Estimator(raw, dialect, bound=estimate_bound, registered=lambda: bool(functions)),
         )
         object.__setattr__(self, "_tagged", tagged_columns(gate.resource.schema))
         #: analysed text → the tagged columns its result carries (cleared with the schema)
@@ -416,7 +474,9 @@ class GuardedCursor:
         description = self._raw.description
         if plan is None or not plan.active:
             if prepared.decision.masks and description is not None and plan is None:
-                self._refuse_result(prepared.decision, "the statement returned rows the analysis did not expect")
+                self._refuse_result(
+                    prepared.decision, "the statement returned rows the analysis did not expect"
+                )
             _set(self, "_plan", plan)
             return
         if description is None:
@@ -428,14 +488,21 @@ class GuardedCursor:
     def _refuse_result(self, decision: Decision, why: str) -> None:
         with contextlib.suppress(Exception):
             self._raw.close()
-        self._conn._raise(Denied(f"refused: {why}; masked columns are never returned unmasked: {describe(decision)}", decision))
+        self._conn._raise(
+            Denied(
+                f"refused: {why}; masked columns are never returned unmasked: {describe(decision)}",
+                decision,
+            )
+        )
 
     def execute(self, operation: Any, parameters: Any = None, **kwargs: Any) -> GuardedCursor:
         text, prepared = self._start(operation, parameters=parameters)
         if parameters is None:
             self._raw.execute(operation if not isinstance(operation, str) else text, **kwargs)
         else:
-            self._raw.execute(operation if not isinstance(operation, str) else text, parameters, **kwargs)
+            self._raw.execute(
+                operation if not isinstance(operation, str) else text, parameters, **kwargs
+            )
         self._checked_plan(prepared)
         self._conn._after(prepared)
         return self
@@ -447,7 +514,9 @@ class GuardedCursor:
         if self._conn.gate.wants_estimate and not isinstance(seq_of_parameters, list | tuple):
             seq_of_parameters = list(seq_of_parameters)
         text, prepared = self._start(operation, parameters=seq_of_parameters, many=True)
-        self._raw.executemany(operation if not isinstance(operation, str) else text, seq_of_parameters, **kwargs)
+        self._raw.executemany(
+            operation if not isinstance(operation, str) else text, seq_of_parameters, **kwargs
+        )
         self._checked_plan(prepared)
         self._conn._after(prepared)
         return self
@@ -464,20 +533,36 @@ class GuardedCursor:
         text, prepared = self._start(query)
         if prepared.plan is not None and prepared.plan.active:
             plan = prepared.plan
-            for row in self._raw.stream(query if not isinstance(query, str) else text, params, **kwargs):
+            for row in self._raw.stream(
+                query if not isinstance(query, str) else text, params, **kwargs
+            ):
                 yield _mask_row(plan, row, self._conn, prepared.decision)
         else:
             if prepared.decision.masks:
-                self._conn._raise(Denied(f"refused: rows under a mask cannot be streamed unchecked [decision {prepared.decision.id}]", prepared.decision))
-            yield from self._raw.stream(query if not isinstance(query, str) else text, params, **kwargs)
+                self._conn._raise(
+                    Denied(
+                        f"refused: rows under a mask cannot be streamed unchecked [decision {prepared.decision.id}]",
+                        prepared.decision,
+                    )
+                )
+            yield from self._raw.stream(
+                query if not isinstance(query, str) else text, params, **kwargs
+            )
 
     def copy(self, statement: Any, params: Any = None, **kwargs: Any) -> Any:
         """psycopg's COPY: decided like any statement; refused under a mask (its data
         is not rows the gate can rewrite)."""
         text, prepared = self._start(statement, rows=False)
         if prepared.decision.masks:
-            self._conn._raise(Denied(f"refused: COPY cannot be masked [decision {prepared.decision.id}]", prepared.decision))
-        return self._raw.copy(statement if not isinstance(statement, str) else text, params, **kwargs)
+            self._conn._raise(
+                Denied(
+                    f"refused: COPY cannot be masked [decision {prepared.decision.id}]",
+                    prepared.decision,
+                )
+            )
+        return self._raw.copy(
+            statement if not isinstance(statement, str) else text, params, **kwargs
+        )
 
     # -- results -----------------------------------------------------------------------
     def _mask(self, row: Any) -> Any:
@@ -540,7 +625,17 @@ _FACTORIES = ("row_factory", "text_factory")
 
 #: The cursor methods the wrapper calls: a cursor class that overrides one of them would
 #: see rows before they are masked.
-_CURSOR_METHODS = ("execute", "executemany", "executescript", "fetchone", "fetchmany", "fetchall", "__next__", "__iter__", "stream")
+_CURSOR_METHODS = (
+    "execute",
+    "executemany",
+    "executescript",
+    "fetchone",
+    "fetchmany",
+    "fetchall",
+    "__next__",
+    "__iter__",
+    "stream",
+)
 
 
 def _known_row_factories() -> set[Any]:
@@ -565,7 +660,9 @@ def _check_factory(name: str, value: Any) -> None:
     factory other than the drivers' own, a cursor class overriding what the wrapper calls."""
     if name == "text_factory":
         if value not in (str, bytes, bytearray):
-            raise TypeError("a guarded connection accepts only str, bytes or bytearray as text_factory")
+            raise TypeError(
+                "a guarded connection accepts only str, bytes or bytearray as text_factory"
+            )
         return
     if name == "row_factory":
         if value not in _known_row_factories():
@@ -575,9 +672,19 @@ def _check_factory(name: str, value: Any) -> None:
         raise TypeError(f"a guarded connection accepts only cursor classes as `{name}`")
     for method in _CURSOR_METHODS:
         own = getattr(value, method, None)
-        base = next((getattr(b, method) for b in value.__mro__ if b.__module__ in ("sqlite3", "psycopg.cursor", "psycopg.server_cursor", "psycopg") and hasattr(b, method)), None)
+        base = next(
+            (
+                getattr(b, method)
+                for b in value.__mro__
+                if b.__module__ in ("sqlite3", "psycopg.cursor", "psycopg.server_cursor", "psycopg")
+                and hasattr(b, method)
+            ),
+            None,
+        )
         if own is not None and base is not None and own is not base:
-            raise TypeError(f"cursor class `{value.__name__}` overrides `{method}`: it would see rows before they are masked")
+            raise TypeError(
+                f"cursor class `{value.__name__}` overrides `{method}`: it would see rows before they are masked"
+            )
 
 
 def _mask_row(plan: MaskPlan, row: Any, conn: GuardedConnection, decision: Decision | None) -> Any:

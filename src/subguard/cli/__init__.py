@@ -54,7 +54,9 @@ _EFFECT_COLOURS = {
 }
 
 #: Fields a batch line may carry.
-_REQUEST_FIELDS = frozenset({"sql", "command", "http", "subject", "resource", "session", "dialect", "input"})
+_REQUEST_FIELDS = frozenset(
+    {"sql", "command", "http", "subject", "resource", "session", "dialect", "input"}
+)
 
 #: The SQL dialects `--dialect` takes (the names `subguard.sql` knows).
 _DIALECTS = sorted(name for name in DIALECT_ALIASES if name)
@@ -84,7 +86,7 @@ def _print_policy_errors(exc: PolicyError, *, err: bool = True) -> None:
         # named after the option's flag by `_name_environment` below, this prefix for any
         # option it does not reach
         "auto_envvar_prefix": "SUBGUARD",
-    }
+    },
 )
 @click.version_option(package_name="subguard")
 def main() -> None:
@@ -114,7 +116,13 @@ def check(paths: tuple[str, ...]) -> None:
         click.echo(click.style(f"{count} error{'s' * (count != 1)}", fg="red"), err=True)
         sys.exit(1)
     n = len(policy.files)
-    click.echo(click.style(f"ok: {n} file{'s' * (n != 1)}, {len(policy.packages)} package{'s' * (len(policy.packages) != 1)}", fg="green"), err=True)
+    click.echo(
+        click.style(
+            f"ok: {n} file{'s' * (n != 1)}, {len(policy.packages)} package{'s' * (len(policy.packages) != 1)}",
+            fg="green",
+        ),
+        err=True,
+    )
 
 
 # ── fmt ──────────────────────────────────────────────────────────────────────────────
@@ -122,7 +130,9 @@ def check(paths: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--check", "check_only", is_flag=True, help="Exit 1 if a file is not formatted; change nothing.")
+@click.option(
+    "--check", "check_only", is_flag=True, help="Exit 1 if a file is not formatted; change nothing."
+)
 @click.option("--diff", is_flag=True, help="Print a unified diff instead of rewriting.")
 def fmt(paths: tuple[str, ...], check_only: bool, diff: bool) -> None:
     """Rewrite policies in canonical form (idempotent)."""
@@ -186,10 +196,14 @@ def _request_from_line(line: Mapping[str, Any]) -> BatchItem:
     _check_fields(line, _REQUEST_FIELDS, "a request")
     kinds = [k for k in ("sql", "command", "http") if k in line]
     if len(kinds) != 1:
-        raise _LineError("bad_request", "a request has exactly one of `sql`, `command`, `http` or `input`")
+        raise _LineError(
+            "bad_request", "a request has exactly one of `sql`, `command`, `http` or `input`"
+        )
     subject_doc = line.get("subject", {})
     try:
-        subject = Subject(subject_doc) if isinstance(subject_doc, str) else Subject.from_dict(subject_doc)
+        subject = (
+            Subject(subject_doc) if isinstance(subject_doc, str) else Subject.from_dict(subject_doc)
+        )
         resource = Resource.from_dict(line.get("resource", {}))
         session = line.get("session")
         if session is not None and not isinstance(session, str):
@@ -217,7 +231,9 @@ def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:
             except StopIteration:
                 return
             except (OSError, ValueError) as exc:  # a read error part-way: stop, clearly
-                raise click.UsageError(f"cannot read batch `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
+                raise click.UsageError(
+                    f"cannot read batch `{path}`: {getattr(exc, 'strerror', None) or exc}"
+                ) from None
             try:
                 yield number, _Ready(_json_documents().line(raw_bytes))
                 continue
@@ -235,9 +251,17 @@ def _batch_lines(path: str) -> Iterator[tuple[int, Any]]:
             try:
                 yield number, _loads(raw)
             except json.JSONDecodeError as exc:
-                yield number, _LineError("parse_error", f"not valid JSON: {exc.msg} at column {exc.colno}")
+                yield (
+                    number,
+                    _LineError("parse_error", f"not valid JSON: {exc.msg} at column {exc.colno}"),
+                )
             except (ValueError, RecursionError):  # too deep, or an integer too long
-                yield number, _LineError("parse_error", "not valid JSON: too deeply nested or a number too long")
+                yield (
+                    number,
+                    _LineError(
+                        "parse_error", "not valid JSON: too deeply nested or a number too long"
+                    ),
+                )
 
 
 class _Ready:
@@ -277,7 +301,9 @@ def _open_batch(path: str) -> Any:
         try:
             return open(path, "rb")
         except OSError as exc:
-            raise click.UsageError(f"cannot read batch file `{path}`: {exc.strerror or exc}") from None
+            raise click.UsageError(
+                f"cannot read batch file `{path}`: {exc.strerror or exc}"
+            ) from None
     stdin = sys.stdin
     try:
         if stdin is None or stdin.closed:
@@ -296,7 +322,9 @@ def _emit(decision: Decision, fmt: str, first: bool, out: list[bytes] | None = N
     elif fmt == "json":
         click.echo(json.dumps(record, indent=2))
     else:
-        effect = click.style(decision.effect.value.upper(), fg=_EFFECT_COLOURS[decision.effect], bold=True)
+        effect = click.style(
+            decision.effect.value.upper(), fg=_EFFECT_COLOURS[decision.effect], bold=True
+        )
         if not first:
             click.echo()
         click.echo(f"{effect}  {record['id']}")
@@ -304,7 +332,11 @@ def _emit(decision: Decision, fmt: str, first: bool, out: list[bytes] | None = N
             where = f"  ({reason.location})" if reason.location else ""
             click.echo(f"  {reason.package}.{reason.rule}: {reason.message}{where}")
         if decision.masks:
-            masks = decision.masks if not isinstance(decision.masks, Mapping) else [f"{k}={v}" for k, v in decision.masks.items()]
+            masks = (
+                decision.masks
+                if not isinstance(decision.masks, Mapping)
+                else [f"{k}={v}" for k, v in decision.masks.items()]
+            )
             click.echo(f"  masks: {', '.join(masks)}")
         for error in decision.errors:
             click.echo(click.style(f"  error: {error.code}: {error.message}", fg="red"))
@@ -312,7 +344,9 @@ def _emit(decision: Decision, fmt: str, first: bool, out: list[bytes] | None = N
             click.echo(f"  approval: {decision.approval_id}")
 
 
-def _emit_line_error(number: int, error: _LineError, fmt: str, out: list[bytes] | None = None) -> None:
+def _emit_line_error(
+    number: int, error: _LineError, fmt: str, out: list[bytes] | None = None
+) -> None:
     click.echo(f"batch line {number}: {error.code}: {error.message}", err=True)
     if fmt in ("json", "jsonl"):
         record = {"line": number, "error": {"code": error.code, "message": error.message}}
@@ -334,24 +368,82 @@ def _open_store(url: str | None) -> Any:
 
 
 @main.command("eval")
-@click.option("--rules", "rules", multiple=True, required=True, type=click.Path(), help="Policy file or directory (repeatable).")
-@click.option("--data", "data_files", multiple=True, type=click.Path(), help="JSON merged at the root of `data` (repeatable).")
+@click.option(
+    "--rules",
+    "rules",
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    help="Policy file or directory (repeatable).",
+)
+@click.option(
+    "--data",
+    "data_files",
+    multiple=True,
+    type=click.Path(),
+    help="JSON merged at the root of `data` (repeatable).",
+)
 @click.option("--sql", help="One SQL request.")
 @click.option("--command", "command_text", help="One shell command request.")
 @click.option("--subject", "subject_id", default="", help="The subject's id.")
 @click.option("--group", "groups", multiple=True, help="A group of the subject (repeatable).")
 @click.option("--resource", "resource_name", default="", help="The resource's name.")
-@click.option("--kind", "resource_kind", default="", help="The resource's kind: postgres, mysql, sqlite, shell, http, …")
-@click.option("--dialect", default=None, type=click.Choice(_DIALECTS, case_sensitive=False), help="SQL dialect (default: from the kind, else generic).")
+@click.option(
+    "--kind",
+    "resource_kind",
+    default="",
+    help="The resource's kind: postgres, mysql, sqlite, shell, http, …",
+)
+@click.option(
+    "--dialect",
+    default=None,
+    type=click.Choice(_DIALECTS, case_sensitive=False),
+    help="SQL dialect (default: from the kind, else generic).",
+)
 @click.option("--session", default=None, help="The session id.")
-@click.option("--input", "input_file", type=click.Path(), help="A raw input document (JSON), used as is.")
-@click.option("--batch", "batch_file", type=click.Path(allow_dash=True), help="JSON lines of requests or {\"input\": …}.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True)
-@click.option("--store", "store_url", default=None, help="Record each decision in this decision log (URL).")
-@click.option("--query", default=None, help="Print the value of a rule or document (`data.pkg.rule`) instead of a decision.")
-@click.option("--untyped", is_flag=True, help="With --query: compile without the input schema (inputs outside it).")
-@click.option("--explain", is_flag=True, help="After the decision, show which decision rules fired and why the others did not.")
-@click.option("--max-request-bytes", envvar="SUBGUARD_MAX_REQUEST_BYTES", show_envvar=True, type=click.IntRange(min=1), default=DEFAULT_MAX_REQUEST_BYTES, show_default=True, help="Larger SQL or command text is denied `too_large`.")
+@click.option(
+    "--input", "input_file", type=click.Path(), help="A raw input document (JSON), used as is."
+)
+@click.option(
+    "--batch",
+    "batch_file",
+    type=click.Path(allow_dash=True),
+    help='JSON lines of requests or {"input": …}.',
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "jsonl"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--store", "store_url", default=None, help="Record each decision in this decision log (URL)."
+)
+@click.option(
+    "--query",
+    default=None,
+    help="Print the value of a rule or document (`data.pkg.rule`) instead of a decision.",
+)
+@click.option(
+    "--untyped",
+    is_flag=True,
+    help="With --query: compile without the input schema (inputs outside it).",
+)
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="After the decision, show which decision rules fired and why the others did not.",
+)
+@click.option(
+    "--max-request-bytes",
+    envvar="SUBGUARD_MAX_REQUEST_BYTES",
+    show_envvar=True,
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_REQUEST_BYTES,
+    show_default=True,
+    help="Larger SQL or command text is denied `too_large`.",
+)
 def eval_command(
     rules: tuple[str, ...],
     data_files: tuple[str, ...],
@@ -388,7 +480,16 @@ def eval_command(
         raise click.UsageError(str(exc)) from None
     if query is not None and (untyped or input_file is not None or query_alone):
         query_input = _read_input_document(input_file) if input_file is not None else {}
-        sys.exit(run_query(query, rules, None if untyped else _load_or_exit(rules, data), query_input, data, untyped=untyped))
+        sys.exit(
+            run_query(
+                query,
+                rules,
+                None if untyped else _load_or_exit(rules, data),
+                query_input,
+                data,
+                untyped=untyped,
+            )
+        )
     try:
         policy: Policy = load_policy(list(rules), data=data, parse_cache=True)
     except PolicyError as exc:
@@ -396,7 +497,9 @@ def eval_command(
         sys.exit(2)
     request: Any = None
     if sql is not None or command_text is not None:
-        request = SqlRequest(sql, dialect) if sql is not None else CommandRequest(command_text or "")
+        request = (
+            SqlRequest(sql, dialect) if sql is not None else CommandRequest(command_text or "")
+        )
     document = _read_input_document(input_file) if input_file is not None else None
     log = _open_store(store_url)
     engine = Engine(policy, log=log, max_request_bytes=max_request_bytes)
@@ -409,7 +512,9 @@ def eval_command(
             else:
                 subject = Subject(subject_id, groups)
                 resource = Resource(name=resource_name, kind=resource_kind, dialect=dialect)
-                decision = engine.check(request, subject=subject, resource=resource, session=session)
+                decision = engine.check(
+                    request, subject=subject, resource=resource, session=session
+                )
             if query is not None:  # the value of a rule for the input this request makes
                 sys.exit(run_query(query, rules, policy, decision.input, data, untyped=False))
             _emit(decision, fmt, True)
@@ -534,7 +639,9 @@ def _decide_batch(engine: Engine, batch_file: str, fmt: str, progress: _Progress
                 raise _LineError("type_error", "each line must be a JSON object")
             if "input" in parsed:
                 if set(parsed) != {"input"} or not isinstance(parsed["input"], dict):
-                    raise _LineError("bad_request", "an `input` line holds only an input document object")
+                    raise _LineError(
+                        "bad_request", "an `input` line holds only an input document object"
+                    )
                 chunk.append((number, parsed["input"]))
             else:
                 chunk.append((number, _request_from_line(parsed)))
@@ -566,7 +673,6 @@ def _register_extensions() -> None:
     _name_environment(main, "SUBGUARD")
 
 
-
 def _name_environment(command: click.Command, prefix: str) -> None:
     """Give every option of `command` and its subcommands the environment variable
     `PREFIX_COMMAND_OPTION`, named after the option's long flag (click's automatic names
@@ -583,5 +689,6 @@ def _name_environment(command: click.Command, prefix: str) -> None:
     if isinstance(command, click.Group):
         for name, sub in command.commands.items():
             _name_environment(sub, f"{prefix}_{name.replace('-', '_').upper()}")
+
 
 _register_extensions()

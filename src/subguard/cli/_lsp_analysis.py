@@ -90,7 +90,9 @@ def policy_root(document: Path, roots: Sequence[Path] = (), folders: Sequence[Pa
     return root
 
 
-def policy_paths(document: Path, roots: Sequence[Path] = (), folders: Sequence[Path] = ()) -> list[str]:
+def policy_paths(
+    document: Path, roots: Sequence[Path] = (), folders: Sequence[Path] = ()
+) -> list[str]:
     """What to load with `document`: its policy directory (`policy_root`) when a root or a
     workspace folder holds the document; otherwise (a file opened on its own, perhaps in
     a home directory) only the policy files beside it, never a walk of what is below."""

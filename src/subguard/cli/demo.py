@@ -85,10 +85,45 @@ default allow := true
 
 DATA = '{"strategies": {"users.email": "email", "users.ssn": "partial:4", "users.phone": "redact"}}'
 
-TAGS = {"users.email": ["pii"], "users.ssn": ["pii"], "users.phone": ["pii"], "payments.card_last4": ["pci"]}
+TAGS = {
+    "users.email": ["pii"],
+    "users.ssn": ["pii"],
+    "users.phone": ["pii"],
+    "payments.card_last4": ["pci"],
+}
 
-_FIRST = ["Ada", "Bruno", "Chen", "Dana", "Emeka", "Farah", "Goran", "Hana", "Ines", "Jonas", "Kiri", "Luis", "Mei", "Nadia", "Omar", "Priya"]
-_LAST = ["Okafor", "Lindqvist", "Moreau", "Tanaka", "Silva", "Novak", "Haddad", "Kowalski", "Reyes", "Byrne", "Iyer", "Costa"]
+_FIRST = [
+    "Ada",
+    "Bruno",
+    "Chen",
+    "Dana",
+    "Emeka",
+    "Farah",
+    "Goran",
+    "Hana",
+    "Ines",
+    "Jonas",
+    "Kiri",
+    "Luis",
+    "Mei",
+    "Nadia",
+    "Omar",
+    "Priya",
+]
+_LAST = [
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Tanaka",
+    "Silva",
+    "Novak",
+    "Haddad",
+    "Kowalski",
+    "Reyes",
+    "Byrne",
+    "Iyer",
+    "Costa",
+]
 _DOMAINS = ["example.com", "mail.example.org", "corp.example.net", "inbox.example.io"]
 _STATUS = ["paid", "paid", "paid", "shipped", "refunded", "open"]
 
@@ -121,9 +156,19 @@ def build_shop(path: Path, seed: int) -> dict[str, list[str]]:
     for i in range(1, 201):
         status = rng.choice(_STATUS)
         total = round(rng.uniform(5, 400), 2)
-        orders.append((i, rng.randint(1, 50), total, status, f"2026-{rng.randint(1, 11):02d}-{rng.randint(1, 28):02d}"))
+        orders.append(
+            (
+                i,
+                rng.randint(1, 50),
+                total,
+                status,
+                f"2026-{rng.randint(1, 11):02d}-{rng.randint(1, 28):02d}",
+            )
+        )
         if status != "open":
-            payments.append((i, i, total, f"{rng.randint(0, 9999):04d}", rng.choice(["card", "card", "wallet"])))
+            payments.append(
+                (i, i, total, f"{rng.randint(0, 9999):04d}", rng.choice(["card", "card", "wallet"]))
+            )
     for i in range(1, 61):
         carts.append((i, rng.randint(1, 50), f"SKU-{rng.randint(1000, 9999)}", rng.randint(1, 4)))
     conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?, ?)", orders)
@@ -237,8 +282,13 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
         resource = subguard.Resource(name="shop", kind="sqlite", env="prod")
         session = "etl-run-1"
         conn = dbapi.guard(
-            sqlite3.connect(shop, check_same_thread=False), engine,
-            subject=agent, resource=resource, session=session, tags=TAGS, mask_key="demo-key",
+            sqlite3.connect(shop, check_same_thread=False),
+            engine,
+            subject=agent,
+            resource=resource,
+            session=session,
+            tags=TAGS,
+            mask_key="demo-key",
         )
 
         story.step("An allowed read")
@@ -257,8 +307,14 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
         console.print(_rows_table(cur, rows))
         values = {str(v) for row in rows for v in row}
         clear = [v for column in pii.values() for v in column if v in values]
-        story.check(len(rows) == 5 and not clear, "email, SSN and phone come back masked; names and totals in clear")
-        story.check(all(str(r[2]).startswith("****@") for r in rows), "emails keep only their domain (`email` strategy)")
+        story.check(
+            len(rows) == 5 and not clear,
+            "email, SSN and phone come back masked; names and totals in clear",
+        )
+        story.check(
+            all(str(r[2]).startswith("****@") for r in rows),
+            "emails keep only their domain (`email` strategy)",
+        )
 
         story.step("An unbounded DELETE is held for a human")
         delete = "DELETE FROM cart_items"
@@ -274,7 +330,10 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
             outcome = log.approve(approval, by=RESPONDER)
             story.check(outcome.granted, "the grant is recorded in the log")
         story.agent(delete + "   (retried)")
-        deleted = _expect(lambda: story.console.print(f"  deleted {conn.execute(delete).rowcount} rows"), subguard.Refused)
+        deleted = _expect(
+            lambda: story.console.print(f"  deleted {conn.execute(delete).rowcount} rows"),
+            subguard.Refused,
+        )
         story.check(deleted is None, "the approved statement runs once")
         story.agent(delete + "   (again)")
         again = _expect(lambda: conn.execute(delete), subguard.ApprovalRequired)
@@ -284,8 +343,14 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
         story.agent("DROP TABLE payments")
         denied = _expect(lambda: conn.execute("DROP TABLE payments"), subguard.Denied)
         console.print(f"  [red]{escape(str(denied))}[/]")
-        story.check(isinstance(denied, sqlite3.DatabaseError), "refused as the driver's own DatabaseError, naming the rule and decision")
-        story.check(conn.execute("SELECT count(*) FROM payments").fetchone()[0] > 0, "the table is still there and the connection still answers")
+        story.check(
+            isinstance(denied, sqlite3.DatabaseError),
+            "refused as the driver's own DatabaseError, naming the rule and decision",
+        )
+        story.check(
+            conn.execute("SELECT count(*) FROM payments").fetchone()[0] > 0,
+            "the table is still there and the connection still answers",
+        )
 
         story.step("Escalation terminates the session")
         probe = "SELECT id, name FROM users WHERE ssn LIKE ?"
@@ -296,7 +361,10 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
         story.agent("SELECT count(*) FROM orders")
         ended = _expect(lambda: conn.execute("SELECT count(*) FROM orders"), subguard.Terminated)
         console.print(f"  [bold red]{escape(str(ended))}[/]")
-        story.check(ended is not None and conn.closed, "after two denials the next request ends the session and closes the connection")
+        story.check(
+            ended is not None and conn.closed,
+            "after two denials the next request ends the session and closes the connection",
+        )
         story.check(
             _expect(lambda: conn.execute("SELECT 1"), subguard.Terminated) is not None,
             "every later call on it is refused",
@@ -304,20 +372,36 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
 
         story.step("A revocation from another process closes a live connection")
         second = dbapi.guard(
-            sqlite3.connect(shop, check_same_thread=False), engine,
-            subject=agent, resource=resource, session="etl-run-2", tags=TAGS,
+            sqlite3.connect(shop, check_same_thread=False),
+            engine,
+            subject=agent,
+            resource=resource,
+            session="etl-run-2",
+            tags=TAGS,
         )
         story.agent("SELECT count(*) FROM users   (new session etl-run-2)")
-        story.check(second.execute("SELECT count(*) FROM users").fetchone()[0] == 50, "a new session works")
-        console.print(f"[magenta]responder ▸[/] subguard revoke {AGENT} --reason 'credential leaked' --store …")
-        revoked = _cli("revoke", AGENT, "--reason", "credential leaked", "--by", RESPONDER, "--store", store)
-        story.check(revoked.returncode == 0, "`subguard revoke` (a separate process) records the revocation")
+        story.check(
+            second.execute("SELECT count(*) FROM users").fetchone()[0] == 50, "a new session works"
+        )
+        console.print(
+            f"[magenta]responder ▸[/] subguard revoke {AGENT} --reason 'credential leaked' --store …"
+        )
+        revoked = _cli(
+            "revoke", AGENT, "--reason", "credential leaked", "--by", RESPONDER, "--store", store
+        )
+        story.check(
+            revoked.returncode == 0, "`subguard revoke` (a separate process) records the revocation"
+        )
         committed = time.monotonic()
         while not second.closed and time.monotonic() - committed < 2.0:
             time.sleep(0.01)
         waited = time.monotonic() - committed
-        console.print(f"  the idle connection was closed {waited * 1000:.0f} ms after the revocation committed")
-        story.check(second.closed and waited < 1.0, "the idle connection is closed within one second")
+        console.print(
+            f"  the idle connection was closed {waited * 1000:.0f} ms after the revocation committed"
+        )
+        story.check(
+            second.closed and waited < 1.0, "the idle connection is closed within one second"
+        )
         story.check(
             _expect(lambda: second.execute("SELECT 1"), subguard.Terminated) is not None,
             "its next call is refused as terminated",
@@ -329,19 +413,39 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
             replay.add_column(column)
         effects = []
         for n, record in enumerate(
-            (r for r in read_records(log.store, topics=[Topic.DECISION_RECORDED]) if r.session == session), 1
+            (
+                r
+                for r in read_records(log.store, topics=[Topic.DECISION_RECORDED])
+                if r.session == session
+            ),
+            1,
         ):
             state = record.state
             effects.append(state["effect"])
-            why = "; ".join(r["message"] for r in state.get("reasons") or [] if r.get("message") != "allowed")
+            why = "; ".join(
+                r["message"] for r in state.get("reasons") or [] if r.get("message") != "allowed"
+            )
             replay.add_row(str(n), state["effect"], escape(state["text"]), escape(why))
         console.print(replay)
         story.check(
-            effects == ["allow", "mask", "approve", "allow", "approve", "deny", "allow", "deny", "terminate"],
+            effects
+            == [
+                "allow",
+                "mask",
+                "approve",
+                "allow",
+                "approve",
+                "deny",
+                "allow",
+                "deny",
+                "terminate",
+            ],
             "the log holds every decision of the session, in order, without literal values",
         )
 
-        story.step("Another agent (deploy-bot) runs shell commands through the gate (`subguard exec`)")
+        story.step(
+            "Another agent (deploy-bot) runs shell commands through the gate (`subguard exec`)"
+        )
         shell_rules = workdir / "shell-policy"
         shell_rules.mkdir()
         (shell_rules / "shell.guard").write_text(SHELL_POLICY)
@@ -349,7 +453,10 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
                 "--session", "shell-1")  # fmt: skip
         story.agent(f"subguard exec … -- ls {workdir}")
         listed = _cli(*gate, "--", "ls", str(workdir))
-        story.check(listed.returncode == 0 and "shop.db" in listed.stdout, "`ls` is allowed and runs: its own output and status")
+        story.check(
+            listed.returncode == 0 and "shop.db" in listed.stdout,
+            "`ls` is allowed and runs: its own output and status",
+        )
         hidden = "echo 'rm -rf /etc' | bash"
         story.agent(f"subguard exec … --shell {hidden!r}")
         refused = _cli(*gate, "--shell", hidden)
@@ -369,7 +476,13 @@ def _play(console: Console, workdir: Path, store: str, seed: int) -> list[str]:
 
 
 @click.command()
-@click.option("--store", "store_url", default=None, metavar="URL", help="decision log (default: a SQLite file in a temporary directory)")
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="decision log (default: a SQLite file in a temporary directory)",
+)
 @click.option("--seed", default=1842, show_default=True, help="seed of the generated sample data")
 def demo(store_url: str | None, seed: int) -> None:
     """Play a scripted agent session through the DB-API gate, narrated."""
@@ -382,7 +495,9 @@ def demo(store_url: str | None, seed: int) -> None:
     console.print()
     elapsed = time.monotonic() - started
     if failures:
-        console.print(f"[bold red]{len(failures)} step(s) did not behave as narrated[/] ({elapsed:.1f}s)")
+        console.print(
+            f"[bold red]{len(failures)} step(s) did not behave as narrated[/] ({elapsed:.1f}s)"
+        )
         sys.exit(1)
     console.print(f"[bold green]every step behaved as narrated[/] ({elapsed:.1f}s)")
 

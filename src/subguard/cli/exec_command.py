@@ -59,15 +59,44 @@ class _Spinner:
             i += 1
 
 
-@click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--rules", "rules", multiple=True, required=True, type=click.Path(), help="Policy file or directory (repeatable).")
-@click.option("--data", "data_files", multiple=True, type=click.Path(), help="JSON merged at the root of `data` (repeatable).")
-@click.option("--store", "store_url", default=None, envvar="SUBGUARD_STORE", help="The decision log (URL); needed to hold for approval.")
+@click.command(
+    "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option(
+    "--rules",
+    "rules",
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    help="Policy file or directory (repeatable).",
+)
+@click.option(
+    "--data",
+    "data_files",
+    multiple=True,
+    type=click.Path(),
+    help="JSON merged at the root of `data` (repeatable).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    envvar="SUBGUARD_STORE",
+    help="The decision log (URL); needed to hold for approval.",
+)
 @click.option("--subject", "subject_id", default="", help="The subject's id.")
 @click.option("--group", "groups", multiple=True, help="A group of the subject (repeatable).")
 @click.option("--session", default=None, help="The session id.")
-@click.option("--wait", "wait", default=0.0, type=click.FloatRange(min=0, max=86400), help="Seconds to wait for an approval.")
-@click.option("--shell", "script", default=None, help="A script to judge whole and run with /bin/sh -c.")
+@click.option(
+    "--wait",
+    "wait",
+    default=0.0,
+    type=click.FloatRange(min=0, max=86400),
+    help="Seconds to wait for an approval.",
+)
+@click.option(
+    "--shell", "script", default=None, help="A script to judge whole and run with /bin/sh -c."
+)
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 def exec_command(
     rules: tuple[str, ...],

@@ -35,8 +35,20 @@ _DIALECTS = sorted(name for name in DIALECT_ALIASES if name)
 #: Keys of the `[mcp]` table.
 _CONFIG_KEYS = frozenset(
     {
-        "rules", "data", "store", "subject", "groups", "sql_tools", "command_tools", "dialect",
-        "approval_timeout", "upstream_url", "listen", "server", "resource", "session",
+        "rules",
+        "data",
+        "store",
+        "subject",
+        "groups",
+        "sql_tools",
+        "command_tools",
+        "dialect",
+        "approval_timeout",
+        "upstream_url",
+        "listen",
+        "server",
+        "resource",
+        "session",
     }
 )
 _RESOURCE_KEYS = frozenset({"name", "kind", "dialect", "env", "tags", "schema"})
@@ -67,7 +79,9 @@ def _read_config(path: str | None) -> tuple[dict[str, Any], dict[str, Any], Path
         raise ConfigError(f"{path}: `mcp` and `identity` must be tables")
     unknown = sorted(set(mcp) - _CONFIG_KEYS)
     if unknown:
-        raise ConfigError(f"{path}: `mcp.{unknown[0]}` is not an MCP setting (known: {', '.join(sorted(_CONFIG_KEYS))})")
+        raise ConfigError(
+            f"{path}: `mcp.{unknown[0]}` is not an MCP setting (known: {', '.join(sorted(_CONFIG_KEYS))})"
+        )
     return dict(mcp), dict(identity), Path(path).parent
 
 
@@ -106,7 +120,9 @@ def _tool_map(values: tuple[str, ...], option: str) -> dict[str, str]:
     return out
 
 
-def _resource(config: Mapping[str, Any], where: str, default_name: str, dialect: str | None) -> Resource:
+def _resource(
+    config: Mapping[str, Any], where: str, default_name: str, dialect: str | None
+) -> Resource:
     doc = config.get("resource", {})
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{where}: `mcp.resource` must be a table")
@@ -122,19 +138,79 @@ def _resource(config: Mapping[str, Any], where: str, default_name: str, dialect:
 
 
 @click.command("mcp", context_settings={"show_default": True})
-@click.option("--rules", "rules", multiple=True, type=click.Path(), help="Policy file or directory (repeatable).")
-@click.option("--data", "data_files", multiple=True, type=click.Path(), help="JSON merged at the root of `data` (repeatable).")
-@click.option("--store", "store_url", default=None, envvar="SUBGUARD_STORE", help="The decision log (URL); without one, holds cannot be granted.")
+@click.option(
+    "--rules",
+    "rules",
+    multiple=True,
+    type=click.Path(),
+    help="Policy file or directory (repeatable).",
+)
+@click.option(
+    "--data",
+    "data_files",
+    multiple=True,
+    type=click.Path(),
+    help="JSON merged at the root of `data` (repeatable).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    envvar="SUBGUARD_STORE",
+    help="The decision log (URL); without one, holds cannot be granted.",
+)
 @click.option("--subject", "subject_id", default=None, help="The agent's subject id (stdio).")
-@click.option("--group", "groups", multiple=True, help="A group of the subject (repeatable; stdio).")
-@click.option("--sql-tool", "sql_tools", multiple=True, metavar="TOOL:ARG", help="Analyse this tool's argument as SQL (repeatable).")
-@click.option("--command-tool", "command_tools", multiple=True, metavar="TOOL:ARG", help="Analyse this tool's argument as a shell command (repeatable).")
-@click.option("--dialect", default=None, type=click.Choice(_DIALECTS, case_sensitive=False), help="SQL dialect of the SQL tools.")
-@click.option("--config", "config_file", default=None, type=click.Path(), help="Configuration file (TOML: [mcp], [mcp.resource], [identity]).")
-@click.option("--approval-timeout", default=None, type=click.FloatRange(min=0), help=f"Seconds a held call waits for a responder (0: refuse at once with the approval id) [default: {DEFAULT_APPROVAL_TIMEOUT:g}]")
-@click.option("--upstream-url", default=None, help="Guard this streamable-HTTP MCP server instead of a child.")
-@click.option("--listen", default=None, metavar="HOST:PORT", help="Serve agents over streamable HTTP; each is identified by its bearer token.")
-@click.option("--session", "session_id", default=None, help="The subguard session id (stdio; default: a new one).")
+@click.option(
+    "--group", "groups", multiple=True, help="A group of the subject (repeatable; stdio)."
+)
+@click.option(
+    "--sql-tool",
+    "sql_tools",
+    multiple=True,
+    metavar="TOOL:ARG",
+    help="Analyse this tool's argument as SQL (repeatable).",
+)
+@click.option(
+    "--command-tool",
+    "command_tools",
+    multiple=True,
+    metavar="TOOL:ARG",
+    help="Analyse this tool's argument as a shell command (repeatable).",
+)
+@click.option(
+    "--dialect",
+    default=None,
+    type=click.Choice(_DIALECTS, case_sensitive=False),
+    help="SQL dialect of the SQL tools.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(),
+    help="Configuration file (TOML: [mcp], [mcp.resource], [identity]).",
+)
+@click.option(
+    "--approval-timeout",
+    default=None,
+    type=click.FloatRange(min=0),
+    help=f"Seconds a held call waits for a responder (0: refuse at once with the approval id) [default: {DEFAULT_APPROVAL_TIMEOUT:g}]",
+)
+@click.option(
+    "--upstream-url", default=None, help="Guard this streamable-HTTP MCP server instead of a child."
+)
+@click.option(
+    "--listen",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve agents over streamable HTTP; each is identified by its bearer token.",
+)
+@click.option(
+    "--session",
+    "session_id",
+    default=None,
+    help="The subguard session id (stdio; default: a new one).",
+)
 @click.argument("server", nargs=-1, type=click.UNPROCESSED)
 def mcp_command(
     rules: tuple[str, ...],
@@ -158,14 +234,29 @@ def mcp_command(
     """
     try:
         _run(
-            rules, data_files, store_url, subject_id, groups, sql_tools, command_tools, dialect,
-            config_file, approval_timeout, upstream_url, listen, session_id, server,
+            rules,
+            data_files,
+            store_url,
+            subject_id,
+            groups,
+            sql_tools,
+            command_tools,
+            dialect,
+            config_file,
+            approval_timeout,
+            upstream_url,
+            listen,
+            session_id,
+            server,
         )
     except PolicyError as exc:
         errors = exc.errors if isinstance(exc, PolicyErrors) else [exc]
         for error in errors:
             hint = f" ({error.hint})" if error.hint else ""
-            click.echo(f"{error.path}:{error.line}:{error.col}: {error.code}: {error.message}{hint}", err=True)
+            click.echo(
+                f"{error.path}:{error.line}:{error.col}: {error.code}: {error.message}{hint}",
+                err=True,
+            )
         sys.exit(2)
     except SubguardError as exc:
         _fail(str(exc))
@@ -198,8 +289,14 @@ def _run(
     config, identity, base = _read_config(config_file)
     where = config_file or "configuration"
     # every setting of the file is checked, whether or not an option overrides it
-    file_lists = {key: _strings(config, key, where) for key in ("rules", "data", "groups", "sql_tools", "command_tools", "server")}
-    file_texts = {key: _string(config, key, where) for key in ("store", "subject", "dialect", "upstream_url", "listen", "session")}
+    file_lists = {
+        key: _strings(config, key, where)
+        for key in ("rules", "data", "groups", "sql_tools", "command_tools", "server")
+    }
+    file_texts = {
+        key: _string(config, key, where)
+        for key in ("store", "subject", "dialect", "upstream_url", "listen", "session")
+    }
     rules = rules or _relative(file_lists["rules"], base)
     data_files = data_files or _relative(file_lists["data"], base)
     groups = groups or file_lists["groups"]
@@ -214,8 +311,14 @@ def _run(
     session_id = session_id or file_texts["session"]
     if approval_timeout is None:
         configured = config.get("approval_timeout", DEFAULT_APPROVAL_TIMEOUT)
-        if isinstance(configured, bool) or not isinstance(configured, int | float) or configured < 0:
-            raise ConfigError(f"{where}: `mcp.approval_timeout` must be a number of seconds, not negative")
+        if (
+            isinstance(configured, bool)
+            or not isinstance(configured, int | float)
+            or configured < 0
+        ):
+            raise ConfigError(
+                f"{where}: `mcp.approval_timeout` must be a number of seconds, not negative"
+            )
         approval_timeout = float(configured)
 
     if not rules:
@@ -261,8 +364,14 @@ def _run(
         _upstream_errors(
             lambda: anyio.run(
                 lambda: serve_http(
-                    engine, upstream, host=host, port=port, identity=identity_config, resource=resource,
-                    spec=spec, approval_timeout=approval_timeout,
+                    engine,
+                    upstream,
+                    host=host,
+                    port=port,
+                    identity=identity_config,
+                    resource=resource,
+                    spec=spec,
+                    approval_timeout=approval_timeout,
                 )
             ),
             upstream.name,
@@ -275,8 +384,13 @@ def _run(
     reason = _upstream_errors(
         lambda: anyio.run(
             lambda: serve_stdio(
-                engine, upstream, subject=subject, resource=resource, spec=spec,
-                approval_timeout=approval_timeout, session_id=session_id,
+                engine,
+                upstream,
+                subject=subject,
+                resource=resource,
+                spec=spec,
+                approval_timeout=approval_timeout,
+                session_id=session_id,
             )
         ),
         upstream.name,

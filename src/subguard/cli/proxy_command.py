@@ -21,21 +21,62 @@ def proxy() -> None:
 
 
 @proxy.command("postgres")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="subguard.toml: every setting below, and more.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="subguard.toml: every setting below, and more.",
+)
 @click.option("--listen", help="HOST:PORT to accept clients on (default 127.0.0.1:6432).")
-@click.option("--upstream", help="postgresql://user@host:port/db; the password comes from SUBGUARD_UPSTREAM_PASSWORD or --upstream-password-file.")
-@click.option("--upstream-password-file", type=click.Path(dir_okay=False), help="A file holding the upstream password.")
-@click.option("--rules", multiple=True, type=click.Path(), help="Policy file or directory (repeatable).")
-@click.option("--data", multiple=True, type=click.Path(), help="JSON merged at the root of `data` (repeatable).")
+@click.option(
+    "--upstream",
+    help="postgresql://user@host:port/db; the password comes from SUBGUARD_UPSTREAM_PASSWORD or --upstream-password-file.",
+)
+@click.option(
+    "--upstream-password-file",
+    type=click.Path(dir_okay=False),
+    help="A file holding the upstream password.",
+)
+@click.option(
+    "--rules", multiple=True, type=click.Path(), help="Policy file or directory (repeatable)."
+)
+@click.option(
+    "--data",
+    multiple=True,
+    type=click.Path(),
+    help="JSON merged at the root of `data` (repeatable).",
+)
 @click.option("--store", help="The decision log's URL (sqlite:///path, postgresql://…, memory://).")
-@click.option("--jwt-secret-file", type=click.Path(dir_okay=False), help="HS256 secret for agents' tokens (development and tests).")
-@click.option("--jwks-file", type=click.Path(dir_okay=False), help="A JWKS file of the keys that sign agents' tokens.")
+@click.option(
+    "--jwt-secret-file",
+    type=click.Path(dir_okay=False),
+    help="HS256 secret for agents' tokens (development and tests).",
+)
+@click.option(
+    "--jwks-file",
+    type=click.Path(dir_okay=False),
+    help="A JWKS file of the keys that sign agents' tokens.",
+)
 @click.option("--issuer", help="The `iss` every token must carry.")
 @click.option("--audience", help="The `aud` every token must be for.")
-@click.option("--tags", type=click.Path(dir_okay=False), help='Column tags, JSON {"table.column": ["tag"]}; the schema is read from the database.')
-@click.option("--approval-timeout", type=float, help="Seconds a held statement waits for a responder (default 0: refuse at once).")
-@click.option("--tls-cert", type=click.Path(dir_okay=False), help="Server certificate (PEM) for clients' SSLRequest.")
-@click.option("--tls-key", type=click.Path(dir_okay=False), help="The certificate's private key (PEM).")
+@click.option(
+    "--tags",
+    type=click.Path(dir_okay=False),
+    help='Column tags, JSON {"table.column": ["tag"]}; the schema is read from the database.',
+)
+@click.option(
+    "--approval-timeout",
+    type=float,
+    help="Seconds a held statement waits for a responder (default 0: refuse at once).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False),
+    help="Server certificate (PEM) for clients' SSLRequest.",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False), help="The certificate's private key (PEM)."
+)
 @click.option("--quiet", is_flag=True, help="Do not print session starts and ends on stderr.")
 def postgres(config_file: str | None, quiet: bool, **flags: Any) -> None:
     """Run the PostgreSQL proxy: agents log in with a token as their password, every
@@ -84,10 +125,15 @@ def postgres(config_file: str | None, quiet: bool, **flags: Any) -> None:
         try:
             schema = await introspect_schema(config)
         except (UpstreamError, OSError) as exc:
-            raise click.ClickException(f"cannot read the schema from the database: {getattr(exc, 'message', exc)}") from None
+            raise click.ClickException(
+                f"cannot read the schema from the database: {getattr(exc, 'message', exc)}"
+            ) from None
         server = ProxyServer(config, engine, schema=schema)
         host, port = await server.start()
-        click.echo(f"subguard: proxying PostgreSQL on {host}:{port} → {config.upstream.host}:{config.upstream.port}/{config.upstream.database}", err=True)
+        click.echo(
+            f"subguard: proxying PostgreSQL on {host}:{port} → {config.upstream.host}:{config.upstream.port}/{config.upstream.database}",
+            err=True,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -36,12 +36,17 @@ _QUERY = re.compile(r"data(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 def _print_errors(exc: PolicyError) -> None:
     for error in exc.errors if isinstance(exc, PolicyErrors) else [exc]:
         hint = f" ({error.hint})" if error.hint else ""
-        click.echo(f"{error.path}:{error.line}:{error.col}: {error.code}: {error.message}{hint}", err=True)
+        click.echo(
+            f"{error.path}:{error.line}:{error.col}: {error.code}: {error.message}{hint}", err=True
+        )
 
 
 def _untyped(rules: Sequence[str]) -> CompiledPolicy:
     """The rules compiled without the input schema (for inputs outside it)."""
-    modules = [parse_module(read_policy_source(f).removeprefix("\ufeff"), str(f)) for f in find_policy_files(list(rules))]
+    modules = [
+        parse_module(read_policy_source(f).removeprefix("\ufeff"), str(f))
+        for f in find_policy_files(list(rules))
+    ]
     return compile_policy(modules)
 
 
@@ -57,7 +62,9 @@ def run_query(
     """Print the value at `query` as JSON; the exit status: 0 defined, 1 undefined, 2 an
     error (a bad query, a policy that does not load, a rule that fails)."""
     if not _QUERY.fullmatch(query):
-        click.echo(f"query: `{query}` is not a path under `data` (write `data.<package>.<rule>`)", err=True)
+        click.echo(
+            f"query: `{query}` is not a path under `data` (write `data.<package>.<rule>`)", err=True
+        )
         return 2
     try:
         compiled = _untyped(rules) if untyped or policy is None else policy.compiled
@@ -66,7 +73,9 @@ def run_query(
         return 2
     path = query.split(".")[1:]
     try:
-        value = compiled.document(path, dict(input_document or {}), data if policy is None else policy.data)
+        value = compiled.document(
+            path, dict(input_document or {}), data if policy is None else policy.data
+        )
     except Exception as exc:  # undefined, or a rule that failed: never a traceback
         from subguard.lang import UNDEFINED_ERRORS
 
@@ -83,12 +92,24 @@ def print_explanations(policy: Policy, decision: Decision, fmt: str) -> None:
     """Each decision rule's definitions for the input the decision saw: fired, or the
     first literal that failed."""
     try:
-        found = explain(policy.modules, set(DECISION_RULES), dict(decision.input), policy.data, schema=INPUT_SCHEMA)
+        found = explain(
+            policy.modules,
+            set(DECISION_RULES),
+            dict(decision.input),
+            policy.data,
+            schema=INPUT_SCHEMA,
+        )
     except PolicyError as exc:
         _print_errors(exc)
         sys.exit(2)
     if fmt in ("json", "jsonl"):
-        click.echo(json.dumps({"explain": [_as_dict(e) for e in found]}, separators=(",", ":") if fmt == "jsonl" else None, indent=None if fmt == "jsonl" else 2))
+        click.echo(
+            json.dumps(
+                {"explain": [_as_dict(e) for e in found]},
+                separators=(",", ":") if fmt == "jsonl" else None,
+                indent=None if fmt == "jsonl" else 2,
+            )
+        )
         return
     click.echo("explain:")
     for e in found:
@@ -99,9 +120,13 @@ def print_explanations(policy: Policy, decision: Decision, fmt: str) -> None:
             reason = f"`{e.failed_literal}` failed at {e.failed_at.short}:{e.failed_at.col}"
             if e.error:
                 reason += f" ({e.error})"
-            click.echo(f"  {click.style('not fired', fg='yellow')}  {e.package}.{e.rule}  ({where}): {reason}")
+            click.echo(
+                f"  {click.style('not fired', fg='yellow')}  {e.package}.{e.rule}  ({where}): {reason}"
+            )
         else:
-            click.echo(f"  {click.style('not fired', fg='yellow')}  {e.package}.{e.rule}  ({where}): its value is undefined")
+            click.echo(
+                f"  {click.style('not fired', fg='yellow')}  {e.package}.{e.rule}  ({where}): its value is undefined"
+            )
 
 
 def _as_dict(e: Explanation) -> dict[str, Any]:

@@ -34,7 +34,9 @@ def _print_policy_errors(exc: PolicyError) -> None:
     errors = exc.errors if isinstance(exc, PolicyErrors) else [exc]
     for error in errors:
         hint = f" ({error.hint})" if error.hint else ""
-        click.echo(f"{error.path}:{error.line}:{error.col}: {error.code}: {error.message}{hint}", err=True)
+        click.echo(
+            f"{error.path}:{error.line}:{error.col}: {error.code}: {error.message}{hint}", err=True
+        )
 
 
 def _details(result: TestResult) -> list[str]:
@@ -62,7 +64,9 @@ def _text(report: TestReport, verbose: bool) -> None:
         if result.status == "pass" and not verbose:
             click.echo(f"{click.style(label, fg=colour)}  {result.name}")
             continue
-        click.echo(f"{click.style(label, fg=colour, bold=result.status != 'skip')}  {result.name}  ({result.location})")
+        click.echo(
+            f"{click.style(label, fg=colour, bold=result.status != 'skip')}  {result.name}  ({result.location})"
+        )
         if result.status in ("fail", "error"):
             for line in _details(result):
                 click.echo(line)
@@ -78,7 +82,9 @@ def _text(report: TestReport, verbose: bool) -> None:
     click.echo(", ".join(parts) + f" in {report.duration_s:.2f}s")
     coverage = report.coverage
     if coverage is not None:
-        click.echo(f"coverage: {coverage.percent:.1f}% ({len(coverage.covered)}/{coverage.total} decision rules fired)")
+        click.echo(
+            f"coverage: {coverage.percent:.1f}% ({len(coverage.covered)}/{coverage.total} decision rules fired)"
+        )
         for location, rule in coverage.missed:
             click.echo(f"  {click.style(location, bold=True)}: {rule} never fired")
 
@@ -105,7 +111,13 @@ def _junit(report: TestReport, path: Path) -> None:
         for result in results:
             file, _, line = result.location.rpartition(":")
             case = ET.SubElement(
-                suite, "testcase", classname=package, name=result.rule, file=file, line=line, time=f"{result.duration_s:.6f}"
+                suite,
+                "testcase",
+                classname=package,
+                name=result.rule,
+                file=file,
+                line=line,
+                time=f"{result.duration_s:.6f}",
             )
             if result.status == "skip":
                 ET.SubElement(case, "skipped", message=result.message)
@@ -122,15 +134,39 @@ def _junit(report: TestReport, path: Path) -> None:
 
 @click.command("test")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--run", "run", default=None, metavar="REGEX", help="Run only tests whose `package.rule` matches.")
+@click.option(
+    "--run",
+    "run",
+    default=None,
+    metavar="REGEX",
+    help="Run only tests whose `package.rule` matches.",
+)
 @click.option("--coverage", is_flag=True, help="Report decision rules no test made fire.")
-@click.option("--fail-under", type=click.FloatRange(0, 100), default=None, metavar="PCT",
-              help="Fail when coverage is below PCT percent (implies --coverage).")
-@click.option("--junit", "junit", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Also write the results as JUnit XML.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--data", "data_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
-              help="JSON merged at the root of `data` (repeatable).")
+@click.option(
+    "--fail-under",
+    type=click.FloatRange(0, 100),
+    default=None,
+    metavar="PCT",
+    help="Fail when coverage is below PCT percent (implies --coverage).",
+)
+@click.option(
+    "--junit",
+    "junit",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Also write the results as JUnit XML.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--data",
+    "data_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSON merged at the root of `data` (repeatable).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show the location of every test.")
 def test_command(
     paths: tuple[str, ...],
@@ -153,7 +189,9 @@ def test_command(
     except ConfigError as exc:
         _fail(str(exc))
     try:
-        report = run_tests(list(paths), run=run, data=data, coverage=coverage or fail_under is not None)
+        report = run_tests(
+            list(paths), run=run, data=data, coverage=coverage or fail_under is not None
+        )
     except PolicyError as exc:
         _print_policy_errors(exc)
         sys.exit(2)
@@ -172,9 +210,16 @@ def test_command(
         click.echo(click.style("no tests found", fg="red"), err=True)
         sys.exit(1)
     failed = not report.ok
-    if fail_under is not None and report.coverage is not None and report.coverage.percent < fail_under:
+    if (
+        fail_under is not None
+        and report.coverage is not None
+        and report.coverage.percent < fail_under
+    ):
         click.echo(
-            click.style(f"coverage {report.coverage.percent:.1f}% is under {fail_under:g}%", fg="red"), err=True
+            click.style(
+                f"coverage {report.coverage.percent:.1f}% is under {fail_under:g}%", fg="red"
+            ),
+            err=True,
         )
         failed = True
     sys.exit(1 if failed else 0)

@@ -89,7 +89,8 @@ def _is_context(node: Any, source: bytes) -> bool:
         return bool(node.children) and node.children[0].type == "(("
     if kind == "test_command":  # `[[ $x -eq 1 ]]` evaluates both sides
         return any(
-            c.type == "test_operator" and source[c.start_byte : c.end_byte] in _ARITHMETIC_TESTS for c in _descendants(node)
+            c.type == "test_operator" and source[c.start_byte : c.end_byte] in _ARITHMETIC_TESTS
+            for c in _descendants(node)
         )
     return False
 
@@ -128,12 +129,16 @@ def _loop(node: Any, source: bytes, unknown: set[bytes]) -> None:
         return
     values = [c for c in node.children_by_field_name("value")]
     # `for x; do` walks the arguments; a glob walks file names: both unknown
-    if not values or not all(_PLAIN_LOOP_WORD.fullmatch(source[v.start_byte : v.end_byte]) for v in values):
+    if not values or not all(
+        _PLAIN_LOOP_WORD.fullmatch(source[v.start_byte : v.end_byte]) for v in values
+    ):
         unknown.add(source[variable.start_byte : variable.end_byte])
 
 
 def _words(node: Any, source: bytes) -> list[bytes]:
-    return [source[c.start_byte : c.end_byte] for c in node.named_children if c.type != "command_name"]
+    return [
+        source[c.start_byte : c.end_byte] for c in node.named_children if c.type != "command_name"
+    ]
 
 
 def _program(node: Any, source: bytes) -> bytes:

@@ -22,7 +22,9 @@ from subguard.command._options import SPECS, Spec, parse_options
 
 __all__ = ["SQL_CLIENTS", "ClientInput", "client_input"]
 
-SQL_CLIENTS = frozenset(("psql", "mysql", "mariadb", "sqlite3", "duckdb", "clickhouse-client", "clickhouse"))
+SQL_CLIENTS = frozenset(
+    ("psql", "mysql", "mariadb", "sqlite3", "duckdb", "clickhouse-client", "clickhouse")
+)
 
 _STDIN_PATHS = frozenset(("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"))
 
@@ -55,11 +57,30 @@ def _split_meta(program: str, text: str) -> ClientInput:
             name, _, rest = stripped[1:].partition(" ")
             if name in ("shell", "system"):
                 scripts.append(rest)
-            elif name in ("read", "import", "output", "once", "load", "save", "restore", "backup",
-                          "open", "excel", "cd", "log", "dump", "clone", "archive", "ar", "recover"):
+            elif name in (
+                "read",
+                "import",
+                "output",
+                "once",
+                "load",
+                "save",
+                "restore",
+                "backup",
+                "open",
+                "excel",
+                "cd",
+                "log",
+                "dump",
+                "clone",
+                "archive",
+                "ar",
+                "recover",
+            ):
                 opaque = True
             continue
-        if program in ("mysql", "mariadb") and (stripped.lower().startswith("system ") or stripped.startswith("\\!")):
+        if program in ("mysql", "mariadb") and (
+            stripped.lower().startswith("system ") or stripped.startswith("\\!")
+        ):
             scripts.append(stripped[2:] if stripped.startswith("\\!") else stripped[7:])
             continue
         if program == "psql" and "\\" in stripped and not stripped.startswith("--"):
@@ -144,7 +165,9 @@ _SQLITE_WITH_VALUE = frozenset(
 )  # fmt: skip
 
 
-def _sqlite_like(program: str, argv: Sequence[str], stdin_text: str | None, stdin_fed: bool) -> ClientInput:
+def _sqlite_like(
+    program: str, argv: Sequence[str], stdin_text: str | None, stdin_fed: bool
+) -> ClientInput:
     """`sqlite3 [OPTIONS] DB [SQL…]`; duckdb follows the same shape with `-c`."""
     sql_options = {"-cmd"} | ({"-c", "-s"} if program == "duckdb" else set())
     parts: list[ClientInput] = []

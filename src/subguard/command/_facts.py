@@ -228,14 +228,19 @@ def _redirect_pairs(redirects: Sequence[Redirect]) -> tuple[tuple[str, str], ...
         target = "" if r.target is None else r.target.text
         op = (r.fd or "") + r.op
         if (r.target is not None and r.op in (">", ">>", ">|", "&>", "&>>", "<", "<>")) or (
-            r.op in (">&", "<&") and r.target is not None and not r.target.text.isdigit() and r.target.text != "-"
+            r.op in (">&", "<&")
+            and r.target is not None
+            and not r.target.text.isdigit()
+            and r.target.text != "-"
         ):
             target = normalise_path(target)
         out.append((op, target))
     return tuple(out)
 
 
-def _invocation(words: list[Word], simple: Simple, depth: int, via: tuple[str, ...], state: _State) -> None:
+def _invocation(
+    words: list[Word], simple: Simple, depth: int, via: tuple[str, ...], state: _State
+) -> None:
     if len(state.invocations) >= MAX_INVOCATIONS:
         state.error("command runs too many programs")
         return
@@ -266,7 +271,9 @@ def _invocation(words: list[Word], simple: Simple, depth: int, via: tuple[str, .
     operands = tuple(parsed.operands)
     redirects = _redirect_pairs(simple.redirects)
     paths = file_operands(program, argv, options, operands)
-    paths = tuple(dict.fromkeys((*paths, *(t for op, t in redirects if t and not t.isdigit() and t != "-"))))
+    paths = tuple(
+        dict.fromkeys((*paths, *(t for op, t in redirects if t and not t.isdigit() and t != "-")))
+    )
     writes = writes_of(program, argv, options, operands, redirects)
     inner = unwrap(program, words)
     # a glob argument stays a path (`/e*` is under `/`); only expansions are dynamic
@@ -317,7 +324,9 @@ def _invocation(words: list[Word], simple: Simple, depth: int, via: tuple[str, .
             if unwrapped.dynamic:
                 # arguments added at run time (xargs, find -exec {}): the inner
                 # invocation's arguments are not all known
-                inner_words = [*inner_words, Word("{}", dynamic=True)] if program == "xargs" else inner_words
+                inner_words = (
+                    [*inner_words, Word("{}", dynamic=True)] if program == "xargs" else inner_words
+                )
             before = len(state.invocations)
             _invocation(inner_words, simple, depth + 1, nested_via, state)
             if unwrapped.dynamic and len(state.invocations) > before:
@@ -332,7 +341,9 @@ def _invocation(words: list[Word], simple: Simple, depth: int, via: tuple[str, .
 def _dynamic_script(text: str, via: tuple[str, ...], state: _State) -> None:
     """A script with parts known only at run time: recorded as a dynamic invocation."""
     state.invocations.append(
-        Invocation("$SCRIPT", (text,), text, via, dynamic=True, dynamic_program=True, opaque_script=True)
+        Invocation(
+            "$SCRIPT", (text,), text, via, dynamic=True, dynamic_program=True, opaque_script=True
+        )
     )
 
 
@@ -356,7 +367,12 @@ def _find_options(argv: Sequence[str]) -> Parsed:
             options[word] = " ".join(argv[i + 1 : j])
             i = j + 1
             continue
-        if word.startswith("-") and i + 1 < len(argv) and not argv[i + 1].startswith("-") and word not in _FIND_FLAGS:
+        if (
+            word.startswith("-")
+            and i + 1 < len(argv)
+            and not argv[i + 1].startswith("-")
+            and word not in _FIND_FLAGS
+        ):
             options[word] = argv[i + 1]
             i += 2
             continue
@@ -420,7 +436,9 @@ def _shell_input(
     return _script_file(words[i], stdin, stdin_text)
 
 
-def _script_file(word: Word, stdin: Stdin | None, stdin_text: str | None) -> tuple[list[tuple[str, bool]], bool]:
+def _script_file(
+    word: Word, stdin: Stdin | None, stdin_text: str | None
+) -> tuple[list[tuple[str, bool]], bool]:
     path = word.text
     if path in ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-"):
         if stdin_text is None:
@@ -485,7 +503,11 @@ def output_of(simple: Simple, depth: int = 0) -> str | None:
         if text is None:
             return None
         try:
-            raw = base64.b64decode("".join(text.split()), validate=False) if program == "base64" else base64.b32decode("".join(text.split()))
+            raw = (
+                base64.b64decode("".join(text.split()), validate=False)
+                if program == "base64"
+                else base64.b32decode("".join(text.split()))
+            )
         except (binascii.Error, ValueError):
             return None
         return raw.decode("utf-8", "replace")

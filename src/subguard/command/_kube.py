@@ -163,7 +163,11 @@ def helm_command(argv: Sequence[str]) -> dict[str, Any]:
         "verb": verb,
         "resource": "releases",
         "resources": ("releases",),
-        "names": tuple(positionals[1:] if verb in ("uninstall", "rollback", "status", "get", "history") else positionals[1:2]),
+        "names": tuple(
+            positionals[1:]
+            if verb in ("uninstall", "rollback", "status", "get", "history")
+            else positionals[1:2]
+        ),
         "namespace": options.get("--namespace"),
         "all_namespaces": "-A" in options or "--all-namespaces" in options,
         "all": False,
@@ -202,7 +206,11 @@ def verb_of(program: str, argv: Sequence[str]) -> str | None:
     if program in ("aws",) and len(operands) > 1:
         return f"{operands[0]} {operands[1]}"
     if program in _SUBCOMMANDS:
-        return operands[0].lower() if program == "redis-cli" and operands else (operands[0] if operands else None)
+        return (
+            operands[0].lower()
+            if program == "redis-cli" and operands
+            else (operands[0] if operands else None)
+        )
     return None
 
 

@@ -85,7 +85,11 @@ def parse_options(argv: Sequence[str], spec: Spec | None, start: int = 1) -> Par
                 options.setdefault(canonical, "")
             i += 1
             continue
-        if word.startswith("-") and len(word) > 1 and (spec.digit_options or not word[1:].isdigit()):
+        if (
+            word.startswith("-")
+            and len(word) > 1
+            and (spec.digit_options or not word[1:].isdigit())
+        ):
             flags = word[1:]
             for j, flag in enumerate(flags):
                 canonical = spec.aliases.get(flag, "-" + flag)
@@ -131,7 +135,9 @@ class _Recording(dict[str, str]):
 _GENERIC = Spec(abbreviations=False)
 
 
-def _gnu(short_value: str = "", aliases: Mapping[str, str] | None = None, **long: bool | None) -> Spec:
+def _gnu(
+    short_value: str = "", aliases: Mapping[str, str] | None = None, **long: bool | None
+) -> Spec:
     return Spec(
         short_value=short_value,
         aliases=dict(aliases or {}),
@@ -147,8 +153,16 @@ _RM = _gnu(
 )  # fmt: skip
 _CHMOD = _gnu(
     aliases={"R": "--recursive", "c": "--changes", "f": "--silent", "v": "--verbose"},
-    changes=False, silent=False, quiet=False, verbose=False, no_preserve_root=False,
-    preserve_root=False, reference=True, recursive=False, help=False, version=False,
+    changes=False,
+    silent=False,
+    quiet=False,
+    verbose=False,
+    no_preserve_root=False,
+    preserve_root=False,
+    reference=True,
+    recursive=False,
+    help=False,
+    version=False,
 )
 _CHOWN = _gnu(
     aliases={"R": "--recursive", "c": "--changes", "f": "--silent", "v": "--verbose",
@@ -182,12 +196,23 @@ _SED = _gnu(
     in_place=None, expression=True, file=True, quiet=False, silent=False,
     regexp_extended=False, separate=False, null_data=False, debug=False, posix=False,
 )  # fmt: skip
-_TEE = _gnu(aliases={"a": "--append", "i": "--ignore-interrupts"}, append=False, ignore_interrupts=False)
+_TEE = _gnu(
+    aliases={"a": "--append", "i": "--ignore-interrupts"}, append=False, ignore_interrupts=False
+)
 _RSYNC = _gnu(
     short_value="efT",
-    delete=False, delete_before=False, delete_after=False, delete_during=False,
-    delete_excluded=False, remove_source_files=False, recursive=False, archive=False,
-    rsh=True, exclude=True, include=True, filter=True,
+    delete=False,
+    delete_before=False,
+    delete_after=False,
+    delete_during=False,
+    delete_excluded=False,
+    remove_source_files=False,
+    recursive=False,
+    archive=False,
+    rsh=True,
+    exclude=True,
+    include=True,
+    filter=True,
 )
 _GIT = Spec(short_value="Cc", long={"--git-dir": True, "--work-tree": True, "--namespace": True,
                                     "-C": True, "--exec-path": None}, stop_at_operand=True,

@@ -14,7 +14,9 @@ _FILE_PROGRAMS = frozenset(
      "head", "tail", "less", "more", "stat", "file", "wc", "ls", "du", "srm", "scrub")
 )  # fmt: skip
 #: Programs whose first operand is not a file (a mode, an owner, a pattern).
-_FIRST_NOT_FILE = frozenset(("chmod", "chown", "chgrp", "chattr", "setfacl", "grep", "egrep", "fgrep", "sed", "awk"))
+_FIRST_NOT_FILE = frozenset(
+    ("chmod", "chown", "chgrp", "chattr", "setfacl", "grep", "egrep", "fgrep", "sed", "awk")
+)
 _WRITE_REDIRECTS = frozenset((">", ">>", ">|", "&>", "&>>", "<>", ">&", "&>|"))
 #: Programs that overwrite each of their operands.
 _OVERWRITES = frozenset(("truncate", "shred", "tee", "wipefs", "blkdiscard", "mkswap", "fdisk",
@@ -54,7 +56,9 @@ def normalise_path(path: str) -> str:
 
 def _looks_like_path(word: str) -> bool:
     return (
-        word.startswith(("/", "./", "../", "~")) or word in (".", "..") or ("/" in word and "://" not in word)
+        word.startswith(("/", "./", "../", "~"))
+        or word in (".", "..")
+        or ("/" in word and "://" not in word)
     ) and not word.startswith("-")
 
 
@@ -64,8 +68,14 @@ def file_operands(
     """The operands (and `dd` operands, path-valued options) that name files, normalised."""
     found: list[str] = []
     ops = list(operands)
-    if program in _FIRST_NOT_FILE and ops and "--reference" not in options and not (
-        program in ("sed", "grep", "egrep", "fgrep", "awk") and ({"--expression", "--file", "-e", "-f"} & set(options))
+    if (
+        program in _FIRST_NOT_FILE
+        and ops
+        and "--reference" not in options
+        and not (
+            program in ("sed", "grep", "egrep", "fgrep", "awk")
+            and ({"--expression", "--file", "-e", "-f"} & set(options))
+        )
     ):
         ops = ops[1:]
     if program == "dd":
@@ -77,7 +87,12 @@ def file_operands(
     elif program == "find":
         ops = [o for o in ops if _looks_like_path(o)]
     for op in ops:
-        if program in _FILE_PROGRAMS or program in _FIRST_NOT_FILE or program.startswith("mkfs") or _looks_like_path(op):
+        if (
+            program in _FILE_PROGRAMS
+            or program in _FIRST_NOT_FILE
+            or program.startswith("mkfs")
+            or _looks_like_path(op)
+        ):
             found.append(op)
     for key in ("--target-directory", "--output", "--file", "--reference"):
         option_value = options.get(key)

@@ -36,10 +36,16 @@ DEFAULT_SECRET_PATTERNS: tuple[str, ...] = (
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
 )
 
-_SECRET_NAME = re.compile(r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth|cookie|session[-_]?key|signature|\bkey$|_key$")
+_SECRET_NAME = re.compile(
+    r"(?i)pass(?:word|wd|phrase)?|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key|credential|auth|cookie|session[-_]?key|signature|\bkey$|_key$"
+)
 _ALWAYS_SECRET = re.compile(r"(?i)pass|pwd|secret|token")
-_URL_USERINFO = re.compile(r"(?<![A-Za-z0-9+.\-])(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<secret>[^@/\s]+)(?=@)")
-_HEADER = re.compile(r"(?i)^\s*(?P<name>authorization|proxy-authorization|cookie|set-cookie|x-[a-z0-9-]*(?:token|key|secret|auth)[a-z0-9-]*|[a-z0-9-]*api-?key)\s*:\s*(?P<value>.+)$")
+_URL_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.\-])(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<secret>[^@/\s]+)(?=@)"
+)
+_HEADER = re.compile(
+    r"(?i)^\s*(?P<name>authorization|proxy-authorization|cookie|set-cookie|x-[a-z0-9-]*(?:token|key|secret|auth)[a-z0-9-]*|[a-z0-9-]*api-?key)\s*:\s*(?P<value>.+)$"
+)
 
 # program → short options whose value is a secret; `attached` ones only take `-pX`
 _SHORT_SECRETS: dict[str, tuple[str, str]] = {
@@ -54,7 +60,11 @@ _SHORT_SECRETS: dict[str, tuple[str, str]] = {
     "mosquitto_pub": ("P", ""), "mosquitto_sub": ("P", ""), "influx": ("t", ""),
 }  # fmt: skip
 # value is `user:secret`: only the part after the first colon is secret
-_USER_COLON = {"curl": ("u", "--user", "--proxy-user", "-U"), "wget": ("", "--user"), "smbclient": ("U", "--user")}
+_USER_COLON = {
+    "curl": ("u", "--user", "--proxy-user", "-U"),
+    "wget": ("", "--user"),
+    "smbclient": ("U", "--user"),
+}
 
 
 def _entropy(text: str) -> float:
@@ -93,7 +103,12 @@ def _tokens(text: str, patterns: Sequence[re.Pattern[str]]) -> str:
     for pattern in patterns:
         text = pattern.sub(MASK, text)
     name, eq, value = text.partition("=")
-    if eq and not any(c.isspace() for c in value) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name.lstrip("-")) and _SECRET_NAME.search(name):
+    if (
+        eq
+        and not any(c.isspace() for c in value)
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name.lstrip("-"))
+        and _SECRET_NAME.search(name)
+    ):
         return f"{name}={_mask_value(name, value)}"
     parts = re.split(r"(\s+|[:=,;&?])", text)
     if any(_high_entropy(p) for p in parts):
@@ -146,7 +161,9 @@ def _redact(text: str, patterns: Sequence[re.Pattern[str]], depth: int) -> str:
         out = b"".join(pieces).decode("utf-8", "surrogatepass")
     if script.unread:
         # a text read only in part: every piece of the rest is judged by its own shape
-        return "".join(_tokens(p, patterns) if p and not p.isspace() else p for p in re.split(r"(\s+)", out))
+        return "".join(
+            _tokens(p, patterns) if p and not p.isspace() else p for p in re.split(r"(\s+)", out)
+        )
     # what the parser could not place (a broken quote, a heredoc body): shapes only
     for pattern in patterns:
         out = pattern.sub(MASK, out)
@@ -171,7 +188,13 @@ def _sudo_reads_password(simple: Simple) -> bool:
     return False
 
 
-def _simple(simple: Simple, patterns: Sequence[re.Pattern[str]], depth: int, edits: dict[tuple[int, int], str], source: bytes) -> None:
+def _simple(
+    simple: Simple,
+    patterns: Sequence[re.Pattern[str]],
+    depth: int,
+    edits: dict[tuple[int, int], str],
+    source: bytes,
+) -> None:
     words = simple.words
     for name, word, span in simple.assignments:
         if _SECRET_NAME.search(name) and word.text:
@@ -211,7 +234,13 @@ def _simple(simple: Simple, patterns: Sequence[re.Pattern[str]], depth: int, edi
         inner = _tokens(value, patterns)
         # a quoted script (`bash -c '…'`, `ssh host '…'`) is read again; a substitution's
         # commands are already commands of this script, so its text is not
-        if inner == value and i > 0 and not word.dynamic and depth < 6 and any(c.isspace() for c in value):
+        if (
+            inner == value
+            and i > 0
+            and not word.dynamic
+            and depth < 6
+            and any(c.isspace() for c in value)
+        ):
             inner = _redact(value, patterns, depth + 1)
         if inner != value:
             edits[span] = _quote(inner)
@@ -245,7 +274,9 @@ def _option_secret(program: str, value: str, words: Sequence[Word], i: int) -> s
                 user, colon, _ = rest.partition(":")
                 return f"{name}={user}:{MASK}" if colon else None
             return None
-        if _SECRET_NAME.search(name[2:]) and not name.endswith(("-file", "-stdin", "-env", "-cmd", "-command")):
+        if _SECRET_NAME.search(name[2:]) and not name.endswith(
+            ("-file", "-stdin", "-env", "-cmd", "-command")
+        ):
             if eq:
                 return f"{name}={_mask_value(name, rest)}"
             if program in ("mysql", "mariadb", "mysqldump", "mysqladmin") and "pass" in name:

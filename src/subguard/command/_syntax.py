@@ -151,7 +151,9 @@ class _Reader:
         if self.error is None:
             self.error = message
 
-    def visit(self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int) -> list[Simple]:
+    def visit(
+        self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int
+    ) -> list[Simple]:
         """Read `node`; returns the simple commands found directly in it (for pipelines)."""
         if depth > MAX_TREE_DEPTH:
             self.fail("command is nested too deeply")
@@ -179,15 +181,24 @@ class _Reader:
             body = self.text(node)
             if body.startswith("`") and "\\" in body:
                 inner = body[1:-1] if body.endswith("`") else body[1:]
-                self.nested.append(inner.replace("\\\\", "\x00").replace("\\`", "`").replace("\\$", "$").replace("\x00", "\\"))
+                self.nested.append(
+                    inner.replace("\\\\", "\x00")
+                    .replace("\\`", "`")
+                    .replace("\\$", "$")
+                    .replace("\x00", "\\")
+                )
         found: list[Simple] = []
-        inner_stdin = stdin if kind not in ("command_substitution", "process_substitution") else None
+        inner_stdin = (
+            stdin if kind not in ("command_substitution", "process_substitution") else None
+        )
         inner_redirects = redirects if inner_stdin is stdin else []
         for child in node.children:
             found.extend(self.visit(child, inner_stdin, inner_redirects, depth + 1))
         return found
 
-    def pipeline(self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int) -> list[Simple]:
+    def pipeline(
+        self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int
+    ) -> list[Simple]:
         stages = [c for c in node.named_children if c.type != "comment"]
         found: list[Simple] = []
         feed = stdin
@@ -202,7 +213,9 @@ class _Reader:
             feed = Stdin("pipe", producer=last) if last is not None else Stdin("pipe")
         return found
 
-    def redirected(self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int) -> list[Simple]:
+    def redirected(
+        self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int
+    ) -> list[Simple]:
         body = node.child_by_field_name("body")
         own: list[Redirect] = []
         feed = stdin
@@ -220,7 +233,9 @@ class _Reader:
             found = self.visit(body, feed, redirects + own, depth + 1)
         else:
             # `> /etc/passwd` alone: the shell opens (and truncates) the file as `: >` would
-            bare = Simple([Word(":")], [(node.start_byte, node.start_byte)], [], redirects + own, feed)
+            bare = Simple(
+                [Word(":")], [(node.start_byte, node.start_byte)], [], redirects + own, feed
+            )
             self.commands.append(bare)
             found = [bare]
         extra = [r[1] for r in after if isinstance(r, tuple)]
@@ -262,18 +277,25 @@ class _Reader:
             # the end delimiter, and only syntax on the start line follows the heredoc
             first_line = self.source.find(b"\n", start.end_byte) if start is not None else -1
             rest = [
-                c for c in node.named_children
+                c
+                for c in node.named_children
                 if c.type not in ("heredoc_body", "heredoc_start", "heredoc_end")
                 and (first_line < 0 or c.start_byte < first_line)
             ]
             if first_line >= 0 and end is not None:
-                text = self.source[first_line + 1 : end.start_byte].decode("utf-8", "surrogateescape")
+                text = self.source[first_line + 1 : end.start_byte].decode(
+                    "utf-8", "surrogateescape"
+                )
             else:
                 text = self.text(body) if body is not None else ""
             if body is not None:
                 self.visit(body, None, [], depth + 1)
             quoted = start is not None and any(q in self.text(start) for q in "'\"\\")
-            dynamic = body is not None and not quoted and any(c.type != "heredoc_content" for c in body.named_children)
+            dynamic = (
+                body is not None
+                and not quoted
+                and any(c.type != "heredoc_content" for c in body.named_children)
+            )
             if node.children and self.text(node.children[0]) == "<<-":
                 text = "\n".join(line.lstrip("\t") for line in text.split("\n"))
             return Redirect("<<", None, fd), Stdin("heredoc", text=None if dynamic else text), rest
@@ -298,7 +320,9 @@ class _Reader:
             return Redirect(op, target, fd), fed, [("word", e) for e in extra]
         return None, None, [node]
 
-    def command(self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int) -> Simple:
+    def command(
+        self, node: Any, stdin: Stdin | None, redirects: list[Redirect], depth: int
+    ) -> Simple:
         self.work_left -= node.end_byte - node.start_byte
         self.words_left -= node.child_count
         if self.work_left < 0 or self.words_left < 0:
@@ -331,14 +355,22 @@ class _Reader:
                 self.visit(child, None, [], depth + 1)
                 name = self.text(name_node) if name_node is not None else ""
                 word = normalise_word([value], self.source)[0] if value is not None else Word("")
-                span = (value.start_byte, value.end_byte) if value is not None else (child.end_byte, child.end_byte)
+                span = (
+                    (value.start_byte, value.end_byte)
+                    if value is not None
+                    else (child.end_byte, child.end_byte)
+                )
                 assignments.append((name, word, span))
                 continue
             if kind == "comment":
                 continue
             # substitutions inside the word run too
             inner = self.visit(child, None, [], depth + 1)
-            target = child.named_children[0] if kind == "command_name" and child.named_child_count else child
+            target = (
+                child.named_children[0]
+                if kind == "command_name" and child.named_child_count
+                else child
+            )
             if target.type == "process_substitution" and inner:
                 sources[target.start_byte] = inner[-1]
             if groups and groups[-1][-1].end_byte == child.start_byte:

@@ -162,7 +162,11 @@ def _add(node: Any, source: bytes, b: _Builder, *, in_quotes: bool = False) -> N
             if child.type == "string_content":
                 continue
             if child.start_byte > pos:
-                b.chars.extend(_double_quoted(source[pos : child.start_byte].decode("utf-8", "surrogateescape")))
+                b.chars.extend(
+                    _double_quoted(
+                        source[pos : child.start_byte].decode("utf-8", "surrogateescape")
+                    )
+                )
             _add(child, source, b, in_quotes=True)
             pos = max(pos, child.end_byte)
         if end > pos:
@@ -177,7 +181,9 @@ def _add(node: Any, source: bytes, b: _Builder, *, in_quotes: bool = False) -> N
             _add(child, source, b, in_quotes=in_quotes)
             pos = max(pos, child.end_byte)
         if node.end_byte > pos:
-            b.chars.extend(unescape_unquoted(source[pos : node.end_byte].decode("utf-8", "surrogateescape")))
+            b.chars.extend(
+                unescape_unquoted(source[pos : node.end_byte].decode("utf-8", "surrogateescape"))
+            )
         return
     text = _text(node, source)
     if in_quotes:
@@ -243,7 +249,9 @@ def _find_brace(chars: list[_Char]) -> tuple[int, int, list[int]] | None:
             elif d == "}":
                 if depth == 0:
                     inner = "".join(x for x, _ in chars[open_at + 1 : j])
-                    if commas or re.fullmatch(r"-?\d+\.\.-?\d+(\.\.-?\d+)?|[A-Za-z]\.\.[A-Za-z](\.\.-?\d+)?", inner):
+                    if commas or re.fullmatch(
+                        r"-?\d+\.\.-?\d+(\.\.-?\d+)?|[A-Za-z]\.\.[A-Za-z](\.\.-?\d+)?", inner
+                    ):
                         return open_at, j, commas
                     break
                 depth -= 1

@@ -112,7 +112,9 @@ def _simple(program: str, words: Sequence[Word]) -> Unwrapped | None:
     if program == "env":
         split = parsed.options.get("-S", parsed.options.get("--split-string"))
         if split is not None:
-            return Unwrapped((Word(split, dynamic=any(w.dynamic for w in words)), *words[start:]), shell=True)
+            return Unwrapped(
+                (Word(split, dynamic=any(w.dynamic for w in words)), *words[start:]), shell=True
+            )
         while start < len(words) and "=" in texts[start] and not texts[start].startswith("="):
             start += 1  # NAME=value
     if program in ("sudo", "doas") and any(
@@ -120,7 +122,9 @@ def _simple(program: str, words: Sequence[Word]) -> Unwrapped | None:
     ):
         inner = words[start:]
         return Unwrapped(tuple(inner) if inner else (Word("sh"),), shell=bool(inner))
-    if program == "sudo" and any(k in parsed.options for k in ("-l", "--list", "-e", "--edit", "-v", "-k", "-K")):
+    if program == "sudo" and any(
+        k in parsed.options for k in ("-l", "--list", "-e", "--edit", "-v", "-k", "-K")
+    ):
         return None
     if program == "nice":  # pragma: no cover - handled by _nice
         return None
@@ -129,7 +133,11 @@ def _simple(program: str, words: Sequence[Word]) -> Unwrapped | None:
         inner = [Word("/bin/sh"), Word("-i")]
     if program == "sshpass" and inner:
         pass
-    if program in ("strace", "ltrace") and any(k in parsed.options for k in _STRACE_FLAGS_ONLY) and not inner:
+    if (
+        program in ("strace", "ltrace")
+        and any(k in parsed.options for k in _STRACE_FLAGS_ONLY)
+        and not inner
+    ):
         return None
     return Unwrapped(tuple(inner)) if inner else None
 
@@ -144,7 +152,9 @@ def _nice(words: Sequence[Word]) -> Unwrapped | None:
             break
         if t in ("-n", "--adjustment"):
             i += 2
-        elif t.startswith(("-n", "--adjustment=")) or (t.startswith("-") and t.lstrip("-+").isdigit()):
+        elif t.startswith(("-n", "--adjustment=")) or (
+            t.startswith("-") and t.lstrip("-+").isdigit()
+        ):
             i += 1
         else:
             break
@@ -222,8 +232,12 @@ def _xargs(words: Sequence[Word]) -> Unwrapped:
 
 
 def _watch(words: Sequence[Word]) -> Unwrapped | None:
-    spec = _spec("nd", "interval", "differences", flags=("exec", "beep", "errexit", "chgexit",
-                                                        "color", "no-title", "precise"))
+    spec = _spec(
+        "nd",
+        "interval",
+        "differences",
+        flags=("exec", "beep", "errexit", "chgexit", "color", "no-title", "precise"),
+    )
     parsed = parse_options(_texts(words), spec)
     start = parsed.rest_at if parsed.rest_at >= 0 else len(words)
     inner = tuple(words[start:])
@@ -235,8 +249,13 @@ def _watch(words: Sequence[Word]) -> Unwrapped | None:
 
 
 def _flock(words: Sequence[Word]) -> Unwrapped | None:
-    spec = _spec("wEc", "timeout", "conflict-exit-code", "command",
-                 flags=("shared", "exclusive", "unlock", "nonblock", "close", "no-fork", "verbose"))
+    spec = _spec(
+        "wEc",
+        "timeout",
+        "conflict-exit-code",
+        "command",
+        flags=("shared", "exclusive", "unlock", "nonblock", "close", "no-fork", "verbose"),
+    )
     texts = _texts(words)
     parsed = parse_options(texts, spec)
     command = parsed.options.get("-c", parsed.options.get("--command"))
@@ -253,14 +272,29 @@ def _parallel(words: Sequence[Word]) -> list[Unwrapped]:
     """GNU parallel runs its command through a shell once per argument after `:::`
     (appended, or in place of `{}`); without `:::` the commands come from stdin."""
     texts = _texts(words)
-    with_value = frozenset("jSIaCdEsPX") | {"--jobs", "-S", "--sshlogin", "--arg-file", "--colsep",
-                                            "--delimiter", "--joblog", "--results", "--timeout",
-                                            "--workdir", "--env", "--retries", "--tag-string"}
+    with_value = frozenset("jSIaCdEsPX") | {
+        "--jobs",
+        "-S",
+        "--sshlogin",
+        "--arg-file",
+        "--colsep",
+        "--delimiter",
+        "--joblog",
+        "--results",
+        "--timeout",
+        "--workdir",
+        "--env",
+        "--retries",
+        "--tag-string",
+    }
     i = 1
     while i < len(texts) and texts[i].startswith("-") and texts[i] not in (":::", "::::"):
         t = texts[i]
         i += 2 if (t in with_value or (len(t) == 2 and t[1] in with_value)) else 1
-    end = next((j for j in range(i, len(texts)) if texts[j] in (":::", "::::", ":::+", "::::+")), len(texts))
+    end = next(
+        (j for j in range(i, len(texts)) if texts[j] in (":::", "::::", ":::+", "::::+")),
+        len(texts),
+    )
     command = list(words[i:end])
     args = [w for w in words[end + 1 :] if w.text not in (":::", "::::", ":::+", "::::+")]
     from_files = end < len(texts) and texts[end].startswith("::::")
@@ -313,7 +347,11 @@ def _container(program: str, words: Sequence[Word]) -> Unwrapped | None:
     i = 1
     # global options before the verb
     while i < len(texts) and texts[i].startswith("-"):
-        i += 2 if texts[i] in _CONTAINER_VALUE or texts[i] in ("-H", "--host", "--context", "--config") else 1
+        i += (
+            2
+            if texts[i] in _CONTAINER_VALUE or texts[i] in ("-H", "--host", "--context", "--config")
+            else 1
+        )
     if i >= len(texts):
         return None
     verb = texts[i]
@@ -355,7 +393,9 @@ def _find(words: Sequence[Word]) -> list[Unwrapped]:
     texts = _texts(words)
     roots: list[str] = []
     i = 1
-    while (i < len(texts) and texts[i] in ("-H", "-L", "-P")) or (i < len(texts) and texts[i].startswith("-O")):
+    while (i < len(texts) and texts[i] in ("-H", "-L", "-P")) or (
+        i < len(texts) and texts[i].startswith("-O")
+    ):
         i += 1
     while i < len(texts) and not texts[i].startswith(("-", "(", "!")):
         roots.append(texts[i])
@@ -370,7 +410,12 @@ def _find(words: Sequence[Word]) -> list[Unwrapped]:
             inner = list(words[i + 1 : j])
             for root in roots:
                 replaced = tuple(
-                    Word(w.text.replace("{}", root.rstrip("/") + "/{}"), dynamic=w.dynamic, glob=w.glob, quoted=w.quoted)
+                    Word(
+                        w.text.replace("{}", root.rstrip("/") + "/{}"),
+                        dynamic=w.dynamic,
+                        glob=w.glob,
+                        quoted=w.quoted,
+                    )
                     for w in inner
                 )
                 if replaced:

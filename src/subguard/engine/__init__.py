@@ -1,7 +1,7 @@
 """Policy, Engine and the request and decision types: where rules meet facts."""
 
 from subguard.engine.decision import DECISION_RULES, Combined, Outputs, combine
-from subguard.engine.engine import Engine
+from subguard.engine.engine import CheckBatch, Engine
 from subguard.engine.inputs import (
     SESSION_FIELDS,
     build_input,
@@ -39,6 +39,7 @@ __all__ = [
     "INPUT_SCHEMA",
     "SESSION_FIELDS",
     "BatchItem",
+    "CheckBatch",
     "CheckContext",
     "Combined",
     "CommandRequest",

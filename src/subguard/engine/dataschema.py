@@ -76,7 +76,9 @@ def _schema_error(message: str, path: str) -> PolicyError:
     return PolicyError("schema_error", message, Location(path, 0, 0))
 
 
-def load_data_schema(files: Sequence[Path], input_records: Mapping[str, object]) -> DataSchema | None:
+def load_data_schema(
+    files: Sequence[Path], input_records: Mapping[str, object]
+) -> DataSchema | None:
     """The merged data schema of `files` (`None` when there are none). Raises
     `PolicyErrors` for a file that is not JSON of records of type strings, a record
     declared twice differently, a name an input record already has, or a type that
@@ -93,26 +95,46 @@ def load_data_schema(files: Sequence[Path], input_records: Mapping[str, object])
             text = file.read_bytes().decode("utf-8-sig")
             doc = json.loads(text)
         except OSError as exc:
-            errors.append(PolicyError("io_error", f"cannot read data schema: {exc.strerror or exc}", Location(shown, 0, 0)))
+            errors.append(
+                PolicyError(
+                    "io_error",
+                    f"cannot read data schema: {exc.strerror or exc}",
+                    Location(shown, 0, 0),
+                )
+            )
             continue
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             errors.append(_schema_error(f"data schema is not valid JSON: {exc}", shown))
             continue
         sources.append((shown, text))
         if not isinstance(doc, dict) or not all(
-            isinstance(fields, dict) and all(isinstance(t, str) for t in fields.values()) for fields in doc.values()
+            isinstance(fields, dict) and all(isinstance(t, str) for t in fields.values())
+            for fields in doc.values()
         ):
-            errors.append(_schema_error("a data schema maps record names to {field: type string}", shown))
+            errors.append(
+                _schema_error("a data schema maps record names to {field: type string}", shown)
+            )
             continue
         for name, fields in doc.items():
             if name in input_records:
-                errors.append(_schema_error(f"record `{name}` is already a record of the input schema", shown))
+                errors.append(
+                    _schema_error(f"record `{name}` is already a record of the input schema", shown)
+                )
             elif name in records and name != DATA_RECORD and records[name] != fields:
-                errors.append(_schema_error(f"record `{name}` is also declared, differently, in `{origin[name]}`", shown))
+                errors.append(
+                    _schema_error(
+                        f"record `{name}` is also declared, differently, in `{origin[name]}`", shown
+                    )
+                )
             elif name == DATA_RECORD and name in records:
                 for field, type_text in fields.items():
                     if records[name].get(field, type_text) != type_text:
-                        errors.append(_schema_error(f"`data.{field}` is also declared, differently, in `{origin[name]}`", shown))
+                        errors.append(
+                            _schema_error(
+                                f"`data.{field}` is also declared, differently, in `{origin[name]}`",
+                                shown,
+                            )
+                        )
                     records[name][field] = type_text
             else:
                 records[name] = dict(fields)
@@ -127,9 +149,19 @@ def load_data_schema(files: Sequence[Path], input_records: Mapping[str, object])
             try:
                 defaults.setdefault(name, {})[field] = json.loads(default)
             except (ValueError, RecursionError):
-                errors.append(_schema_error(f"`{name}.{field}`: the default is not valid JSON", origin.get(name, str(files[0]))))
+                errors.append(
+                    _schema_error(
+                        f"`{name}.{field}`: the default is not valid JSON",
+                        origin.get(name, str(files[0])),
+                    )
+                )
     if not errors and DATA_RECORD not in records:
-        errors.append(_schema_error(f"a data schema declares the record `{DATA_RECORD}`, the root of `data`", str(files[0])))
+        errors.append(
+            _schema_error(
+                f"a data schema declares the record `{DATA_RECORD}`, the root of `data`",
+                str(files[0]),
+            )
+        )
     if not errors:
         known = {**input_records, **records}
         for name, fields in records.items():
@@ -137,7 +169,9 @@ def load_data_schema(files: Sequence[Path], input_records: Mapping[str, object])
                 try:
                     parse_type(type_text, known)
                 except ValueError as exc:
-                    errors.append(_schema_error(f"`{name}.{field}`: {exc}", origin.get(name, str(files[0]))))
+                    errors.append(
+                        _schema_error(f"`{name}.{field}`: {exc}", origin.get(name, str(files[0])))
+                    )
     if errors:
         raise PolicyErrors(errors)
     return DataSchema(records, tuple(sources), defaults)
@@ -192,7 +226,9 @@ def validate_data(data: Mapping[str, Any], schema: Schema, root: Type) -> list[P
     """Every place where the JSON-shaped `data` does not fit `root` (at most a few
     dozen), as `data_type_error`s naming the path; the messages name types, not values."""
     messages = type_errors(data, schema, root, "data", complete=True, open_root=True)
-    return [PolicyError("data_type_error", message, Location("<data>", 0, 0)) for message in messages]
+    return [
+        PolicyError("data_type_error", message, Location("<data>", 0, 0)) for message in messages
+    ]
 
 
 def type_errors(
@@ -244,13 +280,18 @@ def type_errors(
                 return
             fields = schema.fields(t)
             for key in value:
-                if key not in fields and not (open_root and path == where and not _near_miss(key, fields)):
+                if key not in fields and not (
+                    open_root and path == where and not _near_miss(key, fields)
+                ):
                     fail(f"{path}.{key}", f"is not a field of {t.record}")
             for field, field_type in fields.items():
                 if field in value:
                     check(value[field], field_type, f"{path}.{field}")
                 elif complete:
-                    fail(f"{path}.{field}", f"is missing (declared {field_type}{' | null' if field_type.nullable else ''})")
+                    fail(
+                        f"{path}.{field}",
+                        f"is missing (declared {field_type}{' | null' if field_type.nullable else ''})",
+                    )
 
     try:
         check(value, root, where)

@@ -29,7 +29,16 @@ from subguard.lang import (
     marshal,
 )
 
-__all__ = ["DECISION_RULES", "ENTRYPOINTS", "Combined", "Decisions", "Fired", "Outputs", "RuleIndex", "combine"]
+__all__ = [
+    "DECISION_RULES",
+    "ENTRYPOINTS",
+    "Combined",
+    "Decisions",
+    "Fired",
+    "Outputs",
+    "RuleIndex",
+    "combine",
+]
 
 #: Rule names with a fixed meaning in every package, and the kinds they may have.
 DECISION_RULES: Final[Mapping[str, tuple[RuleKind, ...]]] = {
@@ -51,7 +60,9 @@ ENTRYPOINTS: Final = {
         kinds,
         f"`{name}` is a decision rule and must be "
         + _SHAPES.get(name, f"a set rule (`{name} contains msg if …`)"),
-        "`allow` is a boolean rule: its value must be `true` or `false`" if name == "allow" else None,
+        "`allow` is a boolean rule: its value must be `true` or `false`"
+        if name == "allow"
+        else None,
     )
     for name, kinds in DECISION_RULES.items()
 }
@@ -141,7 +152,11 @@ class RuleIndex:
         try:
             sql = input["sql"]
             statements = sql["statements"]
-            kinds: Any = (statements[0]["kind"],) if len(statements) == 1 else frozenset([s["kind"] for s in statements])
+            kinds: Any = (
+                (statements[0]["kind"],)
+                if len(statements) == 1
+                else frozenset([s["kind"] for s in statements])
+            )
             key: Any = (kinds, sql["tables_read"], sql["tables_written"]) if self.tabled else kinds
         except (KeyError, TypeError, IndexError):
             return ()
@@ -222,7 +237,9 @@ class Decisions:
         self._run = compiled.run
         #: package → location of its `default allow := true`
         self._open_defaults = {
-            d.package: d.location for d in compiled.defaults if d.rule == "allow" and d.value is True
+            d.package: d.location
+            for d in compiled.defaults
+            if d.rule == "allow" and d.value is True
         }
         self._open_defaults_items = tuple(self._open_defaults.items())
         #: the open defaults as (package, rule, location), as `decide` files what fired
@@ -240,7 +257,9 @@ class Decisions:
         definitions = self._definitions
         fired: list[Fired] = []
         decided: set[str] = set()  # packages whose `allow` produced a value
-        refused: dict[str, str] | None = None  # package → location of an `allow` that produced false
+        refused: dict[str, str] | None = (
+            None  # package → location of an `allow` that produced false
+        )
         new = _new_tuple
         for i, out in hits:
             package, rule, location, _requires = definitions[i]
@@ -271,7 +290,9 @@ class Decisions:
         definitions = self._definitions
         by_rule: dict[str, list[Any]] = {}
         decided: set[str] | None = None  # packages whose `allow` produced a value
-        refused: dict[str, str] | None = None  # package → location of an `allow` that produced false
+        refused: dict[str, str] | None = (
+            None  # package → location of an `allow` that produced false
+        )
         for i, out in hits:
             definition = definitions[i]
             rule = definition[1]
@@ -312,7 +333,9 @@ class Decisions:
 def _conflict(package: str, location: str) -> Fault:
     # OPA: "complete rules must not produce multiple outputs"; the message is the one
     # evaluating the rule itself gives (`runtime.single`)
-    return Fault("conflict", f"rule `{package}.allow` produced different values", package, "allow", location)
+    return Fault(
+        "conflict", f"rule `{package}.allow` produced different values", package, "allow", location
+    )
 
 
 # ── the decision ───────────────────────────────────────────────────────────────────
@@ -326,8 +349,6 @@ class Combined(NamedTuple):
     reasons: tuple[Reason, ...]
     masks: tuple[str, ...] | Mapping[str, str]
     errors: tuple[EvalError, ...]
-
-
 
 
 _TRUE: Final = (True,)
@@ -429,7 +450,9 @@ def _combine(by_rule: dict[str, list[Any]], faults: Sequence[Fault]) -> Combined
     """`combine` over what fired, filed by rule (see `_reasons`)."""
     new = _new_tuple
     errors = (
-        tuple([EvalError(f.code, f.message, f.package, f.rule, f.location) for f in faults]) if faults else ()
+        tuple([EvalError(f.code, f.message, f.package, f.rule, f.location) for f in faults])
+        if faults
+        else ()
     )
     filed = by_rule.get("terminate")
     if filed is not None:
@@ -439,7 +462,8 @@ def _combine(by_rule: dict[str, list[Any]], faults: Sequence[Fault]) -> Combined
         return new(Combined, (Effect.DENY, _reasons(filed), (), errors))  # type: ignore[no-any-return]
     if errors:
         failed = tuple(
-            Reason(Effect.DENY, e.package, e.rule, f"rule failed: {e.message}", e.location) for e in errors
+            Reason(Effect.DENY, e.package, e.rule, f"rule failed: {e.message}", e.location)
+            for e in errors
         )
         return new(Combined, (Effect.DENY, failed, (), errors))  # type: ignore[no-any-return]
     filed = by_rule.get("approve")

@@ -50,6 +50,7 @@ from subguard.engine.types import (
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
     "SESSION_FIELDS",
+    "CheckBatch",
     "Engine",
     "build_input",
     "combine",
@@ -125,22 +126,40 @@ class Engine:
                 try:
                     document = _RAW_DECODE(input_document)
                 except Slow:
-                    problems = type_errors(input_document, INPUT_SCHEMA, INPUT_SCHEMA.root, "input", complete=False)
+                    problems = type_errors(
+                        input_document, INPUT_SCHEMA, INPUT_SCHEMA.root, "input", complete=False
+                    )
                     if problems:
                         return self._failure("invalid_request", problems[0], start, {})
                     document = self._compiled.conform(dict(input_document))
             effect, reasons, masks, errors = self._decide_rules(document, self._data)
         except Exception as exc:  # fail closed on anything unexpected
-            return self._failure("engine_error", f"evaluation failed: {type(exc).__name__}", start, input_document)
+            return self._failure(
+                "engine_error", f"evaluation failed: {type(exc).__name__}", start, input_document
+            )
         if errors:
             for error in errors:
                 # the rule's message may quote request values: code and place only
-                _log.warning("rule error, failing closed: %s in %s.%s at %s", error.code, error.package, error.rule, error.location)
+                _log.warning(
+                    "rule error, failing closed: %s in %s.%s at %s",
+                    error.code,
+                    error.package,
+                    error.rule,
+                    error.location,
+                )
         return build_decision(
-            effect, reasons, masks, errors, document, self.policy.hash, time.perf_counter_ns() - start
+            effect,
+            reasons,
+            masks,
+            errors,
+            document,
+            self.policy.hash,
+            time.perf_counter_ns() - start,
         )
 
-    def _failure(self, code: str, message: str, start: int, document: Mapping[str, Any]) -> Decision:
+    def _failure(
+        self, code: str, message: str, start: int, document: Mapping[str, Any]
+    ) -> Decision:
         # `message` names types and fields, never a request's values
         _log.warning("request denied, failing closed: %s: %s", code, message)
         return Decision(
@@ -181,7 +200,9 @@ class Engine:
         except FieldError as exc:
             return self._failure("invalid_request", exc.message, start, {})
         except Exception as exc:
-            return self._failure("analysis_error", f"request could not be analysed: {type(exc).__name__}", start, {})
+            return self._failure(
+                "analysis_error", f"request could not be analysed: {type(exc).__name__}", start, {}
+            )
 
     def check_many(
         self,
@@ -206,44 +227,38 @@ class Engine:
         try:
             listed = list(items)
         except Exception as exc:  # an iterator that raises part-way, say
-            return [self._failure("invalid_request", f"`items` could not be read: {type(exc).__name__}", start, {})]
+            return [
+                self._failure(
+                    "invalid_request", f"`items` could not be read: {type(exc).__name__}", start, {}
+                )
+            ]
         return self._check_many(listed)
 
+    def batch(self) -> CheckBatch:
+        """A batch of requests decided one by one and recorded in one transaction (see
+        `CheckBatch`); what `check_many` and the asyncio adapters use."""
+        return CheckBatch(self)
+
     def _check_many(self, items: list[Any]) -> list[Decision]:
-        log = self.log
         decided: list[Decision] = []
-        pending: list[tuple[CheckContext | None, Decision]] = []
-        batch = log.batch() if log is not None else None
+        batch = self.batch()
         for item in items:
-            start = time.perf_counter_ns()
             if not isinstance(item, tuple | list) or len(item) != 4:
                 message = f"each item must be (request, subject, resource, session), not {type(item).__name__}"
-                failure = self._failure("invalid_request", message, start, {})
-                if batch is not None:
-                    pending.append((None, failure))
-                else:
-                    decided.append(failure)
+                batch.add_decided(
+                    self._failure("invalid_request", message, time.perf_counter_ns(), {})
+                )
                 continue
-            request, subject, resource, session = item
-            if batch is None:
-                decided.append(self.check(request, subject=subject, resource=resource, session=session))
-                continue
-            prepared = self._prepare_or_fail(request, subject, resource, session, start)
-            if isinstance(prepared, Decision):
-                pending.append((None, prepared))
-                continue
-            ctx, analysed = prepared
-            if batch.must_commit(ctx):
-                decided.extend(self._commit_batch(batch, pending))
-                pending = []
-            decision = self._evaluate_with_log(ctx, analysed, start, batch.before)
-            batch.stage(ctx, decision)
-            pending.append((ctx, decision))
-        if batch is not None and pending:
-            decided.extend(self._commit_batch(batch, pending))
+            if not batch.add(*item):
+                decided.extend(batch.commit())
+                batch = self.batch()
+                batch.add(*item)  # a fresh batch stages anything
+        decided.extend(batch.commit())
         return decided
 
-    def _commit_batch(self, batch: RecorderBatch, pending: list[tuple[CheckContext | None, Decision]]) -> list[Decision]:
+    def _commit_batch(
+        self, batch: RecorderBatch, pending: list[tuple[CheckContext | None, Decision]]
+    ) -> list[Decision]:
         """Commit the staged decisions in one transaction; fail closed if it fails."""
         if all(c is None for c, _d in pending):
             return [d for _c, d in pending]
@@ -253,17 +268,32 @@ class Engine:
             return [self._log_failed(d, exc) if c is not None else d for c, d in pending]
         return [next(recorded) if c is not None else d for c, d in pending]
 
-    def _prepare(self, request: Request | str, subject: Any, resource: Any, session: str | None) -> tuple[CheckContext, Analysed]:
+    def _prepare(
+        self, request: Request | str, subject: Any, resource: Any, session: str | None
+    ) -> tuple[CheckContext, Analysed]:
         request = request_of(request)
         subj, res = subject_of(subject), resource_of(resource)
         now = time.time_ns()
         size = oversize(request, self.max_request_bytes)
         if size is not None:
             # refused before any analysis: the cost of a request is bounded by its size
-            analysed = too_large(request, subj, res, session_document(session, now), now, size, self.max_request_bytes)
+            analysed = too_large(
+                request,
+                subj,
+                res,
+                session_document(session, now),
+                now,
+                size,
+                self.max_request_bytes,
+            )
         else:
             analysed = build_input(
-                request, subj, res, session_document(session, now), now, secret_patterns=self.secret_patterns
+                request,
+                subj,
+                res,
+                session_document(session, now),
+                now,
+                secret_patterns=self.secret_patterns,
             )
         ctx = CheckContext(
             request=request,
@@ -279,19 +309,32 @@ class Engine:
         return ctx, analysed
 
     def _evaluate_with_log(
-        self, ctx: CheckContext, analysed: Analysed, start: int, before: Callable[[CheckContext], Preflight] | None = None
+        self,
+        ctx: CheckContext,
+        analysed: Analysed,
+        start: int,
+        before: Callable[[CheckContext], Preflight] | None = None,
     ) -> Decision:
         document = analysed.input
         if self.log is not None:
             try:
                 preflight: Preflight = (before or self.log.before)(ctx)
             except Exception as exc:
-                return self._failure("log_unavailable", f"decision log unavailable: {type(exc).__name__}", start, document)
+                return self._failure(
+                    "log_unavailable",
+                    f"decision log unavailable: {type(exc).__name__}",
+                    start,
+                    document,
+                )
             document = {**document, "session": preflight.session}
             if preflight.terminate:
                 return Decision(
                     Effect.TERMINATE,
-                    (Reason(Effect.TERMINATE, "subguard.log", "containment", preflight.terminate, ""),),
+                    (
+                        Reason(
+                            Effect.TERMINATE, "subguard.log", "containment", preflight.terminate, ""
+                        ),
+                    ),
                     input=document,
                     policy_hash=self.policy.hash,
                     elapsed_ns=time.perf_counter_ns() - start,
@@ -312,19 +355,39 @@ class Engine:
 
     def _log_failed(self, decision: Decision, exc: Exception) -> Decision:
         _log.error(
-            "decision log could not commit (%s); %s", type(exc).__name__,
-            "failing closed" if self.fail_closed else "decision returned unrecorded (fail_closed=False)",
+            "decision log could not commit (%s); %s",
+            type(exc).__name__,
+            "failing closed"
+            if self.fail_closed
+            else "decision returned unrecorded (fail_closed=False)",
         )
         if not self.fail_closed:
             return attrs.evolve(
-                decision, errors=(*decision.errors, EvalError("log_unavailable", f"decision not recorded: {type(exc).__name__}"))
+                decision,
+                errors=(
+                    *decision.errors,
+                    EvalError("log_unavailable", f"decision not recorded: {type(exc).__name__}"),
+                ),
             )
         return attrs.evolve(
             decision,
             effect=Effect.DENY,
-            reasons=(Reason(Effect.DENY, "subguard.log", "write_ahead", f"the decision log could not commit ({type(exc).__name__}); failing closed", ""),),
+            reasons=(
+                Reason(
+                    Effect.DENY,
+                    "subguard.log",
+                    "write_ahead",
+                    f"the decision log could not commit ({type(exc).__name__}); failing closed",
+                    "",
+                ),
+            ),
             masks=(),
-            errors=(*decision.errors, EvalError("log_unavailable", f"decision log could not commit: {type(exc).__name__}")),
+            errors=(
+                *decision.errors,
+                EvalError(
+                    "log_unavailable", f"decision log could not commit: {type(exc).__name__}"
+                ),
+            ),
         )
 
     def wait_for_approval(self, decision: Decision, timeout: float) -> ApprovalResult:
@@ -333,6 +396,69 @@ class Engine:
         if self.log is None or decision.approval_id is None:
             raise ValueError("this decision has no approval to wait for")
         return self.log.wait_for_approval(decision.approval_id, timeout)
+
+
+class CheckBatch:
+    """Requests decided one after another and recorded together.
+
+    `add(request, subject, resource, session)` decides a request at once (analysis,
+    the log's preflight with the batch's earlier decisions counted in, the rules) and
+    stages its decision; it returns False, staging nothing, when the request must wait
+    for this batch's commit (the second request of a session the log has not seen yet:
+    commit, then add it to a new batch). `commit()` records every staged decision in
+    one transaction and returns them all in the order they were added; none is final
+    before it (write-ahead), and a failed commit turns them into denials, as `check`
+    does. Without a log, `commit` returns the decisions as they are.
+
+    Not thread-safe while adding: add from one thread; once adding has stopped,
+    `commit` may run on another (a writer thread, say).
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._batch = engine.log.batch() if engine.log is not None else None
+        self._pending: list[tuple[CheckContext | None, Decision]] = []
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(
+        self,
+        request: Request | str,
+        subject: Any = None,
+        resource: Any = None,
+        session: str | None = None,
+    ) -> bool:
+        """Decide `request` and stage its decision; False (nothing staged) when it must
+        wait for this batch's commit. Never raises."""
+        engine = self._engine
+        start = time.perf_counter_ns()
+        prepared = engine._prepare_or_fail(request, subject, resource, session, start)
+        if isinstance(prepared, Decision):
+            self._pending.append((None, prepared))
+            return True
+        ctx, analysed = prepared
+        batch = self._batch
+        if batch is None:
+            self._pending.append((None, engine._decide(ctx, analysed, start)))
+            return True
+        if batch.must_commit(ctx):
+            return False
+        decision = engine._evaluate_with_log(ctx, analysed, start, batch.before)
+        batch.stage(ctx, decision)
+        self._pending.append((ctx, decision))
+        return True
+
+    def add_decided(self, decision: Decision) -> None:
+        """Add a decision made without the log (a request refused before analysis): it
+        is returned in its place, unrecorded, as `check` would."""
+        self._pending.append((None, decision))
+
+    def commit(self) -> list[Decision]:
+        """Record the staged decisions in one transaction; every decision, in order."""
+        if self._batch is None:
+            return [d for _c, d in self._pending]
+        return self._engine._commit_batch(self._batch, self._pending)
 
 
 #: The one-pass decoder of raw input documents (see `engine.decode`).
@@ -356,4 +482,6 @@ def _is_frozen(document: Mapping[str, Any]) -> bool:
     """Documents the engine built itself are already in the value model."""
     subject = document.get("subject")
     # `type(...) is dict` first: an ABC isinstance check costs more than the rest
-    return (type(subject) is dict or isinstance(subject, Mapping)) and type(subject.get("groups")) is frozenset
+    return (type(subject) is dict or isinstance(subject, Mapping)) and type(
+        subject.get("groups")
+    ) is frozenset

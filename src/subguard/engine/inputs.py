@@ -75,7 +75,9 @@ def request_of(value: Request | str) -> Request:
         return value
     if isinstance(value, str):
         return SqlRequest(value)
-    raise FieldError("type_error", "request", f"must be a request or SQL text, not {type(value).__name__}")
+    raise FieldError(
+        "type_error", "request", f"must be a request or SQL text, not {type(value).__name__}"
+    )
 
 
 def _kind_dialect(resource: Resource) -> str | None:
@@ -153,12 +155,17 @@ def too_large(
             command["parse_error"] = message
     elif isinstance(request, HttpRequest):
         http = http_facts(request.method, "/", request.host, None)
-    document = _document(request, subject, resource, session, placeholder, None, time_ns, sql, command, http)
+    document = _document(
+        request, subject, resource, session, placeholder, None, time_ns, sql, command, http
+    )
     return Analysed(document, placeholder, None, None, EvalError("too_large", message))
 
 
 def _redact_command(
-    text: str, sql_texts: Sequence[str], dialect: str | None, secret_patterns: Sequence[str] | None = None
+    text: str,
+    sql_texts: Sequence[str],
+    dialect: str | None,
+    secret_patterns: Sequence[str] | None = None,
 ) -> str:
     """The command as the log keeps it: SQL literals and secrets taken out."""
     for sql in sql_texts:
@@ -183,7 +190,9 @@ def build_input(
     fingerprint: str | None = None
     exact_hash: str | None = None
     if isinstance(request, SqlRequest):
-        facts = analyze(request.text, dialect=dialect_for(request, resource), schema=resource.schema)
+        facts = analyze(
+            request.text, dialect=dialect_for(request, resource), schema=resource.schema
+        )
         sql = facts.to_input()
         if request.estimated_rows is not None:
             sql = with_estimate(sql, request.estimated_rows)
@@ -193,18 +202,36 @@ def build_input(
         dialect = resource.dialect or _kind_dialect(resource)
         nested = None
         if parsed.sql_texts:
-            analysed = [analyze(t, dialect=dialect, schema=resource.schema) for t in parsed.sql_texts]
+            analysed = [
+                analyze(t, dialect=dialect, schema=resource.schema) for t in parsed.sql_texts
+            ]
             nested = _merge_sql([a.to_input() for a in analysed])
         command = parsed.to_input(sql=nested)
         redacted = _redact_command(request.text, parsed.sql_texts, dialect, secret_patterns)
         # a once-grant matches this exact command (the text is never stored, its hash is)
-        exact_hash = hashlib.sha256(b"command\0" + request.text.encode("utf-8", "surrogatepass")).hexdigest()
+        exact_hash = hashlib.sha256(
+            b"command\0" + request.text.encode("utf-8", "surrogatepass")
+        ).hexdigest()
     elif isinstance(request, ToolRequest):
-        tool, sql, command, redacted, fingerprint, exact_hash = _tool_input(request, resource, secret_patterns)
+        tool, sql, command, redacted, fingerprint, exact_hash = _tool_input(
+            request, resource, secret_patterns
+        )
     else:
         http = http_facts(request.method, request.path, request.host, request.query)
         redacted = f"{http['method']} {http['path']}"
-    document = _document(request, subject, resource, session, redacted, fingerprint, time_ns, sql, command, http, tool)
+    document = _document(
+        request,
+        subject,
+        resource,
+        session,
+        redacted,
+        fingerprint,
+        time_ns,
+        sql,
+        command,
+        http,
+        tool,
+    )
     return Analysed(document, redacted, fingerprint, exact_hash)
 
 
@@ -223,7 +250,11 @@ def _document(
 ) -> dict[str, Any]:
     return {
         # most subjects and resources carry no claims or tags: no copy to convert then
-        "subject": {"id": subject.id, "groups": subject.groups, "claims": from_json(dict(subject.claims)) if subject.claims else {}},
+        "subject": {
+            "id": subject.id,
+            "groups": subject.groups,
+            "claims": from_json(dict(subject.claims)) if subject.claims else {},
+        },
         "resource": {
             "name": resource.name,
             "kind": resource.kind,
@@ -232,7 +263,12 @@ def _document(
             "tags": from_json(dict(resource.tags)) if resource.tags else {},
         },
         "session": session,
-        "request": {"kind": request.kind, "text": redacted, "fingerprint": fingerprint, "time_ns": time_ns},
+        "request": {
+            "kind": request.kind,
+            "text": redacted,
+            "fingerprint": fingerprint,
+            "time_ns": time_ns,
+        },
         "sql": sql,
         "command": command,
         "http": http,
@@ -264,14 +300,23 @@ def _tool_input(
     text: str | None = None
     shape: str | None = None
     if request.sql is not None:
-        facts = analyze(request.sql, dialect=request.dialect or resource.dialect or _kind_dialect(resource), schema=resource.schema)
+        facts = analyze(
+            request.sql,
+            dialect=request.dialect or resource.dialect or _kind_dialect(resource),
+            schema=resource.schema,
+        )
         sql, text, shape = facts.to_input(), facts.redacted, facts.fingerprint
     elif request.command is not None:
         parsed = parse_command(request.command)
         dialect = request.dialect or resource.dialect or _kind_dialect(resource)
         nested = None
         if parsed.sql_texts:
-            nested = _merge_sql([analyze(t, dialect=dialect, schema=resource.schema).to_input() for t in parsed.sql_texts])
+            nested = _merge_sql(
+                [
+                    analyze(t, dialect=dialect, schema=resource.schema).to_input()
+                    for t in parsed.sql_texts
+                ]
+            )
         command = parsed.to_input(sql=nested)
         text = _redact_command(request.command, parsed.sql_texts, dialect, secret_patterns)
     redacted, fingerprint, exact_hash = tool_identity(request, text, shape)
@@ -294,7 +339,15 @@ def _merge_sql(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 #: The fields of `input.session`.
-SESSION_FIELDS = ("id", "started_ns", "requests", "denied", "approvals_pending", "tables_touched", "terminated")
+SESSION_FIELDS = (
+    "id",
+    "started_ns",
+    "requests",
+    "denied",
+    "approvals_pending",
+    "tables_touched",
+    "terminated",
+)
 
 
 def session_document(session_id: str | None, started_ns: int, **state: Any) -> dict[str, Any]:
@@ -311,7 +364,9 @@ def session_document(session_id: str | None, started_ns: int, **state: Any) -> d
         "terminated": False,
     }
     if session_id is not None and not isinstance(session_id, str):
-        raise FieldError("type_error", "session.id", f"must be a string, not {type(session_id).__name__}")
+        raise FieldError(
+            "type_error", "session.id", f"must be a string, not {type(session_id).__name__}"
+        )
     for key, value in state.items():
         if key not in document:
             raise FieldError("unknown_field", f"session.{key}", "is not a field of session")

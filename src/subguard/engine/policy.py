@@ -77,7 +77,13 @@ def _limit(value: int | None, variable: str, default: int) -> int:
         parsed = 0
     if parsed <= 0:
         raise PolicyErrors(
-            [PolicyError("bad_limit", f"`{variable}` must be a positive integer", Location("<environment>", 0, 0))]
+            [
+                PolicyError(
+                    "bad_limit",
+                    f"`{variable}` must be a positive integer",
+                    Location("<environment>", 0, 0),
+                )
+            ]
         )
     return parsed
 
@@ -152,7 +158,11 @@ class Policy:
         """Whether a loaded rule may read `path` of the input document, written as in
         the docs (`input.sql.statements[i].estimated_rows`): adapters compute costly
         live facts only when it does."""
-        steps = [EACH if step in ("[i]", "[*]", "[_]") else step for step in path.replace("[", ".[").split(".") if step]
+        steps = [
+            EACH if step in ("[i]", "[*]", "[_]") else step
+            for step in path.replace("[", ".[").split(".")
+            if step
+        ]
         return self.compiled.reads(steps)
 
 

@@ -47,7 +47,9 @@ def _error(code: str, message: str, path: Path | str) -> PolicyError:
 DATA_SCHEMA_FILE = "data.schema.json"
 
 
-def _walk(root: Path, tests: bool, found: list[Path], schemas: list[Path], errors: list[PolicyError]) -> None:
+def _walk(
+    root: Path, tests: bool, found: list[Path], schemas: list[Path], errors: list[PolicyError]
+) -> None:
     """Every `.guard` file below `root`, following directory symlinks (a symlinked rule
     directory is part of the policy) but not round a loop: a link back to a directory
     above it is `symlink_loop`; a directory reached a second time by another link is
@@ -59,11 +61,17 @@ def _walk(root: Path, tests: bool, found: list[Path], schemas: list[Path], error
         try:
             info = directory.stat()
         except OSError as exc:
-            errors.append(_error("io_error", f"cannot read policy directory: {exc.strerror or exc}", directory))
+            errors.append(
+                _error(
+                    "io_error", f"cannot read policy directory: {exc.strerror or exc}", directory
+                )
+            )
             continue
         key = (info.st_dev, info.st_ino)
         if key in ancestors:
-            errors.append(_error("symlink_loop", "a symlink leads back to a directory above it", directory))
+            errors.append(
+                _error("symlink_loop", "a symlink leads back to a directory above it", directory)
+            )
             continue
         if key in seen:
             continue
@@ -72,7 +80,11 @@ def _walk(root: Path, tests: bool, found: list[Path], schemas: list[Path], error
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as exc:
-            errors.append(_error("io_error", f"cannot read policy directory: {exc.strerror or exc}", directory))
+            errors.append(
+                _error(
+                    "io_error", f"cannot read policy directory: {exc.strerror or exc}", directory
+                )
+            )
             continue
         subdirectories: list[Path] = []
         for entry in entries:
@@ -80,12 +92,20 @@ def _walk(root: Path, tests: bool, found: list[Path], schemas: list[Path], error
             try:
                 mode = os.stat(path).st_mode  # follows symlinks
             except FileNotFoundError:
-                if entry.name.endswith(".guard") or entry.name == DATA_SCHEMA_FILE or entry.is_symlink():
+                if (
+                    entry.name.endswith(".guard")
+                    or entry.name == DATA_SCHEMA_FILE
+                    or entry.is_symlink()
+                ):
                     # a dangling link: its rules (or its directory's) are missing
-                    errors.append(_error("io_error", "dangling symlink: its target does not exist", path))
+                    errors.append(
+                        _error("io_error", "dangling symlink: its target does not exist", path)
+                    )
                 continue
             except OSError as exc:
-                errors.append(_error("io_error", f"cannot read policy path: {exc.strerror or exc}", path))
+                errors.append(
+                    _error("io_error", f"cannot read policy path: {exc.strerror or exc}", path)
+                )
                 continue
             if stat.S_ISDIR(mode):
                 subdirectories.append(path)
@@ -108,7 +128,9 @@ def find_policy_files(paths: Iterable[PathLike], *, tests: bool = False) -> list
     return scan_policy_paths(paths, tests=tests)[0]
 
 
-def scan_policy_paths(paths: Iterable[PathLike], *, tests: bool = False) -> tuple[list[Path], list[Path]]:
+def scan_policy_paths(
+    paths: Iterable[PathLike], *, tests: bool = False
+) -> tuple[list[Path], list[Path]]:
     """The policy files of `paths` (as `find_policy_files`) and the data schema files
     (`data.schema.json`) found beside them or named directly."""
     found: list[Path] = []
@@ -159,7 +181,7 @@ def load_data(files: Iterable[PathLike]) -> dict[str, Any]:
         except OSError as exc:
             raise ConfigError(f"cannot read data file `{name}`: {exc.strerror or exc}") from None
         if raw.startswith(_BOM.encode()):
-            raw = raw[len(_BOM.encode()):]
+            raw = raw[len(_BOM.encode()) :]
         try:
             value = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:

@@ -23,7 +23,9 @@ __all__ = ["arguments_digest", "tool_document", "tool_identity"]
 
 def _canonical(value: Any) -> bytes:
     # sorted keys: the same arguments in another order are the same call
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def arguments_digest(arguments: Mapping[str, Any]) -> str:
@@ -38,7 +40,11 @@ def arguments_digest(arguments: Mapping[str, Any]) -> str:
 
 def tool_document(request: ToolRequest) -> dict[str, Any]:
     """`input.tool`: the server, the tool's name and its arguments (JSON values)."""
-    return {"server": request.server, "name": request.name, "arguments": from_json(dict(request.arguments))}
+    return {
+        "server": request.server,
+        "name": request.name,
+        "arguments": from_json(dict(request.arguments)),
+    }
 
 
 def _shape(value: Any) -> Any:
@@ -59,11 +65,17 @@ def tool_identity(
     the call has none); `analysed_shape` its fingerprint, if it has one.
     """
     digest = arguments_digest(request.arguments)
-    head = f"{request.kind} {request.server}/{request.name}" if request.server else f"{request.kind} {request.name}"
+    head = (
+        f"{request.kind} {request.server}/{request.name}"
+        if request.server
+        else f"{request.kind} {request.name}"
+    )
     text = f"{head} args={digest}"
     if analysed_text is not None:
         text += f" {'sql' if request.sql is not None else 'command'}: {analysed_text}"
-    others = {k: v for k, v in request.arguments.items() if k not in _analysed_argument_names(request)}
+    others = {
+        k: v for k, v in request.arguments.items() if k not in _analysed_argument_names(request)
+    }
     shape = {
         "kind": request.kind,
         "server": request.server,

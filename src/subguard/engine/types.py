@@ -72,7 +72,9 @@ def _kind(value: Any) -> str:
 def _string(_instance: Any, attribute: Any, value: Any) -> None:
     """attrs validator: a string (the field's document path is in its metadata)."""
     if not isinstance(value, str):
-        raise FieldError("type_error", attribute.metadata["path"], f"must be a string, not {_kind(value)}")
+        raise FieldError(
+            "type_error", attribute.metadata["path"], f"must be a string, not {_kind(value)}"
+        )
 
 
 def _optional_string(instance: Any, attribute: Any, value: Any) -> None:
@@ -83,7 +85,11 @@ def _optional_string(instance: Any, attribute: Any, value: Any) -> None:
 def _optional_count(_instance: Any, _attribute: Any, value: Any) -> None:
     """attrs validator: a non-negative integer (not a boolean) or None."""
     if value is not None and (type(value) is not int or value < 0):
-        raise FieldError("type_error", "estimated_rows", f"must be a non-negative integer or null, not {_kind(value)}")
+        raise FieldError(
+            "type_error",
+            "estimated_rows",
+            f"must be a non-negative integer or null, not {_kind(value)}",
+        )
 
 
 def to_string_set(field: str, value: Any) -> frozenset[str]:
@@ -92,7 +98,9 @@ def to_string_set(field: str, value: Any) -> frozenset[str]:
     if type(value) is frozenset and all(type(v) is str for v in value):
         return value
     if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
-        raise FieldError("type_error", field, f"must be a list or set of strings, not {_kind(value)}")
+        raise FieldError(
+            "type_error", field, f"must be a list or set of strings, not {_kind(value)}"
+        )
     items = tuple(value)
     for item in items:
         if not isinstance(item, str):
@@ -134,7 +142,9 @@ def _resource_schema(value: Any) -> Mapping[str, Any] | None:
     except FieldError:
         raise
     except ConfigError as exc:
-        raise FieldError("type_error", "resource.schema", str(exc).removeprefix("schema: ")) from exc
+        raise FieldError(
+            "type_error", "resource.schema", str(exc).removeprefix("schema: ")
+        ) from exc
     return schema
 
 
@@ -205,10 +215,14 @@ class Resource:
 
     name: str = attrs.field(default="", validator=_string, metadata={"path": "resource.name"})
     kind: str = attrs.field(default="", validator=_string, metadata={"path": "resource.kind"})
-    dialect: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "resource.dialect"})
+    dialect: str | None = attrs.field(
+        default=None, validator=_optional_string, metadata={"path": "resource.dialect"}
+    )
     env: str = attrs.field(default="", validator=_string, metadata={"path": "resource.env"})
     tags: Mapping[str, Any] = attrs.field(factory=dict, converter=_resource_tags, eq=False)
-    schema: Mapping[str, Any] | None = attrs.field(default=None, converter=_resource_schema, eq=False, repr=False)
+    schema: Mapping[str, Any] | None = attrs.field(
+        default=None, converter=_resource_schema, eq=False, repr=False
+    )
 
     FIELDS = ("name", "kind", "dialect", "env", "tags", "schema")
 
@@ -232,7 +246,9 @@ class SqlRequest:
     """A SQL text as the agent sent it (one or several statements)."""
 
     text: str = attrs.field(validator=_string, metadata={"path": "sql"})
-    dialect: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "dialect"})
+    dialect: str | None = attrs.field(
+        default=None, validator=_optional_string, metadata={"path": "dialect"}
+    )
     #: A live fact from the adapter holding the connection: the rows the database expects
     #: the write to touch (`input.sql.statements[0].estimated_rows`). It reaches the input
     #: only when the text is one UPDATE, DELETE or MERGE; `None` when not estimated.
@@ -268,7 +284,12 @@ class HttpRequest:
         """An HTTP request from `{"method", "path", "host", "query"}` (method `GET` and
         path `/` by default); unknown fields and wrong types are a `FieldError`."""
         doc = _fields_of(doc, field, cls.FIELDS)
-        return cls(doc.get("method", "GET"), doc.get("path", "/"), doc.get("host", ""), doc.get("query", {}))
+        return cls(
+            doc.get("method", "GET"),
+            doc.get("path", "/"),
+            doc.get("host", ""),
+            doc.get("query", {}),
+        )
 
 
 def _tool_arguments(value: Any) -> Mapping[str, Any]:
@@ -284,9 +305,15 @@ class ToolRequest:
     server: str = attrs.field(validator=_string, metadata={"path": "tool.server"})
     name: str = attrs.field(validator=_string, metadata={"path": "tool.name"})
     arguments: Mapping[str, Any] = attrs.field(factory=dict, converter=_tool_arguments, eq=False)
-    sql: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "sql"})
-    command: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "command"})
-    dialect: str | None = attrs.field(default=None, validator=_optional_string, metadata={"path": "dialect"})
+    sql: str | None = attrs.field(
+        default=None, validator=_optional_string, metadata={"path": "sql"}
+    )
+    command: str | None = attrs.field(
+        default=None, validator=_optional_string, metadata={"path": "command"}
+    )
+    dialect: str | None = attrs.field(
+        default=None, validator=_optional_string, metadata={"path": "dialect"}
+    )
     listing: bool = False
 
     @property
@@ -387,12 +414,26 @@ class Decision:
 
 _new_object = object.__new__
 (
-    _set_effect, _set_reasons, _set_masks, _set_errors, _set_id, _set_approval_id,
-    _set_input, _set_policy_hash, _set_elapsed_ns,
+    _set_effect,
+    _set_reasons,
+    _set_masks,
+    _set_errors,
+    _set_id,
+    _set_approval_id,
+    _set_input,
+    _set_policy_hash,
+    _set_elapsed_ns,
 ) = (
     Decision.__dict__[name].__set__
     for name in (
-        "effect", "reasons", "masks", "errors", "id", "approval_id", "input", "policy_hash",
+        "effect",
+        "reasons",
+        "masks",
+        "errors",
+        "id",
+        "approval_id",
+        "input",
+        "policy_hash",
         "elapsed_ns",
     )
 )

@@ -61,7 +61,12 @@ class IdentityConfig:
     jwt_secret: bytes | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.leeway, int | float) or isinstance(self.leeway, bool) or not math.isfinite(self.leeway) or self.leeway < 0:
+        if (
+            not isinstance(self.leeway, int | float)
+            or isinstance(self.leeway, bool)
+            or not math.isfinite(self.leeway)
+            or self.leeway < 0
+        ):
             raise ConfigError("identity: `leeway` must be a finite number of seconds, not negative")
         for name in ("subject_claim", "groups_claim"):
             value = getattr(self, name)
@@ -74,16 +79,22 @@ class IdentityConfig:
 
     @property
     def has_keys(self) -> bool:
-        return bool(self.jwt_secret_file or self.jwt_secret or self.public_key_files or self.jwks_file)
+        return bool(
+            self.jwt_secret_file or self.jwt_secret or self.public_key_files or self.jwks_file
+        )
 
     @classmethod
-    def from_mapping(cls, doc: Mapping[str, Any], *, base: Path | None = None, where: str = "identity") -> IdentityConfig:
+    def from_mapping(
+        cls, doc: Mapping[str, Any], *, base: Path | None = None, where: str = "identity"
+    ) -> IdentityConfig:
         """From a configuration table (`[identity]` of subguard.toml): unknown keys and
         wrong types are a `ConfigError` naming the key; relative paths are taken from
         `base` (the configuration file's folder)."""
         unknown = sorted(set(doc) - set(_FIELDS))
         if unknown:
-            raise ConfigError(f"{where}: `{unknown[0]}` is not an identity setting (known: {', '.join(_FIELDS)})")
+            raise ConfigError(
+                f"{where}: `{unknown[0]}` is not an identity setting (known: {', '.join(_FIELDS)})"
+            )
 
         def path(value: Any, key: str) -> str:
             if not isinstance(value, str) or not value:

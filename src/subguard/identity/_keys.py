@@ -21,7 +21,12 @@ from subguard.identity._errors import TokenError
 __all__ = ["KeyRing", "VerificationKey"]
 
 _RSA = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-_EC_BY_CURVE = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512", "secp256k1": "ES256K"}
+_EC_BY_CURVE = {
+    "secp256r1": "ES256",
+    "secp384r1": "ES384",
+    "secp521r1": "ES512",
+    "secp256k1": "ES256K",
+}
 #: The algorithms a JWK of each key type may verify when it names none itself.
 _JWK_FAMILY = {"RSA": _RSA, "OKP": frozenset({"EdDSA"})}
 
@@ -44,7 +49,9 @@ def _read(path: str) -> bytes:
         with open(path, "rb") as handle:
             return handle.read()
     except OSError as exc:
-        raise TokenError("key_error", f"cannot read key file `{path}`: {exc.strerror or exc}") from None
+        raise TokenError(
+            "key_error", f"cannot read key file `{path}`: {exc.strerror or exc}"
+        ) from None
 
 
 def _secret_key(secret: bytes, source: str) -> VerificationKey:
@@ -64,7 +71,9 @@ def _pem_keys(path: str) -> VerificationKey:
 
             public = x509.load_pem_x509_certificate(data).public_key()
         except ValueError:
-            raise TokenError("key_error", f"`{path}` is not a PEM public key or certificate") from None
+            raise TokenError(
+                "key_error", f"`{path}` is not a PEM public key or certificate"
+            ) from None
     if isinstance(public, rsa.RSAPublicKey):
         if public.key_size < 2048:
             raise TokenError("key_error", f"the RSA key in `{path}` is shorter than 2048 bits")
@@ -72,7 +81,9 @@ def _pem_keys(path: str) -> VerificationKey:
     elif isinstance(public, ec.EllipticCurvePublicKey):
         alg = _EC_BY_CURVE.get(public.curve.name)
         if alg is None:
-            raise TokenError("key_error", f"the EC curve `{public.curve.name}` of `{path}` is not supported")
+            raise TokenError(
+                "key_error", f"the EC curve `{public.curve.name}` of `{path}` is not supported"
+            )
         algorithms = frozenset({alg})
     elif isinstance(public, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
         algorithms = frozenset({"EdDSA"})
@@ -106,12 +117,16 @@ def _jwks_keys(path: str, data: bytes) -> tuple[VerificationKey, ...]:
         if isinstance(alg, str):
             algorithms = frozenset({alg})
         elif entry.get("kty") == "EC":
-            curve = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}.get(str(entry.get("crv")))
+            curve = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}.get(
+                str(entry.get("crv"))
+            )
             algorithms = frozenset({curve}) if curve else frozenset()
         else:
             algorithms = _JWK_FAMILY.get(str(entry.get("kty")), frozenset())
         kid = entry.get("kid")
-        out.append(VerificationKey(jwk.key, algorithms, kid if isinstance(kid, str) else None, path))
+        out.append(
+            VerificationKey(jwk.key, algorithms, kid if isinstance(kid, str) else None, path)
+        )
     return tuple(out)
 
 
@@ -149,7 +164,9 @@ class KeyRing:
                 st = os.stat(path)
             except OSError as exc:
                 if force:
-                    raise TokenError("key_error", f"cannot read key file `{path}`: {exc.strerror or exc}") from None
+                    raise TokenError(
+                        "key_error", f"cannot read key file `{path}`: {exc.strerror or exc}"
+                    ) from None
                 return  # keep the keys last read: a file being replaced is briefly absent
             stamp = (st.st_mtime_ns, st.st_size)
             if stamp == self._jwks_stamp:
@@ -173,4 +190,8 @@ class KeyRing:
             named = [k for k in jwks if k.kid == kid and alg in k.algorithms]
             if named:
                 return named
-        return [k for k in (*self._fixed, *(k for k in jwks if k.kid is None or kid is None)) if alg in k.algorithms]
+        return [
+            k
+            for k in (*self._fixed, *(k for k in jwks if k.kid is None or kid is None))
+            if alg in k.algorithms
+        ]

@@ -82,7 +82,10 @@ class TokenVerifier:
             raise TokenError("malformed", "the token's `kid` is not a string")
         candidates = self.keys.candidates(alg, kid)
         if not candidates:
-            raise TokenError("unknown_key", f"no configured key verifies `{alg}` tokens" + (" with this `kid`" if kid else ""))
+            raise TokenError(
+                "unknown_key",
+                f"no configured key verifies `{alg}` tokens" + (" with this `kid`" if kid else ""),
+            )
         payload: dict[str, Any] | None = None
         for candidate in candidates:
             try:
@@ -112,12 +115,16 @@ class TokenVerifier:
         if subject is None:
             raise TokenError("missing_claim", f"the token has no `{sub_claim}` claim")
         if not isinstance(subject, str) or not subject.strip():
-            raise TokenError("bad_claim", f"the token's `{sub_claim}` claim is not a non-empty string")
+            raise TokenError(
+                "bad_claim", f"the token's `{sub_claim}` claim is not a non-empty string"
+            )
         groups_claim = self.config.groups_claim
         groups = payload.get(groups_claim, [])
         # A string is never a list of groups (its characters would become groups).
         if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-            raise TokenError("bad_claim", f"the token's `{groups_claim}` claim is not a list of strings")
+            raise TokenError(
+                "bad_claim", f"the token's `{groups_claim}` claim is not a list of strings"
+            )
         exp = payload.get("exp")
         expires = float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
         if exp is not None and expires is None:
@@ -136,7 +143,10 @@ def _text(token: str | bytes) -> str:
     if not isinstance(token, str):
         raise TokenError("malformed", _MESSAGES["malformed"])
     if len(token) > MAX_TOKEN_BYTES or not token.isascii():
-        raise TokenError("malformed", "the token is too long" if len(token) > MAX_TOKEN_BYTES else _MESSAGES["malformed"])
+        raise TokenError(
+            "malformed",
+            "the token is too long" if len(token) > MAX_TOKEN_BYTES else _MESSAGES["malformed"],
+        )
     return token.strip()
 
 

@@ -83,7 +83,11 @@ class Ref:
         """`a.b.c` when every step is a `.name`, else None."""
         parts = [self.head.name]
         for step in self.path:
-            if not (isinstance(step, Scalar) and isinstance(step.value, str) and step.value.isidentifier()):
+            if not (
+                isinstance(step, Scalar)
+                and isinstance(step.value, str)
+                and step.value.isidentifier()
+            ):
                 return None
             parts.append(step.value)
         return ".".join(parts)
@@ -175,8 +179,20 @@ class ObjectCompr:
 
 
 Expr = (
-    Scalar | Var | Ref | Call | BinOp | Neg | Member | Array | SetLit | Object
-    | ArrayCompr | SetCompr | ObjectCompr | Deref
+    Scalar
+    | Var
+    | Ref
+    | Call
+    | BinOp
+    | Neg
+    | Member
+    | Array
+    | SetLit
+    | Object
+    | ArrayCompr
+    | SetCompr
+    | ObjectCompr
+    | Deref
 )
 
 # ── body literals ────────────────────────────────────────────────────────────────────

@@ -44,7 +44,9 @@ __all__ = ["BodyCompiler", "Fn", "constant", "render"]
 class BodyCompiler(References):
     """Checks and generates one rule definition's body (and nested bodies)."""
 
-    def __init__(self, program: Program, module: ast.Module, group: RuleGroup, counter: Any) -> None:
+    def __init__(
+        self, program: Program, module: ast.Module, group: RuleGroup, counter: Any
+    ) -> None:
         self.program = program
         self.module = module
         self.group = group
@@ -105,7 +107,9 @@ class BodyCompiler(References):
         if isinstance(lit, ast.SomeDecl):
             for name in lit.names:
                 if name != "_":
-                    self.scopes[-1][name] = Var(f"v_{name}_{next(self.counter)}", ANY, lit.loc, declared_only=True)
+                    self.scopes[-1][name] = Var(
+                        f"v_{name}_{next(self.counter)}", ANY, lit.loc, declared_only=True
+                    )
             return
         if isinstance(lit, ast.SomeIn):
             coll, ctype = self.expr(lit.collection, self.withs(lit.withs) if lit.withs else "ctx")
@@ -123,7 +127,15 @@ class BodyCompiler(References):
                 fn.emit(f"for {value} in {source}:")
             else:
                 self.note_computed(ctype)
-                key = self.bind(lit.key, STRING if ctype.kind in ("object", "record") else NUMBER if ctype.kind == "array" else elem, lit.loc)
+                key = self.bind(
+                    lit.key,
+                    STRING
+                    if ctype.kind in ("object", "record")
+                    else NUMBER
+                    if ctype.kind == "array"
+                    else elem,
+                    lit.loc,
+                )
                 value = self.bind(lit.value, elem, lit.loc)
                 fn.emit(f"for {key}, {value} in _items({tmp}):")
             fn.indent += 1
@@ -154,7 +166,11 @@ class BodyCompiler(References):
         target, value = lit.target, lit.value
         if lit.op == "=" and not self.has_unbound(target) and self.has_unbound(value):
             target, value = value, target
-        if isinstance(target, ast.Var) and (lit.op == ":=" or not self.bound(target.name)) and not self._is_global(target.name):
+        if (
+            isinstance(target, ast.Var)
+            and (lit.op == ":=" or not self.bound(target.name))
+            and not self._is_global(target.name)
+        ):
             code, type_ = self.expr(value, cx)
             tmp = self.tmp()
             fn.emit("try:")
@@ -163,7 +179,9 @@ class BodyCompiler(References):
             py = self.bind(target.name, type_, target.loc)
             fn.emit(f"{py} = {tmp}")
             return
-        if isinstance(target, ast.Array | ast.Object) and (lit.op == ":=" or self.has_unbound(target)):
+        if isinstance(target, ast.Array | ast.Object) and (
+            lit.op == ":=" or self.has_unbound(target)
+        ):
             # destructuring: `[a, b] := xs`, `{"k": v} = obj`
             code, _ = self.expr(value, cx)
             tmp = self.tmp()
@@ -204,14 +222,18 @@ class BodyCompiler(References):
             fn.emit(f"{py} = {code}")
             return
         if isinstance(pattern, ast.Array) and self.has_unbound(pattern):
-            fn.emit_failing(f"if type({code}) is not tuple or len({code}) != {len(pattern.items)}: ")
+            fn.emit_failing(
+                f"if type({code}) is not tuple or len({code}) != {len(pattern.items)}: "
+            )
             for i, item in enumerate(pattern.items):
                 element = self.tmp("m")
                 fn.emit(f"{element} = {code}[{i}]")
                 self.match(item, element)
             return
         if isinstance(pattern, ast.Object) and self.has_unbound(pattern):
-            fn.emit_failing(f"if not isinstance({code}, dict) or len({code}) != {len(pattern.pairs)}: ")
+            fn.emit_failing(
+                f"if not isinstance({code}, dict) or len({code}) != {len(pattern.pairs)}: "
+            )
             for key, item in pattern.pairs:
                 key_code, _t = self.expr(key, "ctx")
                 element = self.tmp("m")
@@ -231,7 +253,9 @@ class BodyCompiler(References):
     def _is_global(self, name: str) -> bool:
         return name in ("input", "data")
 
-    def nested(self, params: Sequence[tuple[str, Type, ast.Location]], build: Callable[[list[str]], None]) -> str:
+    def nested(
+        self, params: Sequence[tuple[str, Type, ast.Location]], build: Callable[[list[str]], None]
+    ) -> str:
         """Generate a closure `def _fN(params): …` at the current point; returns its name."""
         name = self.tmp("f")
         outer = self.fn
@@ -286,6 +310,7 @@ class BodyCompiler(References):
         fn = self.fn
         cx = self.withs(lit.withs) if lit.withs else "ctx"
         if self.iterates(lit.expr):
+
             def build(pys: list[str]) -> None:
                 self.literal(ast.ExprLiteral(lit.expr, loc=lit.loc))
                 self.fn.emit("return True")
@@ -310,7 +335,11 @@ class BodyCompiler(References):
             nonlocal found
             if isinstance(e, ast.Ref):
                 for step in e.path:
-                    if isinstance(step, ast.Var) and (step.name == "_" or not self.bound(step.name)) and self.lookup_global(step.name) is None:
+                    if (
+                        isinstance(step, ast.Var)
+                        and (step.name == "_" or not self.bound(step.name))
+                        and self.lookup_global(step.name) is None
+                    ):
                         found = True
                     if isinstance(step, ast.Array | ast.Object) and self.has_unbound(step):
                         found = True
@@ -376,7 +405,9 @@ class BodyCompiler(References):
             elem, _et = self.expr(e.element, cx)
             coll, ct = self.expr(e.collection, cx)
             if ct.is_scalar and not isinstance(e.collection, ast.Scalar):
-                self.errors.add("type_error", f"`in` needs a collection, not a {ct}", e.collection.loc)
+                self.errors.add(
+                    "type_error", f"`in` needs a collection, not a {ct}", e.collection.loc
+                )
             return f"_member_kv({key}, {elem}, {coll})", BOOLEAN
         if isinstance(e, ast.Member):
             elem, et = self.expr(e.element, cx)
@@ -390,10 +421,16 @@ class BodyCompiler(References):
             # types the checker expects, Rego's `_member` otherwise
             if et.kind == "string" and _string_constants(e.collection):
                 tv = self.tmp("q")  # the collection is a constant of strings
-                return f"({tv} in {coll} if type({tv} := {elem}) is str else _member({tv}, {coll}))", BOOLEAN
+                return (
+                    f"({tv} in {coll} if type({tv} := {elem}) is str else _member({tv}, {coll}))",
+                    BOOLEAN,
+                )
             if _string_constant(e.element) and ct.kind == "set":
                 cv = self.tmp("q")  # a string constant needs no test of its type
-                return f"({elem} in {cv} if type({cv} := {coll}) is frozenset else _member({elem}, {cv}))", BOOLEAN
+                return (
+                    f"({elem} in {cv} if type({cv} := {coll}) is frozenset else _member({elem}, {cv}))",
+                    BOOLEAN,
+                )
             if et.kind == "string" and ct.kind == "set":
                 tv, cv = self.tmp("q"), self.tmp("q")
                 fast = f"{tv} in {cv} if (type({tv} := {elem}) is str) & (type({cv} := {coll}) is frozenset)"
@@ -463,9 +500,18 @@ class BodyCompiler(References):
                 return f"({left} {op} {right})", BOOLEAN
             return f"{'_eq' if op == '==' else '_ne'}({left}, {right})", BOOLEAN
         if op in ("<", "<=", ">", ">="):
-            if lt.is_scalar and rt.is_scalar and lt.kind != rt.kind and "null" not in (lt.kind, rt.kind):
+            if (
+                lt.is_scalar
+                and rt.is_scalar
+                and lt.kind != rt.kind
+                and "null" not in (lt.kind, rt.kind)
+            ):
                 self.errors.add("type_error", f"`{op}` compares a {lt} with a {rt}", e.loc)
-            a, b = (self.tmp("q"), self.tmp("q")) if lt.kind == rt.kind and lt.kind in ("number", "string") else (left, right)
+            a, b = (
+                (self.tmp("q"), self.tmp("q"))
+                if lt.kind == rt.kind and lt.kind in ("number", "string")
+                else (left, right)
+            )
             slow = {
                 "<": f"_less({a}, {b})",
                 ">": f"_less({b}, {a})",
@@ -478,15 +524,26 @@ class BodyCompiler(References):
             # is no number) by Rego's order of types. A constant side needs no test.
             test = "in _NUMS" if lt.kind == "number" else "is str"
             if _plain_constant(e.right):
-                return f"({a} {op} {right} if type({a} := {left}) {test} else {slow.replace(b, right)})", BOOLEAN
+                return (
+                    f"({a} {op} {right} if type({a} := {left}) {test} else {slow.replace(b, right)})",
+                    BOOLEAN,
+                )
             if _plain_constant(e.left):
-                return f"({left} {op} {b} if type({b} := {right}) {test} else {slow.replace(a, left)})", BOOLEAN
-            return f"({a} {op} {b} if (type({a} := {left}) {test}) & (type({b} := {right}) {test}) else {slow})", BOOLEAN
+                return (
+                    f"({left} {op} {b} if type({b} := {right}) {test} else {slow.replace(a, left)})",
+                    BOOLEAN,
+                )
+            return (
+                f"({a} {op} {b} if (type({a} := {left}) {test}) & (type({b} := {right}) {test}) else {slow})",
+                BOOLEAN,
+            )
         if op in ("|", "&"):
             for t, side in ((lt, e.left), (rt, e.right)):
                 if t.kind not in ("set", "any"):
                     self.errors.add("type_error", f"`{op}` needs sets, not a {t}", side.loc)
-            return f"{'_union' if op == '|' else '_intersect'}({left}, {right})", Type("set", join([lt.elem or ANY, rt.elem or ANY]))
+            return f"{'_union' if op == '|' else '_intersect'}({left}, {right})", Type(
+                "set", join([lt.elem or ANY, rt.elem or ANY])
+            )
         helper = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_div", "%": "_mod"}[op]
         for t, side in ((lt, e.left), (rt, e.right)):
             if t.kind not in ("number", "any") and not (op == "-" and t.kind == "set"):
@@ -502,7 +559,11 @@ class BodyCompiler(References):
 
 def _string_constants(e: ast.Expr) -> bool:
     """A set or array literal of strings only (compiled to one constant)."""
-    return isinstance(e, ast.SetLit | ast.Array) and bool(e.items) and all(_string_constant(i) for i in e.items)
+    return (
+        isinstance(e, ast.SetLit | ast.Array)
+        and bool(e.items)
+        and all(_string_constant(i) for i in e.items)
+    )
 
 
 def _plain_constant(e: ast.Expr) -> bool:
@@ -525,4 +586,3 @@ def constant(e: ast.Expr) -> Any:
     if isinstance(e, ast.Object):
         return {freeze(constant(k)): constant(v) for k, v in e.pairs}
     raise ValueError("not a constant")
-

@@ -19,7 +19,15 @@ from typing import Any, Final
 
 from subguard.lang.values import FrozenDict
 
-__all__ = ["DEFAULT_BUDGET", "BudgetExceeded", "charge_arguments", "charge_text", "exceeded", "spend", "start"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "BudgetExceeded",
+    "charge_arguments",
+    "charge_text",
+    "exceeded",
+    "spend",
+    "start",
+]
 
 #: Units one evaluation may spend by default: well under a second of generated loops.
 DEFAULT_BUDGET: Final = 1_000_000
@@ -56,7 +64,9 @@ def start(budget: int = DEFAULT_BUDGET) -> list[int]:
 
 
 def exceeded(meter: list[int]) -> BudgetExceeded:
-    return BudgetExceeded(f"evaluation budget exceeded (more than {meter[1]} iterations and allocated elements)")
+    return BudgetExceeded(
+        f"evaluation budget exceeded (more than {meter[1]} iterations and allocated elements)"
+    )
 
 
 def spend(units: int) -> None:

@@ -62,7 +62,9 @@ class Builtin:
 
     def __attrs_post_init__(self) -> None:
         if self.args is not None and len(self.args) != self.arity:
-            raise ValueError(f"`{self.name}` declares {len(self.args)} argument types for {self.arity} arguments")
+            raise ValueError(
+                f"`{self.name}` declares {len(self.args)} argument types for {self.arity} arguments"
+            )
 
 
 _REGISTRY: dict[str, Builtin] = {}

@@ -52,8 +52,21 @@ def _object_filter(obj: Any, keys: Any) -> dict[Any, Any]:
 
 # --- units --------------------------------------------------------------------------------
 
-_SI = {"": 1, "m": 10**-3, "k": 10**3, "K": 10**3, "M": 10**6, "g": 10**9, "G": 10**9,
-       "t": 10**12, "T": 10**12, "p": 10**15, "P": 10**15, "e": 10**18, "E": 10**18}
+_SI = {
+    "": 1,
+    "m": 10**-3,
+    "k": 10**3,
+    "K": 10**3,
+    "M": 10**6,
+    "g": 10**9,
+    "G": 10**9,
+    "t": 10**12,
+    "T": 10**12,
+    "p": 10**15,
+    "P": 10**15,
+    "e": 10**18,
+    "E": 10**18,
+}
 _IEC = {"ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40, "pi": 2**50, "ei": 2**60}
 _AMOUNT = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
@@ -65,12 +78,16 @@ def _amount_and_unit(name: str, text: str) -> tuple[str, str]:
     match = _AMOUNT.match(stripped)
     if match is None:
         raise BuiltinError(f"`{name}`: no amount provided in `{text}`")
-    unit = stripped[match.end():]
+    unit = stripped[match.end() :]
     return match.group(0), unit
 
 
 def _number(amount: str, factor: int | float) -> int | float:
-    value = float(amount) * factor if ("." in amount or "e" in amount.lower() or isinstance(factor, float)) else int(amount) * factor
+    value = (
+        float(amount) * factor
+        if ("." in amount or "e" in amount.lower() or isinstance(factor, float))
+        else int(amount) * factor
+    )
     if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         return int(value)
     return value
@@ -94,10 +111,23 @@ def _units_parse_bytes(x: Any) -> int:
     unit = unit.lower()
     if unit.endswith("b"):
         unit = unit[:-1]
-    factors = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15, "e": 10**18, **_IEC}
+    factors = {
+        "": 1,
+        "k": 10**3,
+        "m": 10**6,
+        "g": 10**9,
+        "t": 10**12,
+        "p": 10**15,
+        "e": 10**18,
+        **_IEC,
+    }
     if unit not in factors:
         raise BuiltinError(f"`units.parse_bytes`: unknown unit `{unit}`")
-    return int(float(amount) * factors[unit]) if "." in amount or "e" in amount.lower() else int(amount) * factors[unit]
+    return (
+        int(float(amount) * factors[unit])
+        if "." in amount or "e" in amount.lower()
+        else int(amount) * factors[unit]
+    )
 
 
 # --- semantic versions --------------------------------------------------------------------
@@ -146,14 +176,20 @@ def _hasher(name: str, algorithm: str) -> None:
         return hashlib.new(algorithm, _str(name, 1, x).encode()).hexdigest()
 
 
-for _name, _algorithm in (("crypto.md5", "md5"), ("crypto.sha1", "sha1"), ("crypto.sha256", "sha256")):
+for _name, _algorithm in (
+    ("crypto.md5", "md5"),
+    ("crypto.sha1", "sha1"),
+    ("crypto.sha256", "sha256"),
+):
     _hasher(_name, _algorithm)
 
 
 def _hmac(name: str, algorithm: str) -> None:
     @_builtin(name, ("string", "string"), "string")
     def mac(x: Any, key: Any) -> str:
-        return hmac.new(_str(name, 2, key).encode(), _str(name, 1, x).encode(), algorithm).hexdigest()
+        return hmac.new(
+            _str(name, 2, key).encode(), _str(name, 1, x).encode(), algorithm
+        ).hexdigest()
 
 
 for _algorithm in ("md5", "sha1", "sha256", "sha512"):
@@ -162,7 +198,9 @@ for _algorithm in ("md5", "sha1", "sha256", "sha512"):
 
 @_builtin("crypto.hmac.equal", ("string", "string"), "boolean")
 def _hmac_equal(a: Any, b: Any) -> bool:
-    return hmac.compare_digest(_str("crypto.hmac.equal", 1, a).encode(), _str("crypto.hmac.equal", 2, b).encode())
+    return hmac.compare_digest(
+        _str("crypto.hmac.equal", 1, a).encode(), _str("crypto.hmac.equal", 2, b).encode()
+    )
 
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
@@ -223,7 +261,11 @@ def _jwt_decode(token: Any) -> tuple[Any, Any, str]:
     """`[header, payload, signature as hex]` of a compact JWS, not verified (as OPA)."""
     parts = _str("io.jwt.decode", 1, token).split(".")
     if len(parts) != 3:
-        raise BuiltinError("`io.jwt.decode`: encoded JWT had no period separators" if len(parts) == 1 else "`io.jwt.decode`: encoded JWT must have 3 sections")
+        raise BuiltinError(
+            "`io.jwt.decode`: encoded JWT had no period separators"
+            if len(parts) == 1
+            else "`io.jwt.decode`: encoded JWT must have 3 sections"
+        )
     try:
         header = json.loads(_b64url_decode("io.jwt.decode", parts[0]))
         payload = json.loads(_b64url_decode("io.jwt.decode", parts[1]))
@@ -255,7 +297,9 @@ def _parse_rfc3339_ns(x: Any) -> int:
         raise BuiltinError(f"`time.parse_rfc3339_ns`: `{x}` is not an RFC 3339 time")
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     try:
-        moment = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=dt.UTC)
+        moment = dt.datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=dt.UTC
+        )
     except ValueError as exc:
         raise BuiltinError(f"`time.parse_rfc3339_ns`: {exc}") from None
     seconds = calendar.timegm(moment.utctimetuple())
@@ -265,7 +309,16 @@ def _parse_rfc3339_ns(x: Any) -> int:
     return seconds * _NS + int((fraction or "").ljust(9, "0") or 0)
 
 
-_DURATION_UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "μs": 10**3, "ms": 10**6, "s": _NS, "m": 60 * _NS, "h": 3600 * _NS}
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 10**3,
+    "µs": 10**3,
+    "μs": 10**3,
+    "ms": 10**6,
+    "s": _NS,
+    "m": 60 * _NS,
+    "h": 3600 * _NS,
+}
 _DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -335,7 +388,12 @@ def _time_add_date(ns: Any, years: Any, months: Any, days: Any) -> int:
     (January 31 plus one month is March 3 or 2)."""
     total = _int("time.add_date", 1, ns)
     moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=total // 1000)
-    month_index = (moment.year + _int("time.add_date", 2, years)) * 12 + moment.month - 1 + _int("time.add_date", 3, months)
+    month_index = (
+        (moment.year + _int("time.add_date", 2, years)) * 12
+        + moment.month
+        - 1
+        + _int("time.add_date", 3, months)
+    )
     year, month = divmod(month_index, 12)
     if not 1 <= year <= 9999:
         raise BuiltinError("`time.add_date`: time outside of valid range")

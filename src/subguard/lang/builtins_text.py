@@ -67,7 +67,10 @@ def _replace(x: Any, old: Any, new: Any) -> str:
     text, before, after = _str("replace", 1, x), _str("replace", 2, old), _str("replace", 3, new)
     if len(after) > len(before):
         # the result's size, before building it (`replace(x, "", y)` multiplies)
-        charge_text(len(text) + (text.count(before) if before else len(text) + 1) * (len(after) - len(before)))
+        charge_text(
+            len(text)
+            + (text.count(before) if before else len(text) + 1) * (len(after) - len(before))
+        )
     return text.replace(before, after)
 
 
@@ -426,7 +429,10 @@ def constant_pattern_error(name: str, args: tuple[Any, ...]) -> tuple[int, str] 
         else:
             _regex(pattern)
     except RegexError as exc:
-        return position, f"`{name}`: `{pattern}` is an {exc} (RE2 has no backreferences or lookaround)"
+        return (
+            position,
+            f"`{name}`: `{pattern}` is an {exc} (RE2 has no backreferences or lookaround)",
+        )
     except ValueError as exc:
         return position, f"`{name}`: {exc}"
     return None

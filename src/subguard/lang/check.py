@@ -26,7 +26,11 @@ def collect_rules(program: Program) -> None:
             else:
                 kind = rule.kind
             if rule.elses and not rule.body:
-                program.errors.add("type_error", "`else` follows a body: this rule has none to fall back from", rule.elses[0].loc)
+                program.errors.add(
+                    "type_error",
+                    "`else` follows a body: this rule has none to fall back from",
+                    rule.elses[0].loc,
+                )
             group = table.get(name)
             if group is None:
                 group = RuleGroup(len(program.by_index), package, name, kind)
@@ -89,11 +93,15 @@ def check_recursion(program: Program) -> None:
         stack.append(index)
         for dep in sorted(program.by_index[index].depends):
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep):]
+                cycle = stack[stack.index(dep) :]
                 if not reported.intersection(cycle):
                     reported.update(cycle)
                     names = " → ".join(f"`{program.by_index[i].name}`" for i in [*cycle, dep])
-                    program.errors.add("recursion", f"rules depend on themselves: {names}", program.by_index[dep].loc)
+                    program.errors.add(
+                        "recursion",
+                        f"rules depend on themselves: {names}",
+                        program.by_index[dep].loc,
+                    )
             elif dep not in state:
                 visit(dep, stack)
         stack.pop()
@@ -116,11 +124,15 @@ def check_defaults(program: Program) -> None:
         if group.kind != ast.FUNCTION:
             continue
         if not all(isinstance(a, ast.Var) for a in default.args):
-            program.errors.add("type_error", "a default function's parameters are variables", default.loc)
+            program.errors.add(
+                "type_error", "a default function's parameters are variables", default.loc
+            )
         if group.definitions and len(group.definitions[0].args) != len(default.args):
             arity = len(group.definitions[0].args)
             program.errors.add(
-                "arity", f"`{group.name}` takes {arity} argument{'s' * (arity != 1)}, its default {len(default.args)}", default.loc
+                "arity",
+                f"`{group.name}` takes {arity} argument{'s' * (arity != 1)}, its default {len(default.args)}",
+                default.loc,
             )
 
 

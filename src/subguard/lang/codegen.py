@@ -45,7 +45,9 @@ def _mocked_functions(program: Program) -> Any:
         for rule in module.rules:
             for w in _withs_in(rule):
                 name = w.target.dotted()
-                if name is None or (w.target.head.name in ("input", "data") and not name.startswith("data.")):
+                if name is None or (
+                    w.target.head.name in ("input", "data") and not name.startswith("data.")
+                ):
                     continue
                 key = function_key(program, module.package_name, name)
                 if key is not None:
@@ -65,9 +67,15 @@ def _withs_in(node: Any) -> Any:
                 yield from _withs_in(getattr(node, field.name))
 
 
-def _compile_definition(program: Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any) -> None:
+def _compile_definition(
+    program: Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any
+) -> None:
     fname = f"_d{group.index}_{next(counter)}"
-    params = ["ctx", "out", *(f"_a{i}" for i in range(len(rule.args)))] if rule.kind == ast.FUNCTION else ["ctx", "out"]
+    params = (
+        ["ctx", "out", *(f"_a{i}" for i in range(len(rule.args)))]
+        if rule.kind == ast.FUNCTION
+        else ["ctx", "out"]
+    )
     entrypoint = group.name in program.entrypoints
     if rule.elses:
         lines = _else_chain(program, module, group, rule, counter, params)
@@ -83,13 +91,19 @@ def _compile_definition(program: Program, module: ast.Module, group: RuleGroup, 
 
 
 def _else_chain(
-    program: Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any, params: list[str]
+    program: Program,
+    module: ast.Module,
+    group: RuleGroup,
+    rule: ast.Rule,
+    counter: Any,
+    params: list[str],
 ) -> list[Line]:
     """A definition with `else` clauses: each clause (the body first) is a function of
     its own; the definition calls them in order until one produces a value. The lines
     only call, so they can be inlined like any entrypoint body."""
     clauses = [attrs.evolve(rule, elses=())] + [
-        attrs.evolve(rule, value=clause.value, body=clause.body, elses=(), loc=clause.loc) for clause in rule.elses
+        attrs.evolve(rule, value=clause.value, body=clause.body, elses=(), loc=clause.loc)
+        for clause in rule.elses
     ]
     names = []
     for clause in clauses:
@@ -108,7 +122,13 @@ def _else_chain(
 
 
 def _definition_lines(
-    program: Program, module: ast.Module, group: RuleGroup, rule: ast.Rule, counter: Any, *, leaves: bool
+    program: Program,
+    module: ast.Module,
+    group: RuleGroup,
+    rule: ast.Rule,
+    counter: Any,
+    *,
+    leaves: bool,
 ) -> list[Line]:
     bc = BodyCompiler(program, module, group, counter)
     bc.fn = Fn(0, leaves)
@@ -139,7 +159,12 @@ def _definition_lines(
         fn.emit("try:")
         fn.emit(f"    out.append({value})")
         fn.emit_failing("except _U: ")
-        if rule.kind in (ast.COMPLETE, ast.FUNCTION) and isinstance(rule.value, ast.Scalar) and fn.loops and not leaves:
+        if (
+            rule.kind in (ast.COMPLETE, ast.FUNCTION)
+            and isinstance(rule.value, ast.Scalar)
+            and fn.loops
+            and not leaves
+        ):
             # one solution decides a constant-valued rule: stop searching
             fn.emit("return")
     for scope in bc.scopes:
@@ -155,7 +180,13 @@ def assemble(program: Program) -> None:
         what = repr(f"rule `{group.qualified}`")
         i = group.index
         if group.kind == ast.FUNCTION:
-            arity = len(group.definitions[0].args) if group.definitions else len(group.default.args) if group.default else 0
+            arity = (
+                len(group.definitions[0].args)
+                if group.definitions
+                else len(group.default.args)
+                if group.default
+                else 0
+            )
             params = ", ".join(f"_a{n}" for n in range(arity))
             src.append(f"def _g{i}(ctx{', ' if params else ''}{params}):")
             src.append("    out = []")

@@ -57,7 +57,11 @@ def compile_policy(
     arity like the standard ones. `entrypoints` names the rules the caller evaluates
     definition by definition (`CompiledPolicy.definitions`), with the kinds they may have."""
     program = Program(
-        list(modules), schema, Errors(), entrypoints=dict(entrypoints or {}), extra_builtins=dict(builtins or {})
+        list(modules),
+        schema,
+        Errors(),
+        entrypoints=dict(entrypoints or {}),
+        extra_builtins=dict(builtins or {}),
     )
     try:
         for stage in stages:

@@ -53,7 +53,13 @@ class Fn:
         elif self.leaves:
             self.lines.append((self.indent, prefix, True))
         else:
-            self.lines.append((self.indent, prefix + (f"return {self.result}" if self.result else "return"), False))
+            self.lines.append(
+                (
+                    self.indent,
+                    prefix + (f"return {self.result}" if self.result else "return"),
+                    False,
+                )
+            )
 
 
 def render(lines: Sequence[Line], base: int, leave: str = "") -> list[str]:

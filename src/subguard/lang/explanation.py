@@ -60,18 +60,31 @@ def explain(
         extra: list[ast.Rule] = []
         for rule in module.rules:
             package, name = rule_home(module, rule)
-            if rule.kind in (ast.DEFAULT, ast.FUNCTION) or not (name in rules or f"{package}.{name}" in rules):
+            if rule.kind in (ast.DEFAULT, ast.FUNCTION) or not (
+                name in rules or f"{package}.{name}" in rules
+            ):
                 continue
             prefixes = []
             for k in range(1, len(rule.body) + 1):
                 probe = f"__why{counter}_{k}"
                 head = f"{rule.name.rpartition('.')[0]}.{probe}" if "." in rule.name else probe
-                extra.append(ast.Rule(ast.COMPLETE, head, ast.Scalar(True), rule.body[:k], boolean=True, loc=rule.loc))
+                extra.append(
+                    ast.Rule(
+                        ast.COMPLETE,
+                        head,
+                        ast.Scalar(True),
+                        rule.body[:k],
+                        boolean=True,
+                        loc=rule.loc,
+                    )
+                )
                 prefixes.append((f"{package}.{probe}", rule.body[k - 1]))
             counter += 1
             probes.append((package, name, rule, prefixes))
         augmented.append(attrs.evolve(module, rules=module.rules + tuple(extra)))
-    program = Program(augmented, schema, Errors(), extra_builtins=dict(builtins or {}), check_unused=False)
+    program = Program(
+        augmented, schema, Errors(), extra_builtins=dict(builtins or {}), check_unused=False
+    )
     for stage in STAGES:
         stage.run(program)
     if program.errors:
@@ -85,7 +98,10 @@ def explain(
             try:
                 compiled.evaluate_rule(probe, input, data)
             except runtime.UNDEFINED_ERRORS:
-                failed = (literal.loc, literal_head(literal) + (" … }" if isinstance(literal, ast.Every) else ""))
+                failed = (
+                    literal.loc,
+                    literal_head(literal) + (" … }" if isinstance(literal, ast.Every) else ""),
+                )
                 break
             except Exception as exc:  # a literal that raised: the error is the reason
                 failed, error = (literal.loc, literal_head(literal)), f"{type(exc).__name__}: {exc}"

@@ -180,7 +180,15 @@ def _expr(expr: ast.Expr, bracket: bool) -> str:
 
 
 #: What a `Deref` may start from without parentheses (the grammar's `primary`).
-_PRIMARY = (ast.Call, ast.Array, ast.SetLit, ast.Object, ast.ArrayCompr, ast.SetCompr, ast.ObjectCompr)
+_PRIMARY = (
+    ast.Call,
+    ast.Array,
+    ast.SetLit,
+    ast.Object,
+    ast.ArrayCompr,
+    ast.SetCompr,
+    ast.ObjectCompr,
+)
 
 
 def _ref(ref: ast.Ref) -> str:
@@ -244,7 +252,9 @@ def _sugared(body: Sequence[ast.Literal]) -> list[ast.Literal | _SomePattern]:
     while i < len(body):
         literal = body[i]
         if isinstance(literal, ast.SomeIn):
-            fresh = [n for n in (literal.key, literal.value) if n is not None and _FRESH.fullmatch(n)]
+            fresh = [
+                n for n in (literal.key, literal.value) if n is not None and _FRESH.fullmatch(n)
+            ]
             patterns: list[tuple[str, ast.Expr]] = []
             j = i + 1
             while j < len(body) and len(patterns) < len(fresh):
@@ -283,8 +293,9 @@ def literal_head(literal: ast.Literal | _SomePattern) -> str:
     if isinstance(literal, ast.SomeDecl):
         return "some " + ", ".join(literal.names)
     if isinstance(literal, ast.SomeIn):
-        return f"some {_names(literal.key, literal.value)} in {expr_text(literal.collection, _REL)}" + _withs(
-            literal.withs
+        return (
+            f"some {_names(literal.key, literal.value)} in {expr_text(literal.collection, _REL)}"
+            + _withs(literal.withs)
         )
     if isinstance(literal, ast.Every):
         return f"every {_names(literal.key, literal.value)} in {expr_text(literal.domain, _REL)} {{"

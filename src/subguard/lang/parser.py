@@ -43,14 +43,42 @@ _ENDS_EXPR = frozenset(
 #: Tokens that continue the previous line when they start the next one.
 _CONTINUES = frozenset(
     {
-        "RBRACE", "RPAR", "RSQB", "COMMA", "COLON", "OR_OP", "AND_OP", "REL_OP", "PLUS",
-        "MUL_OP", "ASSIGN_OP", "IF", "WITH", "AS", "IN", "COMPR_BAR", "ELSE",
+        "RBRACE",
+        "RPAR",
+        "RSQB",
+        "COMMA",
+        "COLON",
+        "OR_OP",
+        "AND_OP",
+        "REL_OP",
+        "PLUS",
+        "MUL_OP",
+        "ASSIGN_OP",
+        "IF",
+        "WITH",
+        "AS",
+        "IN",
+        "COMPR_BAR",
+        "ELSE",
     }
 )
 _KEYWORDS = frozenset(
     {
-        "PACKAGE", "IMPORT", "AS", "DEFAULT", "IF", "CONTAINS", "SOME", "IN", "EVERY", "NOT",
-        "WITH", "TRUE", "FALSE", "NULL", "ELSE",
+        "PACKAGE",
+        "IMPORT",
+        "AS",
+        "DEFAULT",
+        "IF",
+        "CONTAINS",
+        "SOME",
+        "IN",
+        "EVERY",
+        "NOT",
+        "WITH",
+        "TRUE",
+        "FALSE",
+        "NULL",
+        "ELSE",
     }
 )
 _OPENERS = {"LPAR": "paren", "LSQB": "bracket", "LBRACE": "brace"}
@@ -163,7 +191,9 @@ def _loc(path: str, meta: Any) -> ast.Location:
 
 
 def _tok_loc(path: str, tok: Token) -> ast.Location:
-    return ast.Location(path, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
+    return ast.Location(
+        path, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0
+    )
 
 
 @v_args(meta=True)
@@ -192,7 +222,9 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         return ast.Import(ref, str(alias) if alias is not None else None, loc=_loc(self.path, meta))
 
     # rules
-    def _rule(self, meta: Any, kind: ast.RuleKind, name: Token, value: Any, body: Any, **kw: Any) -> ast.Rule:
+    def _rule(
+        self, meta: Any, kind: ast.RuleKind, name: Token, value: Any, body: Any, **kw: Any
+    ) -> ast.Rule:
         literals, one_line = body if body is not None else ((), False)
         return ast.Rule(
             kind, str(name), value, literals, one_line=one_line, loc=_loc(self.path, meta), **kw
@@ -225,7 +257,9 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         _op, value, body = items
         loc = _loc(self.path, meta)
         literals = body[0] if body is not None else ()
-        return ast.Else(value if value is not None else ast.Scalar(True, loc=loc), literals, loc=loc)
+        return ast.Else(
+            value if value is not None else ast.Scalar(True, loc=loc), literals, loc=loc
+        )
 
     def set_rule(self, meta: Any, items: list[Any]) -> ast.Rule:
         name, value, body = items
@@ -242,7 +276,9 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         if boolean:
             value = ast.Scalar(True, loc=_tok_loc(self.path, name))
         params = tuple(a for a in args if a is not None)
-        return self._rule(meta, ast.FUNCTION, name, value, body, args=params, boolean=boolean, elses=elses)
+        return self._rule(
+            meta, ast.FUNCTION, name, value, body, args=params, boolean=boolean, elses=elses
+        )
 
     def rule_body(self, meta: Any, items: list[Any]) -> tuple[tuple[Any, ...], bool]:
         if len(items) == 1:
@@ -263,7 +299,11 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         left, op, right, *rest = items
         loc = _loc(self.path, meta)
         if str(op) == ":=":
-            raise PolicyError("parse_error", "`:=` cannot be negated: a variable declared under `not` is never used", loc)
+            raise PolicyError(
+                "parse_error",
+                "`:=` cannot be negated: a variable declared under `not` is never used",
+                loc,
+            )
         return ast.NotLiteral(ast.BinOp("==", left, right, loc=loc), self._withs(rest), loc=loc)
 
     def names(self, meta: Any, items: list[Token]) -> tuple[str, ...]:
@@ -276,7 +316,11 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         names = []
         for term in items[0]:
             if not isinstance(term, ast.Var):
-                raise PolicyError("parse_error", "`some` declares variables: write `some x` or `some x in xs`", term.loc)
+                raise PolicyError(
+                    "parse_error",
+                    "`some` declares variables: write `some x` or `some x in xs`",
+                    term.loc,
+                )
             names.append(term.name)
         return ast.SomeDecl(tuple(names), loc=_loc(self.path, meta))
 
@@ -400,9 +444,7 @@ class _ToAst(Transformer_NonRecursive):  # type: ignore[type-arg]
         args = [a for a in args if a is not None]
         name = target.name if isinstance(target, ast.Var) else target.dotted()
         if name is None:
-            raise PolicyError(
-                "parse_error", "only a function name can be called", loc
-            )
+            raise PolicyError("parse_error", "only a function name can be called", loc)
         if name == "set" and not args:
             return ast.SetLit((), loc=loc)
         return ast.Call(name, tuple(args), loc=loc)
@@ -559,8 +601,18 @@ def _parse_error(err: UnexpectedInput, path: str, text: str) -> PolicyError:
 
 
 _PUNCT = {
-    "RBRACE": "}", "LBRACE": "{", "RPAR": ")", "LPAR": "(", "RSQB": "]", "LSQB": "[",
-    "COMMA": ",", "COLON": ":", "DOT": ".", "ASSIGN_OP": ":=", "IF": "if", "IN": "in",
+    "RBRACE": "}",
+    "LBRACE": "{",
+    "RPAR": ")",
+    "LPAR": "(",
+    "RSQB": "]",
+    "LSQB": "[",
+    "COMMA": ",",
+    "COLON": ":",
+    "DOT": ".",
+    "ASSIGN_OP": ":=",
+    "IF": "if",
+    "IN": "in",
 }
 
 
@@ -611,7 +663,9 @@ def parse_module(text: str, path: str = "<policy>") -> ast.Module:
         offset = text.index("\x00")
         line = text.count("\n", 0, offset) + 1
         col = offset - (text.rfind("\n", 0, offset) + 1) + 1
-        raise PolicyError("parse_error", "policy text contains a NUL character", Location(path, line, col))
+        raise PolicyError(
+            "parse_error", "policy text contains a NUL character", Location(path, line, col)
+        )
     parser = _parser()
     try:
         items, comments = parser.parse(text, path)
@@ -628,6 +682,4 @@ def parse_module(text: str, path: str = "<policy>") -> ast.Module:
     _, package, package_loc = items[0]
     imports = tuple(i for i in items[1:] if isinstance(i, ast.Import))
     rules = tuple(i for i in items[1:] if isinstance(i, ast.Rule))
-    return ast.Module(
-        package, imports, rules, path=path, comments=tuple(comments), loc=package_loc
-    )
+    return ast.Module(package, imports, rules, path=path, comments=tuple(comments), loc=package_loc)

@@ -101,10 +101,14 @@ class CompiledPolicy:
                 continue
             for rule, fname in zip(g.definitions, program.def_functions.get(g.index, [])):
                 imports = program.imports.get(id(program.module_of.get(id(rule))), {})
-                definitions.append(Definition(g.package, g.name, rule.loc.short, requirements(rule, imports)))
+                definitions.append(
+                    Definition(g.package, g.name, rule.loc.short, requirements(rule, imports))
+                )
                 functions.append(ns[fname])
             if g.default is not None and g.default.value is not None:
-                defaults.append(Default(g.package, g.name, g.default.loc.short, constant(g.default.value)))
+                defaults.append(
+                    Default(g.package, g.name, g.default.loc.short, constant(g.default.value))
+                )
         #: Every entrypoint definition, in source order.
         self.definitions = tuple(definitions)
         #: The entrypoint rules' default values.
@@ -186,7 +190,9 @@ class CompiledPolicy:
         wrapped: list[Callable[..., Any]] = []
         for definition, fn in zip(self.definitions, self._functions):
 
-            def traced(ctx: Any, out: list[Any], *args: Any, _fn: Any = fn, _loc: str = definition.location) -> None:
+            def traced(
+                ctx: Any, out: list[Any], *args: Any, _fn: Any = fn, _loc: str = definition.location
+            ) -> None:
                 before = len(out)
                 _fn(ctx, out, *args)
                 if len(out) > before:
@@ -201,7 +207,9 @@ class CompiledPolicy:
     def conform(self, input: Any) -> Any:
         """A JSON input document in the value model, its schema-typed sets as sets."""
         value = from_json(input)
-        return conform(value, self._schema.root, self._schema) if self._schema is not None else value
+        return (
+            conform(value, self._schema.root, self._schema) if self._schema is not None else value
+        )
 
     def evaluate_rule(self, name: str, input: Any, data: Any) -> Any:
         """The value of one rule (`package.rule`) for an input; raises `Undefined` when
@@ -226,7 +234,7 @@ class CompiledPolicy:
             fn = self._rule_fns.get(f"{package}.{path[cut]}") if package else None
             if fn is not None:
                 value = fn(ctx)
-                for step in path[cut + 1:]:
+                for step in path[cut + 1 :]:
                     value = runtime.get(value, step)
                 return value
         base: Any = ctx.data
@@ -237,14 +245,16 @@ class CompiledPolicy:
                 base = runtime.MISSING
                 break
         prefix = ".".join(path)
-        below = [p for p in self.packages if p == prefix or not prefix or p.startswith(prefix + ".")]
+        below = [
+            p for p in self.packages if p == prefix or not prefix or p.startswith(prefix + ".")
+        ]
         if not below:
             if base is runtime.MISSING:
                 raise runtime.Undefined
             return base
         document: dict[str, Any] = dict(base) if isinstance(base, dict) else {}
         for package in below:
-            rest = package.split(".")[len(path):] if prefix else package.split(".")
+            rest = package.split(".")[len(path) :] if prefix else package.split(".")
             node = document
             for step in rest:
                 child = node.get(step)
@@ -262,7 +272,8 @@ class CompiledPolicy:
     def rule_locations(self) -> dict[str, list[str]]:
         """`package.rule` → the `file:line` of each of its definitions."""
         return {
-            g.qualified: [r.loc.short for r in g.definitions] + ([g.default.loc.short] if g.default else [])
+            g.qualified: [r.loc.short for r in g.definitions]
+            + ([g.default.loc.short] if g.default else [])
             for g in self._groups
         }
 
@@ -295,7 +306,10 @@ class CompiledPolicy:
                 (1, "out = []", False),
                 (1, "try:", False),
                 (2, "for _once in _ONCE:", False),
-                *((3 + indent, text, leaves) for indent, text, leaves in body or [(0, "pass", False)]),
+                *(
+                    (3 + indent, text, leaves)
+                    for indent, text, leaves in body or [(0, "pass", False)]
+                ),
                 (1, "except Exception as exc:", False),
                 (2, f"raised.append(({i}, exc))", False),
                 (1, "else:", False),
@@ -353,7 +367,11 @@ def hoist_context(source: str) -> str:
             continue
         if len(after) > 2 and after[2].type == tokenize.OP and after[2].string == "=":
             return source  # a field assigned
-        if token.end != after[0].start or after[0].end != after[1].start or token.start[0] != after[1].end[0]:
+        if (
+            token.end != after[0].start
+            or after[0].end != after[1].start
+            or token.start[0] != after[1].end[0]
+        ):
             return source  # `ctx . input` spread out: not code this package writes
         edits.append((token.start[0], token.start[1], after[1].end[1], local))
     if not edits:

@@ -14,7 +14,15 @@ from subguard.lang.builtins import BUILTINS, Builtin
 from subguard.lang.types import Schema
 
 __all__ = [
-    "MAX_ERRORS", "Entrypoint", "Errors", "Line", "Program", "RuleGroup", "did_you_mean", "find_group", "function_key",
+    "MAX_ERRORS",
+    "Entrypoint",
+    "Errors",
+    "Line",
+    "Program",
+    "RuleGroup",
+    "did_you_mean",
+    "find_group",
+    "function_key",
     "rule_home",
 ]
 

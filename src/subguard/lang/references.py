@@ -65,7 +65,9 @@ class References:
                 path.append(step.value)
             if root not in ("input", "data"):
                 self.errors.add(
-                    "type_error", "`with` replaces `input`, `data`, a rule under `data` or a function", w.loc
+                    "type_error",
+                    "`with` replaces `input`, `data`, a rule under `data` or a function",
+                    w.loc,
                 )
                 return "ctx"
             rule_index = None
@@ -86,7 +88,13 @@ class References:
         """What `with f as value` puts in place of `f`: another function (a function of
         the policy or a builtin, called with the context and the arguments) or a value
         that every call returns."""
-        name = value.name if isinstance(value, ast.Var) else value.dotted() if isinstance(value, ast.Ref) else None
+        name = (
+            value.name
+            if isinstance(value, ast.Var)
+            else value.dotted()
+            if isinstance(value, ast.Ref)
+            else None
+        )
         if name is not None and self.lookup(name) is None:
             key = function_key(self.program, self.package, name)
             if isinstance(key, int):
@@ -112,7 +120,11 @@ class References:
         if dot and head in self.imports:
             # `import data.lib` then `lib.f(x)`: the function `f` of package `lib`
             imported = self.imports[head]
-            steps = [s.value for s in imported.path if isinstance(s, ast.Scalar) and isinstance(s.value, str)]
+            steps = [
+                s.value
+                for s in imported.path
+                if isinstance(s, ast.Scalar) and isinstance(s.value, str)
+            ]
             if imported.head.name == "data" and len(steps) == len(imported.path):
                 group, rest = self.find_rule((*steps, *tail.split(".")))
                 if rest:
@@ -131,26 +143,45 @@ class References:
             if group.kind != ast.FUNCTION:
                 self.errors.add("type_error", f"`{e.name}` is a rule, not a function", e.loc)
                 return "None", ANY
-            arity = len(group.definitions[0].args) if group.definitions else len(group.default.args) if group.default else 0
+            arity = (
+                len(group.definitions[0].args)
+                if group.definitions
+                else len(group.default.args)
+                if group.default
+                else 0
+            )
             if arity != len(args):
                 self.errors.add(
-                    "arity", f"`{e.name}` takes {arity} argument{'s' * (arity != 1)}, not {len(args)}", e.loc
+                    "arity",
+                    f"`{e.name}` takes {arity} argument{'s' * (arity != 1)}, not {len(args)}",
+                    e.loc,
                 )
             self.group.depends.add(group.index)
             if group.index in self.program.mocked:
-                return f"_call_mock({cx}, {group.index}, _g{group.index}{', ' if args else ''}{arg_code})", ANY
+                return (
+                    f"_call_mock({cx}, {group.index}, _g{group.index}{', ' if args else ''}{arg_code})",
+                    ANY,
+                )
             return f"_g{group.index}({cx}{', ' if args else ''}{arg_code})", ANY
         builtin = self.program.extra_builtins.get(e.name) or BUILTINS.get(e.name)
         if builtin is None:
-            local_functions = [n for n, g in self.program.groups.get(self.package, {}).items() if g.kind == ast.FUNCTION]
+            local_functions = [
+                n
+                for n, g in self.program.groups.get(self.package, {}).items()
+                if g.kind == ast.FUNCTION
+            ]
             self.errors.add(
                 "unknown_function",
                 f"`{e.name}` is not a builtin or a function of this package",
                 e.loc,
-                did_you_mean(e.name, list(BUILTINS) + list(self.program.extra_builtins) + local_functions),
+                did_you_mean(
+                    e.name, list(BUILTINS) + list(self.program.extra_builtins) + local_functions
+                ),
             )
             return "None", ANY
-        named_key = e.name == "object.get" and len(e.args) == 3 and isinstance(e.args[1], ast.Scalar)
+        named_key = (
+            e.name == "object.get" and len(e.args) == 3 and isinstance(e.args[1], ast.Scalar)
+        )
         for _code, actual in args[1:] if named_key else args:
             self.note_computed(actual)  # `object.get(s, "field", d)` reads a named field
         if builtin.arity != len(args):
@@ -160,7 +191,9 @@ class References:
                 e.loc,
             )
         elif builtin.args is not None:
-            for position, (declared, (_code, actual), arg) in enumerate(zip(builtin.args, args, e.args), 1):
+            for position, (declared, (_code, actual), arg) in enumerate(
+                zip(builtin.args, args, e.args), 1
+            ):
                 check_argument(self.errors, e.name, position, declared, actual, arg.loc)
         if e.name not in self.program.extra_builtins:
             constants = tuple(a.value if isinstance(a, ast.Scalar) else None for a in e.args)
@@ -171,16 +204,27 @@ class References:
         self.program.namespace[fname] = builtin.fn
         if e.name in self.program.mocked:
             self.program.namespace["_bc_" + e.name.replace(".", "_")] = _with_context(builtin.fn)
-            return f"_call_mock({cx}, {e.name!r}, _bc_{e.name.replace('.', '_')}{', ' if args else ''}{arg_code})", builtin.result
+            return (
+                f"_call_mock({cx}, {e.name!r}, _bc_{e.name.replace('.', '_')}{', ' if args else ''}{arg_code})",
+                builtin.result,
+            )
         return f"{fname}({arg_code})", builtin.result
 
     def fast_sprintf(self, e: ast.Call, cx: str) -> str | None:
         """`sprintf` with a constant format of plain `%s`/`%v` and an array literal of as
         many values compiles to string concatenation: deny messages are on the hot path."""
-        if e.name != "sprintf" or len(e.args) != 2 or "sprintf" in self.program.groups.get(self.package, {}):
+        if (
+            e.name != "sprintf"
+            or len(e.args) != 2
+            or "sprintf" in self.program.groups.get(self.package, {})
+        ):
             return None
         fmt, values = e.args
-        if not (isinstance(fmt, ast.Scalar) and isinstance(fmt.value, str) and isinstance(values, ast.Array)):
+        if not (
+            isinstance(fmt, ast.Scalar)
+            and isinstance(fmt.value, str)
+            and isinstance(values, ast.Array)
+        ):
             return None
         pieces = _PLAIN_VERB.split(fmt.value)
         if len(pieces) != len(values.items) + 1 or "%" in "".join(pieces):
@@ -201,7 +245,7 @@ class References:
             package = ".".join(path[:cut])
             if package in self.program.groups:
                 group = self.program.groups[package].get(path[cut])
-                return group, path[cut + 1:]
+                return group, path[cut + 1 :]
         return None, path
 
     def ref(self, e: ast.Ref, cx: str) -> tuple[str, Type]:
@@ -212,7 +256,9 @@ class References:
             local.used = True
             return self.steps(local.py, local.type, path, cx)
         if local is not None and local.declared_only:
-            self.errors.add("unsafe_var", f"var `{name}` is declared but not bound before use", e.head.loc)
+            self.errors.add(
+                "unsafe_var", f"var `{name}` is declared but not bound before use", e.head.loc
+            )
             return "None", ANY
         if name in self.imports:
             imported = self.imports[name]
@@ -231,7 +277,7 @@ class References:
             for cut in range(len(consts), 0, -1):
                 package = ".".join(consts[:cut])
                 if cut < len(consts) and consts[cut] in groups.get(package, {}):
-                    return self.rule_value(groups[package][consts[cut]], path[cut + 1:], cx, e.loc)
+                    return self.rule_value(groups[package][consts[cut]], path[cut + 1 :], cx, e.loc)
                 if any(p == package or p.startswith(package + ".") for p in groups):
                     # a package, or a prefix of packages: its document
                     return self.package_document(consts[:cut], path[cut:], cx)
@@ -245,7 +291,7 @@ class References:
                             did_you_mean(consts[cut], self.program.groups[package]),
                         )
                         return "None", ANY
-                    return self.rule_value(group, path[cut + 1:], cx, e.loc)
+                    return self.rule_value(group, path[cut + 1 :], cx, e.loc)
             data_root = self.program.schema.data if self.program.schema is not None else None
             return self.steps(f"{cx}.data", data_root or ANY, path, cx)
         group = self.program.groups.get(self.package, {}).get(name)
@@ -255,40 +301,69 @@ class References:
         if any(p == sub or p.startswith(sub + ".") for p in self.program.groups):
             # rules of a sub-package, defined by heads of several parts (`p.q.r := 1`)
             steps = tuple(ast.Scalar(part, loc=e.head.loc) for part in sub.split("."))
-            return self.ref(ast.Ref(ast.Var("data", loc=e.head.loc), steps + tuple(path), loc=e.loc), cx)
+            return self.ref(
+                ast.Ref(ast.Var("data", loc=e.head.loc), steps + tuple(path), loc=e.loc), cx
+            )
         if name == "_":
             self.errors.add("unsafe_var", "`_` cannot be used as a value", e.head.loc)
             return "None", ANY
-        candidates = list(self.names_in_scope()) + list(self.program.groups.get(self.package, {})) + ["input", "data"]
-        self.errors.add("unsafe_var", f"var `{name}` is unsafe: it is not bound before use", e.head.loc, did_you_mean(name, candidates))
+        candidates = (
+            list(self.names_in_scope())
+            + list(self.program.groups.get(self.package, {}))
+            + ["input", "data"]
+        )
+        self.errors.add(
+            "unsafe_var",
+            f"var `{name}` is unsafe: it is not bound before use",
+            e.head.loc,
+            did_you_mean(name, candidates),
+        )
         return "None", ANY
 
-    def package_document(self, parts: Sequence[str], path: Sequence[ast.Expr], cx: str) -> tuple[str, Type]:
+    def package_document(
+        self, parts: Sequence[str], path: Sequence[ast.Expr], cx: str
+    ) -> tuple[str, Type]:
         """`data.a.b` where `a.b` is a package (or leads to packages): the object of its
         rules' values, sub-packages nested, merged over the `data` document there."""
         prefix = ".".join(parts)
         entries = []
         for group in self.program.by_index:
-            if group.kind == ast.FUNCTION or not (group.package == prefix or group.package.startswith(prefix + ".")):
+            if group.kind == ast.FUNCTION or not (
+                group.package == prefix or group.package.startswith(prefix + ".")
+            ):
                 continue
             self.group.depends.add(group.index)
-            relative = tuple(group.package.split(".")[len(parts):])
+            relative = tuple(group.package.split(".")[len(parts) :])
             entries.append(f"({relative!r}, {group.name!r}, _g{group.index})")
         below = tuple(
-            tuple(p.split(".")[len(parts):]) for p in self.program.groups if p == prefix or p.startswith(prefix + ".")
+            tuple(p.split(".")[len(parts) :])
+            for p in self.program.groups
+            if p == prefix or p.startswith(prefix + ".")
         )
         code = f"_package_doc({cx}, {tuple(parts)!r}, {below!r}, ({''.join(e + ', ' for e in entries)}))"
         return self.steps(code, Type("object", ANY), list(path), cx)
 
-    def rule_value(self, group: RuleGroup, path: Sequence[ast.Expr], cx: str, loc: ast.Location) -> tuple[str, Type]:
+    def rule_value(
+        self, group: RuleGroup, path: Sequence[ast.Expr], cx: str, loc: ast.Location
+    ) -> tuple[str, Type]:
         if group.kind == ast.FUNCTION:
-            self.errors.add("type_error", f"`{group.name}` is a function: call it with arguments", loc)
+            self.errors.add(
+                "type_error", f"`{group.name}` is a function: call it with arguments", loc
+            )
             return "None", ANY
         self.group.depends.add(group.index)
-        t = Type("set", ANY) if group.kind == ast.SET else Type("object", ANY) if group.kind == ast.OBJECT else ANY
+        t = (
+            Type("set", ANY)
+            if group.kind == ast.SET
+            else Type("object", ANY)
+            if group.kind == ast.OBJECT
+            else ANY
+        )
         return self.steps(f"_g{group.index}({cx})", t, list(path), cx)
 
-    def steps(self, code: str, type_: Type, path: list[ast.Expr], cx: str, typed_from: str | None = None) -> tuple[str, Type]:
+    def steps(
+        self, code: str, type_: Type, path: list[ast.Expr], cx: str, typed_from: str | None = None
+    ) -> tuple[str, Type]:
         for step in path:
             if isinstance(step, ast.Array | ast.Object) and self.has_unbound(step):
                 # a composite key with unbound variables (`s[[1, x]]`): iterate the keys
@@ -308,7 +383,11 @@ class References:
                 self.match(step, key)
                 code, type_ = value, elem_type(type_)
                 continue
-            if isinstance(step, ast.Var) and (step.name == "_" or not self.bound(step.name)) and self.lookup_global(step.name) is None:
+            if (
+                isinstance(step, ast.Var)
+                and (step.name == "_" or not self.bound(step.name))
+                and self.lookup_global(step.name) is None
+            ):
                 # iteration: bind the index variable over the collection's keys
                 check_iterable(self.errors, type_, step.loc)
                 self.note_computed(type_)
@@ -320,8 +399,16 @@ class References:
                 fn.emit_failing("except _U: ")
                 fn.emit(CHARGE.format(coll))
                 fn.emit(CHECK)
-                key_type = NUMBER if type_.kind == "array" else STRING if type_.kind in ("object", "record") else elem_type(type_)
-                key = self.bind(step.name, key_type, step.loc) if step.name != "_" else self.tmp("w")
+                key_type = (
+                    NUMBER
+                    if type_.kind == "array"
+                    else STRING
+                    if type_.kind in ("object", "record")
+                    else elem_type(type_)
+                )
+                key = (
+                    self.bind(step.name, key_type, step.loc) if step.name != "_" else self.tmp("w")
+                )
                 if step.name != "_":
                     var = self.lookup(step.name)
                     if var is not None:

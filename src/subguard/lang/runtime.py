@@ -90,7 +90,9 @@ def call_mockable(ctx: Ctx, key: Any, fn: Any, *args: Any) -> Any:
             return replacement
         # inside the replacement, the function it replaces is the original again (OPA's
         # scoping: `with f as g` where `g` calls `f` is no recursion)
-        inner = Ctx(ctx.input, ctx.data, {}, ctx.meter, {k: v for k, v in mocks.items() if k != key})
+        inner = Ctx(
+            ctx.input, ctx.data, {}, ctx.meter, {k: v for k, v in mocks.items() if k != key}
+        )
         return replacement(inner, *args)
     return fn(ctx, *args)
 
@@ -175,7 +177,11 @@ def member_kv(key: Any, value: Any, collection: Any) -> bool:
     """`k, v in c`: the array has `v` at index `k`, the object `v` at key `k`, or the set
     holds `v` and `k` equals it; `false` for anything else."""
     if type(collection) is tuple:
-        if (type(key) is int or type(key) is float) and float(key).is_integer() and 0 <= key < len(collection):
+        if (
+            (type(key) is int or type(key) is float)
+            and float(key).is_integer()
+            and 0 <= key < len(collection)
+        ):
             return equal(collection[int(key)], value)
         return False
     if type(collection) is frozenset:
@@ -227,7 +233,11 @@ def div(a: Any, b: Any) -> Any:
     if b == 0:
         raise EvalFault("divide by zero")
     result = a / b
-    return int(result) if isinstance(result, float) and result.is_integer() and type(a) is int and type(b) is int else result
+    return (
+        int(result)
+        if isinstance(result, float) and result.is_integer() and type(a) is int and type(b) is int
+        else result
+    )
 
 
 def mod(a: Any, b: Any) -> Any:
@@ -301,7 +311,10 @@ MISSING = _MISSING
 
 
 def package_document(
-    ctx: Ctx, path: tuple[str, ...], packages: tuple[tuple[str, ...], ...], rules: tuple[tuple[tuple[str, ...], str, Any], ...]
+    ctx: Ctx,
+    path: tuple[str, ...],
+    packages: tuple[tuple[str, ...], ...],
+    rules: tuple[tuple[tuple[str, ...], str, Any], ...],
 ) -> dict[str, Any]:
     """The document at `data.<path>` when packages live there: the `data` document's
     object at that path, with each package below it (by its path relative to `path`)

@@ -28,14 +28,18 @@ __all__ = [
 ]
 
 
-def check_argument(errors: Errors, name: str, position: int, declared: Type, actual: Type, loc: ast.Location) -> None:
+def check_argument(
+    errors: Errors, name: str, position: int, declared: Type, actual: Type, loc: ast.Location
+) -> None:
     """A builtin's argument of a known type other than the one it declares (a number
     given to `lower`) can only fail at run time: report it now."""
     if declared.kind == "any" or actual.kind == "any" or actual.kind == declared.kind:
         return
     if actual.kind == "null" or (declared.kind == "object" and actual.kind == "record"):
         return
-    errors.add("type_error", f"`{name}` argument {position} must be a {declared}, not a {actual}", loc)
+    errors.add(
+        "type_error", f"`{name}` argument {position} must be a {declared}, not a {actual}", loc
+    )
 
 
 def check_iterable(errors: Errors, t: Type, loc: ast.Location) -> None:
@@ -48,7 +52,13 @@ def check_member(errors: Errors, et: Type, ct: Type, e: ast.Member) -> None:
         errors.add("type_error", f"`in` needs a collection, not a {ct}", e.collection.loc)
         return
     elem = ct.elem if ct.kind in ("set", "array", "object") else None
-    if elem is not None and elem.is_scalar and et.is_scalar and elem.kind != et.kind and "null" not in (elem.kind, et.kind):
+    if (
+        elem is not None
+        and elem.is_scalar
+        and et.is_scalar
+        and elem.kind != et.kind
+        and "null" not in (elem.kind, et.kind)
+    ):
         errors.add("type_error", f"a {et} is never in a {ct}", e.loc)
 
 
@@ -76,12 +86,16 @@ def check_comparable(errors: Errors, op: str, lt: Type, rt: Type, loc: ast.Locat
         return
     if (lt.kind == "null" and rt.nullable) or (rt.kind == "null" and lt.nullable):
         return
-    if (lt.kind == "record" and rt.kind == "object") or (rt.kind == "record" and lt.kind == "object"):
+    if (lt.kind == "record" and rt.kind == "object") or (
+        rt.kind == "record" and lt.kind == "object"
+    ):
         return
     errors.add("type_error", f"`{op}` compares a {lt} with a {rt}: it can never hold", loc)
 
 
-def field_type(errors: Errors, schema: Schema | None, t: Type, name: str, loc: ast.Location) -> Type:
+def field_type(
+    errors: Errors, schema: Schema | None, t: Type, name: str, loc: ast.Location
+) -> Type:
     """The type of field `name` of a value of type `t`."""
     if t.kind == "record" and schema is not None:
         fields = schema.fields(t)
@@ -103,7 +117,13 @@ def field_type(errors: Errors, schema: Schema | None, t: Type, name: str, loc: a
         errors.add("type_error", f"a {t} has no field `{name}`", loc)
         return ANY
     if t.kind in ("array", "set"):
-        errors.add("type_error", f"an {t.kind} is indexed by position, not by `{name}`" if t.kind == "array" else f"a set has no field `{name}`", loc)
+        errors.add(
+            "type_error",
+            f"an {t.kind} is indexed by position, not by `{name}`"
+            if t.kind == "array"
+            else f"a set has no field `{name}`",
+            loc,
+        )
         return ANY
     if t.kind == "object":
         return t.elem or ANY
@@ -139,4 +159,6 @@ def join(types: Sequence[Type]) -> Type:
 
 
 def is_boolean_expr(e: ast.Expr) -> bool:
-    return isinstance(e, ast.Member) or (isinstance(e, ast.BinOp) and e.op in ("==", "!=", "<", "<=", ">", ">="))
+    return isinstance(e, ast.Member) or (
+        isinstance(e, ast.BinOp) and e.op in ("==", "!=", "<", "<=", ">", ">=")
+    )

@@ -13,7 +13,18 @@ import attrs
 
 from subguard.lang.values import freeze
 
-__all__ = ["ANY", "BOOLEAN", "NULL", "NUMBER", "STRING", "Schema", "Type", "TypeKind", "conform", "parse_type"]
+__all__ = [
+    "ANY",
+    "BOOLEAN",
+    "NULL",
+    "NUMBER",
+    "STRING",
+    "Schema",
+    "Type",
+    "TypeKind",
+    "conform",
+    "parse_type",
+]
 
 
 #: What a static type is.
@@ -88,12 +99,16 @@ class Schema:
     data: Type | None = None
 
     @classmethod
-    def from_strings(cls, records: Mapping[str, Mapping[str, str]], root: str, data: str | None = None) -> Schema:
+    def from_strings(
+        cls, records: Mapping[str, Mapping[str, str]], root: str, data: str | None = None
+    ) -> Schema:
         parsed = {
             name: {field: parse_type(t, records) for field, t in fields.items()}
             for name, fields in records.items()
         }
-        return cls(parsed, Type("record", record=root), Type("record", record=data) if data else None)
+        return cls(
+            parsed, Type("record", record=root), Type("record", record=data) if data else None
+        )
 
     def fields(self, t: Type) -> Mapping[str, Type]:
         return self.records.get(t.record or "", {})

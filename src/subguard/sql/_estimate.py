@@ -54,12 +54,29 @@ def _classes(*names: str) -> tuple[type[exp.Expression], ...]:
 #: Functions a WHERE may call for the count to be built: pure builtins (and the
 #: connectives sqlglot models as functions).
 _SAFE_FUNCTIONS: Final = _classes(
-    "And", "Or", "Xor", "Lower", "Upper", "Length", "Abs", "Coalesce", "Trim", "Substring",
-    "Cast", "Nullif", "Round", "CurrentDate", "CurrentTime", "CurrentTimestamp", "Collate",
+    "And",
+    "Or",
+    "Xor",
+    "Lower",
+    "Upper",
+    "Length",
+    "Abs",
+    "Coalesce",
+    "Trim",
+    "Substring",
+    "Cast",
+    "Nullif",
+    "Round",
+    "CurrentDate",
+    "CurrentTime",
+    "CurrentTimestamp",
+    "Collate",
 )
 
 #: Operators SQLite runs through functions an application may override.
-_OVERRIDABLE: Final = _classes("Like", "ILike", "Glob", "RegexpLike", "RegexpILike", "SimilarTo", "Match")
+_OVERRIDABLE: Final = _classes(
+    "Like", "ILike", "Glob", "RegexpLike", "RegexpILike", "SimilarTo", "Match"
+)
 
 #: Collations SQLite defines itself; any other one is application code.
 _BUILTIN_COLLATIONS: Final = frozenset({"binary", "nocase", "rtrim"})
@@ -105,7 +122,11 @@ def _count_query(text: str, dialect: str, bound: int) -> CountQuery | None:
         if value is True:  # `DELETE … USING` flag in some dialect versions
             return None
     target = node.this
-    if not isinstance(target, exp.Table) or not isinstance(target.this, exp.Identifier) or target.args.get("db"):
+    if (
+        not isinstance(target, exp.Table)
+        or not isinstance(target.this, exp.Identifier)
+        or target.args.get("db")
+    ):
         return None
     where = node.args.get("where")
     if where is not None and not _safe(where):
@@ -132,7 +153,10 @@ def _safe(where: exp.Expression) -> bool:
             return False
         if isinstance(node, exp.Collate):
             name = node.expression
-            if not isinstance(name, exp.Column | exp.Identifier | exp.Var) or name.name.lower() not in _BUILTIN_COLLATIONS:
+            if (
+                not isinstance(name, exp.Column | exp.Identifier | exp.Var)
+                or name.name.lower() not in _BUILTIN_COLLATIONS
+            ):
                 return False
         if isinstance(node, exp.With | exp.Parameter):
             return False

@@ -63,7 +63,9 @@ class _StarResolver(Resolver):
     def expression_sources(self, frame: Frame, expression: exp.Expr) -> frozenset[Src]:
         found = super().expression_sources(frame, expression)
         extra: set[Src] = set()
-        columns = [expression] if type(expression) is exp.Column else expression.find_all(exp.Column)
+        columns = (
+            [expression] if type(expression) is exp.Column else expression.find_all(exp.Column)
+        )
         for col in columns:
             # A name that is no column but a table or alias in scope is the whole row
             # (PostgreSQL: `SELECT u FROM users u`, `row_to_json(u)`): it carries every column.
@@ -94,7 +96,12 @@ class _StarResolver(Resolver):
                     continue
                 expanded = self.expand(source)
             else:
-                expanded = [e for key in frame.selected if key in frame.sources for e in self.expand(frame.sources[key])]
+                expanded = [
+                    e
+                    for key in frame.selected
+                    if key in frame.sources
+                    for e in self.expand(frame.sources[key])
+                ]
                 if not expanded:
                     extra.add((None, "*", False))
             for _, srcs in expanded:
@@ -196,5 +203,14 @@ def _returns_rows(node: exp.Expr) -> bool:
     # not model; the gate refuses to return them when a mask is in force.
     return not isinstance(
         node,
-        (exp.Create, exp.Drop, exp.Alter, exp.TruncateTable, exp.Transaction, exp.Commit, exp.Rollback, exp.Set),
+        (
+            exp.Create,
+            exp.Drop,
+            exp.Alter,
+            exp.TruncateTable,
+            exp.Transaction,
+            exp.Commit,
+            exp.Rollback,
+            exp.Set,
+        ),
     )

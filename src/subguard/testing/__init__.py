@@ -98,13 +98,36 @@ __all__ = [
 #: Names that need Hypothesis, imported on first use so that the pytest plugin and
 #: `subguard test` work without it.
 _LAZY = {
-    **{n: "subguard.testing.strategies" for n in ("ALL_KINDS", "DEFAULT_SCHEMA", "Case", "commands", "requests", "resources", "sql", "subjects")},
+    **{
+        n: "subguard.testing.strategies"
+        for n in (
+            "ALL_KINDS",
+            "DEFAULT_SCHEMA",
+            "Case",
+            "commands",
+            "requests",
+            "resources",
+            "sql",
+            "subjects",
+        )
+    },
     **{
         n: "subguard.testing.assertions"
         for n in (
-            "PolicyPropertyError", "Predicate", "all_of", "assert_at_least", "assert_effect", "assert_never",
-            "assert_never_allowed", "check", "decide", "from_group", "kind_in", "reads_column_tagged",
-            "unbounded_write", "writes_to",
+            "PolicyPropertyError",
+            "Predicate",
+            "all_of",
+            "assert_at_least",
+            "assert_effect",
+            "assert_never",
+            "assert_never_allowed",
+            "check",
+            "decide",
+            "from_group",
+            "kind_in",
+            "reads_column_tagged",
+            "unbounded_write",
+            "writes_to",
         )
     },
 }

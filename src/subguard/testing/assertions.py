@@ -56,7 +56,9 @@ def decide(policy: Policy | Engine, case: Case) -> Decision:
     """The decision for `case`, through the same analysis as `Engine.check` (no log; the
     session has `case.denied` earlier denials)."""
     engine = _engine(policy)
-    session = session_document("property-test", TEST_TIME_NS, requests=case.denied, denied=case.denied)
+    session = session_document(
+        "property-test", TEST_TIME_NS, requests=case.denied, denied=case.denied
+    )
     built = build_input(case.request, case.subject, case.resource, session, TEST_TIME_NS)
     return engine.evaluate(built.input)
 
@@ -99,7 +101,10 @@ def kind_in(*kinds: str) -> Predicate:
 
 def unbounded_write(document: Mapping[str, Any]) -> bool:
     """Runs an UPDATE or DELETE without a bounding WHERE (nested ones included)."""
-    return any(s.get("kind") in ("update", "delete") and not s.get("has_where") for s in _statements(document))
+    return any(
+        s.get("kind") in ("update", "delete") and not s.get("has_where")
+        for s in _statements(document)
+    )
 
 
 def from_group(group: str) -> Predicate:
@@ -133,7 +138,9 @@ def all_of(*predicates: Predicate) -> Predicate:
     def holds(document: Mapping[str, Any]) -> bool:
         return all(p(document) for p in predicates)
 
-    holds.__doc__ = " and ".join(str(p.__doc__ or getattr(p, "__name__", "?")).split(" (")[0].rstrip(".") for p in predicates)
+    holds.__doc__ = " and ".join(
+        str(p.__doc__ or getattr(p, "__name__", "?")).split(" (")[0].rstrip(".") for p in predicates
+    )
     return holds
 
 
@@ -147,7 +154,9 @@ def _describe(when: Predicate | None) -> str:
     return f" that {text[0].lower()}{text[1:].rstrip('.')}" if text else ""
 
 
-def _fail(case: Case, decision: Decision, expected: str, when: Predicate | None) -> PolicyPropertyError:
+def _fail(
+    case: Case, decision: Decision, expected: str, when: Predicate | None
+) -> PolicyPropertyError:
     lines = [
         f"a {case.request.kind} request{_describe(when)} was decided `{decision.effect.value}`; expected {expected}",
         f"  request: {case.request.text}",
@@ -162,7 +171,9 @@ def _fail(case: Case, decision: Decision, expected: str, when: Predicate | None)
     return PolicyPropertyError("\n".join(lines))
 
 
-def assert_at_least(policy: Policy | Engine, case: Case, effect: Effect | str, *, when: Predicate | None = None) -> Decision:
+def assert_at_least(
+    policy: Policy | Engine, case: Case, effect: Effect | str, *, when: Predicate | None = None
+) -> Decision:
     """The decision for `case` is `effect` or stronger (when `when` holds)."""
     wanted = _effect(effect)
     decision = decide(policy, case)
@@ -172,7 +183,11 @@ def assert_at_least(policy: Policy | Engine, case: Case, effect: Effect | str, *
 
 
 def assert_never(
-    policy: Policy | Engine, case: Case, effects: Iterable[Effect | str] | Effect | str, *, when: Predicate | None = None
+    policy: Policy | Engine,
+    case: Case,
+    effects: Iterable[Effect | str] | Effect | str,
+    *,
+    when: Predicate | None = None,
 ) -> Decision:
     """The decision for `case` is none of `effects` (when `when` holds)."""
     banned = {_effect(e) for e in ([effects] if isinstance(effects, str | Effect) else effects)}
@@ -183,12 +198,16 @@ def assert_never(
     return decision
 
 
-def assert_never_allowed(policy: Policy | Engine, case: Case, *, when: Predicate | None = None) -> Decision:
+def assert_never_allowed(
+    policy: Policy | Engine, case: Case, *, when: Predicate | None = None
+) -> Decision:
     """`case` is not let through (neither `allow` nor `mask`) when `when` holds."""
     return assert_never(policy, case, (Effect.ALLOW, Effect.MASK), when=when)
 
 
-def assert_effect(policy: Policy | Engine, case: Case, effect: Effect | str, *, when: Predicate | None = None) -> Decision:
+def assert_effect(
+    policy: Policy | Engine, case: Case, effect: Effect | str, *, when: Predicate | None = None
+) -> Decision:
     """The decision for `case` is exactly `effect` (when `when` holds)."""
     wanted = _effect(effect)
     decision = decide(policy, case)

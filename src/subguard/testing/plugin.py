@@ -22,13 +22,19 @@ def pytest_addoption(parser: Any) -> None:
         default=None,
         help="policy file or directory for the subguard_policy fixture (repeatable)",
     )
-    parser.addini("subguard_rules", "policy files or directories for subguard_policy", type="linelist")
+    parser.addini(
+        "subguard_rules", "policy files or directories for subguard_policy", type="linelist"
+    )
 
 
 @pytest.fixture(scope="session")
 def subguard_policy(request: Any) -> Policy:
     """The policy named by `--subguard-rules` / `subguard_rules`, loaded once."""
-    paths = request.config.getoption("--subguard-rules") or request.config.getini("subguard_rules") or ["rules"]
+    paths = (
+        request.config.getoption("--subguard-rules")
+        or request.config.getini("subguard_rules")
+        or ["rules"]
+    )
     return load_policy(list(paths))
 
 

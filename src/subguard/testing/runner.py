@@ -102,7 +102,9 @@ def _fields(what: str, value: Any, allowed: Sequence[str], builtin: str) -> dict
     return plain
 
 
-def _context(builtin: str, context: Any) -> tuple[Subject, Resource, dict[str, Any], str | None, int]:
+def _context(
+    builtin: str, context: Any
+) -> tuple[Subject, Resource, dict[str, Any], str | None, int]:
     ctx = _fields("request context", context, _CONTEXT_FIELDS, builtin)
     time_ns = ctx.get("time_ns", TEST_TIME_NS)
     if type(time_ns) is not int:
@@ -368,7 +370,12 @@ def _expected_effects(rule: Rule) -> tuple[str, ...]:
     found: list[str] = []
 
     def is_effect(e: Any) -> bool:
-        return isinstance(e, Ref) and bool(e.path) and isinstance(e.path[-1], Scalar) and e.path[-1].value == "effect"
+        return (
+            isinstance(e, Ref)
+            and bool(e.path)
+            and isinstance(e.path[-1], Scalar)
+            and e.path[-1].value == "effect"
+        )
 
     def visit(node: Any) -> None:
         if isinstance(node, BinOp) and node.op == "==":
@@ -410,7 +417,12 @@ def _coverage(policy: Policy, test_files: set[str], fired: set[str]) -> Coverage
                 covered.append(location)
             else:
                 missed.append((location, name))
-    missed.sort(key=lambda m: (_file_of(m[0]), int(m[0].rsplit(":", 1)[1]) if m[0].rsplit(":", 1)[1].isdigit() else 0))
+    missed.sort(
+        key=lambda m: (
+            _file_of(m[0]),
+            int(m[0].rsplit(":", 1)[1]) if m[0].rsplit(":", 1)[1].isdigit() else 0,
+        )
+    )
     return Coverage(tuple(covered), tuple(missed))
 
 
@@ -458,7 +470,16 @@ def run_tests(
         elapsed = time.perf_counter() - begin
         expected = _expected_effects(rule) if status != "pass" else ()
         results.append(
-            TestResult(package, rule.name, location, status, message, expected, tuple(recorder.decisions), elapsed)
+            TestResult(
+                package,
+                rule.name,
+                location,
+                status,
+                message,
+                expected,
+                tuple(recorder.decisions),
+                elapsed,
+            )
         )
     report_coverage = _coverage(policy, test_files, recorder.fired) if coverage else None
     return TestReport(tuple(results), report_coverage, time.perf_counter() - started)

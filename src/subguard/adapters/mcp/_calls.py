@@ -67,7 +67,9 @@ class Validator:
             cls.check_schema(dict(schema))
             self._validator = cls(dict(schema))
         except jsonschema.exceptions.SchemaError as exc:
-            self.problem = f"the tool's input schema is invalid (`{exc.validator}` at `{_path(exc.path)}`)"
+            self.problem = (
+                f"the tool's input schema is invalid (`{exc.validator}` at `{_path(exc.path)}`)"
+            )
         except Exception as exc:  # anything odd in a server's schema: fail closed
             self.problem = f"the tool's input schema cannot be used ({type(exc).__name__})"
 
@@ -78,7 +80,10 @@ class Validator:
         try:
             error = jsonschema.exceptions.best_match(self._validator.iter_errors(dict(arguments)))
         except Exception as exc:  # a `$ref` that cannot be resolved, a regex that does not compile
-            raise CallProblem("invalid_schema", f"the tool's input schema cannot be applied ({type(exc).__name__})") from None
+            raise CallProblem(
+                "invalid_schema",
+                f"the tool's input schema cannot be applied ({type(exc).__name__})",
+            ) from None
         if error is not None:
             raise CallProblem(
                 "invalid_arguments",
@@ -91,7 +96,9 @@ def _path(path: Any) -> str:
     return "/".join(parts) if parts else "(arguments)"
 
 
-def tool_request(server: str, name: str, arguments: Mapping[str, Any], spec: ToolSpec) -> ToolRequest:
+def tool_request(
+    server: str, name: str, arguments: Mapping[str, Any], spec: ToolSpec
+) -> ToolRequest:
     """The request for one call; `CallProblem` when the analysed argument is missing or
     not a string (a SQL tool called without SQL is not a call the rules can judge)."""
     sql = command = None
@@ -99,11 +106,15 @@ def tool_request(server: str, name: str, arguments: Mapping[str, Any], spec: Too
         sql = _text_argument(arguments, spec.sql_tools[name], "SQL")
     elif name in spec.command_tools:
         command = _text_argument(arguments, spec.command_tools[name], "command")
-    return ToolRequest(server, name, dict(arguments), sql=sql, command=command, dialect=spec.dialect)
+    return ToolRequest(
+        server, name, dict(arguments), sql=sql, command=command, dialect=spec.dialect
+    )
 
 
 def _text_argument(arguments: Mapping[str, Any], argument: str, what: str) -> str:
     value = arguments.get(argument)
     if not isinstance(value, str):
-        raise CallProblem("invalid_arguments", f"argument `{argument}` must be the {what} text (a string)")
+        raise CallProblem(
+            "invalid_arguments", f"argument `{argument}` must be the {what} text (a string)"
+        )
     return value

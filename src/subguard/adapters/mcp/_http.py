@@ -29,7 +29,9 @@ from subguard.identity import IdentityConfig, TokenError, TokenVerifier
 __all__ = ["parse_listen", "serve_http"]
 
 Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
+]
 
 
 #: Live sessions kept in memory; the least recently used beyond this are let go.
@@ -57,7 +59,15 @@ def bearer(value: str | bytes | None) -> str | None:
 class Sessions:
     """The guarded session of each HTTP request, by MCP session id and verified subject."""
 
-    def __init__(self, engine: Engine, verifier: TokenVerifier, *, resource: Resource, spec: ToolSpec, server: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        verifier: TokenVerifier,
+        *,
+        resource: Resource,
+        spec: ToolSpec,
+        server: str,
+    ) -> None:
         self.engine = engine
         self.verifier = verifier
         self.resource = resource
@@ -77,7 +87,9 @@ class Sessions:
         request = ctx.request
         headers = getattr(request, "headers", None)
         if headers is None:
-            raise MCPError(code=types.INVALID_REQUEST, message="no HTTP request to identify the agent by")
+            raise MCPError(
+                code=types.INVALID_REQUEST, message="no HTTP request to identify the agent by"
+            )
         try:
             subject = self.subject(headers.get("authorization"))
         except TokenError as exc:
@@ -88,7 +100,9 @@ class Sessions:
         with self._lock:
             session = self._sessions.get(key)
             if session is None:
-                gate = Gate(self.engine, subject=subject, resource=self.resource, session=f"mcp-{key}")
+                gate = Gate(
+                    self.engine, subject=subject, resource=self.resource, session=f"mcp-{key}"
+                )
                 session = self._sessions[key] = McpSession(gate, server=self.server, spec=self.spec)
                 while len(self._sessions) > MAX_SESSIONS:
                     # the oldest goes; if it comes back, its gate is rebuilt from the log
@@ -99,7 +113,9 @@ class Sessions:
         for old in evicted:
             old.gate.close("the session was idle the longest")
         if session.gate.subject.id != subject.id:
-            raise MCPError(code=types.INVALID_REQUEST, message="this MCP session belongs to another subject")
+            raise MCPError(
+                code=types.INVALID_REQUEST, message="this MCP session belongs to another subject"
+            )
         return session
 
     def ended(self, session_id: str | bytes | None) -> bool:
@@ -124,7 +140,9 @@ def require_token(app: ASGIApp, sessions: Sessions) -> ASGIApp:
     server sees it; answer 404 for an MCP session that was ended (the client's signal
     that the session is gone)."""
 
-    async def guarded(scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
+    async def guarded(
+        scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
+    ) -> None:
         if scope.get("type") == "http":
             headers = dict(scope.get("headers") or ())
             try:
@@ -144,8 +162,19 @@ def require_token(app: ASGIApp, sessions: Sessions) -> ASGIApp:
                 await send({"type": "http.response.body", "body": body})
                 return
             if sessions.ended(headers.get(b"mcp-session-id")):
-                await send({"type": "http.response.start", "status": 404, "headers": [(b"content-type", b"application/json")]})
-                await send({"type": "http.response.body", "body": b'{"error": "the MCP session was ended"}'})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 404,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": b'{"error": "the MCP session was ended"}',
+                    }
+                )
                 return
         await app(scope, receive, send)
 
@@ -170,10 +199,14 @@ async def serve_http(
 ) -> None:
     """Serve until interrupted."""
     async with upstream:
-        sessions = Sessions(engine, TokenVerifier(identity), resource=resource, spec=spec, server=upstream.name)
+        sessions = Sessions(
+            engine, TokenVerifier(identity), resource=resource, spec=spec, server=upstream.name
+        )
         guard = GuardServer(upstream, sessions.for_request, approval_timeout=approval_timeout)
         app = guard.server.streamable_http_app(host=host)
-        config = uvicorn.Config(require_token(app, sessions), host=host, port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            require_token(app, sessions), host=host, port=port, log_level="warning", lifespan="on"
+        )
         server = uvicorn.Server(config)
         try:
             await server.serve()

@@ -36,7 +36,13 @@ def refusal(exc: Refused) -> types.CallToolResult:
     """The tool result an agent sees for a refused call: the message names the rule, its
     message and the decision id (and, for a hold, the approval id), so the model can
     read why; `_meta` carries the same for programs."""
-    effect = "terminate" if isinstance(exc, Terminated) else "approve" if isinstance(exc, ApprovalRequired) else "deny"
+    effect = (
+        "terminate"
+        if isinstance(exc, Terminated)
+        else "approve"
+        if isinstance(exc, ApprovalRequired)
+        else "deny"
+    )
     meta: dict[str, Any] = {"effect": effect}
     if exc.decision is not None:
         meta["decision"] = str(exc.decision.id)
@@ -91,7 +97,9 @@ class GuardServer:
             raise MCPError(code=types.INVALID_REQUEST, message=exc.message) from None
         return types.ListToolsResult(tools=shown)
 
-    async def _call_tool(self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
         session = self.session_for(ctx)
         arguments = dict(params.arguments or {})
         if not session.knows(params.name) and not session.gate.closed and session.may_relist():
@@ -104,7 +112,9 @@ class GuardServer:
         waiting = self._progress(ctx, cancelled)
         try:
             admitted = await anyio.to_thread.run_sync(
-                lambda: session.admit(params.name, arguments, waiting=waiting, approval_timeout=self.approval_timeout),
+                lambda: session.admit(
+                    params.name, arguments, waiting=waiting, approval_timeout=self.approval_timeout
+                ),
                 abandon_on_cancel=True,
             )
         except Terminated as exc:
@@ -122,7 +132,9 @@ class GuardServer:
         except Refused as exc:
             return refusal(exc)
 
-    def _progress(self, ctx: ServerRequestContext[Any], cancelled: threading.Event) -> Callable[[Decision, float], None]:
+    def _progress(
+        self, ctx: ServerRequestContext[Any], cancelled: threading.Event
+    ) -> Callable[[Decision, float], None]:
         """The gate's `waiting` callback: a progress notification at most every
         `PROGRESS_INTERVAL` seconds while a call is held (from the gate's worker thread)."""
         last = [-PROGRESS_INTERVAL]
@@ -139,7 +151,9 @@ class GuardServer:
                 f"held for approval {decision.approval_id}: a responder runs "
                 f"`subguard approve {decision.approval_id} --by NAME` ({waited:.0f}s of {timeout:g}s)"
             )
-            with contextlib.suppress(Exception):  # progress is a courtesy: the hold goes on without it
+            with contextlib.suppress(
+                Exception
+            ):  # progress is a courtesy: the hold goes on without it
                 anyio.from_thread.run(ctx.session.report_progress, waited, timeout, message)
 
         return waiting

@@ -31,7 +31,9 @@ def _structured(result: types.CallToolResult) -> dict[str, Any]:
         raise Unmaskable("the tool's result has no structured content to mask")
     for block in result.content:
         if not isinstance(block, types.TextContent):
-            raise Unmaskable(f"the tool's result holds `{block.type}` content, which cannot be masked")
+            raise Unmaskable(
+                f"the tool's result holds `{block.type}` content, which cannot be masked"
+            )
     return structured
 
 
@@ -45,7 +47,9 @@ def _rebuilt(_result: types.CallToolResult, structured: dict[str, Any]) -> types
     )
 
 
-def mask_by_plan(result: types.CallToolResult, plan: MaskPlan | None, columns: Sequence[str]) -> types.CallToolResult:
+def mask_by_plan(
+    result: types.CallToolResult, plan: MaskPlan | None, columns: Sequence[str]
+) -> types.CallToolResult:
     """Mask a SQL tool's result: every object inside a list is a row and must have the
     analysed columns, in order; outside rows only column names, booleans and nulls may
     appear (a number or a string there could be a masked value)."""

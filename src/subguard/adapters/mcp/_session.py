@@ -48,13 +48,17 @@ def _hides(decision: Decision) -> bool:
     written only for SQL would otherwise hide every tool, and each call is decided anyway."""
     if decision.effect not in (Effect.DENY, Effect.TERMINATE):
         return False
-    return not all(r.package == "subguard" and r.rule == "default" for r in decision.reasons) or bool(decision.errors)
+    return not all(
+        r.package == "subguard" and r.rule == "default" for r in decision.reasons
+    ) or bool(decision.errors)
 
 
 class McpSession:
     """What one MCP session may do, decided call by call. Thread-safe as its gate."""
 
-    def __init__(self, gate: Gate, *, server: str, spec: ToolSpec, listing_engine: Engine | None = None) -> None:
+    def __init__(
+        self, gate: Gate, *, server: str, spec: ToolSpec, listing_engine: Engine | None = None
+    ) -> None:
         self.gate = gate
         self.server = server
         self.spec = spec
@@ -73,9 +77,14 @@ class McpSession:
         self.gate.ensure_open()
         shown: list[types.Tool] = []
         for tool in tools:
-            request = ToolRequest(self.server, tool.name, {}, dialect=self.spec.dialect, listing=True)
+            request = ToolRequest(
+                self.server, tool.name, {}, dialect=self.spec.dialect, listing=True
+            )
             decision = self._listing.check(
-                request, subject=self.gate.subject, resource=self.gate.resource, session=self.gate.session
+                request,
+                subject=self.gate.subject,
+                resource=self.gate.resource,
+                session=self.gate.session,
             )
             if not _hides(decision):
                 shown.append(tool)
@@ -109,7 +118,12 @@ class McpSession:
         self.gate.ensure_open()
         tool = self._tools.get(name)
         if tool is None:
-            raise self._refuse(name, arguments, "unlisted_tool", f"tool `{name}` is not one the server listed for this subject")
+            raise self._refuse(
+                name,
+                arguments,
+                "unlisted_tool",
+                f"tool `{name}` is not one the server listed for this subject",
+            )
         try:
             validator = self._validators.get(name)
             if validator is None:
@@ -122,9 +136,15 @@ class McpSession:
         if request.sql is not None and self._tagged:
             # as the DB-API gate: a tagged column reaching the result by a path the facts
             # missed could not have been masked by any rule
-            lineage = output_lineage(request.sql, self.spec.dialect or self.gate.resource.dialect, self.gate.resource.schema)
+            lineage = output_lineage(
+                request.sql,
+                self.spec.dialect or self.gate.resource.dialect,
+                self.gate.resource.schema,
+            )
             sql = decision.input.get("sql") or {}
-            missed = unjudged_column(tagged_in_output(lineage, self._tagged), sql.get("columns_read") or ())
+            missed = unjudged_column(
+                tagged_in_output(lineage, self._tagged), sql.get("columns_read") or ()
+            )
             if missed is not None:
                 raise Denied(
                     f"refused: tagged column `{missed}` reaches the result but not the facts the "
@@ -173,16 +193,28 @@ class McpSession:
         try:
             if request.sql is not None:
                 lineage = functools.partial(
-                    output_lineage, request.sql, self.spec.dialect or self.gate.resource.dialect, self.gate.resource.schema
+                    output_lineage,
+                    request.sql,
+                    self.spec.dialect or self.gate.resource.dialect,
+                    self.gate.resource.schema,
                 )
                 plan = self.gate.mask_plan(decision, lineage)
                 columns = [c.name for c in lineage().columns or ()]
                 return mask_by_plan(result, plan, columns)
-            masks = decision.masks if isinstance(decision.masks, Mapping) else dict.fromkeys(decision.masks, "")
-            functions = {name: strategy(spec, self.gate.mask_key, direct=True) for name, spec in masks.items()}
+            masks = (
+                decision.masks
+                if isinstance(decision.masks, Mapping)
+                else dict.fromkeys(decision.masks, "")
+            )
+            functions = {
+                name: strategy(spec, self.gate.mask_key, direct=True)
+                for name, spec in masks.items()
+            }
             return mask_by_name(result, functions)
         except Refused:
             raise
         except Exception as exc:  # Unmaskable, Unplaceable, anything odd: never unmasked
             why = str(exc) if isinstance(exc, Unmaskable) else type(exc).__name__
-            raise Denied(f"refused: a mask cannot be applied ({why}): {describe(decision)}", decision) from None
+            raise Denied(
+                f"refused: a mask cannot be applied ({why}): {describe(decision)}", decision
+            ) from None

@@ -35,13 +35,37 @@ __all__ = ["ProxyConfig", "read_config_file"]
 PASSWORD_ENV = "SUBGUARD_UPSTREAM_PASSWORD"
 
 _TABLES: dict[str, frozenset[str]] = {
-    "proxy": frozenset({"listen", "tls_cert", "tls_key", "startup_timeout", "max_message_bytes", "max_connections", "idle_timeout"}),
+    "proxy": frozenset(
+        {
+            "listen",
+            "tls_cert",
+            "tls_key",
+            "startup_timeout",
+            "max_message_bytes",
+            "max_connections",
+            "idle_timeout",
+        }
+    ),
     "policy": frozenset({"rules", "data"}),
     "store": frozenset({"url"}),
-    "identity": frozenset({"jwt_secret_file", "public_key_files", "jwks_file", "issuer", "audience", "subject_claim", "groups_claim", "leeway", "require_exp"}),
+    "identity": frozenset(
+        {
+            "jwt_secret_file",
+            "public_key_files",
+            "jwks_file",
+            "issuer",
+            "audience",
+            "subject_claim",
+            "groups_claim",
+            "leeway",
+            "require_exp",
+        }
+    ),
     "approval": frozenset({"timeout"}),
     "masking": frozenset({"key_file"}),
-    "resource": frozenset({"name", "env", "upstream", "password_file", "tags_file", "column_tags", "tags"}),
+    "resource": frozenset(
+        {"name", "env", "upstream", "password_file", "tags_file", "column_tags", "tags"}
+    ),
 }
 
 
@@ -86,23 +110,35 @@ def read_config_file(path: str | Path) -> ConfigFile:
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read the configuration: {getattr(exc, 'strerror', None) or exc}") from None
+        raise ConfigError(
+            f"{p}: cannot read the configuration: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"\(at line (\d+)", str(exc))
-        line = int(found.group(1)) if found else (text.count("\n") + 1 if "end of document" in str(exc) else None)
+        line = (
+            int(found.group(1))
+            if found
+            else (text.count("\n") + 1 if "end of document" in str(exc) else None)
+        )
         where = f"{p}:{line}" if line else str(p)
-        raise ConfigError(f"{where}: not valid TOML: {str(exc).split(' (at ')[0].lower()}") from None
+        raise ConfigError(
+            f"{where}: not valid TOML: {str(exc).split(' (at ')[0].lower()}"
+        ) from None
     config = ConfigFile(p, doc, text)
     for table, value in doc.items():
         if table not in _TABLES:
-            raise ConfigError(f"{p}: `[{table}]` is not a section of subguard.toml{_suggest(table, _TABLES)}")
+            raise ConfigError(
+                f"{p}: `[{table}]` is not a section of subguard.toml{_suggest(table, _TABLES)}"
+            )
         if not isinstance(value, dict):
             raise ConfigError(f"{config.where(table)}: `{table}` must be a table")
         for key in value:
             if key not in _TABLES[table]:
-                raise ConfigError(f"{config.where(table, key)}: `{key}` is not a setting of [{table}]{_suggest(key, _TABLES[table])}")
+                raise ConfigError(
+                    f"{config.where(table, key)}: `{key}` is not a setting of [{table}]{_suggest(key, _TABLES[table])}"
+                )
     return config
 
 
@@ -121,8 +157,16 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def _seconds(name: str, value: Any, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ConfigError(f"`{name}` must be a {'positive' if positive else 'non-negative'} number of seconds")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        raise ConfigError(
+            f"`{name}` must be a {'positive' if positive else 'non-negative'} number of seconds"
+        )
     return float(value)
 
 
@@ -130,7 +174,9 @@ def _read_secret(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the {what} file `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
+        raise ConfigError(
+            f"cannot read the {what} file `{path}`: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
 
 
 def load_tags(path: str) -> dict[str, list[str]]:
@@ -138,7 +184,9 @@ def load_tags(path: str) -> dict[str, list[str]]:
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the tags file `{path}`: {getattr(exc, 'strerror', None) or exc}") from None
+        raise ConfigError(
+            f"cannot read the tags file `{path}`: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     except ValueError as exc:
         raise ConfigError(f"{path}: not valid JSON: {exc}") from None
     return _check_tags(doc, path)
@@ -146,7 +194,9 @@ def load_tags(path: str) -> dict[str, list[str]]:
 
 def _check_tags(doc: Any, where: str) -> dict[str, list[str]]:
     if not isinstance(doc, dict):
-        raise ConfigError(f"{where}: column tags must be an object of `table.column` → list of tags")
+        raise ConfigError(
+            f"{where}: column tags must be an object of `table.column` → list of tags"
+        )
     out: dict[str, list[str]] = {}
     for key, value in doc.items():
         if not isinstance(key, str) or key.count(".") < 1:
@@ -201,7 +251,11 @@ class ProxyConfig:
             return file.path_of(value) if file is not None else value
 
         def from_file(table: str, key: str) -> bool:
-            return file is not None and file.get(table, key) is not None and overrides.get(key) in (None, ())
+            return (
+                file is not None
+                and file.get(table, key) is not None
+                and overrides.get(key) in (None, ())
+            )
 
         listen_value, where = pick("proxy", "listen")
         try:
@@ -220,7 +274,11 @@ class ProxyConfig:
         try:
             upstream = UpstreamTarget.from_url(str(upstream_url), password=password)
         except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc}" if where.startswith(str(file.path if file else "\0")) else str(exc)) from None
+            raise ConfigError(
+                f"{where}: {exc}"
+                if where.startswith(str(file.path if file else "\0"))
+                else str(exc)
+            ) from None
 
         rules, where = pick("policy", "rules")
         if not rules:
@@ -235,7 +293,11 @@ class ProxyConfig:
 
         store, _ = pick("store", "url", "store")
         store = str(store or "memory://")
-        if from_file("store", "url") and store.startswith("sqlite:///") and not store.startswith("sqlite:////"):
+        if (
+            from_file("store", "url")
+            and store.startswith("sqlite:///")
+            and not store.startswith("sqlite:////")
+        ):
             relative = store[len("sqlite:///") :]
             store = "sqlite:///" + fpath(relative)
 
@@ -243,10 +305,16 @@ class ProxyConfig:
 
         tags: dict[str, list[str]] = {}
         if file is not None and file.get("resource", "column_tags") is not None:
-            tags.update(_check_tags(file.get("resource", "column_tags"), file.where("resource", "column_tags")))
+            tags.update(
+                _check_tags(
+                    file.get("resource", "column_tags"), file.where("resource", "column_tags")
+                )
+            )
         tags_file, _ = pick("resource", "tags_file", "tags")
         if tags_file:
-            tags.update(load_tags(fpath(tags_file) if from_file("resource", "tags_file") else tags_file))
+            tags.update(
+                load_tags(fpath(tags_file) if from_file("resource", "tags_file") else tags_file)
+            )
 
         timeout, where = pick("approval", "timeout", "approval_timeout")
         try:
@@ -257,7 +325,9 @@ class ProxyConfig:
         key_file, _ = pick("masking", "key_file", "mask_key_file")
         mask_key = None
         if key_file:
-            mask_key = _read_secret(fpath(key_file) if from_file("masking", "key_file") else key_file, "mask key").encode()
+            mask_key = _read_secret(
+                fpath(key_file) if from_file("masking", "key_file") else key_file, "mask key"
+            ).encode()
 
         cert, _ = pick("proxy", "tls_cert")
         key, _ = pick("proxy", "tls_key")
@@ -271,21 +341,36 @@ class ProxyConfig:
         for key_name, default in (("startup_timeout", 10.0), ("idle_timeout", 0.0)):
             value, where = pick("proxy", key_name)
             try:
-                numbers[key_name] = _seconds(key_name, value if value is not None else default, positive=key_name == "startup_timeout")
+                numbers[key_name] = _seconds(
+                    key_name,
+                    value if value is not None else default,
+                    positive=key_name == "startup_timeout",
+                )
             except ConfigError as exc:
                 raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
-        for key_name, default, low in (("max_message_bytes", 16 * 1024 * 1024, 1024), ("max_connections", 1000, 1)):
+        for key_name, default, low in (
+            ("max_message_bytes", 16 * 1024 * 1024, 1024),
+            ("max_connections", 1000, 1),
+        ):
             value, where = pick("proxy", key_name)
             value = default if value is None else value
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{where or '--' + key_name}: `{key_name}` must be an integer of at least {low}")
+                raise ConfigError(
+                    f"{where or '--' + key_name}: `{key_name}` must be an integer of at least {low}"
+                )
             numbers[key_name] = value
 
         name = (file.get("resource", "name") if file else None) or upstream.database
         env = (file.get("resource", "env") if file else None) or ""
         resource_tags = (file.get("resource", "tags") if file else None) or {}
-        if not isinstance(name, str) or not isinstance(env, str) or not isinstance(resource_tags, dict):
-            raise ConfigError(f"{file.where('resource') if file else ''}: [resource] `name` and `env` are strings, `tags` a table")
+        if (
+            not isinstance(name, str)
+            or not isinstance(env, str)
+            or not isinstance(resource_tags, dict)
+        ):
+            raise ConfigError(
+                f"{file.where('resource') if file else ''}: [resource] `name` and `env` are strings, `tags` a table"
+            )
         return cls(
             listen=listen,
             upstream=upstream,
@@ -319,11 +404,31 @@ def _identity(file: ConfigFile | None, overrides: Mapping[str, Any]) -> Identity
     base = file.path.parent if file is not None else None
     if isinstance(section, Mapping):
         try:
-            config = IdentityConfig.from_mapping(section, base=base, where=file.where("identity") if file else "identity")
+            config = IdentityConfig.from_mapping(
+                section, base=base, where=file.where("identity") if file else "identity"
+            )
         except ConfigError:
             raise
-        doc = {k: getattr(config, k) for k in ("jwt_secret_file", "public_key_files", "jwks_file", "issuer", "audience", "subject_claim", "groups_claim", "leeway", "require_exp")}
-    for flag, key in (("jwt_secret_file", "jwt_secret_file"), ("jwks_file", "jwks_file"), ("issuer", "issuer"), ("audience", "audience")):
+        doc = {
+            k: getattr(config, k)
+            for k in (
+                "jwt_secret_file",
+                "public_key_files",
+                "jwks_file",
+                "issuer",
+                "audience",
+                "subject_claim",
+                "groups_claim",
+                "leeway",
+                "require_exp",
+            )
+        }
+    for flag, key in (
+        ("jwt_secret_file", "jwt_secret_file"),
+        ("jwks_file", "jwks_file"),
+        ("issuer", "issuer"),
+        ("audience", "audience"),
+    ):
         value = overrides.get(flag)
         if value:
             doc[key] = value
@@ -332,5 +437,7 @@ def _identity(file: ConfigFile | None, overrides: Mapping[str, Any]) -> Identity
     except ConfigError:
         raise
     if not identity.has_keys:
-        raise ConfigError("no token keys: give --jwt-secret-file, --jwks-file or [identity] keys (agents log in with a token)")
+        raise ConfigError(
+            "no token keys: give --jwt-secret-file, --jwks-file or [identity] keys (agents log in with a token)"
+        )
     return identity

@@ -66,7 +66,9 @@ class Owed:
 class Masker:
     """Rewrites the masked positions of DataRows for one result."""
 
-    def __init__(self, plan: MaskPlan, fields: Sequence[wire.Field], formats: Sequence[int], encoding: str) -> None:
+    def __init__(
+        self, plan: MaskPlan, fields: Sequence[wire.Field], formats: Sequence[int], encoding: str
+    ) -> None:
         self.codec = _ENCODINGS.get(encoding.upper().replace("-", ""))
         if self.codec is None:
             try:
@@ -145,7 +147,9 @@ class ResultTracker:
                 fut.set_exception(exc)
 
     # -- what one upstream message means -------------------------------------------------
-    def start_result(self, target: Prepared | Portal | None, fields: tuple[wire.Field, ...] | None) -> None:
+    def start_result(
+        self, target: Prepared | Portal | None, fields: tuple[wire.Field, ...] | None
+    ) -> None:
         """Rows are about to come for `target` (a simple query's statement or a portal)."""
         self.masker = None
         self.refusing = None
@@ -186,7 +190,9 @@ class ResultTracker:
         return dropped
 
 
-def translate(tracker: ResultTracker, kind: bytes, body: memoryview, whole: bytes) -> tuple[bytes | None, tuple[str, str] | None]:
+def translate(
+    tracker: ResultTracker, kind: bytes, body: memoryview, whole: bytes
+) -> tuple[bytes | None, tuple[str, str] | None]:
     """What the client receives for one upstream message (None: nothing), and, when the
     session must end instead, the FATAL error's (SQLSTATE, message)."""
     head = tracker.owed[0] if tracker.owed else None
@@ -222,7 +228,9 @@ def translate(tracker: ResultTracker, kind: bytes, body: memoryview, whole: byte
         if head is not None and head.kind == "E":
             tracker.pop()
         if refusing:
-            return wire.error_response("42501", f"refused: {refusing}; masked columns are never returned unmasked"), None
+            return wire.error_response(
+                "42501", f"refused: {refusing}; masked columns are never returned unmasked"
+            ), None
         return None if swallow else whole, None
     if kind == b"Z":
         tracker.status = bytes(body[:1])
@@ -246,14 +254,20 @@ def translate(tracker: ResultTracker, kind: bytes, body: memoryview, whole: byte
             tracker.pop()
         return None if swallow else whole, None
     if kind == b"t":
-        return None if swallow else whole, None  # ParameterDescription, before the RowDescription or NoData
+        return (
+            None if swallow else whole,
+            None,
+        )  # ParameterDescription, before the RowDescription or NoData
     if kind == b"S":
         name, _, rest = bytes(body).partition(b"\0")
         if name == b"client_encoding":
             tracker.encoding = rest.rstrip(b"\0").decode("ascii", "replace")
             if not safe_encoding(tracker.encoding):
                 # the text the analysis reads must be the text the server runs
-                return None, ("22023", f"client_encoding `{tracker.encoding}` is not accepted by the proxy (use UTF8)")
+                return None, (
+                    "22023",
+                    f"client_encoding `{tracker.encoding}` is not accepted by the proxy (use UTF8)",
+                )
         return whole, None
     if kind in (b"H", b"d", b"c"):
         target = head.target if head is not None else None

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from subguard.adapters._decider import AsyncDecider
 from subguard.adapters._gate import Gate
 from subguard.adapters._masking import tagged_columns
 from subguard.adapters._schema import PG_COLUMNS, with_tags
@@ -28,6 +29,7 @@ from subguard.adapters.postgres.session import ProxySession
 from subguard.adapters.postgres.upstream import UpstreamError, connect, simple_query
 from subguard.engine import Engine, Resource
 from subguard.identity import Identity
+from subguard.log import DecisionLog
 
 __all__ = ["ProxyServer", "introspect_schema"]
 
@@ -56,10 +58,16 @@ async def introspect_schema(config: ProxyConfig) -> dict[str, Any]:
 class ProxyServer:
     """Accepts clients and runs one `ProxySession` each."""
 
-    def __init__(self, config: ProxyConfig, engine: Engine, *, schema: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, config: ProxyConfig, engine: Engine, *, schema: dict[str, Any] | None = None
+    ) -> None:
         self.config = config
         self.engine = engine
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="subguard-proxy")
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="subguard-proxy"
+        )
+        #: ordinary statements are decided in the loop and committed in batches
+        self.decider = AsyncDecider(engine, inline_commit=_memory_log(engine))
         #: statements held for a responder wait here, one thread each, never on `executor`
         self.hold_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(config.max_connections, 16), thread_name_prefix="subguard-proxy-hold"
@@ -112,7 +120,9 @@ class ProxyServer:
     async def cancel(self, pid: int, secret: int) -> None:
         """Forward a CancelRequest with the database's key for the client's session."""
         session = self.sessions.get(pid)
-        if session is None or not hmac.compare_digest(session.key[1].to_bytes(4, "big"), (secret & 0xFFFFFFFF).to_bytes(4, "big")):
+        if session is None or not hmac.compare_digest(
+            session.key[1].to_bytes(4, "big"), (secret & 0xFFFFFFFF).to_bytes(4, "big")
+        ):
             return
         if session.holding:
             session.cancel_hold.set()  # the statement is still with the proxy, not the database
@@ -131,7 +141,9 @@ class ProxyServer:
         writer.close()
 
     # -- shared state ------------------------------------------------------------------------
-    def carried(self, text: str, compute: Callable[[], frozenset[tuple[str, str]]]) -> frozenset[tuple[str, str]]:
+    def carried(
+        self, text: str, compute: Callable[[], frozenset[tuple[str, str]]]
+    ) -> frozenset[tuple[str, str]]:
         with self._carried_lock:
             hit = self._carried.get(text)
         if hit is not None:
@@ -157,7 +169,12 @@ class ProxyServer:
                 self._refresh_again = False
                 try:
                     schema = await introspect_schema(self.config)
-                except (UpstreamError, OSError, asyncio.IncompleteReadError, wire.ProtocolViolation) as exc:
+                except (
+                    UpstreamError,
+                    OSError,
+                    asyncio.IncompleteReadError,
+                    wire.ProtocolViolation,
+                ) as exc:
                     logger.warning("schema refresh failed: %s", exc)
                     return
                 self.resource = attrs.evolve(self.resource, schema=schema)
@@ -172,7 +189,9 @@ class ProxyServer:
     # -- serving -----------------------------------------------------------------------------
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if len(self.live) >= self.config.max_connections:
-            writer.write(wire.error_response("53300", "too many connections to the proxy", severity="FATAL"))
+            writer.write(
+                wire.error_response("53300", "too many connections to the proxy", severity="FATAL")
+            )
             writer.close()
             return
         session = ProxySession(self, reader, writer)
@@ -181,7 +200,9 @@ class ProxyServer:
 
     async def start(self) -> tuple[str, int]:
         host, port = self.config.listen
-        self._server = await asyncio.start_server(self._accept, host, port, limit=1 << 16, backlog=1024)
+        self._server = await asyncio.start_server(
+            self._accept, host, port, limit=1 << 16, backlog=1024
+        )
         sock = self._server.sockets[0].getsockname()
         return str(sock[0]), int(sock[1])
 
@@ -196,7 +217,14 @@ class ProxyServer:
         for session in list(self.live):
             session.terminate("the proxy is shutting down")
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.decider.close()
         self.hold_executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _memory_log(engine: Engine) -> bool:
+    """Whether the engine records to a memory store (no I/O: commit in the loop)."""
+    log = engine.log
+    return isinstance(log, DecisionLog) and log.store.kind == "memory"
 
 
 def _ssl_context(config: ProxyConfig) -> ssl.SSLContext | None:

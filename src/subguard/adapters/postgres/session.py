@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from subguard.adapters._decider import INLINE_TEXT_CHARS
 from subguard.adapters._errors import ApprovalRequired, Denied, Refused, Terminated, describe
 from subguard.adapters._masking import tagged_in_output, unjudged_column
 from subguard.adapters.postgres import wire
@@ -40,6 +41,7 @@ from subguard.identity import Identity, TokenError, verify_token
 from subguard.sql import output_lineage
 
 if TYPE_CHECKING:
+    from subguard.adapters._gate import Gate
     from subguard.adapters.postgres.server import ProxyServer
 
 __all__ = ["ProxySession"]
@@ -49,7 +51,14 @@ logger = logging.getLogger("subguard.proxy")
 #: Startup parameters passed on to the database; any other is dropped (`options` could
 #: set server settings the policy never saw, `replication` is refused outright).
 FORWARDED_PARAMETERS = frozenset(
-    {"application_name", "client_encoding", "DateStyle", "TimeZone", "extra_float_digits", "IntervalStyle"}
+    {
+        "application_name",
+        "client_encoding",
+        "DateStyle",
+        "TimeZone",
+        "extra_float_digits",
+        "IntervalStyle",
+    }
 )
 _DDL = frozenset({"create", "alter", "drop"})
 _READ = 65536
@@ -72,12 +81,18 @@ def _refusal_code(exc: Refused) -> str:
 class ProxySession:
     """One client connection. Created by the server, run once."""
 
-    def __init__(self, server: ProxyServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, server: ProxyServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.server = server
         self.reader = reader
         self.writer = writer
         peer = writer.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer or "local")
+        self.peer = (
+            f"{peer[0]}:{peer[1]}"
+            if isinstance(peer, tuple) and len(peer) >= 2
+            else str(peer or "local")
+        )
         self.peer_host = peer[0] if isinstance(peer, tuple) and peer else ""
         self.tls = False
         self.identity: Identity | None = None
@@ -208,13 +223,21 @@ class ProxySession:
         raise wire.ProtocolViolation("too many negotiation requests")
 
     async def _login(self, params: dict[str, str]) -> None:
-        if "replication" in params and params["replication"].lower() not in ("false", "off", "0", "no"):
+        if "replication" in params and params["replication"].lower() not in (
+            "false",
+            "off",
+            "0",
+            "no",
+        ):
             self._fatal("28000", "replication connections are not accepted by the proxy")
             return
         database = params.get("database") or params.get("user", "")
         allowed = {self.server.config.upstream.database, self.server.config.resource_name}
         if database not in allowed:
-            self._fatal("3D000", f"database `{database}` is not served here (this proxy serves `{self.server.config.upstream.database}`)")
+            self._fatal(
+                "3D000",
+                f"database `{database}` is not served here (this proxy serves `{self.server.config.upstream.database}`)",
+            )
             return
         if not (self.tls or _is_loopback(self.peer_host)):
             self._fatal("28000", "token login needs TLS when the client is not on this host")
@@ -247,13 +270,19 @@ class ProxySession:
         try:
             self.upstream = await connect(self.server.config.upstream, self.params)
         except UpstreamError as exc:
-            self._fatal(exc.code if exc.code.startswith(("08", "28", "3D", "53", "57")) else "08006", f"the database cannot be reached through the proxy: {exc.message}")
+            self._fatal(
+                exc.code if exc.code.startswith(("08", "28", "3D", "53", "57")) else "08006",
+                f"the database cannot be reached through the proxy: {exc.message}",
+            )
             return
         out = [wire.authentication(0)]
         out.extend(wire.parameter_status(k, v) for k, v in self.upstream.parameters.items())
         self.tracker.encoding = self.upstream.parameters.get("client_encoding", "UTF8")
         if not safe_encoding(self.tracker.encoding):
-            self._fatal("22023", f"client_encoding `{self.tracker.encoding}` is not accepted by the proxy (use UTF8)")
+            self._fatal(
+                "22023",
+                f"client_encoding `{self.tracker.encoding}` is not accepted by the proxy (use UTF8)",
+            )
             return
         out.append(wire.backend_key_data(*self.key))
         out.append(wire.ready_for_query(self.upstream.status))
@@ -328,25 +357,38 @@ class ProxySession:
             if which == "S":
                 prepared = self.statements.get(name)
                 if prepared is None:
-                    await self._refuse_local("26000", f"prepared statement `{name}` does not exist", extended=True)
+                    await self._refuse_local(
+                        "26000", f"prepared statement `{name}` does not exist", extended=True
+                    )
                     return
                 self._forward(whole, Owed("DS", prepared))
             else:
                 portal = self.portals.get(name)
                 if portal is None:
-                    await self._refuse_local("34000", f"portal `{name}` does not exist", extended=True)
+                    await self._refuse_local(
+                        "34000", f"portal `{name}` does not exist", extended=True
+                    )
                     return
                 self._forward(whole, Owed("DP", portal))
         elif kind == b"E":
             portal_name, _limit = wire.parse_execute(body)
             portal = self.portals.get(portal_name)
             if portal is None:
-                await self._refuse_local("34000", f"portal `{portal_name}` does not exist", extended=True)
+                await self._refuse_local(
+                    "34000", f"portal `{portal_name}` does not exist", extended=True
+                )
                 return
             self.gate.ensure_open()
-            if portal.statement.masked and portal.fields is None and portal.statement.fields is None:
+            if (
+                portal.statement.masked
+                and portal.fields is None
+                and portal.statement.fields is None
+            ):
                 # the rows must be placed: learn their columns first, for the proxy alone
-                self._forward(wire.message(b"D", b"P" + portal_name.encode() + b"\0"), Owed("DP", portal, swallow=True))
+                self._forward(
+                    wire.message(b"D", b"P" + portal_name.encode() + b"\0"),
+                    Owed("DP", portal, swallow=True),
+                )
             self._forward(whole, Owed("E", portal))
         elif kind == b"C":
             which, name = wire.parse_close_or_describe(body)
@@ -367,7 +409,11 @@ class ProxySession:
             self._flush()
             raise _Closed
         elif kind == b"F":
-            await self._refuse_local("42501", "function calls over the fast-path interface are not accepted by the proxy", extended=True)
+            await self._refuse_local(
+                "42501",
+                "function calls over the fast-path interface are not accepted by the proxy",
+                extended=True,
+            )
         else:
             raise wire.ProtocolViolation(f"unexpected message type `{kind.decode('latin-1')}`")
 
@@ -389,29 +435,65 @@ class ProxySession:
         if tagged:
             # a tagged column that reaches the result by a path the facts missed was never
             # judged by a mask rule: refuse rather than return it unjudged
-            missed = unjudged_column(self.server.carried(text, lambda: tagged_in_output(lineage(), tagged)), sql.get("columns_read") or ())
+            missed = unjudged_column(
+                self.server.carried(text, lambda: tagged_in_output(lineage(), tagged)),
+                sql.get("columns_read") or (),
+            )
             if missed is not None:
                 raise Denied(
                     f"refused: tagged column `{missed}` reaches the result but not the facts the policy decided on: {describe(decision)}",
                     decision,
                 )
         ddl = any(s.get("kind") in _DDL for s in statements)
-        sensitive = bool(decision.masks) or any(c.get("tags") for c in sql.get("columns_read") or ())
-        return Prepared(text, decision, plan, bool(decision.masks), ddl, self.server.policy_version, sensitive=sensitive)
+        sensitive = bool(decision.masks) or any(
+            c.get("tags") for c in sql.get("columns_read") or ()
+        )
+        return Prepared(
+            text,
+            decision,
+            plan,
+            bool(decision.masks),
+            ddl,
+            self.server.policy_version,
+            sensitive=sensitive,
+        )
 
     def _notify_hold(self, _decision: Decision, message: str) -> None:
-        notice = wire.notice_response("01000", message, hint="the statement runs once a responder approves it")
+        notice = wire.notice_response(
+            "01000", message, hint="the statement runs once a responder approves it"
+        )
         self.loop.call_soon_threadsafe(self._write_if_open, notice)
 
     def _write_if_open(self, data: bytes) -> None:
         if not self.closed:
             self.writer.write(data)
 
+    async def _decision(self, text: str) -> Decision:
+        """The gate's decision (recorded; not waiting for a responder), or `Refused`. A
+        text of ordinary length is decided in the loop with the other sessions' waiting
+        statements, as one batch committed on the log's writer thread; a long one on a
+        worker thread (its cold analysis must not stall every session)."""
+        gate: Gate = self.gate
+        request = SqlRequest(text, "postgres")
+        resource = self.server.resource
+        if len(text) > INLINE_TEXT_CHARS:
+            decide = functools.partial(gate._decide, request, resource, wait=False)
+            return await self.loop.run_in_executor(self.server.executor, decide)
+        gate.ensure_open()
+        decision = await self.server.decider.check(
+            request, subject=gate.subject, resource=resource, session=gate.session
+        )
+        return gate.enforce(request, resource, decision, wait=False)
+
     async def _decide(self, text: str) -> Prepared:
         self._flush()  # what came before in the batch proceeds while this is decided
         run = self.loop.run_in_executor
         try:
-            return await run(self.server.executor, self._judge, text, None)
+            decision = await self._decision(text)
+            if decision.masks or self.server.tagged:
+                # placing masks (and checking tagged columns) may parse the text again
+                return await run(self.server.executor, self._judge, text, decision)
+            return self._judge(text, decision)
         except ApprovalRequired as exc:
             if self.gate.approval_timeout <= 0 or exc.decision is None or exc.approval_id is None:
                 raise
@@ -466,7 +548,9 @@ class ProxySession:
     async def _bind(self, bind: wire.Bind, whole: bytes) -> None:
         prepared = self.statements.get(bind.statement)
         if prepared is None:
-            await self._refuse_local("26000", f"prepared statement `{bind.statement}` does not exist", extended=True)
+            await self._refuse_local(
+                "26000", f"prepared statement `{bind.statement}` does not exist", extended=True
+            )
             return
         if prepared.policy != self.server.policy_version:
             # the policy changed since this statement was decided: decide it again
@@ -495,9 +579,7 @@ class ProxySession:
             return
         tag = "sg" + secrets.token_hex(6)
         safe = text.replace("$", "")
-        raise_sql = (
-            f"DO ${tag}$ BEGIN RAISE EXCEPTION USING ERRCODE = '{code}', MESSAGE = ${tag}m${safe}${tag}m$; END ${tag}$"
-        )
+        raise_sql = f"DO ${tag}$ BEGIN RAISE EXCEPTION USING ERRCODE = '{code}', MESSAGE = ${tag}m${safe}${tag}m$; END ${tag}$"
         self._forward(wire.query_message(raise_sql), Owed("Q", None, swallow=True))
         self._flush()
         await self.tracker.wait_idle()
@@ -513,7 +595,9 @@ class ProxySession:
             hint = f"a responder runs `subguard approve {exc.approval_id} --by NAME`"
         await self._refuse_local(code, message, extended=extended, hint=hint)
 
-    async def _refuse_local(self, code: str, message: str, *, extended: bool, hint: str | None = None) -> None:
+    async def _refuse_local(
+        self, code: str, message: str, *, extended: bool, hint: str | None = None
+    ) -> None:
         await self._barrier()
         await self._fail_transaction(code, message)
         if self.closed:
@@ -548,7 +632,9 @@ class ProxySession:
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
         except wire.ProtocolViolation as exc:
-            self.loop.call_soon(self._fatal, "08P01", f"the database sent a malformed message: {exc}")
+            self.loop.call_soon(
+                self._fatal, "08P01", f"the database sent a malformed message: {exc}"
+            )
             return
         except Exception:
             logger.exception("proxy relay %s failed", self.session_id)

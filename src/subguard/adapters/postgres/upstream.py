@@ -109,22 +109,31 @@ async def connect(target: UpstreamTarget, params: Mapping[str, str]) -> Upstream
             asyncio.open_connection(target.host, target.port), target.connect_timeout
         )
     except (OSError, TimeoutError) as exc:
-        raise UpstreamError(f"cannot reach the database at {target.host}:{target.port}: {exc}") from None
+        raise UpstreamError(
+            f"cannot reach the database at {target.host}:{target.port}: {exc}"
+        ) from None
     try:
-        return await asyncio.wait_for(_handshake(reader, writer, target, params), target.connect_timeout)
+        return await asyncio.wait_for(
+            _handshake(reader, writer, target, params), target.connect_timeout
+        )
     except TimeoutError:
         writer.close()
         raise UpstreamError("the database did not complete the login in time") from None
     except (OSError, asyncio.IncompleteReadError, wire.ProtocolViolation) as exc:
         writer.close()
-        raise UpstreamError(f"the connection to the database failed during login ({type(exc).__name__})") from None
+        raise UpstreamError(
+            f"the connection to the database failed during login ({type(exc).__name__})"
+        ) from None
     except UpstreamError:
         writer.close()
         raise
 
 
 async def _handshake(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: UpstreamTarget, params: Mapping[str, str]
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    target: UpstreamTarget,
+    params: Mapping[str, str],
 ) -> Upstream:
     startup = {"user": target.user, "database": target.database, **params}
     writer.write(wire.startup_message(startup))
@@ -147,7 +156,9 @@ async def _handshake(
             elif code == 10:
                 mechanisms = body[4:].split(b"\0")
                 if b"SCRAM-SHA-256" not in mechanisms:
-                    raise UpstreamError("the database asks for a SASL mechanism the proxy does not speak", "28000")
+                    raise UpstreamError(
+                        "the database asks for a SASL mechanism the proxy does not speak", "28000"
+                    )
                 scram = _Scram(_password(target))
                 first = scram.client_first()
                 writer.write(
@@ -158,18 +169,26 @@ async def _handshake(
             elif code == 12 and scram is not None:
                 scram.verify_server(body[4:])
             else:
-                raise UpstreamError(f"the database asks for an authentication method ({code}) the proxy does not speak", "28000")
+                raise UpstreamError(
+                    f"the database asks for an authentication method ({code}) the proxy does not speak",
+                    "28000",
+                )
             await writer.drain()
         elif kind == b"S":
             name, _, rest = body.partition(b"\0")
-            parameters[name.decode("utf-8", "replace")] = rest.rstrip(b"\0").decode("utf-8", "replace")
+            parameters[name.decode("utf-8", "replace")] = rest.rstrip(b"\0").decode(
+                "utf-8", "replace"
+            )
         elif kind == b"K":
             pid, secret = wire.i32(body, 0), wire.i32(body, 4)
         elif kind == b"Z":
             return Upstream(reader, writer, parameters, pid, secret, bytes(body[:1]))
         elif kind == b"E":
             fields = wire.parse_error_fields(body)
-            raise UpstreamError(f"the database refused the proxy's login: {fields.get('M', '')}", fields.get("C", "08006"))
+            raise UpstreamError(
+                f"the database refused the proxy's login: {fields.get('M', '')}",
+                fields.get("C", "08006"),
+            )
         elif kind == b"N":
             continue
         else:
@@ -179,7 +198,8 @@ async def _handshake(
 def _password(target: UpstreamTarget) -> bytes:
     if target.password is None:
         raise UpstreamError(
-            "the database asks for a password; set SUBGUARD_UPSTREAM_PASSWORD or a password file", "28P01"
+            "the database asks for a password; set SUBGUARD_UPSTREAM_PASSWORD or a password file",
+            "28P01",
         )
     return target.password.encode("utf-8")
 
@@ -231,7 +251,12 @@ async def simple_query(upstream: Upstream, text: str) -> list[list[str | None]]:
     while True:
         kind, body = await _read(upstream.reader)
         if kind == b"D":
-            rows.append([None if v is None else v.decode("utf-8", "replace") for v in wire.parse_data_row(body)])
+            rows.append(
+                [
+                    None if v is None else v.decode("utf-8", "replace")
+                    for v in wire.parse_data_row(body)
+                ]
+            )
         elif kind == b"E":
             fields = wire.parse_error_fields(body)
             error = UpstreamError(fields.get("M", "query failed"), fields.get("C", "XX000"))

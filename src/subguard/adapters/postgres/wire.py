@@ -127,7 +127,9 @@ def parse_startup(body: bytes) -> tuple[int, dict[str, str]]:
     if len(items) % 2:
         raise ProtocolViolation("startup parameters are not name/value pairs")
     try:
-        params = {items[i].decode("utf-8"): items[i + 1].decode("utf-8") for i in range(0, len(items), 2)}
+        params = {
+            items[i].decode("utf-8"): items[i + 1].decode("utf-8") for i in range(0, len(items), 2)
+        }
     except UnicodeDecodeError:
         raise ProtocolViolation("startup parameters are not UTF-8") from None
     return code, params
@@ -339,11 +341,20 @@ def _fields(severity: str, code: str, text: str, detail: str | None, hint: str |
     return b"".join(parts) + b"\0"
 
 
-def error_response(code: str, text: str, *, severity: str = "ERROR", detail: str | None = None, hint: str | None = None) -> bytes:
+def error_response(
+    code: str,
+    text: str,
+    *,
+    severity: str = "ERROR",
+    detail: str | None = None,
+    hint: str | None = None,
+) -> bytes:
     return message(b"E", _fields(severity, code, text, detail, hint))
 
 
-def notice_response(code: str, text: str, *, detail: str | None = None, hint: str | None = None) -> bytes:
+def notice_response(
+    code: str, text: str, *, detail: str | None = None, hint: str | None = None
+) -> bytes:
     return message(b"N", _fields("NOTICE", code, text, detail, hint))
 
 
