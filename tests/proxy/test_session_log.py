@@ -32,7 +32,9 @@ def _records(store: str) -> list[Any]:
         s.close()
 
 
-def _session_of(store: str, subject: str, *, closed: bool = True, timeout: float = 10.0) -> tuple[str, list[Any]]:
+def _session_of(
+    store: str, subject: str, *, closed: bool = True, timeout: float = 10.0
+) -> tuple[str, list[Any]]:
     """The one proxy session of `subject` and its records, once it is closed."""
     deadline = time.monotonic() + timeout
     while True:
@@ -45,20 +47,46 @@ def _session_of(store: str, subject: str, *, closed: bool = True, timeout: float
             if not closed or any(r.name == "SessionClosed" for r in mine):
                 return session, mine
         if time.monotonic() > deadline:
-            raise AssertionError(f"no {'closed ' if closed else ''}session of `{subject}` in the log")
+            raise AssertionError(
+                f"no {'closed ' if closed else ''}session of `{subject}` in the log"
+            )
         time.sleep(0.05)
 
 
 def _completions(records: list[Any], text_part: str) -> tuple[Any, list[dict[str, Any]]]:
-    decisions = [r for r in records if r.name == "DecisionRecorded" and text_part in str(r.state.get("text"))]
-    assert len(decisions) == 1, [r.state.get("text") for r in records if r.name == "DecisionRecorded"]
+    decisions = [
+        r for r in records if r.name == "DecisionRecorded" and text_part in str(r.state.get("text"))
+    ]
+    assert len(decisions) == 1, [
+        r.state.get("text") for r in records if r.name == "DecisionRecorded"
+    ]
     decision = decisions[0]
-    done = [r.state for r in records if r.name == "StatementCompleted" and r.decision_id == decision.decision_id]
+    done = [
+        r.state
+        for r in records
+        if r.name == "StatementCompleted" and r.decision_id == decision.decision_id
+    ]
     return decision, sorted(done, key=lambda c: (c["statement"], c["at"]))
 
 
-def _psql(proxy: Proxy, token: str, *commands: str, app: str = "sgpx-psql") -> subprocess.CompletedProcess[str]:
-    args = ["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=0", "-h", "127.0.0.1", "-p", str(proxy.port), "-U", "agent", "test"]
+def _psql(
+    proxy: Proxy, token: str, *commands: str, app: str = "sgpx-psql"
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        "psql",
+        "-X",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=0",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(proxy.port),
+        "-U",
+        "agent",
+        "test",
+    ]
     for c in commands:
         args += ["-c", c]
     env = {**os.environ, "PGPASSWORD": token, "PGAPPNAME": app}
@@ -69,8 +97,12 @@ def _raw_store(proxy: Proxy) -> bytes:
     return b"".join(p.read_bytes() for p in Path(proxy.directory).glob("log.db*"))
 
 
-def test_psycopg_session_statements_and_end_are_recorded(proxy: Proxy, token: Callable[..., str], subject: str) -> None:
-    with psycopg.connect(proxy.dsn(token(subject), application_name="sgpx-recorder"), autocommit=True) as conn:
+def test_psycopg_session_statements_and_end_are_recorded(
+    proxy: Proxy, token: Callable[..., str], subject: str
+) -> None:
+    with psycopg.connect(
+        proxy.dsn(token(subject), application_name="sgpx-recorder"), autocommit=True
+    ) as conn:
         conn.execute("CREATE TEMP TABLE sgpx_rec (id int, note text)")
         conn.execute("INSERT INTO sgpx_rec VALUES (1, 'a'), (2, 'b'), (3, 'c')")
         assert len(conn.execute("SELECT id, note FROM sgpx_rec ORDER BY id").fetchall()) == 3
@@ -88,7 +120,9 @@ def test_psycopg_session_statements_and_end_are_recorded(proxy: Proxy, token: Ca
     assert opened["tls"] is False and opened["adapter"] == "postgres"
 
     _, selected = _completions(records, "SELECT id, note FROM sgpx_rec")
-    assert [(c["outcome"], c["command"], c["rows"], c["sqlstate"]) for c in selected] == [("complete", "SELECT", 3, None)]
+    assert [(c["outcome"], c["command"], c["rows"], c["sqlstate"]) for c in selected] == [
+        ("complete", "SELECT", 3, None)
+    ]
     assert selected[0]["ms"] >= 0
     _, updated = _completions(records, "UPDATE sgpx_rec")
     assert [(c["command"], c["rows"]) for c in updated] == [("UPDATE", 2)]
@@ -119,17 +153,25 @@ def test_psycopg_session_statements_and_end_are_recorded(proxy: Proxy, token: Ca
     by_text = {line["text"]: line for line in lines if line["event"] == "DecisionRecorded"}
     select_line = next(line for text, line in by_text.items() if text.startswith("SELECT id, note"))
     assert [(c["rows"], c["sqlstate"]) for c in select_line["completions"]] == [(3, None)]
-    assert next(line for text, line in by_text.items() if "/" in text)["completions"][0]["sqlstate"] == "22012"
+    assert (
+        next(line for text, line in by_text.items() if "/" in text)["completions"][0]["sqlstate"]
+        == "22012"
+    )
 
     text = cli("replay", session, store=proxy.store)
     assert text.returncode == 0, text.stderr
-    assert f"session {session} opened" in text.stdout and "application_name='sgpx-recorder'" in text.stdout
+    assert (
+        f"session {session} opened" in text.stdout
+        and "application_name='sgpx-recorder'" in text.stdout
+    )
     assert "SELECT 3 rows" in text.stdout and "UPDATE 2 rows" in text.stdout
     assert "error 22012" in text.stdout and "session closed" in text.stdout
     assert LITERAL not in text.stdout
 
 
-def test_psql_simple_query_statements_each_get_a_completion(proxy: Proxy, token: Callable[..., str], subject: str) -> None:
+def test_psql_simple_query_statements_each_get_a_completion(
+    proxy: Proxy, token: Callable[..., str], subject: str
+) -> None:
     done = _psql(
         proxy,
         token(subject),
@@ -138,11 +180,14 @@ def test_psql_simple_query_statements_each_get_a_completion(proxy: Proxy, token:
         app="sgpx-psql-rec",
     )
     assert "division by zero" in done.stderr
-    session, records = _session_of(proxy.store, subject)
+    _, records = _session_of(proxy.store, subject)
     opened = next(r.state for r in records if r.name == "SessionOpened")
     assert opened["application_name"] == "sgpx-psql-rec"
     _, both = _completions(records, "FROM sgpx_orders")
-    assert [(c["statement"], c["command"], c["rows"]) for c in both] == [(0, "SELECT", 3), (1, "SELECT", 2)]
+    assert [(c["statement"], c["command"], c["rows"]) for c in both] == [
+        (0, "SELECT", 3),
+        (1, "SELECT", 2),
+    ]
     _, failed = _completions(records, "SELECT ? / ?")
     assert [(c["outcome"], c["sqlstate"]) for c in failed] == [("error", "22012")]
     assert b"division by zero" not in _raw_store(proxy)
@@ -158,7 +203,9 @@ def _next_notify(conn: psycopg.Connection[Any], timeout: float = 10.0) -> tuple[
     raise AssertionError("no notification arrived")
 
 
-def test_listen_through_the_proxy_receives_notifications(proxy: Proxy, token: Callable[..., str], subject: str) -> None:
+def test_listen_through_the_proxy_receives_notifications(
+    proxy: Proxy, token: Callable[..., str], subject: str
+) -> None:
     payload = "zq-payload-5521"
     with (
         psycopg.connect(proxy.dsn(token(subject)), autocommit=True) as listener,
@@ -183,6 +230,64 @@ def test_listen_through_the_proxy_receives_notifications(proxy: Proxy, token: Ca
     assert payload.encode() not in _raw_store(proxy)
 
 
-def test_a_malformed_notify_is_refused(proxy: Proxy, token: Callable[..., str], subject: str) -> None:
-    with psycopg.connect(proxy.dsn(token(subject)), autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+def test_a_malformed_notify_is_refused(
+    proxy: Proxy, token: Callable[..., str], subject: str
+) -> None:
+    with (
+        psycopg.connect(proxy.dsn(token(subject)), autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
         conn.execute("NOTIFY sgpx_jobs, 'a' || 'b'")
+
+
+def test_asyncpg_cursor_executes_are_suspended_then_complete(
+    proxy: Proxy, token: Callable[..., str], subject: str
+) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def main() -> list[int]:
+        conn = await asyncpg.connect(
+            host="127.0.0.1",
+            port=proxy.port,
+            user="agent",
+            password=token(subject),
+            database="test",
+        )
+        try:
+            async with conn.transaction():
+                return [
+                    r["id"]
+                    async for r in conn.cursor("SELECT id FROM sgpx_orders ORDER BY id", prefetch=2)
+                ]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(main()) == [10, 11, 12]
+    _, records = _session_of(proxy.store, subject)
+    _, runs = _completions(records, "FROM sgpx_orders ORDER BY id")
+    assert [(c["outcome"], c["rows"]) for c in runs] == [("suspended", 2), ("complete", 1)]
+
+
+def test_a_log_that_cannot_record_completions_never_holds_up_a_session(
+    tmp_path: Path, token: Callable[..., str]
+) -> None:
+    from .inprocess import running_proxy
+
+    with running_proxy(tmp_path) as (server, _):
+        log = server.log
+        assert log is not None
+
+        def broken(*_args: Any, **_kwargs: Any) -> bool:
+            raise RuntimeError("the log is on fire")
+
+        log.statement_completed = broken  # type: ignore[method-assign]
+        log.session_opened = broken  # type: ignore[method-assign]
+        log.session_closed = broken  # type: ignore[method-assign]
+        dsn = f"host=127.0.0.1 port={server.config.listen[1]} dbname=test user=agent password={token('bot-broken')}"
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
+            with pytest.raises(psycopg.errors.DivisionByZero):
+                conn.execute("SELECT 1/0")
+            assert conn.execute("SELECT 2").fetchone() == (2,)

@@ -35,10 +35,15 @@ def _kinds(sql: str, dialect: str = "postgres") -> list[tuple[str, str | None]]:
         ("NOTIFY jobs, $t$x$t$", [("notify", "jobs")]),
         ("NOTIFY jobs, U&'d\\0061t'", [("notify", "jobs")]),
         ("LISTEN a; DROP TABLE t", [("listen", "a"), ("drop", "t")]),
-        ("SELECT 1; NOTIFY a, 'x'; UNLISTEN *", [("select", None), ("notify", "a"), ("unlisten", None)]),
+        (
+            "SELECT 1; NOTIFY a, 'x'; UNLISTEN *",
+            [("select", None), ("notify", "a"), ("unlisten", None)],
+        ),
     ],
 )
-def test_listen_notify_have_kinds_and_channels(sql: str, expected: list[tuple[str, str | None]]) -> None:
+def test_listen_notify_have_kinds_and_channels(
+    sql: str, expected: list[tuple[str, str | None]]
+) -> None:
     facts = analyze(sql, dialect="postgres")
     assert facts.parse_error is None
     assert _kinds(sql) == expected
@@ -115,13 +120,25 @@ def test_the_payload_is_redacted() -> None:
 # ----------------------------------------------------------------------------------------
 # properties
 
-_WORDS = {"listen": ["LISTEN", "listen", "Listen"], "unlisten": ["UNLISTEN", "unlisten"], "notify": ["NOTIFY", "nOtIfY"]}
+_WORDS = {
+    "listen": ["LISTEN", "listen", "Listen"],
+    "unlisten": ["UNLISTEN", "unlisten"],
+    "notify": ["NOTIFY", "nOtIfY"],
+}
 _CHANNELS = st.sampled_from(["jobs", "ch_1", '"Mixed Case"', '"a;b"', "data", "events"])
 _PAYLOAD = "zqpayload"
 _PAYLOADS = st.sampled_from(
-    [f"'{_PAYLOAD}'", f"E'{_PAYLOAD}\\n'", f"$${_PAYLOAD}$$", f"$x${_PAYLOAD}$x$", f"U&'{_PAYLOAD}'"]
+    [
+        f"'{_PAYLOAD}'",
+        f"E'{_PAYLOAD}\\n'",
+        f"$${_PAYLOAD}$$",
+        f"$x${_PAYLOAD}$x$",
+        f"U&'{_PAYLOAD}'",
+    ]
 )
-_JUNK = st.sampled_from(["*", ",", "1", "DROP", "TABLE", "t", "(", ")", "'a'", "B'1'", ".", "||", "--c\n", "/* c */"])
+_JUNK = st.sampled_from(
+    ["*", ",", "1", "DROP", "TABLE", "t", "(", ")", "'a'", "B'1'", ".", "||", "--c\n", "/* c */"]
+)
 _SPACE = st.sampled_from([" ", "  ", "\n", "\t", " /* c */ "])
 
 

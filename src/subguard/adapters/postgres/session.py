@@ -138,7 +138,7 @@ class ProxySession:
                 )
                 log = self.server.log
                 if log is not None:
-                    log.session_closed(self.session_id, duration_ms=seconds * 1000.0, reason=reason)
+                    self._record(log.session_closed, self.session_id, duration_ms=seconds * 1000.0, reason=reason)
         if self._expiry is not None:
             self._expiry.cancel()
         if self.gate is not None and not self.gate.closed:
@@ -151,6 +151,14 @@ class ProxySession:
         with contextlib.suppress(Exception):
             self.writer.close()
         self.server.forget(self)
+
+    def _record(self, method: Any, *args: Any, **kwargs: Any) -> None:
+        """Queue a connection event; a failure is logged, never raised: the decision
+        before each statement is the guarantee, these records are best effort."""
+        try:
+            method(*args, **kwargs)
+        except Exception:
+            logger.exception("proxy session %s: a connection event could not be recorded", self.session_id)
 
     def _completed(
         self,
@@ -166,7 +174,8 @@ class ProxySession:
         the fact (queued; the relay never waits for the log)."""
         log = self.server.log
         if log is not None:
-            log.statement_completed(
+            self._record(
+                log.statement_completed,
                 self.session_id,
                 decision=str(prepared.decision.id),
                 statement=statement,
@@ -300,7 +309,8 @@ class ProxySession:
         )
         log = self.server.log
         if log is not None:
-            log.session_opened(
+            self._record(
+                log.session_opened,
                 self.session_id,
                 subject=identity.subject.id,
                 adapter="postgres",
