@@ -431,7 +431,8 @@ def sessions(store_url: str | None, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text")
 @_guarded
 def replay(session: str, store_url: str | None, fmt: str) -> None:
-    """A session's timeline: start, every decision with its reasons, approvals, the end."""
+    """A session's timeline: its connection, start, every decision with its reasons and
+    what its statements did, approvals, the end."""
     store = open_store(_store_url(store_url), create=False)
     try:
         lines = session_timeline(store, session)
