@@ -238,7 +238,8 @@ def test_the_writer_never_blocks_its_callers() -> None:
     started = time.monotonic()
     results = [writer.submit(event) for _ in range(10)]
     assert time.monotonic() - started < 1.0  # a stuck write holds nobody up
-    assert results.count(False) >= 6 and writer.dropped == results.count(False)
+    # at most one batch in the stuck write and a full queue behind it
+    assert results.count(False) >= 4 and writer.dropped == results.count(False)
     assert not writer.flush(0.05)
     release.set()
     assert writer.flush(10)

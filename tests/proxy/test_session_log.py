@@ -175,7 +175,7 @@ def test_psql_simple_query_statements_each_get_a_completion(
     done = _psql(
         proxy,
         token(subject),
-        "SELECT id FROM sgpx_users ORDER BY id; SELECT id FROM sgpx_orders WHERE id > 10",
+        "SELECT a FROM generate_series(1, 3) AS a; SELECT b FROM generate_series(1, 2) AS b",
         "SELECT 1/0",
         app="sgpx-psql-rec",
     )
@@ -183,7 +183,7 @@ def test_psql_simple_query_statements_each_get_a_completion(
     _, records = _session_of(proxy.store, subject)
     opened = next(r.state for r in records if r.name == "SessionOpened")
     assert opened["application_name"] == "sgpx-psql-rec"
-    _, both = _completions(records, "FROM sgpx_orders")
+    _, both = _completions(records, "AS b")
     assert [(c["statement"], c["command"], c["rows"]) for c in both] == [
         (0, "SELECT", 3),
         (1, "SELECT", 2),
@@ -257,16 +257,14 @@ def test_asyncpg_cursor_executes_are_suspended_then_complete(
         )
         try:
             async with conn.transaction():
-                return [
-                    r["id"]
-                    async for r in conn.cursor("SELECT id FROM sgpx_orders ORDER BY id", prefetch=2)
-                ]
+                cursor = conn.cursor("SELECT g FROM generate_series(1, 3) AS g", prefetch=2)
+                return [r["g"] async for r in cursor]
         finally:
             await conn.close()
 
-    assert asyncio.run(main()) == [10, 11, 12]
+    assert asyncio.run(main()) == [1, 2, 3]
     _, records = _session_of(proxy.store, subject)
-    _, runs = _completions(records, "FROM sgpx_orders ORDER BY id")
+    _, runs = _completions(records, "generate_series(?, ?) AS g")
     assert [(c["outcome"], c["rows"]) for c in runs] == [("suspended", 2), ("complete", 1)]
 
 
@@ -291,3 +289,17 @@ def test_a_log_that_cannot_record_completions_never_holds_up_a_session(
             with pytest.raises(psycopg.errors.DivisionByZero):
                 conn.execute("SELECT 1/0")
             assert conn.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_an_error_at_bind_is_recorded_by_its_sqlstate_only(
+    proxy: Proxy, token: Callable[..., str], subject: str
+) -> None:
+    bad = "zq-bind-literal-3307"
+    with psycopg.connect(proxy.dsn(token(subject)), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            conn.execute("SELECT %s::int AS n", (bad,))
+        assert conn.execute("SELECT 5").fetchone() == (5,)
+    _, records = _session_of(proxy.store, subject)
+    _, failed = _completions(records, "AS n")
+    assert [(c["outcome"], c["sqlstate"]) for c in failed] == [("error", "22P02")]
+    assert bad.encode() not in _raw_store(proxy)

@@ -160,6 +160,8 @@ def _notify_text(draw: st.DrawFn) -> tuple[str, str | None]:
     junk = draw(st.lists(_JUNK, min_size=1, max_size=4))
     if all(j.startswith(("--", "/*")) for j in junk):
         junk.append("t")
+    if kind == "notify":  # after the payload, so the junk cannot be the payload
+        return f"{word}{sp}{draw(_CHANNELS)}, {draw(_PAYLOADS)} {' '.join(junk)}", None
     return f"{word}{sp}{draw(_CHANNELS)} {' '.join(junk)}", None
 
 

@@ -62,7 +62,7 @@ class Owed:
     for itself; the client never sees its answer."""
 
     kind: str
-    target: Any = None  # Prepared (Q, P, DS), Portal (DP, E)
+    target: Any = None  # Prepared (Q, P, DS), Portal (B, DP, E)
     swallow: bool = False
     started: bool = False  # an Execute whose rows have begun
     #: when the statement (a simple query's next one) began: `time.perf_counter()`
@@ -311,7 +311,7 @@ def translate(tracker: ResultTracker, kind: bytes, body: memoryview, whole: byte
     if kind == b"E":
         tracker.end_result()
         out = whole
-        if head is not None and head.kind in ("Q", "E", "P") and tracker.on_complete is not None:
+        if head is not None and head.kind in ("Q", "E", "P", "B") and tracker.on_complete is not None:
             # the SQLSTATE only: the message can quote the statement's values
             tracker.complete(head, "error", sqlstate=_sqlstate(body))
         if head is not None and head.kind in ("Q", "E"):

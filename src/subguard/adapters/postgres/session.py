@@ -529,7 +529,7 @@ class ProxySession:
             prepared = self.statements[bind.statement] = again
         portal = Portal(prepared, bind.result_formats)
         self.portals[bind.portal] = portal
-        self._forward(whole, Owed("B"))
+        self._forward(whole, Owed("B", portal))
 
     # -- refusing in protocol order ------------------------------------------------------------
     async def _barrier(self) -> None:
