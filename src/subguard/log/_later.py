@@ -27,15 +27,16 @@ logger = logging.getLogger("subguard.log")
 
 class LaterWriter:
     """See the module docstring. `limit`: events queued at most (more are dropped);
-    `linger`: seconds the thread waits after the first event of a burst; `batch`: events
-    per write at most."""
+    `linger`: seconds the thread waits after the first event of a burst (a write takes
+    the log's write lock, which decisions' commits also take: fewer, larger writes keep
+    that cost small); `batch`: events per write at most."""
 
     def __init__(
         self,
         write: Callable[[list[PendingEvent]], None],
         *,
         limit: int = 100_000,
-        linger: float = 0.005,
+        linger: float = 0.02,
         batch: int = 1000,
     ) -> None:
         self._write = write
