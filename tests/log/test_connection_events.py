@@ -89,7 +89,11 @@ def test_opened_and_closed_bound_their_texts() -> None:
     assert closed.state["duration_ms"] == 12.346 and len(closed.state["reason"]) == 200
 
 
-def test_connection_events_are_chained_verified_and_on_the_timeline(sqlite_url: str) -> None:
+@pytest.mark.parametrize("backend", ["sqlite_url", "pg_url"])
+def test_connection_events_are_chained_verified_and_on_the_timeline(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    sqlite_url = request.getfixturevalue(backend)
     log = open_log(sqlite_url)
     try:
         assert log.session_opened(
