@@ -1,12 +1,13 @@
 """`DecisionLog`: the engine's recorder. Write-ahead, group-committed, hash-chained.
 
-A thin facade over four parts: the folded state (`_state`), the pure event builders
-(`_builders`: what to append, from that state), group commit (`_commit`) and the
-follower thread (`_follower`) that brings other processes' events in. This module holds
+A thin facade over five parts: the folded state (`_state`), the pure event builders
+(`_builders`: what to append, from that state), group commit (`_commit`), the
+follower thread (`_follower`) that brings other processes' events in, and the writer
+thread (`_later`) of connection events nobody waits for. This module holds
 the locks, talks to the store, and retries a write that lost an optimistic-concurrency
 race after re-reading what the winner wrote.
 
-It stays one module (about 600 lines) because every method works under the same two
+It stays one module (about 750 lines) because every method works under the same two
 locks and the same store handle: split, the lock discipline would be spread over files.
 """
 
