@@ -172,15 +172,16 @@ def test_fuzzed_streams_never_crash_the_proxy_or_reach_the_canary(
     check.close()
 
 
-def test_notices_pass_through_and_listen_fails_closed(proxy: Proxy, token: Callable[..., str], subject: str) -> None:
+def test_notices_pass_through_and_a_malformed_listen_fails_closed(proxy: Proxy, token: Callable[..., str], subject: str) -> None:
     notices: list[str] = []
     with psycopg.connect(proxy.dsn(token(subject)), autocommit=True) as conn:
         conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
         conn.execute("CREATE TABLE IF NOT EXISTS sgpx_copy (id int)")
         assert any("already exists" in n for n in notices)
-        # LISTEN/NOTIFY are not read by the SQL analysis yet: unparseable, so refused
+        # LISTEN/NOTIFY are read by the SQL analysis (test_session_log.py); anything else
+        # after those words is unparseable, so refused
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("LISTEN sgpx_channel")
+            conn.execute("LISTEN sgpx_channel, 'x'")
         assert conn.execute("SELECT pg_notify('sgpx_channel', 'x')").fetchone() == ("",)
 
 

@@ -163,6 +163,22 @@ def _text_line(line: dict[str, Any]) -> str:
     return f"{head}[bold]{event}[/] {escape(parts)}"
 
 
+def _completion_text(c: dict[str, Any]) -> str:
+    """`SELECT 3 rows 1.204 ms`, `error 22012 0.310 ms`: what a statement did."""
+    outcome = c.get("outcome")
+    if outcome == "error":
+        what = f"error {c.get('sqlstate')}"
+    elif outcome == "empty":
+        what = "empty"
+    else:
+        what = str(c.get("command") or ("suspended" if outcome == "suspended" else "done"))
+        if c.get("rows") is not None:
+            what += f" {c['rows']} row{'' if c['rows'] == 1 else 's'}"
+        if outcome == "suspended":
+            what += " (suspended)"
+    return f"{what} {float(c.get('ms') or 0):.3f} ms"
+
+
 # ----------------------------------------------------------------------------------------
 # commands
 
@@ -415,7 +431,8 @@ def sessions(store_url: str | None, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text")
 @_guarded
 def replay(session: str, store_url: str | None, fmt: str) -> None:
-    """A session's timeline: start, every decision with its reasons, approvals, the end."""
+    """A session's timeline: its connection, start, every decision with its reasons and
+    what its statements did, approvals, the end."""
     store = open_store(_store_url(store_url), create=False)
     try:
         lines = session_timeline(store, session)
@@ -436,10 +453,25 @@ def replay(session: str, store_url: str | None, fmt: str) -> None:
             console.print(
                 f"[dim]{at}[/] [bold]session {session} started[/] subject={line.get('subject')} groups={line.get('groups')}"
             )
+        elif event == "SessionOpened":
+            console.print(
+                f"[dim]{at}[/] [bold]session {session} opened[/] subject={line.get('subject')} "
+                f"peer={escape(str(line.get('peer')))} application_name={escape(repr(line.get('application_name')))} "
+                f"tls={line.get('tls')} adapter={line.get('adapter')}"
+            )
+        elif event == "SessionClosed":
+            seconds = float(line.get("duration_ms") or 0) / 1000
+            console.print(
+                f"[dim]{at}[/] [bold]session closed[/] after {seconds:.3f} s: {escape(str(line.get('reason')))}"
+            )
+        elif event == "StatementCompleted":
+            console.print(f"[dim]{at}[/] {line.get('decision_id')} {_completion_text(line)}")
         elif event == "DecisionRecorded":
             effect = str(line.get("effect"))
+            done = "; ".join(_completion_text(c) for c in line.get("completions") or [])
             console.print(
                 f"[dim]{at}[/] {line.get('decision_id')} [{EFFECT_STYLE.get(effect, '')}]{effect:<9}[/] {escape(str(line.get('text')))}"
+                + (f" [cyan]→ {done}[/]" if done else "")
             )
             for reason in line.get("reasons") or []:
                 console.print(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -24,6 +25,7 @@ from subguard.errors import LogError
 from subguard.log._events import (
     Topic,
     approval_aggregate_id,
+    connection_aggregate_id,
     encode_event,
     format_time,
     policy_aggregate_id,
@@ -44,6 +46,9 @@ __all__ = [
     "refuse",
     "restore_subject",
     "revoke_subject",
+    "session_closed",
+    "session_opened",
+    "statement_completed",
 ]
 
 _APPROVE = Effect.APPROVE
@@ -314,6 +319,100 @@ def prepare(
 
 
 # ----------------------------------------------------------------------------------------
+# connections: what an adapter saw, recorded after the fact
+
+#: Outcomes of a statement the database ran: its CommandComplete, an empty query, a
+#: portal suspended at the Execute's row limit, or an ErrorResponse.
+OUTCOMES = frozenset({"complete", "empty", "suspended", "error"})
+_SQLSTATE = re.compile(r"[0-9A-Z]{5}")
+_COMMAND = re.compile(r"[A-Z]+(?: [A-Z]+)*")
+
+
+def _short(value: object, limit: int) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def session_opened(
+    session: str,
+    *,
+    subject: str,
+    adapter: str,
+    peer: str,
+    application_name: str,
+    tls: bool,
+    at: str,
+) -> PendingEvent:
+    """A client connected and logged in (before its first statement is decided)."""
+    return PendingEvent(
+        connection_aggregate_id(session),
+        Topic.SESSION_OPENED,
+        {
+            "session": session,
+            "subject": subject,
+            "adapter": adapter,
+            "peer": _short(peer, 128),
+            "application_name": _short(application_name, 64),
+            "tls": bool(tls),
+            "at": at,
+        },
+    )
+
+
+def statement_completed(
+    session: str,
+    *,
+    decision: str,
+    statement: int,
+    outcome: str,
+    command: str | None,
+    rows: int | None,
+    ms: float,
+    sqlstate: str | None,
+    at: str,
+) -> PendingEvent:
+    """What the database did with one statement a decision let through: the command word
+    and row count of its completion tag (never a value), how long it took, and the
+    SQLSTATE of its error (never the error's message, which can quote values).
+    `statement` numbers the statements of one decision's text from 0."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown statement outcome `{outcome}`")
+    if command is not None and not _COMMAND.fullmatch(command):
+        command = None
+    if sqlstate is not None and not _SQLSTATE.fullmatch(sqlstate):
+        sqlstate = "XX000"  # an error without a readable code: the server's internal_error
+    return PendingEvent(
+        connection_aggregate_id(session),
+        Topic.STATEMENT_COMPLETED,
+        {
+            "session": session,
+            "decision": decision,
+            "statement": int(statement),
+            "outcome": outcome,
+            "command": command,
+            "rows": None if rows is None else int(rows),
+            "ms": round(max(float(ms), 0.0), 3),
+            "sqlstate": sqlstate,
+            "at": at,
+        },
+    )
+
+
+def session_closed(session: str, *, duration_ms: float, reason: str, at: str) -> PendingEvent:
+    """The connection ended: how long it lasted and why."""
+    return PendingEvent(
+        connection_aggregate_id(session),
+        Topic.SESSION_CLOSED,
+        {
+            "session": session,
+            "duration_ms": round(max(float(duration_ms), 0.0), 3),
+            "reason": _short(reason, 200),
+            "at": at,
+        },
+    )
+
+
+# ----------------------------------------------------------------------------------------
 # responders' actions
 
 
@@ -446,6 +545,9 @@ def checkpoint_root(ordered: Iterable[tuple[str, int, str]]) -> str:
     return digest.hexdigest()
 
 
+_SESSION_ENDS = frozenset({Topic.SESSION_TERMINATED, Topic.SESSION_CLOSED})
+
+
 class Encoded(NamedTuple):
     """A batch as stored rows (event, what it says, its hash), with a checkpoint when
     one is due, and the heads and count since the last checkpoint afterwards."""
@@ -469,7 +571,8 @@ def encode(
 ) -> Encoded:
     """Chain each event to its aggregate's head; add this writer's checkpoint when forced,
     when a session ends, on the writer's first write (so a log holding anything but no
-    checkpoint has had its checkpoints removed) or every `checkpoint_every` events."""
+    checkpoint has had its checkpoints removed) or every `checkpoint_every` events. A
+    connection's close counts as a session's end."""
     heads: dict[uuid.UUID, tuple[int, str]] = {}
     rows: list[tuple[StoredEvent, PendingEvent, str]] = []
     session_end = False
@@ -478,7 +581,7 @@ def encode(
         stored, h = encode_event(p.aggregate_id, version + 1, p.topic, p.state, prev)
         heads[p.aggregate_id] = (version + 1, h)
         rows.append((stored, p, h))
-        session_end = session_end or p.topic == Topic.SESSION_TERMINATED
+        session_end = session_end or p.topic in _SESSION_ENDS
     covered = {**since_checkpoint, **heads}
     count = events_since_checkpoint + len(rows)
     version, prev = state.head(checkpoint_id)

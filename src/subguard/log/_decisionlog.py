@@ -1,12 +1,13 @@
 """`DecisionLog`: the engine's recorder. Write-ahead, group-committed, hash-chained.
 
-A thin facade over four parts: the folded state (`_state`), the pure event builders
-(`_builders`: what to append, from that state), group commit (`_commit`) and the
-follower thread (`_follower`) that brings other processes' events in. This module holds
+A thin facade over five parts: the folded state (`_state`), the pure event builders
+(`_builders`: what to append, from that state), group commit (`_commit`), the
+follower thread (`_follower`) that brings other processes' events in, and the writer
+thread (`_later`) of connection events nobody waits for. This module holds
 the locks, talks to the store, and retries a write that lost an optimistic-concurrency
 race after re-reading what the winner wrote.
 
-It stays one module (about 600 lines) because every method works under the same two
+It stays one module (about 750 lines) because every method works under the same two
 locks and the same store handle: split, the lock discipline would be spread over files.
 """
 
@@ -33,11 +34,13 @@ from subguard.log._commit import GroupCommitter, Unit
 from subguard.log._events import (
     Topic,
     decode_state,
+    format_time,
     session_aggregate_id,
     split_hash,
     subject_aggregate_id,
 )
 from subguard.log._follower import Follower
+from subguard.log._later import LaterWriter
 from subguard.log._state import (
     ApprovalOutcome,
     ApprovalState,
@@ -54,7 +57,9 @@ logger = logging.getLogger("subguard.log")
 #: Writes that lose an optimistic-concurrency race are re-read and re-decided this often.
 CONFLICT_RETRIES = 8
 
-_STREAM_TOPICS = frozenset({Topic.DECISION_RECORDED, Topic.SESSION_STARTED})
+#: Per-request streams: another process's events in them are read only for the sessions
+#: this process has loaded (connection events: never, as nothing here reads them).
+_STREAM_TOPICS = frozenset({Topic.DECISION_RECORDED, Topic.SESSION_STARTED, *Topic.CONNECTION})
 
 
 class DecisionLog:
@@ -125,6 +130,8 @@ class DecisionLog:
         self.retry_after = seconds_option("retry_after", retry_after)
         #: after a store failure: (monotonic time until which checks fail at once, why)
         self._unavailable: tuple[float, LogError] | None = None
+        #: connection events (`session_opened`, …): written by a thread, never waited for
+        self._later = LaterWriter(self._write_later)
         self._load()
         self._follower: Follower | None = None
         if follow:
@@ -455,6 +462,97 @@ class DecisionLog:
                 self._changed.notify_all()
 
     # ------------------------------------------------------------------------------------
+    # connections: recorded after the fact, best effort
+    def session_opened(
+        self,
+        session: str,
+        *,
+        subject: str,
+        adapter: str,
+        peer: str = "",
+        application_name: str = "",
+        tls: bool = False,
+    ) -> bool:
+        """Record that a client connected (`SessionOpened`). Queued, never waited for;
+        False when it was dropped. Never raises."""
+        return self._later_event(
+            build.session_opened,
+            session,
+            subject=subject,
+            adapter=adapter,
+            peer=peer,
+            application_name=application_name,
+            tls=tls,
+        )
+
+    def statement_completed(
+        self,
+        session: str,
+        *,
+        decision: str,
+        statement: int = 0,
+        outcome: str = "complete",
+        command: str | None = None,
+        rows: int | None = None,
+        ms: float = 0.0,
+        sqlstate: str | None = None,
+    ) -> bool:
+        """Record what the database did with a statement a decision let through
+        (`StatementCompleted`): no values, only the command word, a row count, the time
+        it took and an error's SQLSTATE. Queued, never waited for; never raises."""
+        return self._later_event(
+            build.statement_completed,
+            session,
+            decision=decision,
+            statement=statement,
+            outcome=outcome,
+            command=command,
+            rows=rows,
+            ms=ms,
+            sqlstate=sqlstate,
+        )
+
+    def session_closed(self, session: str, *, duration_ms: float, reason: str) -> bool:
+        """Record that a connection ended (`SessionClosed`). Queued; never raises."""
+        return self._later_event(
+            build.session_closed, session, duration_ms=duration_ms, reason=reason
+        )
+
+    def flush_later(self, timeout: float = 5.0) -> bool:
+        """Wait until the connection events queued so far are written (or dropped)."""
+        return self._later.flush(timeout)
+
+    @property
+    def later_dropped(self) -> int:
+        """Connection events lost so far (a full queue, or the store failing)."""
+        return self._later.dropped
+
+    def _later_event(self, make: Callable[..., PendingEvent], session: str, **fields: Any) -> bool:
+        try:
+            event = make(session, at=format_time(self.clock()), **fields)
+        except Exception:
+            logger.exception("decision log could not build a connection event")
+            return False
+        return self._later.submit(event)
+
+    def _write_later(self, pending: list[PendingEvent]) -> None:
+        """On the writer thread: append connection events, as `_act` appends (each
+        connection's stream has one writer, so a conflict is another process's
+        checkpoint at most; re-read and retry)."""
+        self._available()
+        with self._write_lock:
+            for attempt in range(CONFLICT_RETRIES):
+                with self.store.exclusive() if attempt else contextlib.nullcontext():
+                    if attempt:
+                        self._refresh(pending)
+                    try:
+                        self._write(pending)
+                        return
+                    except StoreConflict:
+                        if attempt == CONFLICT_RETRIES - 1:
+                            raise
+
+    # ------------------------------------------------------------------------------------
     # responders' actions
     def _act(self, aggregate_id: uuid.UUID, make: Callable[[], list[PendingEvent]]) -> None:
         """Append what `make` returns to an aggregate, re-reading it after a conflict
@@ -629,6 +727,7 @@ class DecisionLog:
     def close(self) -> None:
         if self._closed:
             return
+        self._later.close()
         with contextlib.suppress(LogError):
             self.checkpoint()
         self._closed = True

@@ -26,6 +26,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Topic",
     "approval_aggregate_id",
+    "connection_aggregate_id",
     "decode_state",
     "encode_event",
     "event_hash",
@@ -61,6 +62,12 @@ class Topic:
     SUBJECT_RESTORED: Final = "subguard.log.events:SubjectRestored"
     POLICY_ACTIVATED: Final = "subguard.log.events:PolicyActivated"
     CHECKPOINT: Final = "subguard.log.events:CheckpointWritten"
+    #: An adapter's connection: who connected from where, what each statement it let
+    #: through did in the database, and how the connection ended. Recorded after the
+    #: fact, without delaying requests, in the connection's own stream.
+    SESSION_OPENED: Final = "subguard.log.events:SessionOpened"
+    STATEMENT_COMPLETED: Final = "subguard.log.events:StatementCompleted"
+    SESSION_CLOSED: Final = "subguard.log.events:SessionClosed"
 
     SESSION: Final = (SESSION_STARTED, DECISION_RECORDED, SESSION_TERMINATED)
     APPROVAL: Final = (
@@ -71,9 +78,18 @@ class Topic:
         APPROVAL_USED,
     )
     SUBJECT: Final = (SUBJECT_REVOKED, SUBJECT_RESTORED)
+    CONNECTION: Final = (SESSION_OPENED, STATEMENT_COMPLETED, SESSION_CLOSED)
     #: Everything but the per-request stream: what a process loads when it opens a store.
     CONTROL: Final = (*APPROVAL, *SUBJECT, SESSION_TERMINATED, POLICY_ACTIVATED, STORE_CREATED)
-    ALL: Final = (*SESSION, *APPROVAL, *SUBJECT, POLICY_ACTIVATED, CHECKPOINT, STORE_CREATED)
+    ALL: Final = (
+        *SESSION,
+        *APPROVAL,
+        *SUBJECT,
+        POLICY_ACTIVATED,
+        CHECKPOINT,
+        STORE_CREATED,
+        *CONNECTION,
+    )
 
 
 def short_name(topic: str) -> str:
@@ -84,6 +100,13 @@ def short_name(topic: str) -> str:
 @functools.lru_cache(maxsize=65536)
 def session_aggregate_id(session: str) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, "session:" + session)
+
+
+@functools.lru_cache(maxsize=4096)
+def connection_aggregate_id(session: str) -> uuid.UUID:
+    """The stream of a session's connection events (`Topic.CONNECTION`), apart from its
+    decisions: written after the fact, it never races a decision's commit."""
+    return uuid.uuid5(NAMESPACE, "connection:" + session)
 
 
 def subject_aggregate_id(subject: str) -> uuid.UUID:

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from subguard.log._events import Topic, decode_state, session_aggregate_id, split_hash
+from subguard.log._events import (
+    Topic,
+    connection_aggregate_id,
+    decode_state,
+    session_aggregate_id,
+    split_hash,
+)
 from subguard.log._read import LogRecord, read_records
 from subguard.log._state import DENIED_EFFECTS
 from subguard.log._store import Store
@@ -60,7 +66,16 @@ class RecordLinker:
 # ----------------------------------------------------------------------------------------
 # sessions
 
-_TIMELINE_ORDER = {"SessionStarted": 0, "DecisionRecorded": 1, "SessionTerminated": 3}
+_TIMELINE_ORDER = {
+    "SessionOpened": -1,
+    "SessionStarted": 0,
+    "DecisionRecorded": 1,
+    "SessionTerminated": 3,
+    "SessionClosed": 4,
+}
+
+#: What a decision line of a timeline carries of each `StatementCompleted`.
+COMPLETION_FIELDS = ("statement", "outcome", "command", "rows", "ms", "sqlstate", "at")
 
 
 def _plain_state(state: bytes) -> dict[str, Any]:
@@ -69,14 +84,18 @@ def _plain_state(state: bytes) -> dict[str, Any]:
 
 
 def session_timeline(store: Store, session: str) -> list[dict[str, Any]]:
-    """A session's timeline as linked lines: its start, every decision, the approvals
-    its requests opened and what became of them, and its end, in time order.
+    """A session's timeline as linked lines: its connection's opening, its start, every
+    decision (with `completions`: what the database did with the statements it let
+    through, in order), the approvals its requests opened and what became of them, its
+    end and its connection's closing, in time order.
 
     Raises `ValueError` when the log holds no such session.
     """
     agg = session_aggregate_id(session)
+    conn = connection_aggregate_id(session)
     events = store.select_events(agg)
-    if not events:
+    connection = store.select_events(conn)
+    if not events and not connection:
         raise ValueError(f"no session `{session}` in the decision log")
     linker = RecordLinker()
     lines = []
@@ -84,9 +103,25 @@ def session_timeline(store: Store, session: str) -> list[dict[str, Any]]:
         line = linker.fill(record)
         if line.get("session") == session:
             lines.append(line)
+    decisions: dict[str, dict[str, Any]] = {}
     for e in events:
         record = LogRecord(0, agg, e.originator_version, e.topic, _plain_state(e.state))
-        lines.append(linker.fill(record))
+        line = linker.fill(record)
+        if record.topic == Topic.DECISION_RECORDED:
+            line["completions"] = []
+            if record.decision_id is not None:
+                decisions[record.decision_id] = line
+        lines.append(line)
+    for e in connection:
+        record = LogRecord(0, conn, e.originator_version, e.topic, _plain_state(e.state))
+        line = linker.fill(record)
+        owner = decisions.get(record.decision_id or "")
+        if record.topic == Topic.STATEMENT_COMPLETED and owner is not None:
+            owner["completions"].append({k: record.state.get(k) for k in COMPLETION_FIELDS})
+        else:
+            lines.append(line)
+    for line in decisions.values():
+        line["completions"].sort(key=lambda c: (c.get("statement") or 0, str(c.get("at"))))
     lines.sort(key=lambda line: (str(line.get("at", "")), _TIMELINE_ORDER.get(line["event"], 2)))
     return lines
 

@@ -18,6 +18,7 @@ from subguard.log._events import Topic, parse_time
 __all__ = ["ApprovalOutcome", "ApprovalState", "ApprovalStatus", "FoldedState", "SessionState"]
 
 DENIED_EFFECTS = frozenset({"deny", "terminate"})
+_UNFOLDED = frozenset(Topic.CONNECTION)
 
 
 @attrs.define
@@ -130,6 +131,8 @@ class FoldedState:
             if current != 0:
                 return False
         self.heads[aggregate_id] = (version, h)
+        if topic in _UNFOLDED:
+            return True  # a connection's record: nothing any decision reads
         self.generation += 1
         fold = _FOLDS.get(topic)
         if fold is not None:

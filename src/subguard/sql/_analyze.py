@@ -12,7 +12,7 @@ from sqlglot.tokenizer_core import TokenType
 
 from subguard.errors import ConfigError
 from subguard.sql._cache import LRUCache
-from subguard.sql._control import control_kind
+from subguard.sql._control import control_kind, notify_statement, notify_words
 from subguard.sql._describe import describe
 from subguard.sql._dialects import UnknownDialect, canonical_dialect, normalize_name
 from subguard.sql._draft import Context
@@ -95,6 +95,13 @@ def _analyse_pieces(
             verdicts.append(False)
             statements.extend(describe(node, chunk, path, ctx, nested=nested))
             continue
+        if ctx.dialect == "postgres" and notify_words(chunk):
+            # LISTEN, UNLISTEN, NOTIFY: read from their tokens, or refused; never parsed
+            # as anything else. The channel is a name; a NOTIFY's payload is dropped.
+            verdicts.append(True)
+            statements.append(_notify(chunk, text, path, ctx.dialect, nested))
+            first_error = first_error or _notify_error(chunk, text, statements[-1], i, pieces)
+            continue
         piece = parse_piece(chunk, text, ctx.dialect)
         if piece.node is None:
             control = control_kind(chunk)
@@ -121,6 +128,29 @@ def _analyse_pieces(
             verdicts.append(shape_safe(piece.node, chunk))
         statements.extend(describe(piece.node, chunk, path, ctx, nested=nested))
     return statements, first_error
+
+
+def _notify(chunk: list[Any], text: str, path: str, dialect: str, nested: bool) -> Statement:
+    found = notify_statement(chunk)
+    if found is None:
+        return _unparseable(path, chunk, nested=nested)
+    kind, tok = found
+    channel = None
+    if tok is not None:
+        quoted = tok.token_type == TokenType.IDENTIFIER
+        channel = normalize_name(dialect, str(tok.text), quoted)
+    return Statement(kind=kind, path=path, object_type="channel", target=channel, nested=nested)
+
+
+def _notify_error(
+    chunk: list[Any], text: str, statement: Statement, i: int, pieces: list[list[Any]]
+) -> str | None:
+    if statement.kind != "unparseable":
+        return None
+    start = int(chunk[0].start)
+    where = f"line {chunk[0].line}, col {start - text.rfind(chr(10), 0, start)}"
+    error = f"{where}: not a LISTEN, UNLISTEN or NOTIFY statement PostgreSQL accepts"
+    return f"statement {i + 1}: {error}" if len(pieces) > 1 else error
 
 
 #: Maintenance commands read from their tokens when sqlglot cannot parse them.

@@ -106,3 +106,63 @@ def control_kind(tokens: Sequence[Any]) -> str | None:
         r.word("PREPARE")
         kind = "prepare" if (r.word("ALL") or r.name()) else None
     return kind if kind is not None and r.done() else None
+
+
+#: The words that start PostgreSQL's asynchronous-notification statements.
+NOTIFY_WORDS: Final = frozenset({"LISTEN", "UNLISTEN", "NOTIFY"})
+
+#: Token types of PostgreSQL's string constants (a NOTIFY payload): '…', E'…', U&'…',
+#: $$…$$. Bit and hex strings (B'…', X'…') are not payloads; the server rejects them.
+_PAYLOAD_TYPES: Final = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.BYTE_STRING,
+        TokenType.UNICODE_STRING,
+        TokenType.HEREDOC_STRING,
+    }
+)
+
+
+def notify_words(tokens: Sequence[Any]) -> bool:
+    """Whether a piece starts with LISTEN, UNLISTEN or NOTIFY (as a keyword, not a
+    quoted name): then it is one of them or nothing, never read any other way."""
+    if not tokens:
+        return False
+    first = tokens[0]
+    return first.token_type != TokenType.IDENTIFIER and str(first.text).upper() in NOTIFY_WORDS
+
+
+def _channel(tok: Any) -> bool:
+    """A channel's name: a name, quoted or not, or a keyword used as one (never a
+    string constant, whose text may read as a name)."""
+    if tok.token_type in _NAME_TYPES:
+        return True
+    return "STRING" not in tok.token_type.name and str(tok.text).isidentifier()
+
+
+def notify_statement(tokens: Sequence[Any]) -> tuple[str, Any] | None:
+    """`LISTEN channel`, `UNLISTEN channel`, `UNLISTEN *` or `NOTIFY channel [, 'payload']`
+    matched against PostgreSQL's whole grammar: the kind (`listen`, `unlisten`, `notify`)
+    and the channel's token (None for `UNLISTEN *`), or None when the piece is anything
+    else. The payload is a single string constant and is never returned."""
+    if not notify_words(tokens):
+        return None
+    r = _Reader(tokens)
+    kind = str(tokens[0].text).lower()
+    r.i = 1
+    if kind == "unlisten" and len(tokens) == 2 and tokens[1].token_type == TokenType.STAR:
+        return kind, None
+    if r.done() or tokens[r.i].token_type == TokenType.STAR:
+        return None
+    channel = tokens[r.i]
+    if not _channel(channel):
+        return None
+    r.i += 1
+    if kind == "notify" and not r.done():
+        if tokens[r.i].token_type != TokenType.COMMA:
+            return None
+        r.i += 1
+        if r.done() or tokens[r.i].token_type not in _PAYLOAD_TYPES:
+            return None
+        r.i += 1
+    return (kind, channel) if r.done() else None

@@ -10,7 +10,8 @@ from sqlglot import exp
 KINDS: Final = (
     "select", "insert", "update", "delete", "merge", "create", "alter", "drop",
     "truncate", "grant", "revoke", "copy", "set", "show", "explain", "call", "do",
-    "execute", "prepare", "lock", "vacuum", "transaction", "other", "unparseable",
+    "execute", "prepare", "lock", "vacuum", "transaction", "listen", "unlisten", "notify",
+    "other", "unparseable",
 )  # fmt: skip
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import codecs
 import collections
+import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +20,9 @@ import attrs
 from subguard.adapters._masking import MaskPlan
 from subguard.adapters.postgres import wire
 
-__all__ = ["TEXT_OIDS", "Masker", "Owed", "Prepared", "ResultTracker"]
+__all__ = ["TEXT_OIDS", "Completed", "Masker", "Owed", "Prepared", "ResultTracker", "parse_tag"]
+
+logger = logging.getLogger("subguard.proxy")
 
 #: text, varchar, bpchar, name, char: their binary form is their text.
 TEXT_OIDS = frozenset({25, 1043, 1042, 19, 18})
@@ -58,9 +62,39 @@ class Owed:
     for itself; the client never sees its answer."""
 
     kind: str
-    target: Any = None  # Prepared (Q, DS), Portal (DP, E)
+    target: Any = None  # Prepared (Q, P, DS), Portal (B, DP, E)
     swallow: bool = False
     started: bool = False  # an Execute whose rows have begun
+    #: when the statement (a simple query's next one) began: `time.perf_counter()`
+    since: float = 0.0
+    #: statements of a simple query completed so far; rows an Execute returned so far
+    done: int = 0
+    rows: int = 0
+
+
+#: `(statement the decision let through, its index in the text, outcome, command word,
+#: rows, milliseconds, SQLSTATE)`: what the database did with one statement.
+Completed = Callable[[Prepared, int, str, str | None, int | None, float, str | None], None]
+
+#: Completion tags whose last word counts rows (`INSERT 0 5` → 5).
+_ROW_TAGS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "FETCH", "MOVE", "COPY"})
+
+
+def parse_tag(tag: bytes | memoryview) -> tuple[str | None, int | None]:
+    """A CommandComplete tag's command words and row count: `UPDATE 2` → (`UPDATE`, 2),
+    `CREATE TABLE` → (`CREATE TABLE`, None). Only upper-case words and a number are
+    read; anything else in a tag is dropped."""
+    words = bytes(tag).rstrip(b"\0").decode("ascii", "replace").split()
+    command = []
+    for word in words:
+        if not (word.isascii() and word.isalpha() and word.isupper()):
+            break
+        command.append(word)
+    name = " ".join(command[:4]) or None
+    rows = None
+    if name in _ROW_TAGS and len(words) > len(command) and words[-1].isdigit():
+        rows = int(words[-1])
+    return name, rows
 
 
 class Masker:
@@ -113,9 +147,43 @@ class ResultTracker:
         # the result being relayed
         self.masker: Masker | None = None
         self.refusing: str | None = None  # why the current result's rows are withheld
+        #: told of every statement the database ran for the client (never raises into
+        #: the relay: a failure to report is logged and forgotten)
+        self.on_complete: Completed | None = None
 
     def push(self, owed: Owed) -> None:
+        owed.since = time.perf_counter()
         self.owed.append(owed)
+
+    def complete(
+        self,
+        owed: Owed | None,
+        outcome: str,
+        *,
+        tag: bytes | memoryview | None = None,
+        rows: int | None = None,
+        sqlstate: str | None = None,
+    ) -> None:
+        """Report what became of the statement `owed` ran (a simple query's next one)."""
+        callback = self.on_complete
+        if callback is None or owed is None or owed.swallow:
+            return
+        target = owed.target
+        prepared = target.statement if isinstance(target, Portal) else target
+        if not isinstance(prepared, Prepared):
+            return
+        now = time.perf_counter()
+        ms = (now - owed.since) * 1000.0
+        index = owed.done if owed.kind == "Q" else 0
+        owed.done += 1
+        owed.since = now
+        command = None
+        if tag is not None:
+            command, rows = parse_tag(tag)
+        try:
+            callback(prepared, index, outcome, command, rows, ms, sqlstate)
+        except Exception:
+            logger.exception("a statement's completion could not be reported")
 
     @property
     def idle(self) -> bool:
@@ -198,6 +266,8 @@ def translate(
     head = tracker.owed[0] if tracker.owed else None
     swallow = head is not None and head.swallow
     if kind == b"D":
+        if head is not None and head.kind == "E":
+            head.rows += 1
         if tracker.refusing:
             return None, None
         if tracker.masker is None and head is not None and head.kind == "E" and not head.started:
@@ -225,8 +295,17 @@ def translate(
     if kind in (b"C", b"I", b"s"):
         refusing = tracker.refusing
         tracker.end_result()
-        if head is not None and head.kind == "E":
-            tracker.pop()
+        if head is not None and head.kind in ("Q", "E"):
+            if refusing:
+                tracker.complete(head, "error", tag=body if kind == b"C" else None, sqlstate="42501")
+            elif kind == b"C":
+                tracker.complete(head, "complete", tag=body)
+            elif kind == b"I":
+                tracker.complete(head, "empty")
+            else:
+                tracker.complete(head, "suspended", rows=head.rows)
+            if head.kind == "E":
+                tracker.pop()
         if refusing:
             return wire.error_response(
                 "42501", f"refused: {refusing}; masked columns are never returned unmasked"
@@ -240,6 +319,9 @@ def translate(
     if kind == b"E":
         tracker.end_result()
         out = whole
+        if head is not None and head.kind in ("Q", "E", "P", "B") and tracker.on_complete is not None:
+            # the SQLSTATE only: the message can quote the statement's values
+            tracker.complete(head, "error", sqlstate=_sqlstate(body))
         if head is not None and head.kind in ("Q", "E"):
             target = head.target
             prepared = target.statement if isinstance(target, Portal) else target
@@ -291,6 +373,14 @@ def safe_encoding(name: str) -> bool:
     the second half of a character, so the analysis and the server would read
     different statements."""
     return name.upper().replace("-", "").replace("_", "") in ("UTF8", "UNICODE", "SQLASCII")
+
+
+def _sqlstate(body: memoryview) -> str:
+    """An ErrorResponse's SQLSTATE (`XX000` when it has none readable)."""
+    try:
+        return wire.parse_error_fields(body).get("C") or "XX000"
+    except wire.ProtocolViolation:
+        return "XX000"
 
 
 def _withheld_error(body: memoryview) -> bytes:

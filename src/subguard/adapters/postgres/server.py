@@ -91,6 +91,8 @@ class ProxyServer:
         self._refreshing = False
         self._refresh_again = False
         self.events: list[tuple[str, dict[str, Any]]] = []
+        #: where connections and what their statements did are recorded (after the fact)
+        self.log: DecisionLog | None = engine.log if isinstance(engine.log, DecisionLog) else None
 
     # -- sessions ----------------------------------------------------------------------------
     def new_gate(self, identity: Identity, session_id: str) -> Gate:
@@ -113,7 +115,8 @@ class ProxyServer:
 
     def log_event(self, what: str, **fields: Any) -> None:
         """An operational line on the `subguard.proxy` logger (session start and end,
-        refused logins); the decisions themselves are in the decision log."""
+        refused logins); the decisions, the sessions' start and end and what each
+        statement did are in the decision log."""
         if logger.isEnabledFor(logging.INFO):
             logger.info("%s %s", what, " ".join(f"{k}={v!r}" for k, v in fields.items()))
 

@@ -144,12 +144,16 @@ class ProxySession:
             self.closed = True
             self.close_reason = reason
             if self.started is not None:
+                seconds = time.monotonic() - self.started
                 self.server.log_event(
                     "session ended",
                     session=self.session_id,
-                    seconds=round(time.monotonic() - self.started, 3),
+                    seconds=round(seconds, 3),
                     reason=reason,
                 )
+                log = self.server.log
+                if log is not None:
+                    self._record(log.session_closed, self.session_id, duration_ms=seconds * 1000.0, reason=reason)
         if self._expiry is not None:
             self._expiry.cancel()
         if self.gate is not None and not self.gate.closed:
@@ -162,6 +166,40 @@ class ProxySession:
         with contextlib.suppress(Exception):
             self.writer.close()
         self.server.forget(self)
+
+    def _record(self, method: Any, *args: Any, **kwargs: Any) -> None:
+        """Queue a connection event; a failure is logged, never raised: the decision
+        before each statement is the guarantee, these records are best effort."""
+        try:
+            method(*args, **kwargs)
+        except Exception:
+            logger.exception("proxy session %s: a connection event could not be recorded", self.session_id)
+
+    def _completed(
+        self,
+        prepared: Prepared,
+        statement: int,
+        outcome: str,
+        command: str | None,
+        rows: int | None,
+        ms: float,
+        sqlstate: str | None,
+    ) -> None:
+        """The database ran a statement the gate let through: record what it did, after
+        the fact (queued; the relay never waits for the log)."""
+        log = self.server.log
+        if log is not None:
+            self._record(
+                log.statement_completed,
+                self.session_id,
+                decision=str(prepared.decision.id),
+                statement=statement,
+                outcome=outcome,
+                command=command,
+                rows=rows,
+                ms=ms,
+                sqlstate=sqlstate,
+            )
 
     def _fatal(self, code: str, text: str) -> None:
         """Tell the client why, then close everything."""
@@ -298,6 +336,18 @@ class ProxySession:
             application_name=params.get("application_name", ""),
             tls=self.tls,
         )
+        log = self.server.log
+        if log is not None:
+            self._record(
+                log.session_opened,
+                self.session_id,
+                subject=identity.subject.id,
+                adapter="postgres",
+                peer=self.peer,
+                application_name=params.get("application_name", ""),
+                tls=self.tls,
+            )
+            self.tracker.on_complete = self._completed
         self._relay_task = asyncio.create_task(self._relay())
 
     # -- client → database -----------------------------------------------------------------
@@ -543,7 +593,7 @@ class ProxySession:
             return
         self._schema_dirty |= prepared.ddl
         self.statements[parse.name] = prepared
-        self._forward(whole, Owed("P"))
+        self._forward(whole, Owed("P", prepared))
 
     async def _bind(self, bind: wire.Bind, whole: bytes) -> None:
         prepared = self.statements.get(bind.statement)
@@ -563,7 +613,7 @@ class ProxySession:
             prepared = self.statements[bind.statement] = again
         portal = Portal(prepared, bind.result_formats)
         self.portals[bind.portal] = portal
-        self._forward(whole, Owed("B"))
+        self._forward(whole, Owed("B", portal))
 
     # -- refusing in protocol order ------------------------------------------------------------
     async def _barrier(self) -> None:
