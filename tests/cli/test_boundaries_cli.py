@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from subguard.cli import main
@@ -49,7 +49,9 @@ def _run(*args: str, env: dict[str, str] | None = None, input: str | None = None
 
 
 def _records(result: Result) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    # JSON Lines end at "\n" only: `splitlines` would also cut at U+0085 or U+2028 inside a
+    # record's (unescaped) text
+    return [json.loads(line) for line in result.stdout.split("\n") if line.strip()]
 
 
 # ── subguard check on unreadable policy paths ────────────────────────────────────────
@@ -259,6 +261,7 @@ _line = _request_doc.map(json.dumps) | _value.map(json.dumps) | st.text(max_size
 
 @FUZZ
 @given(lines=st.lists(_line.filter(lambda s: "\n" not in s and "\r" not in s), min_size=1, max_size=6))
+@example(lines=['{"\u0085x": 1}', '{"\u2028": 2}'])  # line separators that are not "\n"
 def test_fuzz_batch_lines_never_traceback_and_malformed_lines_never_allow(
     rules: Path, tmp_path: Path, lines: list[str]
 ) -> None:
