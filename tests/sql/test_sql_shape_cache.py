@@ -262,3 +262,17 @@ def test_every_corpus_statement_shared_by_shape_equals_a_fresh_analysis() -> Non
             shared += SHAPE_CACHE.hits
             _same(got, _fresh(other, None, schema))
     assert shared > 100  # the cache is exercised, not only bypassed
+
+
+def test_a_texts_facts_from_its_shape_equal_evolving_the_shapes_facts() -> None:
+    """`_with_exact_hash` builds the facts field by field: every field but the exact hash
+    comes from the shape's facts (a field added to `SqlFacts` and missed there fails here)."""
+    import attrs
+
+    from subguard.sql._analyze import _with_exact_hash
+
+    shared = analyze("SELECT a, b FROM t JOIN u ON t.id = u.id WHERE t.x = 5", dialect="postgres")
+    facts = _with_exact_hash(shared, "another-exact-hash")
+    assert facts == attrs.evolve(shared, exact_hash="another-exact-hash")
+    assert [f.name for f in attrs.fields(type(facts))][-1] == "exact_hash"
+    assert facts.to_input() is shared.to_input()

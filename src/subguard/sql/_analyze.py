@@ -6,7 +6,6 @@ import itertools
 from collections.abc import Mapping
 from typing import Any, Final
 
-import attrs
 from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
@@ -273,7 +272,20 @@ def _analyse(text: str, dialect: str, schema: Schema | None, version: str = "") 
 def _with_exact_hash(shared: SqlFacts, exact: str) -> SqlFacts:
     """The shape's facts for one text of it: only the exact hash differs (the redacted
     text and the fingerprint are functions of the shape)."""
-    facts = attrs.evolve(shared, exact_hash=exact)
+    # the constructor, not `attrs.evolve` (which reads the class's fields on every call):
+    # every field but the exact hash is the shape's (a test holds the two equal)
+    facts = SqlFacts(
+        shared.dialect,
+        shared.statements,
+        shared.tables_read,
+        shared.tables_written,
+        shared.columns_read,
+        shared.functions,
+        shared.parse_error,
+        shared.redacted,
+        shared.fingerprint,
+        exact,
+    )
     object.__setattr__(facts, "_input", shared.to_input())
     return facts
 
