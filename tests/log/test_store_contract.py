@@ -338,6 +338,48 @@ def test_follow_from_a_saved_position(tmp_path: Any) -> None:
         log.close()
 
 
+def test_following_some_topics_reads_each_other_row_once(tmp_path: Any) -> None:
+    """A follower of a few topics (the gate's watch for revocations and kills) starts each
+    poll after the last row it has seen, matched or not: a log of decisions between
+    revocations is not read again on every poll; a revocation after them still arrives."""
+    from subguard.log import follow
+
+    url = f"sqlite:///{tmp_path}/w.db"
+    log = open_log(url)
+    reader = open_store(url, create=False)
+    try:
+        starts: list[int] = []
+        select = reader.select_notifications
+
+        def spy(after: int, limit: int = 500, topics: Any = ()) -> Any:
+            starts.append(after)
+            return select(after, limit, topics)
+
+        reader.select_notifications = spy  # type: ignore[method-assign]
+        stop = threading.Event()
+        revoked: list[str] = []
+
+        def consume() -> None:
+            topics = (Topic.SUBJECT_REVOKED,)
+            for record in follow(reader, after=0, topics=topics, stop=stop, poll_interval=0.01):
+                revoked.append(str(record.state.get("subject")))
+
+        thread = threading.Thread(target=consume)
+        thread.start()
+        for i in range(50):
+            log.record(make_ctx(session=f"s{i}"), make_decision())
+        last = log.store.max_position()
+        assert eventually(lambda: bool(starts) and starts[-1] >= last)
+        log.revoke("agent-x", by="responder", reason="test")
+        assert eventually(lambda: revoked == ["agent-x"])
+        assert eventually(lambda: starts[-1] > last)  # past the revocation too
+        stop.set()
+        thread.join(timeout=5)
+    finally:
+        reader.close()
+        log.close()
+
+
 def test_sqlite_connections_are_wal_and_synchronous_full(tmp_path: Any) -> None:
     """Durability: every connection a SQLite store writes through syncs the WAL at commit."""
     log = open_log(f"sqlite:///{tmp_path}/d.db")

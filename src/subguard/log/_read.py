@@ -116,6 +116,12 @@ def follow(
     position = after
     with store.listen() as conn:
         while not stop.is_set():
+            # Rows become visible in position order (every store serialises its writers),
+            # so every row up to `seen` is committed before the page is read: once a page
+            # is not full, none up to `seen` matched but those it held, and the next poll
+            # starts after `seen` — not after the last match, which would read the same
+            # growing tail of other topics' rows again on every poll.
+            seen = store.max_position() if topics else 0
             page = store.select_notifications(position, 500, topics)
             for n in page:
                 position = n.id
@@ -124,6 +130,7 @@ def follow(
                     return
             if len(page) == 500:
                 continue
+            position = max(position, seen)
             if conn is not None:
                 for _ in conn.notifies(timeout=max(poll_interval, 0.1), stop_after=1):
                     pass
