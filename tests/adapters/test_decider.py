@@ -231,3 +231,47 @@ def test_the_decider_decides_as_check_one_by_one(
     finally:
         one.close()
         two.close()
+
+
+def test_requests_arriving_during_a_commit_fill_the_next_batch(
+    policy: subguard.Policy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one commit runs (a slow disk here), what arrives is decided and staged into
+    the next batch, committed as soon as the writer is free; a request of a session whose
+    decision is in the running commit waits for it, and sees it."""
+    import time
+
+    log = open_log(_url(tmp_path))
+    try:
+        insert = log.store.insert
+
+        def slow(events: Any) -> Any:
+            time.sleep(0.05)
+            return insert(events)
+
+        monkeypatch.setattr(log.store, "insert", slow)
+        decider = AsyncDecider(Engine(policy, log=log))
+
+        async def scenario() -> tuple[subguard.Decision, list[subguard.Decision], subguard.Decision]:
+            first = asyncio.ensure_future(
+                decider.check(SqlRequest("DROP TABLE a"), subject=AGENT, resource=RESOURCE, session="busy")
+            )
+            await asyncio.sleep(0.01)  # the first batch is committing now
+            others = [
+                decider.check(SqlRequest(f"SELECT {i}"), subject=AGENT, resource=RESOURCE, session=f"o{i}")
+                for i in range(10)
+            ]
+            same = decider.check(SqlRequest("SELECT 1"), subject=AGENT, resource=RESOURCE, session="busy")
+            *rest, last = await asyncio.gather(*others, same)
+            return await first, rest, last
+
+        first, rest, last = asyncio.run(scenario())
+        decider.close()
+        assert first.effect is Effect.DENY
+        assert [d.effect for d in rest] == [Effect.ALLOW] * 10
+        assert last.input["session"]["denied"] == 1  # saw the decision committed before it
+        assert decider.decisions == 12
+        # the first; then the ten decided meanwhile with the one that waited for the first
+        assert decider.batches == 2
+    finally:
+        log.close()
