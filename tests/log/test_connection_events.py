@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from subguard.cli.log_commands import register
 from subguard.engine.types import Effect
+from subguard.errors import LogError
 from subguard.log import Topic, open_log, open_store, read_records, session_timeline, verify_store
 from subguard.log._builders import session_closed, session_opened, statement_completed
 from subguard.log._events import connection_aggregate_id
@@ -250,3 +251,46 @@ def test_the_writer_never_blocks_its_callers() -> None:
     assert sum(written) == results.count(True)
     writer.close()
     assert writer.submit(event) is False
+
+
+def test_connection_events_ride_along_in_a_decisions_commit(tmp_path: Any, monkeypatch: Any) -> None:
+    """Queued connection events go into the next decisions' transaction rather than one
+    of their own (one flush to disk instead of two); when that write fails they are
+    queued again and written later, never lost to it."""
+    log = open_log(f"sqlite:///{tmp_path}/ride.db")
+    try:
+        log._later.linger = 30.0  # the writer thread would wait: only a commit takes them
+        inserts: list[list[str]] = []
+        insert = log.store.insert
+
+        def counting(events: Any) -> Any:
+            inserts.append([e.topic for e in events])
+            return insert(events)
+
+        monkeypatch.setattr(log.store, "insert", counting)
+        first = log.record(make_ctx(session="ride"), make_decision())
+        assert log.statement_completed("ride", decision=str(first.id), rows=3, ms=0.5)
+        second = log.record(make_ctx(session="ride"), make_decision())
+        assert second.effect is Effect.ALLOW
+        assert Topic.STATEMENT_COMPLETED in inserts[-1] and Topic.DECISION_RECORDED in inserts[-1]
+        assert log.flush_later(0.5)  # nothing left for the writer thread
+
+        # a failed decisions' write puts the events back in the queue
+        assert log.statement_completed("ride", decision=str(second.id), rows=1, ms=0.1)
+
+        def broken(events: Any) -> Any:
+            raise OSError("disk I/O error")
+
+        monkeypatch.setattr(log.store, "insert", broken)
+        log.retry_after = 0  # no pause after the failure: the next commit may try at once
+        with pytest.raises(LogError):
+            log.record(make_ctx(session="ride"), make_decision())
+        assert len(log._later._queue) == 1
+        monkeypatch.setattr(log.store, "insert", counting)
+        log.record(make_ctx(session="ride"), make_decision())
+        assert not log._later._queue and log.later_dropped == 0
+        completed = [r for r in read_records(log.store, topics=[Topic.STATEMENT_COMPLETED])]
+        assert [r.state["rows"] for r in completed] == [3, 1]
+        assert verify_store(log.store).ok
+    finally:
+        log.close()

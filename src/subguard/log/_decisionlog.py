@@ -381,11 +381,18 @@ class DecisionLog:
         conflict again (PostgreSQL serialises writers with its table lock already; there
         the retry is optimistic)."""
         prepared = self._prepare(items)
+        # connection events waiting for their own write ride along in this transaction
+        # (not on a retry: if this write fails they are queued again, first)
+        later = self._later.take()
+        written = False
         try:
-            self._write(prepared.events)
+            self._write([*prepared.events, *later] if later else prepared.events)
+            written = True
             return prepared
         except StoreConflict:
             touched = prepared.events
+        finally:
+            self._later.settle(later, written=written)
         for attempt in range(1, CONFLICT_RETRIES):
             logger.debug("decision log write conflicted; re-reading (attempt %d)", attempt)
             with self.store.exclusive():

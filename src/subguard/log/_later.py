@@ -69,6 +69,32 @@ class LaterWriter:
             self._ready.notify()
             return True
 
+    def take(self) -> list[PendingEvent]:
+        """Events for a write about to happen anyway (a decisions' commit): they go in
+        that transaction instead of one of their own. `settle` must follow."""
+        with self._ready:
+            if not self._queue:
+                return []
+            taken = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch))]
+            self._busy += len(taken)
+            return taken
+
+    def settle(self, taken: list[PendingEvent], *, written: bool) -> None:
+        """After the write `take` was for: counted as written, or queued again (first)."""
+        if not taken:
+            return
+        with self._ready:
+            self._busy -= len(taken)
+            if written:
+                self.written += len(taken)
+            elif self._closed:
+                self.dropped += len(taken)
+            else:
+                self._queue.extendleft(reversed(taken))
+                self._ready.notify()
+            if not self._queue and not self._busy:
+                self._idle.notify_all()
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is written or dropped; False on timeout."""
         deadline = time.monotonic() + timeout
@@ -103,7 +129,9 @@ class LaterWriter:
                 time.sleep(self.linger)
             with self._ready:
                 taken = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch))]
-                self._busy = len(taken)
+                self._busy += len(taken)
+            if not taken:  # a decisions' commit took them meanwhile
+                continue
             try:
                 self._write(taken)
                 written, dropped = len(taken), 0
@@ -117,6 +145,6 @@ class LaterWriter:
             with self._ready:
                 self.written += written
                 self.dropped += dropped
-                self._busy = 0
-                if not self._queue:
+                self._busy -= len(taken)
+                if not self._queue and not self._busy:
                     self._idle.notify_all()
