@@ -203,6 +203,15 @@ def pgbench(
     return tps, latencies
 
 
+def event_loop() -> str:
+    """The proxy's event loop: uvloop when installed (the `proxy` extra), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return "event loop: asyncio's own (uvloop not installed)"
+    return f"event loop: uvloop {uvloop.__version__}"
+
+
 def cpu_seconds(pid: int | None) -> float:
     """User + system CPU seconds a process has used (Linux `/proc`); 0 for None."""
     if pid is None:
@@ -411,7 +420,7 @@ def report(
         "## PostgreSQL proxy (issue 14)",
         "",
         f"Command: `python benchmarks/bench_proxy.py --seconds {args.seconds:g} --rounds {args.rounds} --clients {args.clients} --write` · "
-        f"Python {platform.python_version()} · {os.cpu_count()} CPUs · commit {commit} · {time.strftime('%Y-%m-%d')} · load average at the end {load:.1f} "
+        f"Python {platform.python_version()} · {os.cpu_count()} CPUs · {event_loop()} · commit {commit} · {time.strftime('%Y-%m-%d')} · load average at the end {load:.1f} "
         "(the machine is shared: read the ratios of this one run).",
         "",
         f"`pgbench -S -c {args.clients}` (scale 10), each target {args.rounds}× in rotated order, median TPS. The proxy's policy has four rules (deny, approve, mask); "
