@@ -48,6 +48,8 @@ class References:
         def match(self, pattern: ast.Expr, code: str) -> None: ...
         def note_computed(self, t: Type) -> None: ...
 
+        _bare_ok: ast.Expr | None
+
     def withs(self, withs: Sequence[ast.With]) -> str:
         parts = []
         for w in withs:
@@ -76,7 +78,9 @@ class References:
                 if group is not None and not rest:
                     rule_index = group.index
                     self.group.depends.add(group.index)
+            self._bare_ok = w.value  # it stands for the document: read by its fields' names
             value, _ = self.expr(w.value, "ctx")
+            self._bare_ok = None
             parts.append(f"({root!r}, {tuple(path)!r}, {rule_index!r}, {value})")
         cx = self.tmp("w")
         self.fn.emit("try:")
@@ -112,7 +116,12 @@ class References:
         fast = self.fast_sprintf(e, cx)
         if fast is not None:
             return fast, STRING
+        if e.name == "object.get" and len(e.args) == 3 and isinstance(e.args[1], ast.Scalar):
+            self._bare_ok = e.args[0]  # reads the one field named (see below)
+        elif e.name == "count" and len(e.args) == 1:
+            self._bare_ok = e.args[0]  # the length of an array shows no element's field
         args = [self.expr(a, cx) for a in e.args]
+        self._bare_ok = None
         arg_code = ", ".join(c for c, _ in args)
         # a user function: local name, or data.<package>.<name>
         group: RuleGroup | None = None
@@ -182,7 +191,8 @@ class References:
         named_key = (
             e.name == "object.get" and len(e.args) == 3 and isinstance(e.args[1], ast.Scalar)
         )
-        for _code, actual in args[1:] if named_key else args:
+        counted = e.name == "count" and len(args) == 1 and args[0][1].kind == "array"
+        for _code, actual in args[1:] if named_key else () if counted else args:
             self.note_computed(actual)  # `object.get(s, "field", d)` reads a named field
         if builtin.arity != len(args):
             self.errors.add(
