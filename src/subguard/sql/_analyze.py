@@ -171,7 +171,7 @@ def _facts(
     redacted: str,
     fingerprint_: str,
     exact: str,
-    columns: bool = True,
+    column_facts: bool = True,
 ) -> SqlFacts:
     top = [s for s in statements if not s.nested]
     if len(top) == 1:
@@ -195,7 +195,7 @@ def _facts(
         redacted=redacted,
         fingerprint=fingerprint_,
         exact_hash=exact,
-        column_facts=columns,
+        column_facts=column_facts,
     )
 
 
