@@ -129,6 +129,11 @@ def _same_decisions(lean: Engine, full: Engine, request: Any, resource: Resource
         ('deny contains m if { m := sprintf("%v x %v", [input.sql, 1]) }', True),
         ('deny contains "x" if { input.sql.statements[0] == input.sql.statements[1] }', True),
         ('deny contains "x" if { count(input.sql) > 7 }', True),
+        (
+            'deny contains m if { m := sprintf("%v", [object.get(input.sql, "statements", [])]) }',
+            True,
+        ),
+        ('deny contains "x" if { object.get(input.sql, "parse_error", null) != null }', False),
         ('deny contains "x" if { some s in input.sql.statements; object.keys(s) }', True),
         (
             'f(s) := s\ndeny contains "x" if { some s in input.sql.statements; f(s).kind == "drop" }',

@@ -191,6 +191,15 @@ class References:
         named_key = (
             e.name == "object.get" and len(e.args) == 3 and isinstance(e.args[1], ast.Scalar)
         )
+        if named_key and args[0][1].kind == "record" and self.program.schema is not None:
+            # the named field's value is handed on whole, its type lost (`any`): when it
+            # holds a record, any of that record's fields may be read
+            key = e.args[1].value  # type: ignore[union-attr]
+            field = (
+                self.program.schema.fields(args[0][1]).get(key) if isinstance(key, str) else None
+            )
+            if field is not None:
+                self.note_computed(field)
         counted = e.name == "count" and len(args) == 1 and args[0][1].kind == "array"
         for _code, actual in args[1:] if named_key else () if counted else args:
             self.note_computed(actual)  # `object.get(s, "field", d)` reads a named field
