@@ -134,6 +134,19 @@ def _same_decisions(lean: Engine, full: Engine, request: Any, resource: Resource
             True,
         ),
         ('deny contains "x" if { object.get(input.sql, "parse_error", null) != null }', False),
+        # `with`: a record in place of a typed part of the input is read by field names
+        (
+            'r contains s.kind if { some s in input.sql.statements }\ndeny contains "x" if { "drop" in r with input.sql as input.command.sql }',
+            False,
+        ),
+        (
+            'r := json.marshal(input.subject.claims)\ndeny contains "x" if { contains(r, "ssn") with input.subject.claims as input.sql }',
+            True,
+        ),
+        (
+            'r := data.t.q\nq := 1\ndeny contains m if { m := sprintf("%v", [r]) with data.t.q as input.sql }',
+            True,
+        ),
         ('deny contains "x" if { some s in input.sql.statements; object.keys(s) }', True),
         (
             'f(s) := s\ndeny contains "x" if { some s in input.sql.statements; f(s).kind == "drop" }',

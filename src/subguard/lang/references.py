@@ -78,7 +78,10 @@ class References:
                 if group is not None and not rest:
                     rule_index = group.index
                     self.group.depends.add(group.index)
-            self._bare_ok = w.value  # it stands for the document: read by its fields' names
+            if root == "input" and self.typed_records(path):
+                # in place of a part of the input that holds records (`with input.sql as
+                # input.command.sql`): rules read it as they read that part, by field names
+                self._bare_ok = w.value
             value, _ = self.expr(w.value, "ctx")
             self._bare_ok = None
             parts.append(f"({root!r}, {tuple(path)!r}, {rule_index!r}, {value})")
@@ -87,6 +90,25 @@ class References:
         self.fn.emit(f"    {cx} = _with_(ctx, ({', '.join(parts)},))")
         self.fn.emit_failing("except _U: ")
         return cx
+
+    def typed_records(self, path: list[Any]) -> bool:
+        """Whether `input` at `path` is declared to hold records (`input.sql`)."""
+        schema = self.program.schema
+        if schema is None:
+            return False
+        t = schema.root
+        for step in path:
+            if t.kind != "record" or not isinstance(step, str):
+                return False
+            found = schema.fields(t).get(step)
+            if found is None:
+                return False
+            t = found
+        while t.kind != "record":
+            if t.elem is None:
+                return False
+            t = t.elem
+        return True
 
     def replacement(self, value: ast.Expr) -> str:
         """What `with f as value` puts in place of `f`: another function (a function of
