@@ -289,3 +289,41 @@ def test_generated_requests_decide_the_same(text: str, schema: Any) -> None:
 
 
 _ENGINES = _pair()
+
+
+# -- generated policies -------------------------------------------------------------------
+
+#: Rule fragments that read no column fact.
+_LEAN_RULES = [
+    'deny contains "drop" if { some s in input.sql.statements; s.kind == "drop" }',
+    'approve contains "bulk" if { some s in input.sql.statements; s.kind == "delete"; not s.has_where }',
+    'deny contains t if { some t in input.sql.tables_written; startswith(t, "secret") }',
+    'deny contains "bad" if input.sql.parse_error != null',
+    'deny contains "many" if count(input.sql.statements) > 2',
+    'mask contains "users.email" if "users" in input.sql.tables_read',
+    'approve contains f if { some f in input.sql.functions; f == "pg_sleep" }',
+    'deny contains "nested" if { some s in input.sql.statements; s.nested; object.get(s, "kind", "") == "delete" }',
+]
+#: Fragments that may read one (by name, or through generic access).
+_COLUMN_RULES = [
+    'deny contains "pii" if { some c in input.sql.columns_read; "pii" in c.tags }',
+    'deny contains m if { some s in input.sql.statements; m := sprintf("%v", [s]); contains(m, "email") }',
+    'deny contains "k" if { some s in input.sql.statements; some k, v in s; k == "output_columns"; count(v) > 1 }',
+    'deny contains "j" if contains(json.marshal(input.sql), "\\"email\\"")',
+    'g(s) := s.kind\ndeny contains "g" if { some s in input.sql.statements; g(s) == "drop" }',
+]
+
+
+@SETTINGS
+@given(
+    st.lists(st.sampled_from(_LEAN_RULES), min_size=1, max_size=4, unique=True),
+    st.lists(st.sampled_from(_COLUMN_RULES), max_size=1),
+    st.lists(_TEXTS, min_size=1, max_size=2).map("; ".join),
+)
+def test_generated_policies(lean_rules: list[str], column_rules: list[str], text: str) -> None:
+    source = "package t\n\n" + "\n\n".join([*lean_rules, *column_rules]) + "\n"
+    policy = _policy(source)
+    engine = Engine(policy)
+    assert engine.column_facts is bool(column_rules)
+    full = Engine(policy, column_facts=True)
+    _same_decisions(engine, full, SqlRequest(text, "postgres"), Resource(schema=SCHEMA_UNTAGGED))
