@@ -5,6 +5,7 @@ Run:  python benchmarks/bench_sql.py            (both builds: sqlglotc and pure 
       python benchmarks/bench_sql.py --one      (only the build this interpreter imports)
       python benchmarks/bench_sql.py --one --pure
       python benchmarks/bench_sql.py --floor --repeat 5  (what cold analysis cannot avoid)
+      python benchmarks/bench_sql.py --columns --repeat 5  (cold, with and without columns)
 
 sqlglotc installs mypyc-compiled extension modules next to sqlglot's `.py` files, and the
 import system prefers extensions. `--pure` installs a finder that loads every `sqlglot.*`
@@ -321,6 +322,52 @@ def floor(repeat: int = 1) -> str:
     return "\n".join(lines)
 
 
+def identity_sample(step: int = 50) -> list[str]:
+    """Every `step`-th statement of sqlglot's identity corpus (short, varied statements)."""
+    lines = (CORPUS / "identity.sql").read_text().splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("--")][::step]
+
+
+def columns(repeat: int = 1) -> str:
+    """Cold analysis with column resolution and without it (`analyze(…, columns=False)`,
+    what an engine whose policy reads no column fact asks for), per statement. With
+    `repeat` > 1 every cell is the median over the repeats; the ratio is taken per run."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from subguard.sql import CACHE, analyze
+
+    tpch_schema = json.loads((CORPUS / "schemas.json").read_text())["tpch"]
+    lines = [
+        "| workload | cold, with columns µs | cold, without columns µs | without / with |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, texts, dialect, schema, inner in [
+        ("agent workload (30 statements)", AGENT_WORKLOAD, "postgres", AGENT_SCHEMA, 10),
+        ("TPC-H (22 queries)", tpch_queries(), "", tpch_schema, 2),
+        ("sqlglot identity corpus (1 in 50)", identity_sample(), "", None, 1),
+    ]:
+        for text in texts:
+            analyze(text, dialect=dialect, schema=schema)
+            analyze(text, dialect=dialect, schema=schema, columns=False)
+
+        def cold(
+            text: str, dialect: str = dialect, schema: Any = schema, with_columns: bool = True
+        ) -> None:
+            CACHE.clear()
+            analyze(text, dialect=dialect, schema=schema, columns=with_columns)
+
+        runs = []
+        for _ in range(repeat):
+            full = _best_per_statement(cold, texts, 5, inner) * 1e6
+            lean = (
+                _best_per_statement(lambda text: cold(text, with_columns=False), texts, 5, inner)
+                * 1e6
+            )
+            runs.append({"full": full, "lean": lean, "ratio": lean / full})
+        m = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        lines.append(f"| {label} | {m['full']:.0f} | {m['lean']:.0f} | {m['ratio']:.2f}× |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--one", action="store_true", help="measure this process only")
@@ -328,7 +375,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="with --one: print JSON")
     parser.add_argument("--repeat", type=int, default=1, help="runs of both builds; medians")
     parser.add_argument("--floor", action="store_true", help="split cold analysis into parts")
+    parser.add_argument(
+        "--columns", action="store_true", help="cold analysis with and without columns"
+    )
     args = parser.parse_args()
+    if args.columns:
+        print(columns(max(1, args.repeat)))
+        return
     if args.floor:
         print(floor(max(1, args.repeat)))
         return

@@ -40,6 +40,7 @@ def test_public_surface_is_pinned() -> None:
         "fingerprint",
         "output_lineage",
         "redact",
+        "schema_tagged",
         "validate_schema",
     ]
 

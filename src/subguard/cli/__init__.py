@@ -502,7 +502,9 @@ def eval_command(
         )
     document = _read_input_document(input_file) if input_file is not None else None
     log = _open_store(store_url)
-    engine = Engine(policy, log=log, max_request_bytes=max_request_bytes)
+    # a query or an explanation reads the input document itself: every fact in it
+    column_facts = True if query is not None or explain else None
+    engine = Engine(policy, log=log, max_request_bytes=max_request_bytes, column_facts=column_facts)
     bad_lines = 0
     gc.freeze()  # the policy, the engine and the modules live to the end: no collection walks them
     try:

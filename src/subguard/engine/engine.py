@@ -20,6 +20,7 @@ from subguard.engine.inputs import (
     build_input,
     dialect_for,
     oversize,
+    reads_columns,
     request_of,
     resource_of,
     session_document,
@@ -46,6 +47,7 @@ from subguard.engine.types import (
     Subject,
     build_decision,
 )
+from subguard.sql import schema_tagged
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
@@ -91,9 +93,20 @@ class Engine:
         fail_closed: bool = True,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         secret_patterns: Sequence[str] | None = None,
+        column_facts: bool | None = None,
     ) -> None:
         if type(max_request_bytes) is not int or max_request_bytes <= 0:
             raise ValueError("`max_request_bytes` must be a positive integer")
+        if column_facts not in (None, True):
+            raise ValueError("`column_facts` is None (when needed) or True (always)")
+        #: Whether SQL is analysed with column facts for every request. Otherwise column
+        #: resolution (the costliest step of the analysis) runs only for a resource whose
+        #: schema tags a column (the adapters check tagged columns against the facts):
+        #: the policy reads none of `inputs.COLUMN_PATHS`, as `Policy.reads` tells, which
+        #: answers yes whenever a rule could reach them otherwise than by name. Decisions
+        #: are the same either way; the column fields are then absent from
+        #: `decision.input`, and the log records no column names (docs/performance.md).
+        self.column_facts = bool(column_facts) or reads_columns(policy.reads)
         self.max_request_bytes = max_request_bytes
         self.policy = policy
         #: Regular expressions of secrets taken out of commands before they are logged
@@ -294,6 +307,7 @@ class Engine:
                 session_document(session, now),
                 now,
                 secret_patterns=self.secret_patterns,
+                columns=self.column_facts or schema_tagged(res.schema),
             )
         ctx = CheckContext(
             request=request,

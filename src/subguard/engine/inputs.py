@@ -5,7 +5,7 @@ their context — and the refusal of a request too large to analyse."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -28,6 +28,7 @@ from subguard.lang import from_json
 from subguard.sql import DIALECT_ALIASES, SqlFacts, Statement, analyze, redact
 
 __all__ = [
+    "COLUMN_PATHS",
     "DEFAULT_MAX_REQUEST_BYTES",
     "ESTIMATED_KINDS",
     "SESSION_FIELDS",
@@ -35,6 +36,7 @@ __all__ = [
     "build_input",
     "dialect_for",
     "oversize",
+    "reads_columns",
     "request_of",
     "resource_of",
     "session_document",
@@ -181,8 +183,14 @@ def build_input(
     time_ns: int,
     *,
     secret_patterns: Sequence[str] | None = None,
+    columns: bool = True,
 ) -> Analysed:
-    """The input document for one request: the request's facts and its context."""
+    """The input document for one request: the request's facts and its context.
+
+    `columns=False` analyses SQL without column resolution (`analyze(…, columns=False)`):
+    the column fields are absent from `input.sql` and `input.command.sql`. Only for a
+    policy that reads none of them (`reads_columns`) and a resource whose schema tags no
+    column (see `Engine`)."""
     sql: Any = None
     command: Any = None
     http: Any = None
@@ -191,7 +199,10 @@ def build_input(
     exact_hash: str | None = None
     if isinstance(request, SqlRequest):
         facts = analyze(
-            request.text, dialect=dialect_for(request, resource), schema=resource.schema
+            request.text,
+            dialect=dialect_for(request, resource),
+            schema=resource.schema,
+            columns=columns,
         )
         sql = facts.to_input()
         if request.estimated_rows is not None:
@@ -203,7 +214,8 @@ def build_input(
         nested = None
         if parsed.sql_texts:
             analysed = [
-                analyze(t, dialect=dialect, schema=resource.schema) for t in parsed.sql_texts
+                analyze(t, dialect=dialect, schema=resource.schema, columns=columns)
+                for t in parsed.sql_texts
             ]
             nested = _merge_sql([a.to_input() for a in analysed])
         command = parsed.to_input(sql=nested)
@@ -214,7 +226,7 @@ def build_input(
         ).hexdigest()
     elif isinstance(request, ToolRequest):
         tool, sql, command, redacted, fingerprint, exact_hash = _tool_input(
-            request, resource, secret_patterns
+            request, resource, secret_patterns, columns
         )
     else:
         http = http_facts(request.method, request.path, request.host, request.query)
@@ -291,7 +303,10 @@ def with_estimate(sql: dict[str, Any], estimated_rows: int) -> dict[str, Any]:
 
 
 def _tool_input(
-    request: ToolRequest, resource: Resource, secret_patterns: Sequence[str] | None = None
+    request: ToolRequest,
+    resource: Resource,
+    secret_patterns: Sequence[str] | None = None,
+    columns: bool = True,
 ) -> tuple[Any, Any, Any, str, str, str]:
     """`(tool, sql, command, redacted, fingerprint, exact_hash)` for an MCP tool call: its
     analysed argument goes through the same analysis as a SQL or command request."""
@@ -304,6 +319,7 @@ def _tool_input(
             request.sql,
             dialect=request.dialect or resource.dialect or _kind_dialect(resource),
             schema=resource.schema,
+            columns=columns,
         )
         sql, text, shape = facts.to_input(), facts.redacted, facts.fingerprint
     elif request.command is not None:
@@ -313,7 +329,7 @@ def _tool_input(
         if parsed.sql_texts:
             nested = _merge_sql(
                 [
-                    analyze(t, dialect=dialect, schema=resource.schema).to_input()
+                    analyze(t, dialect=dialect, schema=resource.schema, columns=columns).to_input()
                     for t in parsed.sql_texts
                 ]
             )
@@ -327,15 +343,36 @@ def _merge_sql(parts: list[dict[str, Any]]) -> dict[str, Any]:
     if len(parts) == 1:
         return parts[0]
     errors = [p["parse_error"] for p in parts if p["parse_error"]]
-    return {
+    merged = {
         "dialect": parts[0]["dialect"],
         "statements": tuple(s for p in parts for s in p["statements"]),
         "tables_read": frozenset().union(*(p["tables_read"] for p in parts)),
         "tables_written": frozenset().union(*(p["tables_written"] for p in parts)),
-        "columns_read": tuple(c for p in parts for c in p["columns_read"]),
+        "columns_read": tuple(c for p in parts for c in p.get("columns_read", ())),
         "functions": frozenset().union(*(p["functions"] for p in parts)),
         "parse_error": "; ".join(errors) if errors else None,
     }
+    if not all("columns_read" in p for p in parts):
+        del merged["columns_read"]  # not computed (see `build_input`)
+    return merged
+
+
+#: Every path of the input document whose value column resolution computes.
+COLUMN_PATHS: Final = tuple(
+    f"{root}.{field}"
+    for root in ("input.sql", "input.command.sql")
+    for field in (
+        "columns_read",
+        "statements[i].columns_read",
+        "statements[i].output_columns",
+        "statements[i].columns_written_from",
+    )
+)
+
+
+def reads_columns(reads: Callable[[str], bool]) -> bool:
+    """Whether a policy (its `Policy.reads`) may read any column fact (`COLUMN_PATHS`)."""
+    return any(reads(path) for path in COLUMN_PATHS)
 
 
 #: The fields of `input.session`.

@@ -237,7 +237,7 @@ FIELD_DOCS: Final[dict[str, str]] = {
     "Statement.target": "The object a DDL, LOCK, TRUNCATE or GRANT statement acts on (a LISTEN, UNLISTEN or NOTIFY's channel; null for `UNLISTEN *`), or null.",
     "Statement.tables_read": "The bare, case-normalised names of the tables this statement reads (its nested statements' too).",
     "Statement.tables_written": "The bare, case-normalised names of the tables this statement writes (its nested statements' too).",
-    "Statement.tables": "The tables this statement names, each with its name, schema, catalog and qualified name.",
+    "Statement.tables": "The tables this statement names, each with its name, schema, catalog and qualified name, ordered by qualified name.",
     "Statement.columns_read": "The source columns this statement reads, with their tags and roles.",
     "Statement.output_columns": "The statement's result columns, each with the source columns its value derives from.",
     "Statement.has_where": "Whether a WHERE provably leaves some rows of the written table out (`WHERE 1=1` does not); false for a query.",

@@ -56,6 +56,9 @@ class BodyCompiler(References):
         self.scopes: list[dict[str, Var]] = [{}]
         self.counter = counter
         self.fn = Fn(0)
+        #: the one expression whose value may hold a record without counting as read
+        #: whole (see `whole`)
+        self._bare_ok: ast.Expr | None = None
 
     # names and scopes
     def tmp(self, prefix: str = "t") -> str:
@@ -112,7 +115,10 @@ class BodyCompiler(References):
                     )
             return
         if isinstance(lit, ast.SomeIn):
-            coll, ctype = self.expr(lit.collection, self.withs(lit.withs) if lit.withs else "ctx")
+            withs = self.withs(lit.withs) if lit.withs else "ctx"
+            self._bare_ok = lit.collection  # iterated: each element bound to a variable
+            coll, ctype = self.expr(lit.collection, withs)
+            self._bare_ok = None
             tmp = self.tmp("c")
             fn.emit("try:")
             fn.emit(f"    {tmp} = {coll}")
@@ -152,7 +158,9 @@ class BodyCompiler(References):
             self.assign(lit, cx)
             return
         assert isinstance(lit, ast.ExprLiteral)
+        self._bare_ok = lit.expr  # a truth test: only whether it is false or undefined
         code, type_ = self.expr(lit.expr, cx)
+        self._bare_ok = None
         check_truth_test(self.errors, lit.expr, type_, negated=False)
         fn.emit("try:")
         if is_boolean_expr(lit.expr):
@@ -171,7 +179,9 @@ class BodyCompiler(References):
             and (lit.op == ":=" or not self.bound(target.name))
             and not self._is_global(target.name)
         ):
+            self._bare_ok = value  # bound whole to a variable, read through it
             code, type_ = self.expr(value, cx)
+            self._bare_ok = None
             tmp = self.tmp()
             fn.emit("try:")
             fn.emit(f"    {tmp} = {code}")
@@ -272,14 +282,28 @@ class BodyCompiler(References):
         return name
 
     def note_computed(self, t: Type) -> None:
-        """A record reached by a computed key (or handed whole to a builtin): any of its
-        fields may be read."""
-        if t.kind == "record":
+        """A record reached by a computed key (or handed whole to a builtin, alone or in
+        a collection): any of its fields may be read."""
+        if _holds_record(t):
             self.program.computed_fields = True
+
+    def whole(self, e: ast.Expr, result: tuple[str, Type]) -> tuple[str, Type]:
+        """A reference's value used whole. A value holding a record (`s`, `input.sql`,
+        `input.sql.statements`) used other than by naming its fields may show any field:
+        compared (`s == t`), passed to a function of the policy, returned by a rule,
+        put in a collection or a message. Only binding it to a variable (`s := …`),
+        iterating it by value (`some s in …`, `every`) or comparing it with null keeps
+        what is read to the fields named, as do a truth test (`not input.sql.statements`)
+        and `count` of an array (see `CompiledPolicy.reads`)."""
+        if e is not self._bare_ok:
+            self.note_computed(result[1])
+        return result
 
     def every(self, lit: ast.Every) -> None:
         fn = self.fn
+        self._bare_ok = lit.domain
         dom, dtype = self.expr(lit.domain, "ctx")
+        self._bare_ok = None
         check_iterable(self.errors, dtype, lit.domain.loc)
         elem = elem_type(dtype)
         if lit.key:
@@ -318,7 +342,9 @@ class BodyCompiler(References):
             check = self.nested([], build)
             fn.emit_failing(f"if {check}(): ")
             return
+        self._bare_ok = lit.expr
         code, type_ = self.expr(lit.expr, cx)
+        self._bare_ok = None
         check_truth_test(self.errors, lit.expr, type_, negated=True)
         fn.emit("try:")
         if is_boolean_expr(lit.expr):
@@ -385,9 +411,9 @@ class BodyCompiler(References):
                 return self.const(e.value), NUMBER  # `repr` would write `inf`, no name
             return repr(e.value), scalar_type(e.value)
         if isinstance(e, ast.Var):
-            return self.ref(ast.Ref(e, (), loc=e.loc), cx)
+            return self.whole(e, self.ref(ast.Ref(e, (), loc=e.loc), cx))
         if isinstance(e, ast.Ref):
-            return self.ref(e, cx)
+            return self.whole(e, self.ref(e, cx))
         if isinstance(e, ast.Call):
             return self.call(e, cx)
         if isinstance(e, ast.BinOp):
@@ -399,7 +425,7 @@ class BodyCompiler(References):
             return f"_neg({code})", NUMBER
         if isinstance(e, ast.Deref):
             base, base_type = self.expr(e.base, cx)
-            return self.steps(base, base_type, list(e.path), cx)
+            return self.whole(e, self.steps(base, base_type, list(e.path), cx))
         if isinstance(e, ast.Member) and e.key is not None:
             key, _kt = self.expr(e.key, cx)
             elem, _et = self.expr(e.element, cx)
@@ -489,8 +515,13 @@ class BodyCompiler(References):
         return f"_build_object({name}(), 'object comprehension')", result_type
 
     def binop(self, e: ast.BinOp, cx: str) -> tuple[str, Type]:
+        if e.op in ("==", "!=") and _null(e.right):
+            self._bare_ok = e.left  # `input.sql != null` shows no field
         left, lt = self.expr(e.left, cx)
+        if e.op in ("==", "!=") and _null(e.left):
+            self._bare_ok = e.right
         right, rt = self.expr(e.right, cx)
+        self._bare_ok = None
         op = e.op
         if op in ("==", "!="):
             check_comparable(self.errors, op, lt, rt, e.loc)
@@ -555,6 +586,19 @@ class BodyCompiler(References):
         else:
             result = ANY  # `-` of unknowns: numbers or sets
         return f"{helper}({left}, {right})", result
+
+
+def _null(e: ast.Expr) -> bool:
+    return isinstance(e, ast.Scalar) and e.value is None
+
+
+def _holds_record(t: Type) -> bool:
+    """A record, or a collection that holds records (at any depth)."""
+    while t.kind != "record":
+        if t.elem is None:
+            return False
+        t = t.elem
+    return True
 
 
 def _string_constants(e: ast.Expr) -> bool:

@@ -130,8 +130,10 @@ class CompiledPolicy:
         """Whether some rule may read the value at `path` (steps from `input`, `EACH` for
         "an element of"): its field is named in the policy (`s.estimated_rows`,
         `object.get(s, "estimated_rows", …)`), or some rule reaches a record's fields by a
-        computed key. Over-approximate: a caller may skip producing a costly value only
-        when this is false."""
+        computed key or uses a record whole (hands it to a builtin or a function, compares
+        it, returns it, puts it in a collection: see `BodyCompiler.whole`).
+        Over-approximate: a caller may skip producing a costly value only when this is
+        false."""
         fields = [step for step in path if step != EACH]
         if not fields:
             return True

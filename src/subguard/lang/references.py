@@ -48,6 +48,8 @@ class References:
         def match(self, pattern: ast.Expr, code: str) -> None: ...
         def note_computed(self, t: Type) -> None: ...
 
+        _bare_ok: ast.Expr | None
+
     def withs(self, withs: Sequence[ast.With]) -> str:
         parts = []
         for w in withs:
@@ -76,13 +78,37 @@ class References:
                 if group is not None and not rest:
                     rule_index = group.index
                     self.group.depends.add(group.index)
+            if root == "input" and self.typed_records(path):
+                # in place of a part of the input that holds records (`with input.sql as
+                # input.command.sql`): rules read it as they read that part, by field names
+                self._bare_ok = w.value
             value, _ = self.expr(w.value, "ctx")
+            self._bare_ok = None
             parts.append(f"({root!r}, {tuple(path)!r}, {rule_index!r}, {value})")
         cx = self.tmp("w")
         self.fn.emit("try:")
         self.fn.emit(f"    {cx} = _with_(ctx, ({', '.join(parts)},))")
         self.fn.emit_failing("except _U: ")
         return cx
+
+    def typed_records(self, path: list[Any]) -> bool:
+        """Whether `input` at `path` is declared to hold records (`input.sql`)."""
+        schema = self.program.schema
+        if schema is None:
+            return False
+        t = schema.root
+        for step in path:
+            if t.kind != "record" or not isinstance(step, str):
+                return False
+            found = schema.fields(t).get(step)
+            if found is None:
+                return False
+            t = found
+        while t.kind != "record":
+            if t.elem is None:
+                return False
+            t = t.elem
+        return True
 
     def replacement(self, value: ast.Expr) -> str:
         """What `with f as value` puts in place of `f`: another function (a function of
@@ -112,7 +138,12 @@ class References:
         fast = self.fast_sprintf(e, cx)
         if fast is not None:
             return fast, STRING
+        if e.name == "object.get" and len(e.args) == 3 and isinstance(e.args[1], ast.Scalar):
+            self._bare_ok = e.args[0]  # reads the one field named (see below)
+        elif e.name == "count" and len(e.args) == 1:
+            self._bare_ok = e.args[0]  # the length of an array shows no element's field
         args = [self.expr(a, cx) for a in e.args]
+        self._bare_ok = None
         arg_code = ", ".join(c for c, _ in args)
         # a user function: local name, or data.<package>.<name>
         group: RuleGroup | None = None
@@ -182,7 +213,17 @@ class References:
         named_key = (
             e.name == "object.get" and len(e.args) == 3 and isinstance(e.args[1], ast.Scalar)
         )
-        for _code, actual in args[1:] if named_key else args:
+        if named_key and args[0][1].kind == "record" and self.program.schema is not None:
+            # the named field's value is handed on whole, its type lost (`any`): when it
+            # holds a record, any of that record's fields may be read
+            key = e.args[1].value  # type: ignore[union-attr]
+            field = (
+                self.program.schema.fields(args[0][1]).get(key) if isinstance(key, str) else None
+            )
+            if field is not None:
+                self.note_computed(field)
+        counted = e.name == "count" and len(args) == 1 and args[0][1].kind == "array"
+        for _code, actual in args[1:] if named_key else () if counted else args:
             self.note_computed(actual)  # `object.get(s, "field", d)` reads a named field
         if builtin.arity != len(args):
             self.errors.add(

@@ -58,7 +58,7 @@ class StagedBatch:
         commit: Callable[[Sequence[tuple[CheckContext, Decision]]], list[Decision]],
         session_is_new: Callable[[str], bool],
         grant_for: Callable[[CheckContext, set[uuid.UUID]], tuple[uuid.UUID, str] | None],
-        facts: Callable[[Decision], dict[str, list[str]]],
+        facts: Callable[[Decision], dict[str, list[str] | None]],
     ) -> None:
         self._before = before
         self._commit = commit
@@ -115,8 +115,8 @@ class StagedBatch:
         if effect in _DENIED:
             overlay.denied += 1
         facts = self._facts(decision)
-        overlay.tables.update(facts["tables_read"])
-        overlay.tables.update(facts["tables_written"])
+        overlay.tables.update(facts["tables_read"] or ())
+        overlay.tables.update(facts["tables_written"] or ())
         if effect is Effect.TERMINATE and overlay.terminated is None:
             overlay.terminated = (
                 decision.reasons[0].message if decision.reasons else "terminated by policy"

@@ -90,7 +90,7 @@ def _reason_dict(reason: Reason) -> dict[str, str]:
     return as_dict
 
 
-_NO_FACTS: dict[str, list[str]] = {
+_NO_FACTS: dict[str, list[str] | None] = {
     "kinds": [],
     "tables_read": [],
     "tables_written": [],
@@ -99,10 +99,10 @@ _NO_FACTS: dict[str, list[str]] = {
 #: id(input.sql document) → (that document, its facts). The analyser hands out one
 #: read-only document per analysed statement, so a repeated statement costs one lookup;
 #: holding the document keeps its id from being reused while it is cached.
-_FACTS_BY_DOC: dict[int, tuple[Any, dict[str, list[str]]]] = {}
+_FACTS_BY_DOC: dict[int, tuple[Any, dict[str, list[str] | None]]] = {}
 
 
-def decision_facts(decision: Decision) -> dict[str, list[str]]:
+def decision_facts(decision: Decision) -> dict[str, list[str] | None]:
     """Statement kinds, tables and columns from the input document: names only.
 
     The result is shared between events of the same statement: never mutate it.
@@ -125,7 +125,8 @@ def decision_facts(decision: Decision) -> dict[str, list[str]]:
         "kinds": [str(s.get("kind", "")) for s in sql.get("statements") or ()],
         "tables_read": sorted(map(str, sql.get("tables_read") or ())),
         "tables_written": sorted(map(str, sql.get("tables_written") or ())),
-        "columns": sorted(columns),
+        # absent from the document: not computed (the policy reads no column fact)
+        "columns": sorted(columns) if "columns_read" in sql else None,
     }
     if len(_FACTS_BY_DOC) >= 1024:
         _FACTS_BY_DOC.clear()

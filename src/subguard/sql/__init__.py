@@ -19,7 +19,7 @@ from subguard.sql._facts import (
 )
 from subguard.sql._kinds import KINDS
 from subguard.sql._lineage import OutputLineage, ResultLineage, output_lineage
-from subguard.sql._schema import Schema, validate_schema
+from subguard.sql._schema import Schema, schema_tagged, validate_schema
 
 __all__ = [
     "CACHE",
@@ -42,5 +42,6 @@ __all__ = [
     "fingerprint",
     "output_lineage",
     "redact",
+    "schema_tagged",
     "validate_schema",
 ]

@@ -200,6 +200,7 @@ def _facts(
     redacted: str,
     fingerprint_: str,
     exact: str,
+    column_facts: bool = True,
 ) -> SqlFacts:
     top = [s for s in statements if not s.nested]
     if len(top) == 1:
@@ -223,10 +224,13 @@ def _facts(
         redacted=redacted,
         fingerprint=fingerprint_,
         exact_hash=exact,
+        column_facts=column_facts,
     )
 
 
-def _analyse(text: str, dialect: str, schema: Schema | None, version: str = "") -> SqlFacts:
+def _analyse(
+    text: str, dialect: str, schema: Schema | None, version: str = "", columns: bool = True
+) -> SqlFacts:
     source = unhide_executable_comments(text, dialect)
     try:
         tokens = tokenize(source, dialect)
@@ -238,6 +242,7 @@ def _analyse(text: str, dialect: str, schema: Schema | None, version: str = "") 
             UNTOKENIZABLE_REDACTED,
             untokenizable_digest("sg-shape", dialect, text),
             untokenizable_digest("sg-exact", dialect, text),
+            columns,
         )
     chunks = split_statements(tokens)
     redacted, shape, exact = redacted_and_hashes(chunks, dialect)
@@ -249,12 +254,13 @@ def _analyse(text: str, dialect: str, schema: Schema | None, version: str = "") 
             "",
             shape,
             exact,
+            columns,
         )
     shape_key = (dialect, version, shape)
     shared = SHAPE_CACHE.get(shape_key)
     if shared is not None:
         return _with_exact_hash(shared, exact)
-    ctx = Context(dialect, schema, _nested_text)
+    ctx = Context(dialect, schema, _nested_text, columns=columns)
     verdicts: list[bool] = []
     try:
         statements, error = _analyse_pieces(source, chunks, ctx, "", False, verdicts)
@@ -262,7 +268,7 @@ def _analyse(text: str, dialect: str, schema: Schema | None, version: str = "") 
         statements = [_unparseable("0")]
         error = f"line 1, col 1: analysis failed ({type(exc).__name__})"
         verdicts = [False]
-    facts = _facts(dialect, statements, error, redacted, shape, exact)
+    facts = _facts(dialect, statements, error, redacted, shape, exact, columns)
     if error is None and verdicts and all(verdicts):
         facts.to_input()  # built once, shared by every text of the shape
         SHAPE_CACHE.put(shape_key, facts, _cost(facts, redacted))
@@ -302,8 +308,20 @@ def analyze(
     *,
     dialect: str | None = None,
     schema: Mapping[str, Any] | Schema | None = None,
+    columns: bool = True,
 ) -> SqlFacts:
     """Analyse SQL text into facts; never raises.
+
+    `columns=False` skips column resolution, the costliest step (a pass over sqlglot's
+    scopes resolving every column against the schema): `columns_read`, each statement's
+    `output_columns` and `columns_written_from` are not computed, and `facts.column_facts`
+    is false. `to_input()` then leaves those fields out (absent, not empty: a rule reading
+    one finds it undefined, never "no columns"), so only a caller whose policy reads none
+    of them, and who places no mask and checks no tagged column from them, may ask for it
+    (the engine decides this: see `Engine` and docs/performance.md). Every other fact is
+    the same as with columns: tables (read, written, qualified), kinds, functions,
+    `has_where`, `has_limit`, nested statements, parse errors. Both kinds of analysis are
+    cached apart: one without columns is never served to a caller that asked for them.
 
     >>> facts = analyze("DELETE FROM users WHERE 1=1", dialect="postgres")
     >>> facts.statements[0].kind, facts.statements[0].has_where, sorted(facts.tables_written)
@@ -321,13 +339,19 @@ def analyze(
         # A schema that cannot be read is never dropped (that would turn every mask into
         # an allow): the request is unparseable, with the reason.
         return _bad_schema(text, name, exc)
-    key = (name, sch.version if sch is not None else "", text)
+    version = sch.version if sch is not None else ""
+    # the variant without columns is cached under a version of its own (both caches)
+    key = (name, version if columns else version + _NO_COLUMNS, text)
     hit = CACHE.get(key)
     if hit is not None:
         return hit
-    facts = _analyse(text, name, sch, key[1])
+    facts = _analyse(text, name, sch, key[1], columns)
     CACHE.put(key, facts, _cost(facts, text))
     return facts
+
+
+#: Appended to the schema version in the cache keys of analyses without column facts.
+_NO_COLUMNS: Final = "\0no-columns"
 
 
 def _bad_schema(text: str, dialect: str, exc: Exception) -> SqlFacts:

@@ -66,7 +66,16 @@ def table_parts(dialect: str, table: exp.Table) -> tuple[str | None, str | None,
 class Resolver:
     """Resolves the columns of one statement tree against an optional schema."""
 
-    def __init__(self, dialect: str, schema: Schema | None, dml_ctes: dict[str, str | None]):
+    def __init__(
+        self,
+        dialect: str,
+        schema: Schema | None,
+        dml_ctes: dict[str, str | None],
+        scopes_only: bool = False,
+    ):
+        # `scopes_only`: build sqlglot's scopes (which refuses some trees: the analysis then
+        # fails closed, with or without column facts) and resolve nothing.
+        self.scopes_only = scopes_only
         self.dialect = dialect
         self.schema = schema
         # Data-modifying CTEs (`WITH x AS (DELETE FROM users RETURNING *)`) are no scopes to
@@ -360,6 +369,9 @@ class Resolver:
     def run_query(self, root: exp.Expr) -> Outputs:
         """Resolve every scope under `root`; return the outputs of the root query."""
         result: Outputs = []
+        if self.scopes_only:
+            _build_scopes(root)
+            return result
         for scope in traverse_scope(root):
             self.scopes.append(scope)
             for source in scope.sources.values():
@@ -441,6 +453,9 @@ class Resolver:
     # -- DML --------------------------------------------------------------------------
     def run_dml(self, node: exp.Expr, targets: list[exp.Table]) -> Outputs:
         """Resolve the columns of a DML statement's own clauses (WHERE, SET, RETURNING, ON)."""
+        if self.scopes_only:
+            _build_scopes(node, node)
+            return []
         frame = Frame(None)
         for table in targets:
             bare = self.bare_table(table)
@@ -498,6 +513,21 @@ class Resolver:
         for _, srcs in result:
             self.reads.extend(srcs)
         return result
+
+
+def _build_scopes(root: exp.Expr, dml: exp.Expr | None = None) -> None:
+    """The scopes of `root`, and the sources resolution would select in them: sqlglot
+    raises on some trees (`Alias already used`) only then. The same scopes as `frame`
+    reaches (a query's and its enclosing ones', a DML statement's own excepted)."""
+    seen: set[int] = set()
+    for scope in traverse_scope(root):
+        if not isinstance(scope.expression, (exp.Select, exp.Subquery)):
+            continue
+        current: Scope | None = scope
+        while current is not None and id(current) not in seen and current.expression is not dml:
+            seen.add(id(current))
+            current.selected_sources  # noqa: B018 (evaluated for its error)
+            current = current.parent
 
 
 def _within(node: exp.Expr, root: exp.Expr) -> bool:

@@ -219,9 +219,13 @@ def nested_queries(d: Draft, ctx: Context) -> None:
 
 
 def columns(d: Draft, ctx: Context) -> None:
-    """Source columns read and output-column provenance, on sqlglot's scopes."""
+    """Source columns read and output-column provenance, on sqlglot's scopes.
+
+    Without column facts (`ctx.columns` false) only sqlglot's scopes are built, on the
+    same trees, so a tree they refuse fails the analysis either way; the tables this
+    step would place are then placed by `unaccounted_tables`, from the same nodes."""
     node = d.node
-    resolver = Resolver(ctx.dialect, ctx.schema, d.dml_ctes)
+    resolver = Resolver(ctx.dialect, ctx.schema, d.dml_ctes, scopes_only=not ctx.columns)
     outputs: list[tuple[str, frozenset[Src]]] = []
     if isinstance(node, exp.Query):
         outputs = resolver.run_query(node)
@@ -245,6 +249,8 @@ def columns(d: Draft, ctx: Context) -> None:
         target = _dml_target(node)
         extra = [t for t in node.args.get("tables") or () if isinstance(t, exp.Table)]
         outputs = resolver.run_dml(node, ([target] if target is not None else []) + extra)
+    if not ctx.columns:
+        return
     if isinstance(node, exp.Update):
         for eq in node.expressions:
             if isinstance(eq, exp.EQ) and isinstance(eq.this, exp.Column):
@@ -294,6 +300,8 @@ def flows(d: Draft, ctx: Context) -> None:
     """`columns_written_from`: which source columns a statement copies into which target
     columns (INSERT … SELECT/VALUES, CREATE TABLE/VIEW … AS, SELECT … INTO, UPDATE … SET),
     with the target column's own tags from the schema (none for an untagged object)."""
+    if not ctx.columns:
+        return
     node = d.node
     target = d.target
     if target is None:

@@ -27,9 +27,11 @@ MAX_DEPTH: Final = 4
 
 
 class Context:
-    """What every step needs: dialect, schema, and a way to analyse nested SQL text."""
+    """What every step needs: dialect, schema, and a way to analyse nested SQL text.
 
-    __slots__ = ("analyse_text", "depth", "dialect", "schema")
+    `columns` false: the column steps (`columns`, `flows`) do not run (see `analyze`)."""
+
+    __slots__ = ("analyse_text", "columns", "depth", "dialect", "schema")
 
     def __init__(
         self,
@@ -37,14 +39,16 @@ class Context:
         schema: Schema | None,
         analyse_text: Callable[[str, str, Context], list[Statement]],
         depth: int = 0,
+        columns: bool = True,
     ) -> None:
         self.dialect = dialect
         self.schema = schema
         self.analyse_text = analyse_text
         self.depth = depth
+        self.columns = columns
 
     def deeper(self) -> Context:
-        return Context(self.dialect, self.schema, self.analyse_text, self.depth + 1)
+        return Context(self.dialect, self.schema, self.analyse_text, self.depth + 1, self.columns)
 
     def nested_text(self, text: str, path: str) -> list[Statement]:
         if not text.strip():
@@ -138,7 +142,9 @@ class Draft:
             target=self.target,
             tables_read=frozenset(read),
             tables_written=frozenset(written),
-            tables=tuple(tables.values()),
+            # by qualified name: the steps place tables in an order that depends on
+            # which of them ran (column resolution or not), the facts must not
+            tables=tuple([tables[k] for k in sorted(tables)]),
             columns_read=merge_columns(columns),
             output_columns=self.outputs,
             has_where=self.has_where,

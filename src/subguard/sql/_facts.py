@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -128,8 +128,10 @@ class Statement:
     external_io: frozenset[str] = frozenset()
     columns_written_from: tuple[ColumnFlow, ...] = ()
 
-    def to_input(self) -> dict[str, Any]:
-        return {
+    def to_input(self, columns: bool = True) -> dict[str, Any]:
+        """The `Statement` record; without `columns`, its column fields (`COLUMN_FIELDS`)
+        are left out: not computed, which no rule may read as "no columns"."""
+        document = {
             "kind": self.kind,
             "object_type": self.object_type,
             "target": self.target,
@@ -159,6 +161,14 @@ class Statement:
             # a live fact: the adapter holding the connection may estimate it (engine)
             "estimated_rows": None,
         }
+        if not columns:
+            for field in COLUMN_FIELDS:
+                del document[field]
+        return document
+
+
+#: The fields of a statement that column resolution computes (with `Sql.columns_read`).
+COLUMN_FIELDS: Final = ("columns_read", "output_columns", "columns_written_from")
 
 
 @attrs.frozen
@@ -168,6 +178,10 @@ class SqlFacts:
     `redacted` is the literal-free text the decision log stores; `fingerprint` hashes it
     (one shape, many literal values); `exact_hash` hashes the normalized text with its
     literals (one exact statement). The text itself is never kept.
+
+    `column_facts` is false when the analysis skipped column resolution (`analyze(…,
+    columns=False)`): the column tuples are then empty, and `to_input()` leaves the
+    column fields out of `input.sql` and of each statement rather than report them empty.
     """
 
     dialect: str | None
@@ -180,9 +194,19 @@ class SqlFacts:
     redacted: str
     fingerprint: str
     exact_hash: str
+    column_facts: bool = True
 
     @functools.cached_property
     def _input(self) -> dict[str, Any]:
+        if not self.column_facts:
+            return {
+                "dialect": self.dialect,
+                "statements": tuple(s.to_input(False) for s in self.statements),
+                "tables_read": self.tables_read,
+                "tables_written": self.tables_written,
+                "functions": self.functions,
+                "parse_error": self.parse_error,
+            }
         return {
             "dialect": self.dialect,
             "statements": tuple(s.to_input() for s in self.statements),

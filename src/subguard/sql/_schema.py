@@ -149,3 +149,24 @@ def as_schema(schema: Mapping[str, Any] | Schema | None, dialect: str) -> Schema
 def validate_schema(schema: Mapping[str, Any] | Schema | None) -> None:
     """Raise `ConfigError` when `schema` is not a valid schema mapping (cached by identity)."""
     as_schema(schema, "")
+
+
+_TAGGED: dict[str, bool] = {}
+
+
+def schema_tagged(schema: Mapping[str, Any] | Schema | None) -> bool:
+    """Whether some column of `schema` has a tag; true for a schema that cannot be read
+    (whoever asks then resolves columns, and the analysis reports the schema's error)."""
+    try:
+        built = as_schema(schema, "")
+    except Exception:
+        return True
+    if built is None:
+        return False
+    found = _TAGGED.get(built.version)
+    if found is None:
+        found = any(tags for columns in built.tables.values() for tags in columns.values())
+        if len(_TAGGED) >= _BY_ID_LIMIT:
+            _TAGGED.clear()
+        _TAGGED[built.version] = found
+    return found
