@@ -291,6 +291,7 @@ def _with_exact_hash(shared: SqlFacts, exact: str) -> SqlFacts:
         shared.redacted,
         shared.fingerprint,
         exact,
+        shared.column_facts,
     )
     object.__setattr__(facts, "_input", shared.to_input())
     return facts
