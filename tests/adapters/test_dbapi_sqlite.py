@@ -363,22 +363,24 @@ def test_callbacks_on_values_are_not_exposed(raw: sqlite3.Connection, engine: su
 
 
 def test_the_log_follower_stops_once_no_gate_is_left(raw: sqlite3.Connection, policy: subguard.Policy) -> None:
+    """One watcher per log, shared by its gates, stopped once none is left (closed or
+    dropped). Tracked by the log's own watcher thread: other tests' watchers may still
+    be winding down, so a count of every watcher thread would race with them."""
     import gc
 
-    def watchers() -> int:
-        return sum(1 for t in threading.enumerate() if t.name == "subguard-gate-watcher" and t.is_alive())
+    from subguard.adapters._gate import _Watcher
 
-    before = watchers()
     with __import__("subguard.log", fromlist=["open_log"]).open_log("memory://", follow=False) as log:
         engine = subguard.Engine(policy, log=log)
         first = guarded(raw, engine, session="a")
+        watcher = _Watcher._by_log[log]
         second = guarded(raw, engine, session="b")
-        assert watchers() == before + 1  # one follower per log, shared
+        assert _Watcher._by_log[log] is watcher and watcher.thread.is_alive()  # shared
+        assert {g.session for g in watcher.gates} == {"a", "b"}
         first.close()
-        assert watchers() == before + 1
+        assert watcher.thread.is_alive()
         del second  # dropped without close
         gc.collect()
-        deadline = time.monotonic() + 2
-        while watchers() > before and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert watchers() == before
+        watcher.thread.join(timeout=2)
+        assert not watcher.thread.is_alive()
+        assert log not in _Watcher._by_log
