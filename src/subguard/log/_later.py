@@ -72,6 +72,8 @@ class LaterWriter:
     def take(self) -> list[PendingEvent]:
         """Events for a write about to happen anyway (a decisions' commit): they go in
         that transaction instead of one of their own. `settle` must follow."""
+        if not self._queue:  # the common case, without the lock (a stale answer is harmless)
+            return []
         with self._ready:
             if not self._queue:
                 return []
