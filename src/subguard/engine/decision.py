@@ -289,6 +289,7 @@ class Decisions:
         hits, faults = self._run(input, data)
         definitions = self._definitions
         by_rule: dict[str, list[Any]] = {}
+        defaults = self._open_default_heads
         decided: set[str] | None = None  # packages whose `allow` produced a value
         refused: dict[str, str] | None = (
             None  # package → location of an `allow` that produced false
@@ -297,9 +298,10 @@ class Decisions:
             definition = definitions[i]
             rule = definition[1]
             if rule == "allow":
-                if decided is None:
-                    decided = set()
-                decided.add(definition[0])
+                if defaults:  # only an open default asks which packages decided
+                    if decided is None:
+                        decided = set()
+                    decided.add(definition[0])
                 if out[0] is not True and not any(v is True for v in out):
                     if refused is None:
                         refused = {}
@@ -320,7 +322,7 @@ class Decisions:
                 else:
                     del by_rule["allow"]
                 faults = [*faults, *(_conflict(p, refused[p]) for p in sorted(conflicted))]
-        for default in self._open_default_heads:
+        for default in defaults:
             if decided is None or default[0] not in decided:
                 filed = by_rule.get("allow")
                 if filed is None:
@@ -400,6 +402,11 @@ def _reason(rule: str, package: str, message: str, location: str) -> Reason:
 
 
 def _reasons(filed: list[Any]) -> tuple[Reason, ...]:
+    if len(filed) == 1:
+        head, values = filed[0]
+        if len(values) == 1:  # one definition said one thing: most decisions
+            v = values[0]
+            return (_reason(head[1], head[0], v if type(v) is str else _message(v), head[2]),)
     return tuple(
         [
             _reason(head[1], head[0], v if type(v) is str else _message(v), head[2])
@@ -471,7 +478,11 @@ def _combine(by_rule: dict[str, list[Any]], faults: Sequence[Fault]) -> Combined
         return new(Combined, (Effect.APPROVE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
     filed = by_rule.get("allow")
     if filed is not None:
-        allowed = [_reason("allow", head[0], "allowed", head[2]) for head, _values in filed]
+        allowed = (
+            [_reason("allow", filed[0][0][0], "allowed", filed[0][0][2])]
+            if len(filed) == 1
+            else [_reason("allow", head[0], "allowed", head[2]) for head, _values in filed]
+        )
         masking = by_rule.get("mask")
         if masking is not None:
             try:

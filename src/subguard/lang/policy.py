@@ -147,7 +147,13 @@ class CompiledPolicy:
     def run(self, input: Any, data: Any) -> Results:
         """Run the entrypoint definitions that can fire for `input`. A runtime error
         inside a definition is a `Fault`, never an exception."""
-        ctx = runtime.Ctx(input, data, None, budget.start(self.budget))
+        # the context built through its slots: `Ctx.__init__` is a Python-level call
+        ctx = _new_ctx(_Ctx)
+        ctx.input = input
+        ctx.data = data
+        ctx.memo = {}
+        ctx.meter = budget.start(self.budget)
+        ctx.mocks = {}
         hits: list[tuple[int, list[Any]]] = []
         faults: list[Fault] = []
         definitions = self.definitions
@@ -382,6 +388,10 @@ def hoist_context(source: str) -> str:
     prologue = [f"    {local} = ctx.{field}" for field, local in _HOISTED.items()]
     return "\n".join([lines[0], *prologue, *lines[1:]])
 
+
+#: One context per input, made without `Ctx.__init__` (`CompiledPolicy.run`).
+_new_ctx: Final = object.__new__
+_Ctx: Final = runtime.Ctx
 
 #: One `Results` per input: `tuple.__new__` skips the named tuple's Python-level
 #: `__new__` on the hot path.
