@@ -10,7 +10,7 @@ require (`lang`'s `Definition.requires`), and hands the index to the compiled po
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from subguard.caching import bounded_cache
@@ -88,6 +88,21 @@ _TABLES: Final = frozenset(
 
 Guard = tuple[frozenset[str] | None, frozenset[str] | None]
 
+#: Other paths whose values the index reads from each input: a requirement on one of
+#: them (`f in {…}` over a statement's functions, `"pii" in col.tags`) keeps its
+#: definition from running, unconditional or indexed, when the input has none of the
+#: values it names. Rules over them loop over statements or columns and the sets in
+#: each, which costs more than reading the union of those sets once; a test of a set
+#: the document holds (`"dba" in input.subject.groups`) costs no more than reading it,
+#: so such paths are left to the rules.
+FILTER_PATHS: Final = (
+    ("input", "sql", "statements", EACH, "functions", EACH),
+    ("input", "sql", "columns_read", EACH, "tags", EACH),
+)
+
+#: A definition's requirements on `FILTER_PATHS`: (position in the paths, values).
+Filters = tuple[tuple[int, frozenset[str]], ...]
+
 
 def guard(definition: Definition) -> Guard:
     """The statement kinds and the tables a definition requires (None: any). Each is a
@@ -104,20 +119,177 @@ def guard(definition: Definition) -> Guard:
     return kinds, tables
 
 
+def filters(definition: Definition) -> Filters:
+    """A definition's requirements on the paths of `FILTER_PATHS`, each a necessary
+    condition it states at its top level (some value at the path is one of these)."""
+    return tuple(
+        (FILTER_PATHS.index(requirement.path), requirement.values)
+        for requirement in definition.requires
+        if requirement.path in FILTER_PATHS
+    )
+
+
+_UNDEFINED: Final = (KeyError, TypeError, IndexError)
+_COLLECTIONS: Final = (tuple, frozenset, list)
+
+
+def values_at(document: Any, path: Sequence[str]) -> frozenset[Any] | None:
+    """Every value at `path` (steps after `input`; `EACH`: every element) in `document`,
+    read as generated code reads it: a field missing (or read from a value that is no
+    object) is no value. None when the answer is not known: an `EACH` over something
+    that is not an array or a set (iterating it might fail: a rule error, which a
+    definition that does not run would never report), or values that cannot be hashed.
+    """
+    level: list[Any] = [document]
+    steps = path[1:]
+    last = len(steps) - 1
+    fields: list[str] = []
+    for n, step in enumerate(steps):
+        if step != EACH:
+            fields.append(step)
+            if n < last:
+                continue
+        reached: list[Any] = []
+        for value in level:
+            try:
+                for field in fields:
+                    value = value[field]
+            except _UNDEFINED:
+                continue
+            reached.append(value)
+        fields = []
+        if step != EACH:
+            level = reached
+            break
+        if n == last and len(reached) == 1 and type(reached[0]) is frozenset:
+            return reached[0]  # one set, as the document holds it: most inputs
+        level = []
+        for value in reached:
+            if type(value) not in _COLLECTIONS:
+                return None
+            level.extend(value)
+    try:
+        return frozenset(level)
+    except TypeError:
+        return None
+
+
+_EMPTY: Final[frozenset[Any]] = frozenset()
+
+Reader = Callable[[Any], "frozenset[Any] | None"]
+
+
+def reader(path: Sequence[str], relevant: frozenset[str]) -> Reader:
+    """A function of a document: `values_at(document, path) & relevant`, read without
+    walking the path step by step (`FILTER_PATHS` has three shapes: a field, a set, a
+    set in each element of an array). Only `relevant` values are kept, so that inputs
+    differing in values no filter names share their answer."""
+    steps = tuple(path[1:])
+    if len(steps) == 2 and EACH not in steps:
+        a, b = steps
+        single = {v: frozenset((v,)) for v in relevant}
+
+        def read_field(document: Any) -> frozenset[Any] | None:
+            try:
+                value = document[a][b]
+            except _UNDEFINED:
+                return _EMPTY
+            try:
+                return single.get(value, _EMPTY)
+            except TypeError:  # unhashable: no string, so none of the values
+                return _EMPTY
+
+        return read_field
+    if len(steps) == 3 and steps[2] == EACH and EACH not in steps[:2]:
+        a, b = steps[0], steps[1]
+
+        def read_set(document: Any) -> frozenset[Any] | None:
+            try:
+                found = document[a][b]
+            except _UNDEFINED:
+                return _EMPTY
+            if type(found) is frozenset:
+                return found & relevant
+            return _relevant(found, relevant)
+
+        return read_set
+    if len(steps) == 5 and steps[2] == steps[4] == EACH and EACH not in (steps[:2] + steps[3:4]):
+        a, b, c = steps[0], steps[1], steps[3]
+
+        def read_union(document: Any) -> frozenset[Any] | None:
+            try:
+                elements = document[a][b]
+            except _UNDEFINED:
+                return _EMPTY
+            if type(elements) not in _COLLECTIONS:
+                return None
+            union = _EMPTY
+            for element in elements:
+                try:
+                    found = element[c]
+                except _UNDEFINED:
+                    continue
+                if type(found) is frozenset:
+                    if not found.isdisjoint(relevant):
+                        union = union | (found & relevant)
+                    continue
+                some = _relevant(found, relevant)
+                if some is None:
+                    return None
+                union = union | some
+            return union
+
+        return read_union
+
+    def read_any(document: Any) -> frozenset[Any] | None:
+        found = values_at(document, path)
+        return None if found is None else found & relevant
+
+    return read_any
+
+
+def _relevant(found: Any, relevant: frozenset[str]) -> frozenset[Any] | None:
+    """The `relevant` elements of a collection that is not a frozenset (None: not an
+    array or a set, or elements that cannot be hashed)."""
+    if type(found) not in _COLLECTIONS:
+        return None
+    try:
+        return frozenset(found) & relevant
+    except TypeError:
+        return None
+
+
 class RuleIndex:
     """Which decision definitions can fire for an input, found by dictionary lookups: a
     definition whose requirements the input cannot meet is never run. That is what
-    keeps 1,000 rules that each name a kind or a table close to the cost of 20."""
+    keeps 1,000 rules that each name a kind or a table close to the cost of 20.
 
-    def __init__(self, guards: Sequence[Guard]) -> None:
+    `filters` (per definition, as `guards`) are requirements on `FILTER_PATHS`: a
+    definition with some is run only when the input has a value each names (or the
+    index cannot tell: `values_at`)."""
+
+    def __init__(self, guards: Sequence[Guard], filters: Sequence[Filters] = ()) -> None:
         self.count = len(guards)
+        #: definition → its filters (only definitions that have some)
+        self.filters = {i: f for i, f in enumerate(filters) if f}
+        #: the positions in `FILTER_PATHS` some filter reads, in order
+        self.paths = tuple(sorted({p for f in self.filters.values() for p, _v in f}))
+        #: what reads each of them (the values some filter names, no others)
+        self.readers = tuple(
+            reader(
+                FILTER_PATHS[p],
+                frozenset().union(*(v for f in self.filters.values() for q, v in f if q == p)),
+            )
+            for p in self.paths
+        )
+        filtered: list[int] = []  # filters and no kind or table: candidates for any input
         always: list[int] = []
         by_kind: dict[str, list[int]] = {}
         by_table: dict[str, list[int]] = {}
         by_both: dict[tuple[str, str], list[int]] = {}
         for i, (kinds, tables) in enumerate(guards):
             if kinds is None and tables is None:
-                always.append(i)
+                (filtered if i in self.filters else always).append(i)
             elif tables is None:
                 for k in kinds or ():
                     by_kind.setdefault(k, []).append(i)
@@ -132,14 +304,16 @@ class RuleIndex:
         self.by_kind = {k: tuple(v) for k, v in by_kind.items()}
         self.by_table = {k: tuple(v) for k, v in by_table.items()}
         self.by_both = {k: tuple(v) for k, v in by_both.items()}
-        self.indexed = bool(by_kind or by_table or by_both)
+        self.filtered = tuple(filtered)
+        self.indexed = bool(by_kind or by_table or by_both or filtered)
         #: whether some definition is indexed by table (else kinds alone decide)
         self.tabled = bool(by_table or by_both)
         self._memo: dict[Any, tuple[int, ...]] = {}
 
     @classmethod
     def of(cls, definitions: Iterable[Definition]) -> RuleIndex:
-        return cls([guard(d) for d in definitions])
+        listed = list(definitions)
+        return cls([guard(d) for d in listed], [filters(d) for d in listed])
 
     def extra(self, input: Any) -> Sequence[int]:
         """The indexed definitions (not `always`) that can fire for this input.
@@ -159,7 +333,11 @@ class RuleIndex:
             )
             key: Any = (kinds, sql["tables_read"], sql["tables_written"]) if self.tabled else kinds
         except (KeyError, TypeError, IndexError):
-            return ()
+            if not self.filtered:
+                return ()
+            kinds = key = ()  # no statement kind or table: only filters can choose
+        if self.readers:
+            key = (key, tuple([read(input) for read in self.readers]))
         memo = self._memo
         try:
             found = memo.get(key)
@@ -173,8 +351,11 @@ class RuleIndex:
         return found
 
     def _lookup(self, kinds: Any, key: Any) -> tuple[int, ...]:
-        table_sets = (key[1], key[2]) if self.tabled else ()
-        chosen: list[int] = []
+        seen: tuple[frozenset[Any] | None, ...] = ()
+        if self.paths:
+            key, seen = key
+        table_sets = (key[1], key[2]) if self.tabled and key else ()
+        chosen: list[int] = list(self.filtered)
         by_kind, by_table, by_both = self.by_kind, self.by_table, self.by_both
         for k in kinds:
             hit = by_kind.get(k)
@@ -190,9 +371,20 @@ class RuleIndex:
                         hit = by_both.get((k, t))
                         if hit:
                             chosen.extend(hit)
+        if self.filters:
+            chosen = [i for i in chosen if self._meets(i, seen)]
         if len(chosen) > 1:
             return tuple(sorted(set(chosen)))
         return tuple(chosen)
+
+    def _meets(self, i: int, seen: tuple[frozenset[Any] | None, ...]) -> bool:
+        """Whether the input has a value each of definition `i`'s filters names (a
+        value the index could not read counts as met)."""
+        for position, values in self.filters.get(i, ()):
+            found = seen[self.paths.index(position)]
+            if found is not None and values.isdisjoint(found):
+                return False
+        return True
 
 
 #: Input shapes (statement kinds and table sets) whose indexed definitions a `RuleIndex`

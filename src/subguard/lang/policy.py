@@ -305,11 +305,15 @@ class CompiledPolicy:
         error is caught per definition, as when called."""
         if not always:
             return None
-        lines: list[Line] = [(0, "def _decide_always(ctx, hits, raised):", False)]
+        lines: list[Line] = [
+            (0, "def _decide_always(ctx, hits, raised):", False),
+            (1, "out = []", False),
+        ]
         for i in always:
             body = self._entry_bodies[self._functions[i].__name__]
+            # `out` is empty as each body starts: a new list only after one was kept
+            # (or a body failed part-way), not one per definition
             lines += [
-                (1, "out = []", False),
                 (1, "try:", False),
                 (2, "for _once in _ONCE:", False),
                 *(
@@ -318,9 +322,11 @@ class CompiledPolicy:
                 ),
                 (1, "except Exception as exc:", False),
                 (2, f"raised.append(({i}, exc))", False),
+                (2, "out = []", False),
                 (1, "else:", False),
                 (2, "if out:", False),
                 (3, f"hits.append(({i}, out))", False),
+                (3, "out = []", False),
             ]
         namespace = self._namespace
         # inlined, a body leaves its one-pass loop where its own function returns
