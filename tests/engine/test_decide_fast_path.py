@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from subguard.engine.decision import FILTER_PATHS, Decisions, RuleIndex, combine, reader, values_at
-from subguard.lang import EACH
 from subguard.engine.policy import policy_from_sources
+from subguard.lang import EACH
 
 _KINDS = ("select", "insert", "delete", "drop")
 _TABLES = ("users", "orders", "audit")
@@ -47,7 +47,7 @@ _HEADS = (
     'deny contains "d{i}" if {{',
     'deny contains msg if {{\n    some z in input.sql.statements\n    msg := sprintf("d{i} %s", [z.kind])',
     'approve contains "a{i}" if {{',
-    "approve contains {{\"n\": {i}}} if {{",
+    'approve contains {{"n": {i}}} if {{',
     "allow if {{",
     "allow := false if {{",
     'mask contains "c{i}" if {{',
@@ -94,7 +94,9 @@ def _inputs(draw: st.DrawFn) -> dict[str, object]:
         st.lists(
             st.fixed_dictionaries(
                 {"kind": st.sampled_from(_KINDS), "tables_read": tables, "tables_written": tables},
-                optional={"functions": st.lists(st.sampled_from(_FUNCTIONS), max_size=2, unique=True)},
+                optional={
+                    "functions": st.lists(st.sampled_from(_FUNCTIONS), max_size=2, unique=True)
+                },
             ),
             max_size=3,
         )
@@ -104,7 +106,10 @@ def _inputs(draw: st.DrawFn) -> dict[str, object]:
         optional={"tags": st.lists(st.sampled_from(_TAGS), max_size=2, unique=True)},
     )
     return {
-        "subject": {"id": "someone", "groups": draw(st.lists(st.sampled_from(_GROUPS), max_size=2, unique=True))},
+        "subject": {
+            "id": "someone",
+            "groups": draw(st.lists(st.sampled_from(_GROUPS), max_size=2, unique=True)),
+        },
         "sql": {
             "statements": statements,
             "tables_read": sorted({t for s in statements for t in s["tables_read"]}),
@@ -152,7 +157,10 @@ def test_decide_reports_a_conflicting_allow_and_mask_strategies() -> None:
 
 _SETS = st.frozensets(st.sampled_from(_TABLES), max_size=2)
 _GUARDS = st.lists(
-    st.tuples(st.none() | st.frozensets(st.sampled_from(_KINDS), min_size=1, max_size=2), st.none() | _SETS),
+    st.tuples(
+        st.none() | st.frozensets(st.sampled_from(_KINDS), min_size=1, max_size=2),
+        st.none() | _SETS,
+    ),
     min_size=1,
     max_size=8,
 )
@@ -174,7 +182,9 @@ def _uncached(index: RuleIndex, sql: dict[str, object]) -> list[int]:
     shapes=st.lists(
         st.fixed_dictionaries(
             {
-                "statements": st.lists(st.fixed_dictionaries({"kind": st.sampled_from(_KINDS)}), max_size=3).map(tuple),
+                "statements": st.lists(
+                    st.fixed_dictionaries({"kind": st.sampled_from(_KINDS)}), max_size=3
+                ).map(tuple),
                 "tables_read": _SETS,
                 "tables_written": _SETS,
             }
@@ -183,13 +193,19 @@ def _uncached(index: RuleIndex, sql: dict[str, object]) -> list[int]:
         max_size=6,
     ),
 )
-def test_the_index_answers_each_shape_as_looking_it_up_anew(guards: list, shapes: list[dict[str, object]]) -> None:
+def test_the_index_answers_each_shape_as_looking_it_up_anew(
+    guards: list, shapes: list[dict[str, object]]
+) -> None:
     index = RuleIndex(guards)
     for sql in [*shapes, *shapes]:  # the second time from what it kept
         want = _uncached(index, sql) if index.indexed else []
         assert list(index.extra({"sql": sql})) == want
         # a document not in the value model (lists) is looked up, not kept
-        as_lists = {**sql, "tables_read": sorted(sql["tables_read"]), "tables_written": sorted(sql["tables_written"])}  # type: ignore[call-overload]
+        as_lists = {
+            **sql,
+            "tables_read": sorted(sql["tables_read"]),
+            "tables_written": sorted(sql["tables_written"]),
+        }  # type: ignore[call-overload]
         assert list(index.extra({"sql": as_lists})) == want
 
 
@@ -198,17 +214,24 @@ def test_the_index_answers_each_shape_as_looking_it_up_anew(guards: list, shapes
 _LEAVES = st.sampled_from([*_FUNCTIONS, *_TAGS, "other"]) | st.none() | st.integers(0, 2)
 _VALUES = st.recursive(
     _LEAVES,
-    lambda inner: st.lists(inner, max_size=3).map(tuple)
-    | st.lists(inner, max_size=3)
-    | st.frozensets(_LEAVES, max_size=3)
-    | st.dictionaries(st.sampled_from(["functions", "tags", "statements", "columns_read", "x"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3).map(tuple)
+        | st.lists(inner, max_size=3)
+        | st.frozensets(_LEAVES, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["functions", "tags", "statements", "columns_read", "x"]),
+            inner,
+            max_size=3,
+        )
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    sql=st.dictionaries(st.sampled_from(["statements", "columns_read", "x"]), _VALUES, max_size=2) | _VALUES,
+    sql=st.dictionaries(st.sampled_from(["statements", "columns_read", "x"]), _VALUES, max_size=2)
+    | _VALUES,
     relevant=st.frozensets(st.sampled_from([*_FUNCTIONS, *_TAGS]), min_size=1),
 )
 def test_each_reader_answers_as_walking_the_path(sql: object, relevant: frozenset[str]) -> None:
@@ -220,10 +243,18 @@ def test_each_reader_answers_as_walking_the_path(sql: object, relevant: frozense
 
 def test_walking_a_path_reads_what_generated_code_reads() -> None:
     path = ("input", "sql", "statements", EACH, "functions", EACH)
-    statements = ({"functions": frozenset({"now"})}, {"kind": "select"}, {"functions": ("lo_export",)})
+    statements = (
+        {"functions": frozenset({"now"})},
+        {"kind": "select"},
+        {"functions": ("lo_export",)},
+    )
     assert values_at({"sql": {"statements": statements}}, path) == {"now", "lo_export"}
     assert values_at({"sql": {"statements": ()}}, path) == frozenset()
     assert values_at({"sql": None}, path) == frozenset()  # no SQL: no value, no error
     assert values_at({"sql": {"statements": 3}}, path) is None  # iterating it fails: unknown
     assert values_at({"sql": {"statements": ({"functions": "now"},)}}, path) is None
     assert values_at({"sql": {"statements": ({"functions": ({"a": 1},)},)}}, path) is None
+    # a path of another shape is walked
+    groups = ("input", "subject", "groups", EACH)
+    document = {"subject": {"groups": frozenset({"dba", "ci"})}}
+    assert reader(groups, frozenset({"dba", "agents"}))(document) == {"dba"}

@@ -10,6 +10,7 @@ require (`lang`'s `Definition.requires`), and hands the index to the compiled po
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
@@ -175,65 +176,47 @@ def values_at(document: Any, path: Sequence[str]) -> frozenset[Any] | None:
 
 
 _EMPTY: Final[frozenset[Any]] = frozenset()
+_FROZENSET: Final = frozenset({frozenset})
 
 Reader = Callable[[Any], "frozenset[Any] | None"]
 
 
 def reader(path: Sequence[str], relevant: frozenset[str]) -> Reader:
     """A function of a document: `values_at(document, path) & relevant`, read without
-    walking the path step by step (`FILTER_PATHS` has three shapes: a field, a set, a
-    set in each element of an array). Only `relevant` values are kept, so that inputs
-    differing in values no filter names share their answer."""
+    walking the path step by step when it has the shape of `FILTER_PATHS` (a set in
+    each element of an array). Only `relevant` values are kept, so that inputs
+    differing in values no filter names share their answer in the index's memo."""
     steps = tuple(path[1:])
-    if len(steps) == 2 and EACH not in steps:
-        a, b = steps
-        single = {v: frozenset((v,)) for v in relevant}
-
-        def read_field(document: Any) -> frozenset[Any] | None:
-            try:
-                value = document[a][b]
-            except _UNDEFINED:
-                return _EMPTY
-            try:
-                return single.get(value, _EMPTY)
-            except TypeError:  # unhashable: no string, so none of the values
-                return _EMPTY
-
-        return read_field
-    if len(steps) == 3 and steps[2] == EACH and EACH not in steps[:2]:
-        a, b = steps[0], steps[1]
-
-        def read_set(document: Any) -> frozenset[Any] | None:
-            try:
-                found = document[a][b]
-            except _UNDEFINED:
-                return _EMPTY
-            if type(found) is frozenset:
-                return found & relevant
-            return _relevant(found, relevant)
-
-        return read_set
     if len(steps) == 5 and steps[2] == steps[4] == EACH and EACH not in (steps[:2] + steps[3:4]):
         a, b, c = steps[0], steps[1], steps[3]
+        get_c = operator.itemgetter(c)
 
         def read_union(document: Any) -> frozenset[Any] | None:
             try:
                 elements = document[a][b]
             except _UNDEFINED:
                 return _EMPTY
-            if type(elements) not in _COLLECTIONS:
+            if type(elements) is tuple:
+                # the value model: records holding sets, read without a Python loop
+                try:
+                    found = [*map(get_c, elements)]
+                except _UNDEFINED:
+                    found = None
+                if found is not None and {*map(type, found)} <= _FROZENSET:
+                    return relevant.intersection(_EMPTY.union(*found))
+            elif type(elements) not in _COLLECTIONS:
                 return None
             union = _EMPTY
             for element in elements:
                 try:
-                    found = element[c]
+                    held = element[c]
                 except _UNDEFINED:
                     continue
-                if type(found) is frozenset:
-                    if not found.isdisjoint(relevant):
-                        union = union | (found & relevant)
+                if type(held) is frozenset:
+                    if not held.isdisjoint(relevant):
+                        union = union | (held & relevant)
                     continue
-                some = _relevant(found, relevant)
+                some = _relevant(held, relevant)
                 if some is None:
                     return None
                 union = union | some
@@ -336,8 +319,16 @@ class RuleIndex:
             if not self.filtered:
                 return ()
             kinds = key = ()  # no statement kind or table: only filters can choose
-        if self.readers:
-            key = (key, tuple([read(input) for read in self.readers]))
+        readers = self.readers
+        if readers:
+            first = readers[0]
+            key = (
+                (key, (first(input),))
+                if len(readers) == 1
+                else (key, (first(input), readers[1](input)))
+                if len(readers) == 2
+                else (key, tuple([read(input) for read in readers]))
+            )
         memo = self._memo
         try:
             found = memo.get(key)

@@ -484,4 +484,3 @@ def _refused(decision: Decision, refusal: EvalError) -> Decision:
         masks=(),
         errors=(*decision.errors, refusal),
     )
-

@@ -165,8 +165,9 @@ class CompiledPolicy:
             # ones that can fire for this input are called one by one
             raised: list[tuple[int, Exception]] = []
             self._fused(ctx, hits, raised)
-            for i, exc in raised:
-                faults.append(_fault(exc, definitions[i]))
+            if raised:
+                for i, exc in raised:
+                    faults.append(_fault(exc, definitions[i]))
             candidates = selector.extra(input)
             fused = True
         elif selector is not None:
