@@ -232,10 +232,14 @@ _VALUES = st.recursive(
 @given(
     sql=st.dictionaries(st.sampled_from(["statements", "columns_read", "x"]), _VALUES, max_size=2)
     | _VALUES,
-    relevant=st.frozensets(st.sampled_from([*_FUNCTIONS, *_TAGS]), min_size=1),
+    subject=st.dictionaries(st.sampled_from(["groups", "x"]), _VALUES, max_size=2) | _VALUES,
+    resource=st.dictionaries(st.sampled_from(["env", "x"]), _VALUES, max_size=2) | _VALUES,
+    relevant=st.frozensets(st.sampled_from([*_FUNCTIONS, *_TAGS, "other"]), min_size=1),
 )
-def test_each_reader_answers_as_walking_the_path(sql: object, relevant: frozenset[str]) -> None:
-    document = {"sql": sql}
+def test_each_reader_answers_as_walking_the_path(
+    sql: object, subject: object, resource: object, relevant: frozenset[str]
+) -> None:
+    document = {"sql": sql, "subject": subject, "resource": resource}
     for path in FILTER_PATHS:
         walked = values_at(document, path)
         assert reader(path, relevant)(document) == (None if walked is None else walked & relevant)
@@ -253,7 +257,8 @@ def test_walking_a_path_reads_what_generated_code_reads() -> None:
     assert values_at({"sql": None}, path) == frozenset()  # no SQL: no value, no error
     assert values_at({"sql": {"statements": 3}}, path) is None  # iterating it fails: unknown
     assert values_at({"sql": {"statements": ({"functions": "now"},)}}, path) is None
-    assert values_at({"sql": {"statements": ({"functions": ({"a": 1},)},)}}, path) is None
+    # a value that is no string is none of the strings a requirement names
+    assert values_at({"sql": {"statements": ({"functions": ({"a": 1}, "now")},)}}, path) == {"now"}
     # a path of another shape is walked
     groups = ("input", "subject", "groups", EACH)
     document = {"subject": {"groups": frozenset({"dba", "ci"})}}

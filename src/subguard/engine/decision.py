@@ -10,7 +10,6 @@ require (`lang`'s `Definition.requires`), and hands the index to the compiled po
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
@@ -97,6 +96,8 @@ Guard = tuple[frozenset[str] | None, frozenset[str] | None]
 #: the document holds (`"dba" in input.subject.groups`) costs no more than reading it,
 #: so such paths are left to the rules.
 FILTER_PATHS: Final = (
+    ("input", "subject", "groups", EACH),
+    ("input", "resource", "env"),
     ("input", "sql", "statements", EACH, "functions", EACH),
     ("input", "sql", "columns_read", EACH, "tags", EACH),
 )
@@ -137,10 +138,10 @@ _COLLECTIONS: Final = (tuple, frozenset, list)
 def values_at(document: Any, path: Sequence[str]) -> frozenset[Any] | None:
     """Every value at `path` (steps after `input`; `EACH`: every element) in `document`,
     read as generated code reads it: a field missing (or read from a value that is no
-    object) is no value. None when the answer is not known: an `EACH` over something
-    that is not an array or a set (iterating it might fail: a rule error, which a
-    definition that does not run would never report), or values that cannot be hashed.
-    """
+    object) is no value, and so is anything but a string (what requirements name).
+    None when the answer is not known: an `EACH` over something that is not an array
+    or a set (iterating it might fail: a rule error, which a definition that does not
+    run would never report)."""
     level: list[Any] = [document]
     steps = path[1:]
     last = len(steps) - 1
@@ -169,14 +170,12 @@ def values_at(document: Any, path: Sequence[str]) -> frozenset[Any] | None:
             if type(value) not in _COLLECTIONS:
                 return None
             level.extend(value)
-    try:
-        return frozenset(level)
-    except TypeError:
-        return None
+    # requirements name strings, and a string equals only a string: other values
+    # (unhashable ones too) are none of them
+    return frozenset([value for value in level if isinstance(value, str)])
 
 
 _EMPTY: Final[frozenset[Any]] = frozenset()
-_FROZENSET: Final = frozenset({frozenset})
 
 Reader = Callable[[Any], "frozenset[Any] | None"]
 
@@ -187,24 +186,40 @@ def reader(path: Sequence[str], relevant: frozenset[str]) -> Reader:
     each element of an array). Only `relevant` values are kept, so that inputs
     differing in values no filter names share their answer in the index's memo."""
     steps = tuple(path[1:])
+    if len(steps) == 2 and EACH not in steps:
+        a, b = steps
+        single: dict[Any, frozenset[Any]] = {v: frozenset((v,)) for v in relevant}
+
+        def read_field(document: Any) -> frozenset[Any] | None:
+            try:
+                found: frozenset[Any] = single.get(document[a][b], _EMPTY)
+            except _UNDEFINED:  # no value, or an unhashable one: none of the strings
+                return _EMPTY
+            return found
+
+        return read_field
+    if len(steps) == 3 and steps[2] == EACH and EACH not in steps[:2]:
+        a, b = steps[0], steps[1]
+
+        def read_set(document: Any) -> frozenset[Any] | None:
+            try:
+                found = document[a][b]
+            except _UNDEFINED:
+                return _EMPTY
+            if type(found) is frozenset:
+                return found & relevant
+            return _relevant(found, relevant)
+
+        return read_set
     if len(steps) == 5 and steps[2] == steps[4] == EACH and EACH not in (steps[:2] + steps[3:4]):
         a, b, c = steps[0], steps[1], steps[3]
-        get_c = operator.itemgetter(c)
 
         def read_union(document: Any) -> frozenset[Any] | None:
             try:
                 elements = document[a][b]
             except _UNDEFINED:
                 return _EMPTY
-            if type(elements) is tuple:
-                # the value model: records holding sets, read without a Python loop
-                try:
-                    found = [*map(get_c, elements)]
-                except _UNDEFINED:
-                    found = None
-                if found is not None and {*map(type, found)} <= _FROZENSET:
-                    return relevant.intersection(_EMPTY.union(*found))
-            elif type(elements) not in _COLLECTIONS:
+            if type(elements) not in _COLLECTIONS:
                 return None
             union = _EMPTY
             for element in elements:
@@ -233,13 +248,10 @@ def reader(path: Sequence[str], relevant: frozenset[str]) -> Reader:
 
 def _relevant(found: Any, relevant: frozenset[str]) -> frozenset[Any] | None:
     """The `relevant` elements of a collection that is not a frozenset (None: not an
-    array or a set, or elements that cannot be hashed)."""
+    array or a set)."""
     if type(found) not in _COLLECTIONS:
         return None
-    try:
-        return frozenset(found) & relevant
-    except TypeError:
-        return None
+    return relevant.intersection([value for value in found if isinstance(value, str)])
 
 
 class RuleIndex:

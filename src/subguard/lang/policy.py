@@ -163,11 +163,11 @@ class CompiledPolicy:
         if self._fused is not None and selector is not None:
             # the unconditional definitions run inlined in one function; the indexed
             # ones that can fire for this input are called one by one
-            raised: list[tuple[int, Exception]] = []
-            self._fused(ctx, hits, raised)
-            if raised:
-                for i, exc in raised:
-                    faults.append(_fault(exc, definitions[i]))
+            # what it raised comes back as (definition, exception) in `faults`
+            self._fused(ctx, hits, faults)
+            if faults:
+                raised: list[Any] = faults
+                faults = [_fault(exc, definitions[i]) for i, exc in raised]
             candidates = selector.extra(input)
             fused = True
         elif selector is not None:
@@ -302,8 +302,9 @@ class CompiledPolicy:
         """One generated function that runs the given entrypoint definitions inline, in
         order: no call, no list hand-off per definition. Each body is the one its own
         function runs, generated once, placed in a one-pass loop that a failing literal
-        `break`s out of where the function `return`s, inside its own `try`, so a runtime
-        error is caught per definition, as when called."""
+        `break`s out of where the function `return`s (and that ends with a `break`),
+        inside its own `try`, so a runtime error is caught per definition, as when
+        called."""
         if not always:
             return None
         lines: list[Line] = [
@@ -311,16 +312,18 @@ class CompiledPolicy:
             (1, "out = []", False),
         ]
         for i in always:
-            body = self._entry_bodies[self._functions[i].__name__]
+            body = self._entry_bodies[self._functions[i].__name__] or [(0, "pass", False)]
+            # a body `continue`s only inside the loops its `some`s open: at its top
+            # level a failing literal leaves. Then `while True:` … `break` is its
+            # one-pass loop, with no iterator made per definition
+            once = not any(indent == 0 and text.endswith("continue") for indent, text, _l in body)
             # `out` is empty as each body starts: a new list only after one was kept
             # (or a body failed part-way), not one per definition
             lines += [
                 (1, "try:", False),
-                (2, "for _once in _ONCE:", False),
-                *(
-                    (3 + indent, text, leaves)
-                    for indent, text, leaves in body or [(0, "pass", False)]
-                ),
+                (2, "while True:" if once else "for _once in _ONCE:", False),
+                *((3 + indent, text, leaves) for indent, text, leaves in body),
+                *([(3, "break", False)] if once else []),
                 (1, "except Exception as exc:", False),
                 (2, f"raised.append(({i}, exc))", False),
                 (2, "out = []", False),
