@@ -233,14 +233,13 @@ _VALUES = st.recursive(
     sql=st.dictionaries(st.sampled_from(["statements", "columns_read", "x"]), _VALUES, max_size=2)
     | _VALUES,
     subject=st.dictionaries(st.sampled_from(["groups", "x"]), _VALUES, max_size=2) | _VALUES,
-    resource=st.dictionaries(st.sampled_from(["env", "x"]), _VALUES, max_size=2) | _VALUES,
     relevant=st.frozensets(st.sampled_from([*_FUNCTIONS, *_TAGS, "other"]), min_size=1),
 )
 def test_each_reader_answers_as_walking_the_path(
-    sql: object, subject: object, resource: object, relevant: frozenset[str]
+    sql: object, subject: object, relevant: frozenset[str]
 ) -> None:
-    document = {"sql": sql, "subject": subject, "resource": resource}
-    for path in FILTER_PATHS:
+    document = {"sql": sql, "subject": subject}
+    for path in (*FILTER_PATHS, ("input", "subject", "groups", EACH)):
         walked = values_at(document, path)
         assert reader(path, relevant)(document) == (None if walked is None else walked & relevant)
 

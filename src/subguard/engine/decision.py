@@ -96,8 +96,6 @@ Guard = tuple[frozenset[str] | None, frozenset[str] | None]
 #: the document holds (`"dba" in input.subject.groups`) costs no more than reading it,
 #: so such paths are left to the rules.
 FILTER_PATHS: Final = (
-    ("input", "subject", "groups", EACH),
-    ("input", "resource", "env"),
     ("input", "sql", "statements", EACH, "functions", EACH),
     ("input", "sql", "columns_read", EACH, "tags", EACH),
 )
@@ -186,31 +184,6 @@ def reader(path: Sequence[str], relevant: frozenset[str]) -> Reader:
     each element of an array). Only `relevant` values are kept, so that inputs
     differing in values no filter names share their answer in the index's memo."""
     steps = tuple(path[1:])
-    if len(steps) == 2 and EACH not in steps:
-        a, b = steps
-        single: dict[Any, frozenset[Any]] = {v: frozenset((v,)) for v in relevant}
-
-        def read_field(document: Any) -> frozenset[Any] | None:
-            try:
-                found: frozenset[Any] = single.get(document[a][b], _EMPTY)
-            except _UNDEFINED:  # no value, or an unhashable one: none of the strings
-                return _EMPTY
-            return found
-
-        return read_field
-    if len(steps) == 3 and steps[2] == EACH and EACH not in steps[:2]:
-        a, b = steps[0], steps[1]
-
-        def read_set(document: Any) -> frozenset[Any] | None:
-            try:
-                found = document[a][b]
-            except _UNDEFINED:
-                return _EMPTY
-            if type(found) is frozenset:
-                return found & relevant
-            return _relevant(found, relevant)
-
-        return read_set
     if len(steps) == 5 and steps[2] == steps[4] == EACH and EACH not in (steps[:2] + steps[3:4]):
         a, b, c = steps[0], steps[1], steps[3]
 
