@@ -543,6 +543,14 @@ class _MaskConflict(Exception):
 
 _NO_RULE = Reason(Effect.DENY, "subguard", "default", "no rule allowed the request", "")
 
+# The effects as module constants: in Python 3.11 `Effect.DENY` goes through the enum
+# metaclass's `__getattr__` hook, a slow attribute lookup on the hot path (`_combine`).
+_TERMINATE: Final = Effect.TERMINATE
+_DENY: Final = Effect.DENY
+_APPROVE: Final = Effect.APPROVE
+_ALLOW: Final = Effect.ALLOW
+_MASK: Final = Effect.MASK
+
 #: The effect each decision rule's reasons carry.
 _EFFECT: Final = {
     "terminate": Effect.TERMINATE,
@@ -631,19 +639,19 @@ def _combine(by_rule: dict[str, list[Any]], faults: Sequence[Fault]) -> Combined
     )
     filed = by_rule.get("terminate")
     if filed is not None:
-        return new(Combined, (Effect.TERMINATE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
+        return new(Combined, (_TERMINATE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
     filed = by_rule.get("deny")
     if filed is not None:
-        return new(Combined, (Effect.DENY, _reasons(filed), (), errors))  # type: ignore[no-any-return]
+        return new(Combined, (_DENY, _reasons(filed), (), errors))  # type: ignore[no-any-return]
     if errors:
         failed = tuple(
-            Reason(Effect.DENY, e.package, e.rule, f"rule failed: {e.message}", e.location)
+            Reason(_DENY, e.package, e.rule, f"rule failed: {e.message}", e.location)
             for e in errors
         )
-        return new(Combined, (Effect.DENY, failed, (), errors))  # type: ignore[no-any-return]
+        return new(Combined, (_DENY, failed, (), errors))  # type: ignore[no-any-return]
     filed = by_rule.get("approve")
     if filed is not None:
-        return new(Combined, (Effect.APPROVE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
+        return new(Combined, (_APPROVE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
     filed = by_rule.get("allow")
     if filed is not None:
         allowed = (
@@ -658,9 +666,9 @@ def _combine(by_rule: dict[str, list[Any]], faults: Sequence[Fault]) -> Combined
             except _MaskConflict as exc:
                 first = masking[0][0]
                 error = EvalError("conflict", str(exc), first[0], first[1], first[2])
-                reason = Reason(Effect.DENY, first[0], first[1], f"rule failed: {exc}", first[2])
-                return new(Combined, (Effect.DENY, (reason,), (), (*errors, error)))  # type: ignore[no-any-return]
+                reason = Reason(_DENY, first[0], first[1], f"rule failed: {exc}", first[2])
+                return new(Combined, (_DENY, (reason,), (), (*errors, error)))  # type: ignore[no-any-return]
             if masks:
-                return new(Combined, (Effect.MASK, (*allowed, *mask_reasons), masks, errors))  # type: ignore[no-any-return]
-        return new(Combined, (Effect.ALLOW, tuple(allowed), (), errors))  # type: ignore[no-any-return]
-    return new(Combined, (Effect.DENY, (_NO_RULE,), (), errors))  # type: ignore[no-any-return]
+                return new(Combined, (_MASK, (*allowed, *mask_reasons), masks, errors))  # type: ignore[no-any-return]
+        return new(Combined, (_ALLOW, tuple(allowed), (), errors))  # type: ignore[no-any-return]
+    return new(Combined, (_DENY, (_NO_RULE,), (), errors))  # type: ignore[no-any-return]
