@@ -286,9 +286,10 @@ class RuleIndex:
     def extra(self, input: Any) -> Sequence[int]:
         """The indexed definitions (not `always`) that can fire for this input.
 
-        They depend only on the statements' kinds and the two table sets, so the answer
-        is kept per (kinds, tables read, tables written): requests repeat their shapes,
-        and one lookup replaces a lookup per kind and table (`_MEMO_SIZE`)."""
+        They depend only on the statements' kinds, the two table sets and the values
+        of `FILTER_PATHS` some filter names, so the answer is kept per (kinds, tables
+        read, tables written, those values): requests repeat their shapes, and one
+        lookup replaces a lookup per kind and table (`_MEMO_SIZE`)."""
         if not self.indexed:
             return ()
         try:
