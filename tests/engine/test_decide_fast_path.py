@@ -38,6 +38,8 @@ _CONDITIONS = (
     'some s in input.sql.statements\n    s.kind == "{k}"\n    "{f}" in s.functions',
     'some c in input.sql.columns_read\n    "{tag}" in c.tags',
     'some c in input.sql.columns_read\n    some tag in c.tags\n    tag in {{"{tag}", "{tag2}"}}\n    "{g}" in input.subject.groups',
+    # fails at run time before its requirement: never skipped by what it requires
+    'to_number(input.subject.id) > 0\n    some c in input.sql.columns_read\n    "{tag}" in c.tags',
 )
 _FUNCTIONS = ("now", "pg_read_file", "lo_export")
 _TAGS = ("pii", "pci", "secret")
@@ -262,3 +264,20 @@ def test_walking_a_path_reads_what_generated_code_reads() -> None:
     groups = ("input", "subject", "groups", EACH)
     document = {"subject": {"groups": frozenset({"dba", "ci"})}}
     assert reader(groups, frozenset({"dba", "agents"}))(document) == {"dba"}
+
+
+def test_a_definition_that_fails_before_its_requirement_is_not_skipped_for_it() -> None:
+    text = (
+        "package p\n\ndefault allow := true\n\n"
+        'mask contains "m0" if {\n    to_number(input.subject.id) > 0\n'
+        '    some c in input.sql.columns_read\n    "pii" in c.tags\n}\n\n'
+        'mask contains "m1" if {\n    some c in input.sql.columns_read\n'
+        '    c.in_output\n    "pii" in c.tags\n}\n'
+    )
+    policy = policy_from_sources([("p.guard", text)])
+    # only the second states its requirement after literals that cannot fail
+    assert policy.decisions.index.filters == {1: ((1, frozenset({"pii"})),)}
+    raw = {"subject": {"id": "someone"}, "sql": {"statements": [], "columns_read": []}}
+    combined = policy.decisions.decide(policy.compiled.conform(raw), {})
+    assert combined.effect.value == "deny"
+    assert [(e.code, e.location) for e in combined.errors] == [("builtin_error", "p.guard:5")]

@@ -121,11 +121,13 @@ def guard(definition: Definition) -> Guard:
 
 def filters(definition: Definition) -> Filters:
     """A definition's requirements on the paths of `FILTER_PATHS`, each a necessary
-    condition it states at its top level (some value at the path is one of these)."""
+    condition it states at its top level (some value at the path is one of these),
+    after literals that cannot fail with a rule error only: skipping the definition
+    then hides no error it would have reported."""
     return tuple(
         (FILTER_PATHS.index(requirement.path), requirement.values)
         for requirement in definition.requires
-        if requirement.path in FILTER_PATHS
+        if requirement.path in FILTER_PATHS and requirement.after_plain
     )
 
 
