@@ -242,7 +242,8 @@ class References:
                 parts.append(repr(piece))
             if i < len(values.items):
                 code, _t = self.expr(values.items[i], cx)
-                parts.append(f"_plain({code})")
+                q = self.tmp("q")  # a string prints as itself: no call for it
+                parts.append(f"({q} if type({q} := {code}) is str else _plain({q}))")
         self.program.namespace["_plain"] = plain_text
         return "(" + " + ".join(parts or ["''"]) + ")"
 
