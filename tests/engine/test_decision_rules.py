@@ -83,10 +83,11 @@ def test_requirements_are_read_through_iteration_variables_and_imports(tmp_path:
         'deny contains "d" if {\n    some s in stmts\n    s.kind in {"drop", "truncate"}\n    "users" in s.tables_read\n}\n',
     )
     (definition,) = definitions
-    assert [tuple(r) for r in definition.requires] == [
+    assert [(r.path, r.values) for r in definition.requires] == [
         (("input", "sql", "statements", EACH, "kind"), frozenset({"drop", "truncate"})),
         (("input", "sql", "statements", EACH, "tables_read", EACH), frozenset({"users"})),
     ]
+    assert all(r.after_plain for r in definition.requires)  # nothing before them can fail
     assert guard(definition) == (frozenset({"drop", "truncate"}), frozenset({"users"}))
 
 

@@ -10,7 +10,7 @@ require (`lang`'s `Definition.requires`), and hands the index to the compiled po
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from subguard.caching import bounded_cache
@@ -88,6 +88,21 @@ _TABLES: Final = frozenset(
 
 Guard = tuple[frozenset[str] | None, frozenset[str] | None]
 
+#: Other paths whose values the index reads from each input: a requirement on one of
+#: them (`f in {…}` over a statement's functions, `"pii" in col.tags`) keeps its
+#: definition from running, unconditional or indexed, when the input has none of the
+#: values it names. Rules over them loop over statements or columns and the sets in
+#: each, which costs more than reading the union of those sets once; a test of a set
+#: the document holds (`"dba" in input.subject.groups`) costs no more than reading it,
+#: so such paths are left to the rules.
+FILTER_PATHS: Final = (
+    ("input", "sql", "statements", EACH, "functions", EACH),
+    ("input", "sql", "columns_read", EACH, "tags", EACH),
+)
+
+#: A definition's requirements on `FILTER_PATHS`: (position in the paths, values).
+Filters = tuple[tuple[int, frozenset[str]], ...]
+
 
 def guard(definition: Definition) -> Guard:
     """The statement kinds and the tables a definition requires (None: any). Each is a
@@ -104,20 +119,147 @@ def guard(definition: Definition) -> Guard:
     return kinds, tables
 
 
+def filters(definition: Definition) -> Filters:
+    """A definition's requirements on the paths of `FILTER_PATHS`, each a necessary
+    condition it states at its top level (some value at the path is one of these),
+    after literals that cannot fail with a rule error only: skipping the definition
+    then hides no error it would have reported."""
+    return tuple(
+        (FILTER_PATHS.index(requirement.path), requirement.values)
+        for requirement in definition.requires
+        if requirement.path in FILTER_PATHS and requirement.after_plain
+    )
+
+
+_UNDEFINED: Final = (KeyError, TypeError, IndexError)
+_COLLECTIONS: Final = (tuple, frozenset, list)
+
+
+def values_at(document: Any, path: Sequence[str]) -> frozenset[Any] | None:
+    """Every value at `path` (steps after `input`; `EACH`: every element) in `document`,
+    read as generated code reads it: a field missing (or read from a value that is no
+    object) is no value, and so is anything but a string (what requirements name).
+    None when the answer is not known: an `EACH` over something that is not an array
+    or a set (iterating it might fail: a rule error, which a definition that does not
+    run would never report)."""
+    level: list[Any] = [document]
+    steps = path[1:]
+    last = len(steps) - 1
+    fields: list[str] = []
+    for n, step in enumerate(steps):
+        if step != EACH:
+            fields.append(step)
+            if n < last:
+                continue
+        reached: list[Any] = []
+        for value in level:
+            try:
+                for field in fields:
+                    value = value[field]
+            except _UNDEFINED:
+                continue
+            reached.append(value)
+        fields = []
+        if step != EACH:
+            level = reached
+            break
+        if n == last and len(reached) == 1 and type(reached[0]) is frozenset:
+            return reached[0]  # one set, as the document holds it: most inputs
+        level = []
+        for value in reached:
+            if type(value) not in _COLLECTIONS:
+                return None
+            level.extend(value)
+    # requirements name strings, and a string equals only a string: other values
+    # (unhashable ones too) are none of them
+    return frozenset([value for value in level if isinstance(value, str)])
+
+
+_EMPTY: Final[frozenset[Any]] = frozenset()
+
+Reader = Callable[[Any], "frozenset[Any] | None"]
+
+
+def reader(path: Sequence[str], relevant: frozenset[str]) -> Reader:
+    """A function of a document: `values_at(document, path) & relevant`, read without
+    walking the path step by step when it has the shape of `FILTER_PATHS` (a set in
+    each element of an array). Only `relevant` values are kept, so that inputs
+    differing in values no filter names share their answer in the index's memo."""
+    steps = tuple(path[1:])
+    if len(steps) == 5 and steps[2] == steps[4] == EACH and EACH not in (steps[:2] + steps[3:4]):
+        a, b, c = steps[0], steps[1], steps[3]
+
+        def read_union(document: Any) -> frozenset[Any] | None:
+            try:
+                elements = document[a][b]
+            except _UNDEFINED:
+                return _EMPTY
+            if type(elements) not in _COLLECTIONS:
+                return None
+            union = _EMPTY
+            for element in elements:
+                try:
+                    held = element[c]
+                except _UNDEFINED:
+                    continue
+                if type(held) is frozenset:
+                    if not held.isdisjoint(relevant):
+                        union = union | (held & relevant)
+                    continue
+                some = _relevant(held, relevant)
+                if some is None:
+                    return None
+                union = union | some
+            return union
+
+        return read_union
+
+    def read_any(document: Any) -> frozenset[Any] | None:
+        found = values_at(document, path)
+        return None if found is None else found & relevant
+
+    return read_any
+
+
+def _relevant(found: Any, relevant: frozenset[str]) -> frozenset[Any] | None:
+    """The `relevant` elements of a collection that is not a frozenset (None: not an
+    array or a set)."""
+    if type(found) not in _COLLECTIONS:
+        return None
+    return relevant.intersection([value for value in found if isinstance(value, str)])
+
+
 class RuleIndex:
     """Which decision definitions can fire for an input, found by dictionary lookups: a
     definition whose requirements the input cannot meet is never run. That is what
-    keeps 1,000 rules that each name a kind or a table close to the cost of 20."""
+    keeps 1,000 rules that each name a kind or a table close to the cost of 20.
 
-    def __init__(self, guards: Sequence[Guard]) -> None:
+    `filters` (per definition, as `guards`) are requirements on `FILTER_PATHS`: a
+    definition with some is run only when the input has a value each names (or the
+    index cannot tell: `values_at`)."""
+
+    def __init__(self, guards: Sequence[Guard], filters: Sequence[Filters] = ()) -> None:
         self.count = len(guards)
+        #: definition → its filters (only definitions that have some)
+        self.filters = {i: f for i, f in enumerate(filters) if f}
+        #: the positions in `FILTER_PATHS` some filter reads, in order
+        self.paths = tuple(sorted({p for f in self.filters.values() for p, _v in f}))
+        #: what reads each of them (the values some filter names, no others)
+        self.readers = tuple(
+            reader(
+                FILTER_PATHS[p],
+                frozenset().union(*(v for f in self.filters.values() for q, v in f if q == p)),
+            )
+            for p in self.paths
+        )
+        filtered: list[int] = []  # filters and no kind or table: candidates for any input
         always: list[int] = []
         by_kind: dict[str, list[int]] = {}
         by_table: dict[str, list[int]] = {}
         by_both: dict[tuple[str, str], list[int]] = {}
         for i, (kinds, tables) in enumerate(guards):
             if kinds is None and tables is None:
-                always.append(i)
+                (filtered if i in self.filters else always).append(i)
             elif tables is None:
                 for k in kinds or ():
                     by_kind.setdefault(k, []).append(i)
@@ -132,21 +274,24 @@ class RuleIndex:
         self.by_kind = {k: tuple(v) for k, v in by_kind.items()}
         self.by_table = {k: tuple(v) for k, v in by_table.items()}
         self.by_both = {k: tuple(v) for k, v in by_both.items()}
-        self.indexed = bool(by_kind or by_table or by_both)
+        self.filtered = tuple(filtered)
+        self.indexed = bool(by_kind or by_table or by_both or filtered)
         #: whether some definition is indexed by table (else kinds alone decide)
         self.tabled = bool(by_table or by_both)
         self._memo: dict[Any, tuple[int, ...]] = {}
 
     @classmethod
     def of(cls, definitions: Iterable[Definition]) -> RuleIndex:
-        return cls([guard(d) for d in definitions])
+        listed = list(definitions)
+        return cls([guard(d) for d in listed], [filters(d) for d in listed])
 
     def extra(self, input: Any) -> Sequence[int]:
         """The indexed definitions (not `always`) that can fire for this input.
 
-        They depend only on the statements' kinds and the two table sets, so the answer
-        is kept per (kinds, tables read, tables written): requests repeat their shapes,
-        and one lookup replaces a lookup per kind and table (`_MEMO_SIZE`)."""
+        They depend only on the statements' kinds, the two table sets and the values
+        of `FILTER_PATHS` some filter names, so the answer is kept per (kinds, tables
+        read, tables written, those values): requests repeat their shapes, and one
+        lookup replaces a lookup per kind and table (`_MEMO_SIZE`)."""
         if not self.indexed:
             return ()
         try:
@@ -159,7 +304,19 @@ class RuleIndex:
             )
             key: Any = (kinds, sql["tables_read"], sql["tables_written"]) if self.tabled else kinds
         except (KeyError, TypeError, IndexError):
-            return ()
+            if not self.filtered:
+                return ()
+            kinds = key = ()  # no statement kind or table: only filters can choose
+        readers = self.readers
+        if readers:
+            first = readers[0]
+            key = (
+                (key, (first(input),))
+                if len(readers) == 1
+                else (key, (first(input), readers[1](input)))
+                if len(readers) == 2
+                else (key, tuple([read(input) for read in readers]))
+            )
         memo = self._memo
         try:
             found = memo.get(key)
@@ -173,8 +330,11 @@ class RuleIndex:
         return found
 
     def _lookup(self, kinds: Any, key: Any) -> tuple[int, ...]:
-        table_sets = (key[1], key[2]) if self.tabled else ()
-        chosen: list[int] = []
+        seen: tuple[frozenset[Any] | None, ...] = ()
+        if self.paths:
+            key, seen = key
+        table_sets = (key[1], key[2]) if self.tabled and key else ()
+        chosen: list[int] = list(self.filtered)
         by_kind, by_table, by_both = self.by_kind, self.by_table, self.by_both
         for k in kinds:
             hit = by_kind.get(k)
@@ -190,9 +350,20 @@ class RuleIndex:
                         hit = by_both.get((k, t))
                         if hit:
                             chosen.extend(hit)
+        if self.filters:
+            chosen = [i for i in chosen if self._meets(i, seen)]
         if len(chosen) > 1:
             return tuple(sorted(set(chosen)))
         return tuple(chosen)
+
+    def _meets(self, i: int, seen: tuple[frozenset[Any] | None, ...]) -> bool:
+        """Whether the input has a value each of definition `i`'s filters names (a
+        value the index could not read counts as met)."""
+        for position, values in self.filters.get(i, ()):
+            found = seen[self.paths.index(position)]
+            if found is not None and values.isdisjoint(found):
+                return False
+        return True
 
 
 #: Input shapes (statement kinds and table sets) whose indexed definitions a `RuleIndex`
@@ -289,6 +460,7 @@ class Decisions:
         hits, faults = self._run(input, data)
         definitions = self._definitions
         by_rule: dict[str, list[Any]] = {}
+        defaults = self._open_default_heads
         decided: set[str] | None = None  # packages whose `allow` produced a value
         refused: dict[str, str] | None = (
             None  # package → location of an `allow` that produced false
@@ -297,9 +469,10 @@ class Decisions:
             definition = definitions[i]
             rule = definition[1]
             if rule == "allow":
-                if decided is None:
-                    decided = set()
-                decided.add(definition[0])
+                if defaults:  # only an open default asks which packages decided
+                    if decided is None:
+                        decided = set()
+                    decided.add(definition[0])
                 if out[0] is not True and not any(v is True for v in out):
                     if refused is None:
                         refused = {}
@@ -320,7 +493,7 @@ class Decisions:
                 else:
                     del by_rule["allow"]
                 faults = [*faults, *(_conflict(p, refused[p]) for p in sorted(conflicted))]
-        for default in self._open_default_heads:
+        for default in defaults:
             if decided is None or default[0] not in decided:
                 filed = by_rule.get("allow")
                 if filed is None:
@@ -373,6 +546,14 @@ class _MaskConflict(Exception):
 
 _NO_RULE = Reason(Effect.DENY, "subguard", "default", "no rule allowed the request", "")
 
+# The effects as module constants: in Python 3.11 `Effect.DENY` goes through the enum
+# metaclass's `__getattr__` hook, a slow attribute lookup on the hot path (`_combine`).
+_TERMINATE: Final = Effect.TERMINATE
+_DENY: Final = Effect.DENY
+_APPROVE: Final = Effect.APPROVE
+_ALLOW: Final = Effect.ALLOW
+_MASK: Final = Effect.MASK
+
 #: The effect each decision rule's reasons carry.
 _EFFECT: Final = {
     "terminate": Effect.TERMINATE,
@@ -400,6 +581,11 @@ def _reason(rule: str, package: str, message: str, location: str) -> Reason:
 
 
 def _reasons(filed: list[Any]) -> tuple[Reason, ...]:
+    if len(filed) == 1:
+        head, values = filed[0]
+        if len(values) == 1:  # one definition said one thing: most decisions
+            v = values[0]
+            return (_reason(head[1], head[0], v if type(v) is str else _message(v), head[2]),)
     return tuple(
         [
             _reason(head[1], head[0], v if type(v) is str else _message(v), head[2])
@@ -456,22 +642,26 @@ def _combine(by_rule: dict[str, list[Any]], faults: Sequence[Fault]) -> Combined
     )
     filed = by_rule.get("terminate")
     if filed is not None:
-        return new(Combined, (Effect.TERMINATE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
+        return new(Combined, (_TERMINATE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
     filed = by_rule.get("deny")
     if filed is not None:
-        return new(Combined, (Effect.DENY, _reasons(filed), (), errors))  # type: ignore[no-any-return]
+        return new(Combined, (_DENY, _reasons(filed), (), errors))  # type: ignore[no-any-return]
     if errors:
         failed = tuple(
-            Reason(Effect.DENY, e.package, e.rule, f"rule failed: {e.message}", e.location)
+            Reason(_DENY, e.package, e.rule, f"rule failed: {e.message}", e.location)
             for e in errors
         )
-        return new(Combined, (Effect.DENY, failed, (), errors))  # type: ignore[no-any-return]
+        return new(Combined, (_DENY, failed, (), errors))  # type: ignore[no-any-return]
     filed = by_rule.get("approve")
     if filed is not None:
-        return new(Combined, (Effect.APPROVE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
+        return new(Combined, (_APPROVE, _reasons(filed), (), errors))  # type: ignore[no-any-return]
     filed = by_rule.get("allow")
     if filed is not None:
-        allowed = [_reason("allow", head[0], "allowed", head[2]) for head, _values in filed]
+        allowed = (
+            [_reason("allow", filed[0][0][0], "allowed", filed[0][0][2])]
+            if len(filed) == 1
+            else [_reason("allow", head[0], "allowed", head[2]) for head, _values in filed]
+        )
         masking = by_rule.get("mask")
         if masking is not None:
             try:
@@ -479,9 +669,9 @@ def _combine(by_rule: dict[str, list[Any]], faults: Sequence[Fault]) -> Combined
             except _MaskConflict as exc:
                 first = masking[0][0]
                 error = EvalError("conflict", str(exc), first[0], first[1], first[2])
-                reason = Reason(Effect.DENY, first[0], first[1], f"rule failed: {exc}", first[2])
-                return new(Combined, (Effect.DENY, (reason,), (), (*errors, error)))  # type: ignore[no-any-return]
+                reason = Reason(_DENY, first[0], first[1], f"rule failed: {exc}", first[2])
+                return new(Combined, (_DENY, (reason,), (), (*errors, error)))  # type: ignore[no-any-return]
             if masks:
-                return new(Combined, (Effect.MASK, (*allowed, *mask_reasons), masks, errors))  # type: ignore[no-any-return]
-        return new(Combined, (Effect.ALLOW, tuple(allowed), (), errors))  # type: ignore[no-any-return]
-    return new(Combined, (Effect.DENY, (_NO_RULE,), (), errors))  # type: ignore[no-any-return]
+                return new(Combined, (_MASK, (*allowed, *mask_reasons), masks, errors))  # type: ignore[no-any-return]
+        return new(Combined, (_ALLOW, tuple(allowed), (), errors))  # type: ignore[no-any-return]
+    return new(Combined, (_DENY, (_NO_RULE,), (), errors))  # type: ignore[no-any-return]

@@ -240,6 +240,7 @@ def assemble(program: Program) -> None:
         _values=runtime.values_of,
         _over=budget.exceeded,
         _SIZED=runtime.SIZED,
+        _COUNTED=frozenset({tuple, frozenset, dict, str}),
         _items=runtime.items_of,
         _member=runtime.member,
         _member_kv=runtime.member_kv,

@@ -149,7 +149,13 @@ class CompiledPolicy:
     def run(self, input: Any, data: Any) -> Results:
         """Run the entrypoint definitions that can fire for `input`. A runtime error
         inside a definition is a `Fault`, never an exception."""
-        ctx = runtime.Ctx(input, data, None, budget.start(self.budget))
+        # the context built through its slots: `Ctx.__init__` is a Python-level call
+        ctx = _new_ctx(_Ctx)
+        ctx.input = input
+        ctx.data = data
+        ctx.memo = {}
+        ctx.meter = budget.start(self.budget)
+        ctx.mocks = {}
         hits: list[tuple[int, list[Any]]] = []
         faults: list[Fault] = []
         definitions = self.definitions
@@ -159,10 +165,11 @@ class CompiledPolicy:
         if self._fused is not None and selector is not None:
             # the unconditional definitions run inlined in one function; the indexed
             # ones that can fire for this input are called one by one
-            raised: list[tuple[int, Exception]] = []
-            self._fused(ctx, hits, raised)
-            for i, exc in raised:
-                faults.append(_fault(exc, definitions[i]))
+            # what it raised comes back as (definition, exception) in `faults`
+            self._fused(ctx, hits, faults)
+            if faults:
+                raised: list[Any] = faults
+                faults = [_fault(exc, definitions[i]) for i, exc in raised]
             candidates = selector.extra(input)
             fused = True
         elif selector is not None:
@@ -297,26 +304,35 @@ class CompiledPolicy:
         """One generated function that runs the given entrypoint definitions inline, in
         order: no call, no list hand-off per definition. Each body is the one its own
         function runs, generated once, placed in a one-pass loop that a failing literal
-        `break`s out of where the function `return`s, inside its own `try`, so a runtime
-        error is caught per definition, as when called."""
+        `break`s out of where the function `return`s (and that ends with a `break`),
+        inside its own `try`, so a runtime error is caught per definition, as when
+        called."""
         if not always:
             return None
-        lines: list[Line] = [(0, "def _decide_always(ctx, hits, raised):", False)]
+        lines: list[Line] = [
+            (0, "def _decide_always(ctx, hits, raised):", False),
+            (1, "out = []", False),
+        ]
         for i in always:
-            body = self._entry_bodies[self._functions[i].__name__]
+            body = self._entry_bodies[self._functions[i].__name__] or [(0, "pass", False)]
+            # a body `continue`s only inside the loops its `some`s open: at its top
+            # level a failing literal leaves. Then `while True:` … `break` is its
+            # one-pass loop, with no iterator made per definition
+            once = not any(indent == 0 and text.endswith("continue") for indent, text, _l in body)
+            # `out` is empty as each body starts: a new list only after one was kept
+            # (or a body failed part-way), not one per definition
             lines += [
-                (1, "out = []", False),
                 (1, "try:", False),
-                (2, "for _once in _ONCE:", False),
-                *(
-                    (3 + indent, text, leaves)
-                    for indent, text, leaves in body or [(0, "pass", False)]
-                ),
+                (2, "while True:" if once else "for _once in _ONCE:", False),
+                *((3 + indent, text, leaves) for indent, text, leaves in body),
+                *([(3, "break", False)] if once else []),
                 (1, "except Exception as exc:", False),
                 (2, f"raised.append(({i}, exc))", False),
+                (2, "out = []", False),
                 (1, "else:", False),
                 (2, "if out:", False),
                 (3, f"hits.append(({i}, out))", False),
+                (3, "out = []", False),
             ]
         namespace = self._namespace
         # inlined, a body leaves its one-pass loop where its own function returns
@@ -384,6 +400,10 @@ def hoist_context(source: str) -> str:
     prologue = [f"    {local} = ctx.{field}" for field, local in _HOISTED.items()]
     return "\n".join([lines[0], *prologue, *lines[1:]])
 
+
+#: One context per input, made without `Ctx.__init__` (`CompiledPolicy.run`).
+_new_ctx: Final = object.__new__
+_Ctx: Final = runtime.Ctx
 
 #: One `Results` per input: `tuple.__new__` skips the named tuple's Python-level
 #: `__new__` on the hot path.

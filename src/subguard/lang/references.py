@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from subguard.lang import ast
+from subguard.lang import ast, budget
 from subguard.lang.builtins import BUILTINS
 from subguard.lang.builtins_text import constant_pattern_error, plain_text
 from subguard.lang.emit import CHARGE, CHECK
@@ -249,6 +249,13 @@ class References:
                 f"_call_mock({cx}, {e.name!r}, _bc_{e.name.replace('.', '_')}{', ' if args else ''}{arg_code})",
                 builtin.result,
             )
+        if e.name == "count" and len(args) == 1 and e.name not in self.program.extra_builtins:
+            # what a person writes: the `len` of a small array, set, object or string,
+            # which is what the builtin returns for it, charging nothing; anything
+            # else (larger, another type) goes through the builtin, as before
+            q = self.tmp("q")
+            small = f"type({q} := {arg_code}) in _COUNTED and len({q}) <= {budget.FREE_SIZE}"
+            return f"(len({q}) if {small} else {fname}({q}))", builtin.result
         return f"{fname}({arg_code})", builtin.result
 
     def fast_sprintf(self, e: ast.Call, cx: str) -> str | None:
@@ -276,7 +283,8 @@ class References:
                 parts.append(repr(piece))
             if i < len(values.items):
                 code, _t = self.expr(values.items[i], cx)
-                parts.append(f"_plain({code})")
+                q = self.tmp("q")  # a string prints as itself: no call for it
+                parts.append(f"({q} if type({q} := {code}) is str else _plain({q}))")
         self.program.namespace["_plain"] = plain_text
         return "(" + " + ".join(parts or ["''"]) + ")"
 

@@ -39,6 +39,10 @@ class Requirement(NamedTuple):
 
     path: Path
     values: frozenset[str]
+    #: Whether every literal before the one stating it evaluates without a rule error
+    #: (only to true, false or undefined): then a definition skipped because its input
+    #: cannot meet the requirement would not have failed either.
+    after_plain: bool = True
 
 
 def requirements(rule: ast.Rule, imports: Mapping[str, ast.Ref]) -> tuple[Requirement, ...]:
@@ -47,19 +51,42 @@ def requirements(rule: ast.Rule, imports: Mapping[str, ast.Ref]) -> tuple[Requir
         return ()  # an `else` produces a value exactly when the body does not hold
     binders: dict[str, Path] = {}  # iteration variable → the path it ranges over
     found: list[Requirement] = []
+    plain = True  # every literal so far evaluates without a rule error
     for lit in rule.body:
         if isinstance(lit, ast.SomeIn):
-            if lit.key is None:
-                path = _path(lit.collection, binders, imports)
-                if path is not None:
-                    binders[lit.value] = (*path, EACH)
+            path = _path(lit.collection, binders, imports) if lit.key is None else None
+            if path is not None:
+                binders[lit.value] = (*path, EACH)
+            plain = plain and path is not None
             continue
-        if not isinstance(lit, ast.ExprLiteral):
+        if isinstance(lit, ast.SomeDecl):
             continue
-        requirement = _requirement(lit.expr, binders, imports)
-        if requirement is not None:
-            found.append(requirement)
+        if not isinstance(lit, ast.ExprLiteral | ast.NotLiteral):
+            plain = False
+            continue
+        if isinstance(lit, ast.ExprLiteral):
+            requirement = _requirement(lit.expr, binders, imports)
+            if requirement is not None:
+                found.append(requirement if plain else requirement._replace(after_plain=False))
+        plain = plain and _plain(lit.expr, binders, imports)
     return tuple(found)
+
+
+def _plain(e: ast.Expr, binders: Mapping[str, Path], imports: Mapping[str, ast.Ref]) -> bool:
+    """Whether evaluating `e` can only give a value or be undefined, never fail with a
+    rule error: constants, paths under `input`, `==`/`!=` and `in` over them. Calls,
+    arithmetic, orderings, other rules and comprehensions may fail."""
+    if isinstance(e, ast.Scalar):
+        return True
+    if isinstance(e, ast.Var | ast.Ref):
+        return _path(e, binders, imports) is not None
+    if isinstance(e, ast.BinOp):
+        return e.op in ("==", "!=") and all(_plain(x, binders, imports) for x in (e.left, e.right))
+    if isinstance(e, ast.Member):
+        return e.key is None and all(_plain(x, binders, imports) for x in (e.element, e.collection))
+    if isinstance(e, ast.SetLit | ast.Array):
+        return all(_plain(i, binders, imports) for i in e.items)
+    return False
 
 
 def _requirement(
