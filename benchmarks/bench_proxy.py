@@ -347,11 +347,12 @@ def main() -> None:
                         )
                         used = cpu_seconds(pids.get(name)) - used
                         tps.setdefault((name, mode), []).append(got)
-                        # the middle process's CPU per statement (pgbench reports TPS over -T seconds)
-                        cpu.setdefault((name, mode), []).append(
-                            used / (got * int(args.seconds)) * 1e6
-                        )
                         print(f"round {r + 1} {mode:8} {name:32} {got:10.0f} tps", flush=True)
+                        if name in pids:  # the middle process's CPU per statement (pgbench's
+                            # TPS is over -T seconds); direct has no middle process
+                            cpu.setdefault((name, mode), []).append(
+                                used / (got * int(args.seconds)) * 1e6
+                            )
             for name in names:
                 port, password = targets[name]
                 with tempfile.TemporaryDirectory() as logs:
