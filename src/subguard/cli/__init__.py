@@ -20,6 +20,7 @@ import click
 import orjson
 
 from subguard.cli._lazy import FAST_EXIT, LazyGroup
+from subguard.cli._options import data_option, rules_option
 from subguard.engine import (
     INPUT_SCHEMA,
     BatchItem,
@@ -368,21 +369,8 @@ def _open_store(url: str | None) -> Any:
 
 
 @main.command("eval")
-@click.option(
-    "--rules",
-    "rules",
-    multiple=True,
-    required=True,
-    type=click.Path(),
-    help="Policy file or directory (repeatable).",
-)
-@click.option(
-    "--data",
-    "data_files",
-    multiple=True,
-    type=click.Path(),
-    help="JSON merged at the root of `data` (repeatable).",
-)
+@rules_option()
+@data_option()
 @click.option("--sql", help="One SQL request.")
 @click.option("--command", "command_text", help="One shell command request.")
 @click.option("--subject", "subject_id", default="", help="The subject's id.")

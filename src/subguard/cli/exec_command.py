@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from subguard.cli._options import data_option, rules_option
 from subguard.errors import ConfigError, PolicyError, SubguardError
 
 __all__ = ["register"]
@@ -62,21 +63,8 @@ class _Spinner:
 @click.command(
     "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
 )
-@click.option(
-    "--rules",
-    "rules",
-    multiple=True,
-    required=True,
-    type=click.Path(),
-    help="Policy file or directory (repeatable).",
-)
-@click.option(
-    "--data",
-    "data_files",
-    multiple=True,
-    type=click.Path(),
-    help="JSON merged at the root of `data` (repeatable).",
-)
+@rules_option()
+@data_option()
 @click.option(
     "--store",
     "store_url",

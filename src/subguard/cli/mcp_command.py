@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
+from subguard.cli._options import data_option, rules_option
 from subguard.engine import Engine, Resource, Subject, load_policy
 from subguard.engine.sources import load_data
 from subguard.errors import ConfigError, PolicyError, PolicyErrors, SubguardError
@@ -138,20 +139,8 @@ def _resource(
 
 
 @click.command("mcp", context_settings={"show_default": True})
-@click.option(
-    "--rules",
-    "rules",
-    multiple=True,
-    type=click.Path(),
-    help="Policy file or directory (repeatable).",
-)
-@click.option(
-    "--data",
-    "data_files",
-    multiple=True,
-    type=click.Path(),
-    help="JSON merged at the root of `data` (repeatable).",
-)
+@rules_option(required=False)
+@data_option()
 @click.option(
     "--store",
     "store_url",

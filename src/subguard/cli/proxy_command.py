@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from subguard.cli._options import data_option, rules_option
 from subguard.errors import ConfigError, PolicyError, SubguardError
 
 __all__ = ["register"]
@@ -37,15 +38,8 @@ def proxy() -> None:
     type=click.Path(dir_okay=False),
     help="A file holding the upstream password.",
 )
-@click.option(
-    "--rules", multiple=True, type=click.Path(), help="Policy file or directory (repeatable)."
-)
-@click.option(
-    "--data",
-    multiple=True,
-    type=click.Path(),
-    help="JSON merged at the root of `data` (repeatable).",
-)
+@rules_option(required=False)
+@data_option("data")
 @click.option("--store", help="The decision log's URL (sqlite:///path, postgresql://…, memory://).")
 @click.option(
     "--jwt-secret-file",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from subguard.cli._options import data_option
 from subguard.engine.sources import load_data
 from subguard.errors import ConfigError, PolicyError, PolicyErrors, SubguardError
 from subguard.testing.runner import TestReport, TestResult, run_tests
@@ -160,13 +161,7 @@ def _junit(report: TestReport, path: Path) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-@click.option(
-    "--data",
-    "data_files",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="JSON merged at the root of `data` (repeatable).",
-)
+@data_option(path=click.Path(exists=True, dir_okay=False))
 @click.option("-v", "--verbose", is_flag=True, help="Show the location of every test.")
 def test_command(
     paths: tuple[str, ...],
