@@ -12,9 +12,10 @@ import attrs
 
 from subguard.errors import ConfigError
 
-__all__ = ["IdentityConfig"]
+__all__ = ["IDENTITY_SETTINGS", "IdentityConfig"]
 
-_FIELDS = (
+#: The settings an `[identity]` table (or `IdentityConfig.from_dict`) may hold.
+IDENTITY_SETTINGS = (
     "jwt_secret_file",
     "public_key_files",
     "jwks_file",
@@ -90,10 +91,10 @@ class IdentityConfig:
         """From a configuration table (`[identity]` of subguard.toml): unknown keys and
         wrong types are a `ConfigError` naming the key; relative paths are taken from
         `base` (the configuration file's folder)."""
-        unknown = sorted(set(doc) - set(_FIELDS))
+        unknown = sorted(set(doc) - set(IDENTITY_SETTINGS))
         if unknown:
             raise ConfigError(
-                f"{where}: `{unknown[0]}` is not an identity setting (known: {', '.join(_FIELDS)})"
+                f"{where}: `{unknown[0]}` is not an identity setting (known: {', '.join(IDENTITY_SETTINGS)})"
             )
 
         def path(value: Any, key: str) -> str:

@@ -29,6 +29,7 @@ import attrs
 from subguard.adapters.postgres.upstream import UpstreamTarget
 from subguard.errors import ConfigError
 from subguard.identity import IdentityConfig
+from subguard.identity._config import IDENTITY_SETTINGS
 
 __all__ = ["ProxyConfig", "read_config_file"]
 
@@ -48,19 +49,7 @@ _TABLES: dict[str, frozenset[str]] = {
     ),
     "policy": frozenset({"rules", "data"}),
     "store": frozenset({"url"}),
-    "identity": frozenset(
-        {
-            "jwt_secret_file",
-            "public_key_files",
-            "jwks_file",
-            "issuer",
-            "audience",
-            "subject_claim",
-            "groups_claim",
-            "leeway",
-            "require_exp",
-        }
-    ),
+    "identity": frozenset(IDENTITY_SETTINGS),
     "approval": frozenset({"timeout"}),
     "masking": frozenset({"key_file"}),
     "resource": frozenset(
