@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import Any
 
 from subguard.engine import CheckBatch, Decision, Engine, Request, Resource, Subject
 
@@ -118,7 +117,12 @@ class AsyncDecider:
         self.batches += 1
         self.decisions += len(futures)
         if self.inline_commit:
-            self._settle(futures, batch.commit, None)
+            try:
+                decisions = batch.commit()
+            except BaseException as exc:  # commit never raises; if it did, fail closed
+                self._settle(futures, None, exc)
+            else:
+                self._settle(futures, decisions, None)
             return
         loop = asyncio.get_running_loop()
         try:
@@ -131,21 +135,19 @@ class AsyncDecider:
     def _settled(
         self, futures: list[asyncio.Future[Decision]], done: asyncio.Future[list[Decision]]
     ) -> None:
-        if done.cancelled():
-            self._settle(futures, None, asyncio.CancelledError())
+        try:
+            decisions = done.result()
+        except BaseException as exc:  # cancelled, or a commit that raised: fail closed
+            self._settle(futures, None, exc)
         else:
-            error = done.exception()
-            self._settle(futures, (lambda: done.result()) if error is None else None, error)
+            self._settle(futures, decisions, None)
 
     def _settle(
-        self, futures: list[asyncio.Future[Decision]], result: Any, error: BaseException | None
+        self,
+        futures: list[asyncio.Future[Decision]],
+        decisions: list[Decision] | None,
+        error: BaseException | None,
     ) -> None:
-        decisions: list[Decision] | None = None
-        if error is None:
-            try:
-                decisions = result()
-            except BaseException as exc:  # commit never raises; if it did, fail closed
-                error = exc
         for i, future in enumerate(futures):
             if future.done():
                 continue

@@ -75,11 +75,13 @@ class LaterWriter:
         if not self._queue:  # the common case, without the lock (a stale answer is harmless)
             return []
         with self._ready:
-            if not self._queue:
-                return []
-            taken = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch))]
-            self._busy += len(taken)
-            return taken
+            return self._take_locked()
+
+    def _take_locked(self) -> list[PendingEvent]:
+        """Up to `batch` queued events, counted busy until settled; with the lock held."""
+        taken = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch))]
+        self._busy += len(taken)
+        return taken
 
     def settle(self, taken: list[PendingEvent], *, written: bool) -> None:
         """After the write `take` was for: counted as written, or queued again (first)."""
@@ -130,8 +132,7 @@ class LaterWriter:
             if self.linger > 0:
                 time.sleep(self.linger)
             with self._ready:
-                taken = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch))]
-                self._busy += len(taken)
+                taken = self._take_locked()
             if not taken:  # a decisions' commit took them meanwhile
                 continue
             try:
